@@ -1,0 +1,358 @@
+"""Checkpoints: safetensors weights plus JSON metadata that rebuilds the model.
+
+A file holds the generator's tensors (and, for training runs, extra tensors
+under `extra/`), and one metadata key `ganvj` with JSON:
+{"format": 1, "arch", "kind", "config", "resolution", "z_dim", "training", ...}.
+Loading parses the header by hand, checks every tensor against the rebuilt
+model, and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from models.dcgan import DCGANConfig, DCGANGenerator
+from models.encoder import Encoder, EncoderConfig
+from models.pix2pix import Pix2PixConfig, UNetGenerator
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+METADATA_KEY = "ganvj"
+EXTRA_PREFIX = "extra/"
+MAX_HEADER_BYTES = 16 * 1024 * 1024  # a header larger than this is not ours
+DEFAULT_FILES = {
+    "unconditional": "default-dcgan-128.safetensors",
+    "image2image": "default-pix2pix-128.safetensors",
+    "encoder": "default-encoder-128.safetensors",
+}
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be loaded; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """How to rebuild the served module of one architecture from its config."""
+
+    kind: str
+    config_cls: type
+    build: Callable[[Any], nn.Module]
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "dcgan": Architecture("unconditional", DCGANConfig, lambda c: DCGANGenerator(config=c)),
+    "pix2pix": Architecture("image2image", Pix2PixConfig, lambda c: UNetGenerator(config=c)),
+    "encoder": Architecture("encoder", EncoderConfig, lambda c: Encoder(config=c)),
+}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to serve: the module in eval mode plus what the file says about it."""
+
+    name: str  # file stem
+    path: Path
+    arch: str  # "dcgan" | "pix2pix" | "encoder"
+    kind: str  # "unconditional" | "image2image" | "encoder"
+    module: nn.Module  # eval mode, on the requested device, float32
+    resolution: int
+    z_dim: int | None  # None for image2image
+    metadata: dict[str, Any]  # the whole JSON metadata
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model file's header says, read without touching the weights."""
+
+    name: str
+    path: Path
+    arch: str
+    kind: str
+    resolution: int
+    z_dim: int | None
+    size_bytes: int
+    metadata: dict[str, Any]
+
+
+def save_checkpoint(
+    path: Path,
+    *,
+    arch: str,
+    config: object,
+    weights: dict[str, Tensor] | nn.Module,
+    training: dict[str, Any],
+    extra_tensors: dict[str, Tensor] | None = None,
+    half: bool = False,
+    extra_metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write weights and metadata atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}")
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError("config must be a dataclass instance")
+    state = weights.state_dict() if isinstance(weights, nn.Module) else dict(weights)
+    tensors: dict[str, Tensor] = {}
+    for name, tensor in state.items():
+        t = tensor.detach().to("cpu")
+        if half and t.is_floating_point():
+            t = t.to(torch.float16)
+        tensors[name] = t.contiguous()
+    for name, tensor in (extra_tensors or {}).items():
+        tensors[EXTRA_PREFIX + name] = tensor.detach().to("cpu").contiguous()
+    config_dict = dataclasses.asdict(config)
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "arch": arch,
+        "kind": ARCHITECTURES[arch].kind,
+        "config": config_dict,
+        "resolution": config_dict["resolution"],
+        "z_dim": config_dict.get("z_dim"),
+        "training": training,
+    }
+    for key, value in (extra_metadata or {}).items():
+        if key in meta:
+            raise ValueError(f"extra metadata key {key!r} clashes with a reserved key")
+        meta[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp_name, metadata={METADATA_KEY: json.dumps(meta)})
+        with open(tmp_name, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def read_header(path: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parse a safetensors header: (ganvj metadata, tensor table). Raises CheckpointError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path}: not a safetensors file (only {size} bytes)")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER_BYTES or n > size - 8:
+                raise CheckpointError(
+                    f"{path}: not a safetensors file or truncated (header claims {n} bytes)"
+                )
+            raw = f.read(n)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: not a safetensors file (bad header JSON)") from exc
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: not a safetensors file (header is not an object)")
+    file_meta = header.pop("__metadata__", None) or {}
+    end = 0
+    for name, entry in header.items():
+        try:
+            end = max(end, int(entry["data_offsets"][1]))
+        except (TypeError, KeyError, IndexError, ValueError) as exc:
+            raise CheckpointError(f"{path}: malformed entry for tensor {name!r}") from exc
+    if 8 + n + end > size:
+        raise CheckpointError(
+            f"{path}: truncated: the header promises {8 + n + end} bytes, the file has {size}"
+        )
+    if not isinstance(file_meta, dict) or METADATA_KEY not in file_meta:
+        raise CheckpointError(f"{path}: no ganvj metadata: not a ganvj model file")
+    try:
+        meta = json.loads(file_meta[METADATA_KEY])
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: ganvj metadata is not valid JSON") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: ganvj metadata is not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unsupported format {meta.get('format')!r} (expected 1)")
+    arch = meta.get("arch")
+    if arch not in ARCHITECTURES:
+        raise CheckpointError(
+            f"{path}: unknown architecture {arch!r} (expected one of {', '.join(ARCHITECTURES)})"
+        )
+    return meta, header
+
+
+def config_from_dict(cls: type, data: Any, *, path: Path) -> Any:
+    """Rebuild a config dataclass from JSON with type and range checks."""
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: config is not a JSON object")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise CheckpointError(f"{path}: unknown {cls.__name__} keys: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        expected = str(fields[name].type)
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "float": isinstance(value, int | float) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+            "str": isinstance(value, str),
+        }.get(expected, False)
+        if not ok:
+            raise CheckpointError(
+                f"{path}: {cls.__name__}.{name} should be {expected}, got {value!r}"
+            )
+        kwargs[name] = float(value) if expected == "float" else value
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: bad config: {exc}") from exc
+
+
+def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Metadata and every tensor of a checkpoint (extras included), on the CPU."""
+    path = Path(path)
+    meta, _ = read_header(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: unreadable tensors: {exc}") from exc
+    return meta, tensors
+
+
+def build_module(meta: dict[str, Any], *, path: Path) -> tuple[Any, nn.Module]:
+    """The config and a freshly initialised module for a checkpoint's metadata."""
+    arch = ARCHITECTURES[meta["arch"]]
+    config = config_from_dict(arch.config_cls, meta.get("config"), path=path)
+    return config, arch.build(config)
+
+
+def check_state(module: nn.Module, tensors: dict[str, Tensor], *, path: Path, arch: str) -> None:
+    """Raise CheckpointError unless the tensors match the module name for name, shape for shape."""
+    expected = module.state_dict()
+    got = {k: v for k, v in tensors.items() if not k.startswith(EXTRA_PREFIX)}
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensors (first: {missing[0]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensors (first: {unexpected[0]})")
+        raise CheckpointError(
+            f"{path}: tensors do not match a {arch} model with this config: {'; '.join(parts)}"
+        )
+    for name, tensor in expected.items():
+        if tuple(got[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{path}: tensor {name} has shape {tuple(got[name].shape)}, "
+                f"a {arch} model with this config needs {tuple(tensor.shape)}"
+            )
+
+
+def load_model(
+    path: Path | str, device: torch.device | str = "cpu", *, arch: str | None = None
+) -> LoadedModel:
+    """Load a model file for serving; `arch` (optional) demands one architecture."""
+    path = Path(path)
+    meta, tensors = read_tensors(path)
+    if arch is not None and meta["arch"] != arch:
+        raise CheckpointError(f"{path}: is a {meta['arch']} model, expected a {arch} model")
+    config, module = build_module(meta, path=path)
+    check_state(module, tensors, path=path, arch=meta["arch"])
+    state = {
+        k: (v.float() if v.is_floating_point() else v)
+        for k, v in tensors.items()
+        if not k.startswith(EXTRA_PREFIX)
+    }
+    module.load_state_dict(state)
+    module.to(device).eval()
+    kind = ARCHITECTURES[meta["arch"]].kind
+    return LoadedModel(
+        name=path.stem,
+        path=path,
+        arch=meta["arch"],
+        kind=kind,
+        module=module,
+        resolution=config.resolution,
+        z_dim=None if kind == "image2image" else config.z_dim,
+        metadata=meta,
+    )
+
+
+def extra_tensors(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The tensors saved under `extra_tensors`, with their prefix removed."""
+    n = len(EXTRA_PREFIX)
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+
+
+def weights_dir() -> Path:
+    """The folder of the shipped default models."""
+    return Path(__file__).resolve().parent / "weights"
+
+
+def user_models_dir() -> Path:
+    """Where a user's own models live ($GANVJ_MODELS_DIR or ~/.local/share/ganvj/models)."""
+    return Path(os.environ.get("GANVJ_MODELS_DIR", "~/.local/share/ganvj/models")).expanduser()
+
+
+def default_model_path(kind: str = "unconditional") -> Path:
+    """The shipped default model file for a kind."""
+    if kind not in DEFAULT_FILES:
+        raise ValueError(
+            f"unknown model kind {kind!r} (expected one of {', '.join(DEFAULT_FILES)})"
+        )
+    return weights_dir() / DEFAULT_FILES[kind]
+
+
+def list_models(dirs: list[Path] | None = None) -> list[ModelInfo]:
+    """Every loadable-looking model file in the folders, from headers only."""
+    folders = [weights_dir(), user_models_dir()] if dirs is None else dirs
+    found: list[ModelInfo] = []
+    for folder in folders:
+        if not Path(folder).is_dir():
+            continue
+        for path in sorted(Path(folder).glob("*.safetensors")):
+            try:
+                meta, _ = read_header(path)
+                config = meta.get("config") or {}
+                kind = ARCHITECTURES[meta["arch"]].kind
+                found.append(
+                    ModelInfo(
+                        name=path.stem,
+                        path=path,
+                        arch=meta["arch"],
+                        kind=kind,
+                        resolution=int(config.get("resolution", meta.get("resolution", 0))),
+                        z_dim=None if kind == "image2image" else config.get("z_dim"),
+                        size_bytes=path.stat().st_size,
+                        metadata=meta,
+                    )
+                )
+            except (CheckpointError, TypeError, ValueError) as exc:
+                logger.warning("skipping %s: %s", path, exc)
+    return found
+
+
+def file_sha256(path: Path | str) -> str:
+    """Hex SHA-256 of a file's bytes (ties an encoder to the generator it inverts)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,128 @@
+"""DCGAN generator and discriminator for any power-of-two resolution."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+MIN_RESOLUTION = 8
+MAX_RESOLUTION = 1024
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    """Shape of a DCGAN: output size, latent size and channel widths."""
+
+    resolution: int = 128  # power of two, 8..1024 (the CLI offers 64..1024)
+    z_dim: int = 128
+    ngf: int = 64  # generator channels at the last hidden layer
+    ndf: int = 64  # discriminator channels at the first layer
+    max_channels: int = 256  # cap on every layer's width
+
+    def __post_init__(self) -> None:
+        check_resolution(self.resolution)
+        for name in ("z_dim", "ngf", "ndf", "max_channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DCGANConfig.{name} must be a positive int, got {value!r}")
+
+
+def check_resolution(
+    resolution: int, low: int = MIN_RESOLUTION, high: int = MAX_RESOLUTION
+) -> None:
+    """Raise ValueError unless resolution is a power of two in [low, high]."""
+    ok = isinstance(resolution, int) and not isinstance(resolution, bool)
+    if not ok or resolution < low or resolution > high or resolution & (resolution - 1):
+        raise ValueError(
+            f"resolution must be a power of two from {low} to {high}, got {resolution!r}"
+        )
+
+
+def stage_channels(*, width: int, resolution: int, size: int, cap: int) -> int:
+    """Channels of a feature map of side `size`: doubles per halving of size, capped."""
+    return min(cap, width * resolution // (2 * size))
+
+
+class DCGANGenerator(nn.Module):
+    """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1] through strided transposed convs."""
+
+    def __init__(self, *, config: DCGANConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.z_dim = config.z_dim
+        self.resolution = config.resolution
+        R, cap = config.resolution, config.max_channels
+        c0 = stage_channels(width=config.ngf, resolution=R, size=4, cap=cap)
+        # project: (B, z_dim, 1, 1) -> (B, c0, 4, 4)
+        self.project = nn.Sequential(
+            nn.ConvTranspose2d(config.z_dim, c0, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(c0),
+            nn.ReLU(inplace=True),
+        )
+        blocks: list[nn.Module] = []
+        size, c_in = 4, c0
+        while size * 2 < R:
+            c_out = stage_channels(width=config.ngf, resolution=R, size=size * 2, cap=cap)
+            blocks += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(inplace=True),
+            ]
+            size, c_in = size * 2, c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.to_rgb = nn.ConvTranspose2d(c_in, 3, 4, 2, 1)
+        self.apply(init_weights)
+
+    def forward(self, z: Tensor) -> Tensor:
+        x = z.reshape(z.shape[0], self.z_dim, 1, 1)  # (B, z_dim, 1, 1)
+        x = self.project(x)  # (B, c0, 4, 4)
+        x = self.blocks(x)  # (B, ngf, R/2, R/2)
+        return torch.tanh(self.to_rgb(x))  # (B, 3, R, R)
+
+
+class DCGANDiscriminator(nn.Module):
+    """Image (B, 3, R, R) -> one logit per image (B,) through strided convs."""
+
+    def __init__(self, *, config: DCGANConfig) -> None:
+        super().__init__()
+        self.config = config
+        R, cap = config.resolution, config.max_channels
+        layers: list[nn.Module] = []
+        size, c_in = R, 3
+        while size > 4:
+            c_out = stage_channels(width=config.ndf, resolution=R, size=size // 2, cap=cap)
+            layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False))
+            if c_in != 3:
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            size, c_in = size // 2, c_out
+        self.features = nn.Sequential(*layers)
+        self.to_logit = nn.Conv2d(c_in, 1, 4, 1, 0)
+        self.apply(init_weights)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.features(x)  # (B, C, 4, 4)
+        return self.to_logit(h).flatten()  # (B,)
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: N(0, 0.02) convs, N(1, 0.02) batch-norm scales."""
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def num_stages(resolution: int) -> int:
+    """Number of doublings from 4x4 to the resolution."""
+    return int(math.log2(resolution)) - 2
