@@ -1,27 +1,475 @@
 """The performer-facing latent state: where in latent space the picture is.
 
-Pure and clock-driven: the render thread calls `latent()` once per frame with
-the frame's time. No threads, no I/O, so it is tested with a simulated clock.
+Pure and clock-driven: the render thread applies commands with `apply()` and
+calls `latent()` once per frame with the frame's time. No threads, no I/O, no
+clock of its own, so it is tested with a simulated clock.
+
+The position is a motion from `from` to a target (a fixed latent, or the
+moving wander loop) over a duration with an easing; every new target starts
+from wherever the picture is, so nothing ever jumps unless asked to (a morph
+of 0 seconds). Directions and truncation are live layers on top: a stored
+keyframe is the position under them.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
 from torch import Tensor
 
-from models.latent import Wander
+from models.latent import EASINGS, Wander, ease, interpolate, random_latent
+from server.commands import DIRECTIONS, KEYFRAMES, Command, CommandError, lookup, parse
+from server.tempo import TempoClock
+
+logger = logging.getLogger(__name__)
+
+DIRECTION_SCALE = 3.0  # a fader at 1.0 moves this far along a unit direction
+WANDER_FADE_SECONDS = 2.0  # turning wander on glides onto the loop
+XY_GLIDE_SECONDS = 0.08  # XY pad messages glide, so a coarse pad never cuts
+
+# Settings kept in the show file, as the commands that restore them.
+PERSISTED = (
+    "/keyframe/interp",
+    "/keyframe/ease",
+    "/keyframe/quantize",
+    "/keyframe/unit",
+    "/keyframe/morph",
+    "/latent/wander",
+    "/latent/speed",
+    "/latent/truncation",
+    "/sequence/length",
+    "/sequence/step",
+    "/tempo/bpm",
+    *(f"/latent/dir/{k}" for k in range(1, DIRECTIONS + 1)),
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A state change to send as feedback; `to` None means every subscriber."""
+
+    address: str
+    args: tuple[object, ...]
+    to: object = None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    start: float
+    target: Tensor
+    duration: float
+    keyframe: int  # 0 when the target is not a keyframe
+
+
+def orthonormal_directions(z_dim: int, count: int, seed: int = 0) -> Tensor:
+    """`count` orthonormal directions of a z_dim space, the same for a seed."""
+    generator = torch.Generator().manual_seed(int(seed) + 104729)
+    basis = torch.randn(z_dim, count, generator=generator)
+    q, _ = torch.linalg.qr(basis)  # (z_dim, count), orthonormal columns
+    return q.T.contiguous()  # (count, z_dim)
+
+
+def bilinear(corners: Tensor, x: float, y: float, *, mode: str) -> Tensor:
+    """Blend four corner latents (4, z_dim): (0,0), (1,0), (0,1), (1,1)."""
+    top = interpolate(corners[0], corners[1], x, mode=mode)
+    bottom = interpolate(corners[2], corners[3], x, mode=mode)
+    return interpolate(top, bottom, y, mode=mode)
 
 
 class PlayState:
-    """Latent position of the live picture (drift only, for now)."""
+    """Latent position of the live picture; the render thread is its only user."""
 
-    def __init__(self, *, z_dim: int, seed: int = 0, wander_speed: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        z_dim: int,
+        seed: int = 0,
+        wander_speed: float = 1.0,
+        keyframes: int = KEYFRAMES,
+        directions: Tensor | None = None,
+        mean: Tensor | None = None,
+        tempo: TempoClock | None = None,
+    ) -> None:
+        if keyframes < 4:
+            raise ValueError(f"keyframes must be at least 4 (the XY corners), got {keyframes}")
         self.z_dim = z_dim
+        self.tempo = tempo if tempo is not None else TempoClock()
+        self._seed = seed
+        self._rng = torch.Generator().manual_seed(int(seed) + 15485863)
+        self.bank = torch.stack([random_latent(seed * 1009 + i + 1, z_dim) for i in range(keyframes)])
+        if directions is None:
+            count = min(DIRECTIONS, z_dim)
+            directions = orthonormal_directions(z_dim, count, seed)
+        self.directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        self.mean = mean if mean is not None else torch.zeros(z_dim)
+        # Settings
+        self.interp = "slerp"
+        self.easing = "smooth"
+        self.quantize = "off"
+        self.unit = "seconds"
+        self.morph_time = 2.0
         self.wander_speed = wander_speed
+        self.wander = True
+        self.truncation = 1.0
+        self.amounts = [0.0] * DIRECTIONS
+        self.xy = (0.5, 0.5)
+        self.seed = seed
+        self.current = 0  # keyframe last jumped to, 0 for none
+        self.sequence_length = min(8, keyframes)
+        self.sequence_step = 4.0
+        self.playing = False
+        # Motion
         self._wander = Wander(z_dim=z_dim, seed=seed)
         self._wander_clock = 0.0
+        start = self._wander.at(0.0)
+        self._from = start
+        self._to: Tensor | None = None  # None: the wander loop
+        self._start = 0.0
+        self._duration = 0.0
+        self._pending: _Pending | None = None
+        self._events: list[Change] = []
+
+    # Per frame
 
     def latent(self, now: float, dt: float) -> Tensor:
         """The latent for the frame at `now`, `dt` seconds after the previous one."""
-        del now  # keyframe morphs will need it; drift only needs dt
-        self._wander_clock += dt * self.wander_speed
-        return self._wander.at(self._wander_clock)  # (z_dim,)
+        if self.wander and self._to is None:
+            self._wander_clock += dt * self.wander_speed
+        if self._pending is not None and now >= self._pending.start:
+            self._activate(self._pending, now)
+        if self.playing and self._pending is None:
+            self._advance_sequence(now)
+        z = self._anchor(now)
+        if any(self.amounts):
+            count = self.directions.shape[0]
+            weights = torch.tensor(self.amounts[:count], dtype=z.dtype)
+            z = z + DIRECTION_SCALE * (weights[:, None] * self.directions[: len(weights)]).sum(0)
+        if self.truncation != 1.0:
+            z = self.mean + self.truncation * (z - self.mean)
+        return z  # (z_dim,)
+
+    def take_changes(self) -> list[Change]:
+        """Changes that happened with time (a sequence step, a quantized jump landing)."""
+        events, self._events = self._events, []
+        return events
+
+    # Commands
+
+    def apply(self, command: Command, now: float) -> list[Change]:
+        """Apply one validated command at `now`; the feedback to send."""
+        if command.query:
+            return [self.query(command.address, to=command.origin)]
+        handler = _HANDLERS.get(command.name)
+        if handler is None:
+            raise CommandError(f"{command.address}: not handled by the latent state")
+        return handler(self, command, now)
+
+    def handles(self, command: Command) -> bool:
+        """True when `apply()` understands this command (the engine handles the rest)."""
+        return command.name in _HANDLERS or command.name in _QUERIES
+
+    def query(self, address: str, *, to: object = None) -> Change:
+        """The current value of an address, as a Change."""
+        spec, path = lookup(address)
+        answer = _QUERIES.get(spec.pattern)
+        if answer is None:
+            raise CommandError(f"{address}: not answered by the latent state")
+        return Change(address, answer(self, path), to)
+
+    def state(self) -> list[Change]:
+        """Every value this state answers, e.g. to greet a new controller."""
+        out = []
+        for pattern in _QUERIES:
+            spec, _ = lookup(pattern) if "{" not in pattern else (None, None)
+            if spec is None:
+                out.extend(self.query(f"/latent/dir/{k}") for k in range(1, DIRECTIONS + 1))
+            else:
+                out.append(self.query(pattern))
+        return out
+
+    # Show file
+
+    def snapshot(self) -> dict[str, object]:
+        """Keyframes and settings as JSON-ready data."""
+        return {
+            "z_dim": self.z_dim,
+            "keyframes": [[float(v) for v in row] for row in self.bank.tolist()],
+            "settings": {address: list(self.query(address).args) for address in PERSISTED},
+        }
+
+    def restore(self, data: Mapping[str, object], now: float) -> list[Change]:
+        """Load a snapshot (validated here, through the registry); ValueError if bad."""
+        keyframes = data.get("keyframes")
+        if keyframes is not None:
+            bank = torch.tensor(keyframes, dtype=torch.float32)
+            if bank.ndim != 2 or bank.shape[1] != self.z_dim:
+                raise ValueError(f"keyframes must be (n, {self.z_dim}), got {tuple(bank.shape)}")
+            if not bool(torch.isfinite(bank).all()):
+                raise ValueError("keyframes contain NaN or infinity")
+            count = min(bank.shape[0], self.bank.shape[0])
+            self.bank[:count] = bank[:count]
+        settings = data.get("settings", {})
+        if not isinstance(settings, Mapping):
+            raise ValueError("settings must be an object of address -> args")
+        commands = [parse(address, args) for address, args in settings.items()]  # type: ignore[arg-type]
+        changes: list[Change] = []
+        for command in commands:
+            changes.extend(self.apply(command, now))
+        return changes
+
+    # Motion
+
+    def _anchor(self, now: float) -> Tensor:
+        target = self._wander.at(self._wander_clock) if self._to is None else self._to
+        if self._duration <= 0.0 or now >= self._start + self._duration:
+            return target
+        if now <= self._start:
+            return self._from
+        progress = ease(self.easing, (now - self._start) / self._duration)
+        if progress >= 1.0:
+            return target
+        return interpolate(self._from, target, progress, mode=self.interp)
+
+    def _glide(self, target: Tensor | None, now: float, duration: float) -> None:
+        self._from = self._anchor(now)
+        self._to = target
+        self._start = now
+        self._duration = duration
+
+    def _seconds(self, time: float) -> float:
+        return self.tempo.beats_to_seconds(time) if self.unit == "beats" else time
+
+    def _start_time(self, now: float, grid: str | None = None) -> float:
+        grid = grid or self.quantize
+        if grid == "beat":
+            return self.tempo.next_beat(now)
+        if grid == "bar":
+            return self.tempo.next_bar(now)
+        return now
+
+    def _jump(self, target: Tensor, now: float, duration: float, keyframe: int) -> list[Change]:
+        changes = self._stop_wander()
+        pending = _Pending(self._start_time(now), target, duration, keyframe)
+        if pending.start <= now:
+            self._activate(pending, now)
+            if keyframe:
+                changes.append(Change("/keyframe/current", (keyframe,)))
+        else:
+            self._pending = pending
+        return changes
+
+    def _activate(self, pending: _Pending, now: float) -> None:
+        self._pending = None
+        self._from = self._anchor(now)
+        self._to = pending.target
+        self._start = pending.start
+        self._duration = pending.duration
+        if pending.keyframe and pending.start < now:
+            # A quantized jump landing: the frame that shows it reports it.
+            self._events.append(Change("/keyframe/current", (pending.keyframe,)))
+        if pending.keyframe:
+            self.current = pending.keyframe
+
+    def _stop_wander(self) -> list[Change]:
+        if not self.wander:
+            return []
+        self.wander = False
+        return [Change("/latent/wander", (0,))]
+
+    def _stop_sequence(self) -> list[Change]:
+        if not self.playing:
+            return []
+        self.playing = False
+        return [Change("/sequence/play", (0,))]
+
+    def _advance_sequence(self, now: float) -> None:
+        end = self._start + self._duration
+        if now < end:
+            return
+        step = self._seconds(self.sequence_step)
+        # A render that stalled for more than a step restarts the tour clock here.
+        start = end if now - end < step else now
+        following = self.current % self.sequence_length + 1 if self.current else 1
+        self._from = self._anchor(now) if self._to is None else self._to
+        self._to = self.bank[following - 1].clone()
+        self._start = start
+        self._duration = step
+        self.current = following
+        self._events.append(Change("/keyframe/current", (following,)))
+
+    # Handlers: one per pattern, each returns its feedback.
+
+    def _on_xy(self, command: Command, now: float) -> list[Change]:
+        x, y = float(command.args[0]), float(command.args[1])  # type: ignore[arg-type]
+        self.xy = (x, y)
+        changes = self._stop_wander() + self._stop_sequence()
+        self._pending = None
+        self._glide(bilinear(self.bank[:4], x, y, mode=self.interp), now, XY_GLIDE_SECONDS)
+        self.current = 0
+        return [*changes, Change("/latent/xy", (x, y))]
+
+    def _on_dir(self, command: Command, now: float) -> list[Change]:
+        k = command.index("k")
+        self.amounts[k - 1] = float(command.args[0])  # type: ignore[arg-type]
+        return [Change(command.address, (self.amounts[k - 1],))]
+
+    def _on_wander(self, command: Command, now: float) -> list[Change]:
+        on = bool(command.args[0])
+        changes: list[Change] = []
+        if on and not self.wander:
+            changes = self._stop_sequence()
+            self._pending = None
+            self._glide(None, now, WANDER_FADE_SECONDS)
+        elif not on and self.wander:
+            self._glide(self._anchor(now), now, 0.0)
+        self.wander = on
+        return [*changes, Change("/latent/wander", (int(on),))]
+
+    def _on_speed(self, command: Command, now: float) -> list[Change]:
+        self.wander_speed = float(command.args[0])  # type: ignore[arg-type]
+        return [Change("/latent/speed", (self.wander_speed,))]
+
+    def _on_seed(self, command: Command, now: float) -> list[Change]:
+        self.seed = int(command.args[0])  # type: ignore[call-overload]
+        changes = self._stop_sequence()
+        changes += self._jump(
+            random_latent(self.seed, self.z_dim), now, self._seconds(self.morph_time), 0
+        )
+        self.current = 0
+        return [*changes, Change("/latent/seed", (self.seed,))]
+
+    def _on_truncation(self, command: Command, now: float) -> list[Change]:
+        self.truncation = float(command.args[0])  # type: ignore[arg-type]
+        return [Change("/latent/truncation", (self.truncation,))]
+
+    def _keyframe_jump(self, n: int, command: Command, now: float) -> list[Change]:
+        time = float(command.args[0]) if command.args else self.morph_time  # type: ignore[arg-type]
+        return self._jump(self.bank[n - 1].clone(), now, self._seconds(time), n)
+
+    def _on_jump(self, command: Command, now: float) -> list[Change]:
+        return self._keyframe_jump(command.index(), command, now)
+
+    def _on_current(self, command: Command, now: float) -> list[Change]:
+        n = int(command.args[0])  # type: ignore[call-overload]
+        return self._jump(self.bank[n - 1].clone(), now, self._seconds(self.morph_time), n)
+
+    def _on_step(self, command: Command, now: float) -> list[Change]:
+        count = self.bank.shape[0]
+        base = self.current or 1
+        delta = 1 if command.name == "/keyframe/next" else -1
+        n = (base - 1 + delta) % count + 1 if self.current else 1
+        return self._keyframe_jump(n, command, now)
+
+    def _on_store(self, command: Command, now: float) -> list[Change]:
+        n = command.index()
+        self.bank[n - 1] = self._anchor(now)
+        return [Change(command.address, ())]
+
+    def _on_reshuffle(self, command: Command, now: float) -> list[Change]:
+        n = command.index()
+        self.bank[n - 1] = torch.randn(self.z_dim, generator=self._rng)
+        return [Change(command.address, ())]
+
+    def _on_setting(self, command: Command, now: float) -> list[Change]:
+        value = command.args[0]
+        attribute = _SETTINGS[command.name]
+        setattr(self, attribute, value)
+        return [Change(command.address, (value,))]
+
+    def _on_play(self, command: Command, now: float) -> list[Change]:
+        on = bool(command.args[0]) if command.args else True
+        if not on:
+            return self._on_stop(command, now)
+        if self.playing:
+            return [Change("/sequence/play", (1,))]
+        changes = self._stop_wander()
+        self.playing = True
+        self._pending = None
+        if self.current > self.sequence_length:
+            self.current = 0
+        # Hold still until the tour starts (on the grid, if quantized): the first
+        # step morphs from here to the next keyframe of the tour.
+        start = self._start_time(now, self.quantize if self.quantize != "off" else None)
+        self._glide(self._anchor(now), now, 0.0)
+        self._start = start - 0.0
+        self._duration = 0.0
+        self._from = self._to if self._to is not None else self._from
+        return [*changes, Change("/sequence/play", (1,))]
+
+    def _on_stop(self, command: Command, now: float) -> list[Change]:
+        if not self.playing:
+            return [Change("/sequence/play", (0,))]
+        self.playing = False
+        self._pending = None
+        self._glide(self._anchor(now), now, 0.0)
+        return [Change("/sequence/play", (0,))]
+
+    def _on_bpm(self, command: Command, now: float) -> list[Change]:
+        self.tempo.set_bpm(float(command.args[0]), now)  # type: ignore[arg-type]
+        return [Change("/tempo/bpm", (self.tempo.bpm,))]
+
+    def _on_tap(self, command: Command, now: float) -> list[Change]:
+        if command.args and float(command.args[0]) == 0.0:  # type: ignore[arg-type]
+            return []  # a button release
+        bpm = self.tempo.tap(command.received if command.received is not None else now)
+        return [] if bpm is None else [Change("/tempo/bpm", (bpm,))]
+
+    def _on_link(self, command: Command, now: float) -> list[Change]:
+        self.tempo.link_wanted = bool(command.args[0])
+        return [Change("/tempo/link", (int(self.tempo.following_link),))]
+
+
+_SETTINGS = {
+    "/keyframe/interp": "interp",
+    "/keyframe/ease": "easing",
+    "/keyframe/quantize": "quantize",
+    "/keyframe/unit": "unit",
+    "/keyframe/morph": "morph_time",
+    "/sequence/length": "sequence_length",
+    "/sequence/step": "sequence_step",
+}
+
+_HANDLERS = {
+    "/latent/xy": PlayState._on_xy,
+    "/latent/dir/{k}": PlayState._on_dir,
+    "/latent/wander": PlayState._on_wander,
+    "/latent/speed": PlayState._on_speed,
+    "/latent/seed": PlayState._on_seed,
+    "/latent/truncation": PlayState._on_truncation,
+    "/keyframe/{n}/jump": PlayState._on_jump,
+    "/keyframe/{n}/store": PlayState._on_store,
+    "/keyframe/{n}/reshuffle": PlayState._on_reshuffle,
+    "/keyframe/current": PlayState._on_current,
+    "/keyframe/next": PlayState._on_step,
+    "/keyframe/prev": PlayState._on_step,
+    "/sequence/play": PlayState._on_play,
+    "/sequence/stop": PlayState._on_stop,
+    "/tempo/bpm": PlayState._on_bpm,
+    "/tempo/tap": PlayState._on_tap,
+    "/tempo/link": PlayState._on_link,
+    **dict.fromkeys(_SETTINGS, PlayState._on_setting),
+}
+
+_QUERIES = {
+    "/latent/xy": lambda s, p: s.xy,
+    "/latent/dir/{k}": lambda s, p: (s.amounts[p["k"] - 1],),
+    "/latent/wander": lambda s, p: (int(s.wander),),
+    "/latent/speed": lambda s, p: (s.wander_speed,),
+    "/latent/seed": lambda s, p: (s.seed,),
+    "/latent/truncation": lambda s, p: (s.truncation,),
+    "/keyframe/current": lambda s, p: (s.current,),
+    "/sequence/play": lambda s, p: (int(s.playing),),
+    "/tempo/bpm": lambda s, p: (s.tempo.bpm,),
+    "/tempo/link": lambda s, p: (int(s.tempo.following_link),),
+    "/tempo/beat": lambda s, p: (math.floor(s.tempo.beat_at(s._start)),),
+    **{
+        pattern: (lambda attribute: lambda s, p: (getattr(s, attribute),))(attribute)
+        for pattern, attribute in _SETTINGS.items()
+    },
+}
+
+assert set(EASINGS) == {"linear", "smooth", "exponential"}

@@ -1,0 +1,252 @@
+"""One port for the browser: static pages, /api/*, and the /ws websocket.
+
+The websocket carries WebRTC signalling (one SDP offer in, one answer out: no
+trickle ICE) and, from the control issue on, commands and state feedback.
+Every message is checked at the edge; a bad one gets an error reply or a
+closed connection and touches nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import logging
+import mimetypes
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from websockets.asyncio.server import ServerConnection
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from server.config import Config
+from server.engine import Engine
+from server.media import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
+
+logger = logging.getLogger(__name__)
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+MAX_SDP_CHARS = 64 * 1024
+
+
+class ProtocolError(ValueError):
+    """A websocket message that breaks the protocol; the reply says why."""
+
+
+@dataclass(eq=False)  # identity, so peers live in sets
+class Peer:
+    """One viewer's peer connection, owned by the websocket that made it."""
+
+    pc: RTCPeerConnection
+    track: ViewerTrack | FrameTrack
+    connected_at: float = field(default_factory=time.monotonic)
+
+
+def http_response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+    """A complete HTTP response with the right Content-Type."""
+    headers = Headers()
+    headers["Content-Type"] = content_type
+    headers["Content-Length"] = str(len(body))
+    headers["Cache-Control"] = "no-store"
+    return Response(status.value, status.phrase, headers, body)
+
+
+def json_response(data: Any, status: http.HTTPStatus = http.HTTPStatus.OK) -> Response:
+    """A JSON HTTP response."""
+    return http_response(status, json.dumps(data).encode(), "application/json")
+
+
+class App:
+    """The server's network face: pages, status, signalling; owns the viewers."""
+
+    def __init__(self, *, config: Config, engine: Engine, encoder: StreamEncoder | None,
+                 hub: PacketHub | None) -> None:
+        self.config = config
+        self.engine = engine
+        self.encoder = encoder
+        self.hub = hub
+        self.peers: set[Peer] = set()
+        self.connections: set[ServerConnection] = set()
+        self.bad_messages = 0
+        self.started = time.monotonic()
+        self.extra_routes: dict[str, Callable[[], Response]] = {}
+        self.control_handler: Callable[[ServerConnection, dict[str, Any]],
+                                       Awaitable[None]] | None = None
+
+    # -- HTTP ---------------------------------------------------------------
+
+    def process_request(self, connection: ServerConnection, request: Request
+                        ) -> Response | None:
+        """Serve everything but /ws over plain HTTP; let /ws upgrade."""
+        path = request.path.split("?", 1)[0]
+        if path == "/ws":
+            if len(self.connections) >= self.config.limits.ws_max_connections:
+                return json_response({"error": "too many websocket connections"},
+                                     http.HTTPStatus.SERVICE_UNAVAILABLE)
+            return None
+        if path == "/api/status":
+            return json_response(self.status())
+        route = self.extra_routes.get(path)
+        if route is not None:
+            return route()
+        return self._static(path)
+
+    def _static(self, path: str) -> Response:
+        name = {"/": "index.html"}.get(path, path.lstrip("/"))
+        if "/" not in name and "." not in name:
+            name += ".html"  # /control -> control.html
+        target = (WEB_ROOT / name).resolve()
+        # Only files inside web/: no ../ escapes, no directories.
+        if WEB_ROOT not in target.parents or not target.is_file():
+            return http_response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+        content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if target.suffix == ".js":
+            content_type = "text/javascript"
+        return http_response(http.HTTPStatus.OK, target.read_bytes(), content_type)
+
+    def status(self) -> dict[str, Any]:
+        """The numbers /api/status serves."""
+        stats = self.engine.stats()
+        viewers = [p.track for p in self.peers]
+        sent = [round(t.sent.rate(), 2) for t in viewers]
+        stats.update({
+            "sent_fps": round(sum(sent) / len(sent), 2) if sent else 0.0,
+            "sent_fps_per_viewer": sent,
+            "encoded_fps": round(self.encoder.encoded_rate.rate(), 2) if self.encoder else None,
+            "keyframes": self.encoder.keyframes if self.encoder else None,
+            "viewers": len(self.peers),
+            "codec": self.config.stream.codec,
+            "bitrate_kbps": self.config.stream.bitrate_kbps,
+            "shared_encoder": self.encoder is not None,
+            "websockets": len(self.connections),
+            "bad_messages": self.bad_messages,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+        })
+        return stats
+
+    # -- websocket ----------------------------------------------------------
+
+    async def handle(self, connection: ServerConnection) -> None:
+        """One /ws connection: signalling and control until it closes."""
+        self.connections.add(connection)
+        own: set[Peer] = set()
+        try:
+            async for raw in connection:
+                try:
+                    message = self._decode(raw)
+                    await self._dispatch(connection, message, own)
+                except ProtocolError as exc:
+                    self.bad_messages += 1
+                    await connection.send(json.dumps({"type": "error", "error": str(exc)}))
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.discard(connection)
+            # A viewer's peer lives as long as its websocket; the page
+            # reconnects both together.
+            await asyncio.gather(*(self._close_peer(p) for p in own))
+
+    def _decode(self, raw: str | bytes) -> dict[str, Any]:
+        if isinstance(raw, bytes):
+            raise ProtocolError("binary messages are not accepted: send JSON text")
+        try:
+            message = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ProtocolError(f"not JSON: {exc.msg} at position {exc.pos}") from exc
+        if not isinstance(message, dict):
+            raise ProtocolError("a message must be a JSON object")
+        return message
+
+    async def _dispatch(self, connection: ServerConnection, message: dict[str, Any],
+                        own: set[Peer]) -> None:
+        kind = message.get("type")
+        if kind == "offer":
+            answer = await self._answer(message, own)
+            await connection.send(json.dumps({"type": "answer", "sdp": answer}))
+        elif kind == "ping":
+            await connection.send(json.dumps({"type": "pong", "t": message.get("t")}))
+        elif kind is None and self.control_handler is not None:
+            await self.control_handler(connection, message)
+        else:
+            raise ProtocolError(f"unknown message type {kind!r}: expected 'offer' or 'ping'")
+
+    async def _answer(self, message: dict[str, Any], own: set[Peer]) -> str:
+        sdp = message.get("sdp")
+        if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+            raise ProtocolError("an offer needs an 'sdp' string that starts with 'v=0'")
+        if len(sdp) > MAX_SDP_CHARS:
+            raise ProtocolError(f"the SDP is longer than {MAX_SDP_CHARS} characters")
+        if len(self.peers) >= self.config.server.max_viewers:
+            raise ProtocolError(f"the server is full ({self.config.server.max_viewers} viewers)")
+        pc = RTCPeerConnection(RTCConfiguration(
+            iceServers=[RTCIceServer(urls=url) for url in self.config.server.ice_servers]))
+        track: ViewerTrack | FrameTrack
+        if self.hub is not None:
+            track = self.hub.add_viewer()
+        else:
+            track = FrameTrack(frames=self.engine.frames)
+        peer = Peer(pc=pc, track=track)
+        try:
+            sender = pc.addTrack(track)
+            if isinstance(track, ViewerTrack):
+                # The sender handles picture loss by flagging its own encoder,
+                # which it does not use here: route it to the shared one.
+                sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+            self._prefer_codec(pc, sender)
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+            if not any(t.sender is sender and t.currentDirection in ("sendonly", "sendrecv")
+                       for t in pc.getTransceivers()):
+                raise ProtocolError("the offer has no video section this server can send to "
+                                    "(offer a recvonly or sendrecv video transceiver)")
+        except ProtocolError:
+            await self._close_peer(peer)
+            raise
+        except Exception as exc:  # noqa: BLE001 - aiortc raises many types for bad SDP
+            await self._close_peer(peer)
+            raise ProtocolError(f"the offer could not be used: {type(exc).__name__}: {exc}"
+                                ) from exc
+        self.peers.add(peer)
+        own.add(peer)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                own.discard(peer)
+                await self._close_peer(peer)
+
+        return pc.localDescription.sdp
+
+    def _prefer_codec(self, pc: RTCPeerConnection, sender: RTCRtpSender) -> None:
+        # Must happen before setRemoteDescription, where aiortc picks the codec.
+        mime = {"vp8": "video/VP8", "h264": "video/H264"}[self.config.stream.codec]
+        codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs
+                  if c.mimeType == mime]
+        for transceiver in pc.getTransceivers():
+            if transceiver.sender is sender:
+                transceiver.setCodecPreferences(codecs)
+
+    async def _close_peer(self, peer: Peer) -> None:
+        self.peers.discard(peer)
+        peer.track.stop()
+        try:
+            await asyncio.wait_for(peer.pc.close(), timeout=2.0)
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - closing is best effort
+            logger.debug("closing a peer failed: %s", exc)
+
+    async def close(self) -> None:
+        """Close every peer (shutdown)."""
+        await asyncio.gather(*(self._close_peer(p) for p in list(self.peers)))

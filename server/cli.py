@@ -1,0 +1,127 @@
+"""The `ganvj` command: serve, and the model, dataset, training and bench tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from server.config import Config, ConfigError, load_config
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path("config.toml")
+
+# Flag name -> dotted config key it overrides.
+SERVE_OVERRIDES = {
+    "host": "server.host",
+    "port": "server.port",
+    "model": "render.model",
+    "device": "render.device",
+    "fps": "render.fps",
+    "size": "render.size",
+    "codec": "stream.codec",
+    "bitrate": "stream.bitrate_kbps",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(prog="ganvj", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="render and stream live (the default model "
+                                "if none is given)")
+    serve.add_argument("--config", type=Path, default=None,
+                       help="TOML config (default: ./config.toml when it exists)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--model", help="a .safetensors model file")
+    serve.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    serve.add_argument("--fps", type=float)
+    serve.add_argument("--size", type=int, help="output size in pixels; 0 = native")
+    serve.add_argument("--codec", choices=["vp8", "h264"])
+    serve.add_argument("--bitrate", type=int, help="video bitrate in kbit/s")
+    serve.set_defaults(func=run_serve)
+
+    bench = commands.add_parser("bench", help="print performance figures")
+    bench.add_argument("what", choices=["stream"])
+    bench.add_argument("--model", help="a .safetensors model (default: the shipped one)")
+    bench.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
+    bench.set_defaults(func=run_bench)
+
+    _register_model_commands(commands)
+    return parser
+
+
+def _register_model_commands(commands: Any) -> None:
+    try:
+        from models.commands import register
+    except ImportError:  # the models tools are optional for serving
+        return
+    register(commands)
+
+
+def serve_config(args: argparse.Namespace) -> Config:
+    """The config file (if any) with the command-line flags on top."""
+    path = args.config
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    config = load_config(path)
+    overrides = {key: getattr(args, flag) for flag, key in SERVE_OVERRIDES.items()
+                 if getattr(args, flag) is not None}
+    return config.with_overrides(overrides)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """`ganvj serve`."""
+    from models.checkpoint import CheckpointError
+    from server.lifecycle import StartupError, serve_forever
+
+    try:
+        config = serve_config(args)
+        run_loop(serve_forever(config))
+    except (ConfigError, StartupError, CheckpointError) as exc:
+        print(f"ganvj: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """`ganvj bench ...`."""
+    from benchmarks.stream import main as stream_main
+
+    argv = ["--seconds", str(args.seconds)]
+    if args.model:
+        argv += ["--model", args.model]
+    return stream_main(argv)
+
+
+def run_loop(coro: Any) -> Any:
+    """Run a coroutine on uvloop where it exists (it does except on Windows)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `ganvj` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        for noisy in ("aioice", "aiortc", "websockets"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

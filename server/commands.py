@@ -1,0 +1,433 @@
+"""The control vocabulary: every command, defined once, validated at the edge.
+
+OSC and websocket control both call `parse()`; what comes out is a `Command`
+whose values are already checked, so the engine never sees a bad one. The OSC
+reference (`docs/osc.md`), `GET /api/commands` and the TouchOSC layout are
+generated from `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+ArgType = Literal["f", "i", "s"]
+
+QUERY = "?"
+
+# Limits
+KEYFRAMES = 16  # keyframe slots in the bank, /keyframe/1 .. /keyframe/16
+DIRECTIONS = 8  # direction faders, /latent/dir/1 .. /latent/dir/8
+MAX_MORPH_SECONDS = 600.0
+MAX_ADDRESS_CHARS = 128
+MAX_STRING_CHARS = 256
+MAX_SEED = 2**31 - 1
+
+
+class CommandError(ValueError):
+    """A message that is not a valid command; the message says why."""
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One argument: its type, its range or choices, and whether it may be left out."""
+
+    name: str
+    type: ArgType
+    doc: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-ready description."""
+        out: dict[str, object] = {"name": self.name, "type": self.type, "doc": self.doc}
+        if self.min is not None:
+            out["min"] = self.min
+        if self.max is not None:
+            out["max"] = self.max
+        if self.choices:
+            out["choices"] = list(self.choices)
+        out["optional"] = self.optional
+        return out
+
+    def signature(self) -> str:
+        """A compact human form, e.g. `seconds:f 0..600` or `[mode:s lerp|slerp]`."""
+        text = f"{self.name}:{self.type}"
+        if self.choices:
+            text += " " + "|".join(self.choices)
+        elif self.min is not None and self.max is not None:
+            text += f" {_num(self.min)}..{_num(self.max)}"
+        return f"[{text}]" if self.optional else text
+
+    def check(self, value: object, where: str) -> object:
+        """The value converted to this type, or CommandError."""
+        # bool is an int subclass: a JSON true must not become 1.
+        if self.type == "s":
+            if not isinstance(value, str):
+                raise CommandError(f"{where}: expected a string, got {_kind(value)}")
+            if len(value) > MAX_STRING_CHARS:
+                raise CommandError(f"{where}: string longer than {MAX_STRING_CHARS} characters")
+            if self.choices and value not in self.choices:
+                raise CommandError(
+                    f"{where}: {value!r} is not one of {', '.join(self.choices)}"
+                )
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CommandError(f"{where}: expected a number, got {_kind(value)}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise CommandError(f"{where}: {value!r} is not a finite number")
+        if self.type == "i":
+            # TouchOSC buttons and toggles send floats 0.0/1.0: accept whole floats.
+            if number != int(number):
+                raise CommandError(f"{where}: expected a whole number, got {value!r}")
+            converted: float | int = int(number)
+        else:
+            converted = number
+        if (self.min is not None and number < self.min) or (
+            self.max is not None and number > self.max
+        ):
+            raise CommandError(
+                f"{where}: {value!r} is out of range {_num(self.min)}..{_num(self.max)}"
+            )
+        return converted
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command: its address pattern, arguments, who handles it, and one line of doc."""
+
+    pattern: str  # "/keyframe/{n}/jump": {n} is a 1-based index
+    doc: str
+    args: tuple[ArgSpec, ...] = ()
+    path: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (lo, hi)
+    owner: Literal["play", "engine", "controller"] = "play"
+    queryable: bool = True
+    settable: bool = True  # False: a read-only value, only "?" is accepted
+
+    def __post_init__(self) -> None:
+        names = re.findall(r"\{(\w+)\}", self.pattern)
+        if set(names) != set(self.path):
+            raise ValueError(f"{self.pattern}: path indices {names} do not match {self.path}")
+        seen_optional = False
+        for arg in self.args:
+            if seen_optional and not arg.optional:
+                raise ValueError(f"{self.pattern}: a required argument follows an optional one")
+            seen_optional = seen_optional or arg.optional
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        """The concrete addresses this pattern matches."""
+        return _compile(self.pattern)
+
+    def describe(self) -> dict[str, object]:
+        """A JSON-ready description, for `GET /api/commands`."""
+        return {
+            "address": self.pattern,
+            "doc": self.doc,
+            "args": [arg.describe() for arg in self.args],
+            "path": {name: {"min": lo, "max": hi} for name, (lo, hi) in self.path.items()},
+            "queryable": self.queryable,
+            "settable": self.settable,
+        }
+
+
+@dataclass(frozen=True)
+class Command:
+    """A validated command: concrete address, its pattern, path indices, typed args."""
+
+    address: str
+    name: str
+    path: dict[str, int]
+    args: tuple[object, ...]
+    query: bool = False
+    # When the controller received it (monotonic seconds), for timing-sensitive
+    # commands such as tap tempo; None when unknown.
+    received: float | None = field(default=None, compare=False)
+    # Where a query's answer goes (a controller's token, e.g. an OSC sender);
+    # copied into the answering Change's `to`.
+    origin: object = field(default=None, compare=False)
+
+    def index(self, name: str = "n") -> int:
+        """A path index, e.g. the keyframe number of `/keyframe/3/jump`."""
+        return self.path[name]
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{\w+\})", pattern)
+    regex = "".join(
+        f"(?P<{part[1:-1]}>[0-9]{{1,4}})" if part.startswith("{") else re.escape(part)
+        for part in parts
+    )
+    return re.compile(f"^{regex}$")
+
+
+_SECONDS = ArgSpec(
+    "seconds",
+    "f",
+    "morph time in the current unit (seconds or beats); default /keyframe/morph",
+    min=0.0,
+    max=MAX_MORPH_SECONDS,
+    optional=True,
+)
+_KEYFRAME = {"n": (1, KEYFRAMES)}
+_SWITCH = ArgSpec("on", "i", "1 on, 0 off", min=0, max=1)
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    # Latent motion
+    CommandSpec(
+        "/latent/xy",
+        "XY pad: bilinear blend of the corner keyframes 1 (0,0), 2 (1,0), 3 (0,1), 4 (1,1)",
+        (ArgSpec("x", "f", "0..1", 0.0, 1.0), ArgSpec("y", "f", "0..1", 0.0, 1.0)),
+    ),
+    CommandSpec(
+        "/latent/dir/{k}",
+        "Offset along direction k (the model's own directions, else an orthonormal set)",
+        (ArgSpec("amount", "f", "-1..1, 0 is no offset", -1.0, 1.0),),
+        path={"k": (1, DIRECTIONS)},
+    ),
+    CommandSpec("/latent/wander", "Drift along a smooth endless loop: 1 on, 0 off", (_SWITCH,)),
+    CommandSpec(
+        "/latent/speed",
+        "Wander speed: 1 is one loop in two minutes",
+        (ArgSpec("speed", "f", "0..8", 0.0, 8.0),),
+    ),
+    CommandSpec(
+        "/latent/seed",
+        "Morph to the latent of this seed (the default morph time)",
+        (ArgSpec("seed", "i", "0..2^31-1", 0, MAX_SEED),),
+    ),
+    CommandSpec(
+        "/latent/truncation",
+        "Scale toward the mean latent: 1 unchanged, 0 the mean picture",
+        (ArgSpec("psi", "f", "0..2", 0.0, 2.0),),
+    ),
+    # Keyframes
+    CommandSpec(
+        "/keyframe/{n}/jump",
+        "Morph to keyframe n (0 seconds: cut); quantized to beat or bar if set",
+        (_SECONDS,),
+        path=_KEYFRAME,
+        queryable=False,
+    ),
+    CommandSpec(
+        "/keyframe/{n}/store",
+        "Store the current position in keyframe n",
+        path=_KEYFRAME,
+        queryable=False,
+    ),
+    CommandSpec(
+        "/keyframe/{n}/reshuffle",
+        "Replace keyframe n with a new random latent",
+        path=_KEYFRAME,
+        queryable=False,
+    ),
+    CommandSpec(
+        "/keyframe/current",
+        "The keyframe last jumped to (0: none); setting it jumps with the default morph",
+        (ArgSpec("n", "i", f"1..{KEYFRAMES}", 1, KEYFRAMES),),
+    ),
+    CommandSpec(
+        "/keyframe/next", "Morph to the next keyframe (wraps)", (_SECONDS,), queryable=False
+    ),
+    CommandSpec(
+        "/keyframe/prev", "Morph to the previous keyframe (wraps)", (_SECONDS,), queryable=False
+    ),
+    CommandSpec(
+        "/keyframe/morph",
+        "Default morph time, in the current unit",
+        (ArgSpec("time", "f", "0..600", 0.0, MAX_MORPH_SECONDS),),
+    ),
+    CommandSpec(
+        "/keyframe/unit",
+        "Unit of morph and step times",
+        (ArgSpec("unit", "s", "seconds or beats", choices=("seconds", "beats")),),
+    ),
+    CommandSpec(
+        "/keyframe/interp",
+        "Interpolation: slerp keeps the norm, lerp is a straight line",
+        (ArgSpec("mode", "s", "slerp or lerp", choices=("slerp", "lerp")),),
+    ),
+    CommandSpec(
+        "/keyframe/ease",
+        "Easing of morphs",
+        (ArgSpec("easing", "s", "", choices=("linear", "smooth", "exponential")),),
+    ),
+    CommandSpec(
+        "/keyframe/quantize",
+        "Start jumps on the next beat or bar",
+        (ArgSpec("grid", "s", "", choices=("off", "beat", "bar")),),
+    ),
+    # Sequence
+    CommandSpec(
+        "/sequence/play",
+        "Tour keyframes 1..length in order, looping (0 stops)",
+        (ArgSpec("on", "i", "1 play (default), 0 stop", 0, 1, optional=True),),
+    ),
+    CommandSpec("/sequence/stop", "Stop the tour where it is", queryable=False),
+    CommandSpec(
+        "/sequence/length",
+        "How many keyframes the tour visits",
+        (ArgSpec("count", "i", f"1..{KEYFRAMES}", 1, KEYFRAMES),),
+    ),
+    CommandSpec(
+        "/sequence/step",
+        "Time per step of the tour, in the current unit",
+        (ArgSpec("time", "f", "0.05..600", 0.05, MAX_MORPH_SECONDS),),
+    ),
+    # Tempo
+    CommandSpec(
+        "/tempo/bpm",
+        "Tempo when Ableton Link is off",
+        (ArgSpec("bpm", "f", "20..300", 20.0, 300.0),),
+    ),
+    CommandSpec(
+        "/tempo/tap",
+        "Tap tempo; a 0 (button release) is ignored",
+        (ArgSpec("press", "f", "TouchOSC button value", optional=True),),
+    ),
+    CommandSpec("/tempo/link", "Follow Ableton Link: 1 on, 0 off", (_SWITCH,)),
+    CommandSpec(
+        "/tempo/beat",
+        "The current beat number (read only)",
+        (ArgSpec("beat", "i", ""),),
+        settable=False,
+    ),
+    # Reactions and models (handled by the engine)
+    CommandSpec(
+        "/react/trigger",
+        "Start reacting to incoming video, fading in",
+        (ArgSpec("seconds", "f", "fade time", 0.0, MAX_MORPH_SECONDS, optional=True),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/react/stop",
+        "Stop reacting, fading out",
+        (ArgSpec("seconds", "f", "fade time", 0.0, MAX_MORPH_SECONDS, optional=True),),
+        owner="engine",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/react/mode",
+        "What a reaction does with incoming video",
+        (ArgSpec("mode", "s", "", choices=("pix2pix", "mirror", "feedback")),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/react/mix",
+        "Blend of the reaction over the picture",
+        (ArgSpec("mix", "f", "0..1", 0.0, 1.0),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/model/load",
+        "Switch model by name (crossfade, never a black frame)",
+        (ArgSpec("name", "s", "a model name from GET /api/models"),),
+        owner="engine",
+    ),
+    # Feedback
+    CommandSpec(
+        "/feedback/subscribe",
+        "Send state changes to the sender's address at this port (default: its own port)",
+        (ArgSpec("port", "i", "1..65535", 1, 65535, optional=True),),
+        owner="controller",
+        queryable=False,
+    ),
+)
+
+REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
+
+_FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path}
+_PATTERNED = [(spec.regex, spec) for spec in COMMANDS if spec.path]
+
+
+def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:
+    """The spec for a concrete address and its path indices, or CommandError."""
+    if not isinstance(address, str):
+        raise CommandError(f"address must be a string, got {_kind(address)}")
+    if len(address) > MAX_ADDRESS_CHARS:
+        raise CommandError(f"address longer than {MAX_ADDRESS_CHARS} characters")
+    spec = _FIXED.get(address)
+    if spec is not None:
+        return spec, {}
+    for regex, candidate in _PATTERNED:
+        match = regex.match(address)
+        if match is None:
+            continue
+        path: dict[str, int] = {}
+        for name, (lo, hi) in candidate.path.items():
+            value = int(match.group(name))
+            if not lo <= value <= hi:
+                raise CommandError(f"{address}: {name}={value} is out of range {lo}..{hi}")
+            path[name] = value
+        return candidate, path
+    raise CommandError(f"unknown address {address[:80]!r}")
+
+
+def parse(
+    address: str,
+    args: Sequence[object],
+    *,
+    origin: object = None,
+    received: float | None = None,
+) -> Command:
+    """Validate one message into a Command, or raise CommandError saying why."""
+    spec, path = lookup(address)
+    if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+        raise CommandError(f"{address}: args must be a list, got {_kind(args)}")
+    if len(args) == 1 and isinstance(args[0], str) and args[0] == QUERY:
+        if not spec.queryable:
+            raise CommandError(f"{address}: cannot be queried")
+        return Command(
+            address=address,
+            name=spec.pattern,
+            path=path,
+            args=(),
+            query=True,
+            received=received,
+            origin=origin,
+        )
+    if not spec.settable:
+        raise CommandError(f"{address}: is read only; send '?' to query it")
+    required = sum(1 for arg in spec.args if not arg.optional)
+    if not required <= len(args) <= len(spec.args):
+        expected = str(required) if required == len(spec.args) else f"{required}..{len(spec.args)}"
+        raise CommandError(f"{address}: expected {expected} argument(s), got {len(args)}")
+    values = tuple(
+        arg.check(value, f"{address} {arg.name}")
+        for arg, value in zip(spec.args, args, strict=False)
+    )
+    return Command(
+        address=address,
+        name=spec.pattern,
+        path=path,
+        args=values,
+        received=received,
+        origin=origin,
+    )
+
+
+def describe() -> list[dict[str, object]]:
+    """Every command as JSON-ready data, for `GET /api/commands`."""
+    return [spec.describe() for spec in COMMANDS]

@@ -1,0 +1,211 @@
+"""Typed configuration: `config.toml` mapped onto frozen dataclasses.
+
+Loaded once at start. A bad value fails with the key's name, the value and
+what would be accepted; an unknown key fails too, since a typo that is
+silently ignored costs a performer a show.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+CODECS = ("vp8", "h264")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used, with the key that holds it."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the HTTP + websocket server listens, and who may reach it."""
+
+    host: str = "0.0.0.0"
+    port: int = 8765
+    # STUN/TURN URLs. Empty by default so nothing reaches outside the LAN.
+    ice_servers: tuple[str, ...] = ()
+    max_viewers: int = 16
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """The resident generator and the render loop."""
+
+    model: str = ""  # path to a .safetensors model; "" = the shipped default
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    fps: float = 30.0
+    size: int = 512  # output frame size in pixels (upscaled on the device); 0 = native
+    half: bool = True  # half precision on CUDA where the model allows it
+    seed: int = 0
+    wander_speed: float = 1.0
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The encoded WebRTC stream."""
+
+    codec: str = "vp8"
+    bitrate_kbps: int = 6000
+    keyframe_interval_s: float = 4.0
+    # One encoder shared by every viewer. False makes aiortc encode per viewer:
+    # only the benchmark wants that, as the comparison.
+    shared_encoder: bool = True
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Every bound in one place."""
+
+    ws_max_message_bytes: int = 256 * 1024
+    ws_max_connections: int = 64
+    command_queue: int = 256
+    viewer_packet_queue: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    render: RenderConfig = field(default_factory=RenderConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
+        """A copy with dotted keys (`render.fps`) replaced, validated like the file."""
+        tables: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            table, _, name = key.partition(".")
+            tables.setdefault(table, {})[name] = value
+        updated = self
+        for table, values in tables.items():
+            section = getattr(updated, table)
+            merged = {**dataclasses.asdict(section), **values}
+            updated = replace(updated, **{table: _build(type(section), table, merged)})
+        return updated
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and validate a TOML file; None gives the defaults."""
+    if path is None:
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    return config_from_mapping(data)
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> Config:
+    """Validate a parsed TOML document."""
+    sections = {f.name: f for f in fields(Config)}
+    built: dict[str, Any] = {}
+    for table, values in data.items():
+        if table not in sections:
+            raise ConfigError(
+                f"unknown table [{table}]: expected one of {', '.join(sorted(sections))}"
+            )
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{table} must be a table, got {values!r}")
+        section_type = _section_type(table)
+        built[table] = _build(section_type, table, values)
+    return Config(**built)
+
+
+def _section_type(table: str) -> type:
+    return {
+        "server": ServerConfig,
+        "render": RenderConfig,
+        "stream": StreamConfig,
+        "limits": LimitsConfig,
+    }[table]
+
+
+def _build(section_type: type, table: str, values: Mapping[str, Any]) -> Any:
+    known = {f.name: f for f in fields(section_type)}
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in known:
+            raise ConfigError(
+                f"unknown key {table}.{name}: expected one of {', '.join(sorted(known))}"
+            )
+        kwargs[name] = _coerce(f"{table}.{name}", value, known[name].type)
+    section = section_type(**kwargs)
+    _check_ranges(section)
+    return section
+
+
+def _coerce(key: str, value: Any, type_name: Any) -> Any:
+    # Annotations are strings under `from __future__ import annotations`.
+    if type_name == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} = {value!r}: expected true or false")
+    if type_name == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} = {value!r}: expected a whole number")
+    if type_name == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key} = {value!r}: expected a finite number")
+            return float(value)
+        raise ConfigError(f"{key} = {value!r}: expected a number")
+    if type_name == "str":
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key} = {value!r}: expected a string")
+    if type_name == "tuple[str, ...]":
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{key} = {value!r}: expected a list of strings")
+    raise AssertionError(f"no coercion for {type_name}")  # a new field type needs a branch
+
+
+def _require(ok: bool, key: str, value: Any, accepted: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r}: expected {accepted}")
+
+
+def _check_ranges(section: Any) -> None:
+    if isinstance(section, ServerConfig):
+        _require(0 <= section.port <= 65535, "server.port", section.port, "0..65535")
+        _require(bool(section.host), "server.host", section.host, "an address such as 0.0.0.0")
+        _require(1 <= section.max_viewers <= 256, "server.max_viewers", section.max_viewers,
+                 "1..256")
+        for url in section.ice_servers:
+            _require(url.split(":", 1)[0] in ("stun", "turn", "turns"), "server.ice_servers",
+                     url, "stun:, turn: or turns: URLs")
+    elif isinstance(section, RenderConfig):
+        _require(1.0 <= section.fps <= 1000.0, "render.fps", section.fps, "1..1000")
+        _require(section.size == 0 or (16 <= section.size <= 4096 and section.size % 2 == 0),
+                 "render.size", section.size, "0 (native) or an even number from 16 to 4096")
+        device = section.device
+        _require(device in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(device),
+                 "render.device", device, "auto, cpu, cuda, cuda:N or mps")
+        _require(0.0 <= section.wander_speed <= 100.0, "render.wander_speed",
+                 section.wander_speed, "0..100")
+    elif isinstance(section, StreamConfig):
+        _require(section.codec in CODECS, "stream.codec", section.codec, " or ".join(CODECS))
+        _require(100 <= section.bitrate_kbps <= 100_000, "stream.bitrate_kbps",
+                 section.bitrate_kbps, "100..100000")
+        _require(0.5 <= section.keyframe_interval_s <= 60.0, "stream.keyframe_interval_s",
+                 section.keyframe_interval_s, "0.5..60")
+    elif isinstance(section, LimitsConfig):
+        for f in fields(section):
+            value = getattr(section, f.name)
+            _require(1 <= value <= 64 * 1024 * 1024, f"limits.{f.name}", value,
+                     "a positive whole number")
+
+
+def _is_cuda_index(device: str) -> bool:
+    prefix, _, index = device.partition(":")
+    return prefix == "cuda" and index.isdigit()

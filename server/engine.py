@@ -1,0 +1,283 @@
+"""The engine: the one owner of the resident generator and its latent state.
+
+A render thread (never the event loop) drains queued command batches between
+frames, asks the play state for this frame's latent, runs the generator and
+converts the result once. Finished frames go to a latest-frame slot. A step
+that raises or stalls leaves the last good frame in the slot: viewers keep
+seeing it, and rendering goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.checkpoint import LoadedModel
+from server.config import RenderConfig
+from server.convert import resize, to_yuv420
+from server.play import PlayState
+from server.slot import LatestSlot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One rendered picture, ready for every encoder."""
+
+    index: int
+    yuv: np.ndarray  # (H * 3 // 2, W) uint8, planar yuv420p
+    width: int
+    height: int
+    rendered_at: float  # time.monotonic() when the frame was finished
+    render_ms: float  # generator + conversion time
+    applied_at: float | None  # arrival time of the newest command this frame shows
+
+
+def pick_device(name: str) -> torch.device:
+    """Resolve "auto" to CUDA, then MPS, then CPU; check an explicit choice exists."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"render.device = {name!r} but no CUDA device is available")
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise RuntimeError(f"render.device = {name!r} but MPS is not available")
+    return device
+
+
+class RateMeter:
+    """Events per second over a sliding window; thread-safe enough for stats."""
+
+    def __init__(self, window: float = 2.0) -> None:
+        self._window = window
+        self._times: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> None:
+        """Record one event."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            self._trim(now)
+
+    def rate(self, now: float | None = None) -> float:
+        """Events per second over the window."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._trim(now)
+            if len(self._times) < 2:
+                return 0.0
+            span = max(now - self._times[0], 1e-6)
+            return (len(self._times) - 1) / span if span < self._window else len(
+                self._times) / self._window
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self._window:
+            self._times.popleft()
+
+
+Batch = Sequence[Any]  # a list of commands applied together between two frames
+BatchHandler = Callable[[Any, float], Sequence[Any]]
+
+
+class Engine:
+    """Owns the generator, the play state and the render thread."""
+
+    STALL_LOG_SECONDS = 2.0
+
+    def __init__(self, *, model: LoadedModel, config: RenderConfig, device: torch.device,
+                 queue_size: int = 256) -> None:
+        if model.kind != "unconditional" or model.z_dim is None:
+            raise ValueError(f"{model.name} is a {model.kind} model; serve needs an "
+                             "unconditional generator")
+        self.config = config
+        self.device = device
+        self.frames: LatestSlot[Frame] = LatestSlot()
+        self.commands: queue.Queue[tuple[Batch, float]] = queue.Queue(maxsize=queue_size)
+        self.play = PlayState(z_dim=model.z_dim, seed=config.seed,
+                              wander_speed=config.wander_speed)
+        self.render_rate = RateMeter()
+        self.on_changes: Callable[[Sequence[Any]], None] | None = None
+        self.errors = 0
+        self.dropped_batches = 0
+        self._model = model
+        self._half = False
+        self._module = self._prepare(model)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_error: str | None = None
+        self._index = 0
+        self._frame_ms = 0.0
+        self._step_started: float | None = None
+
+    # -- public, any thread -------------------------------------------------
+
+    @property
+    def model(self) -> LoadedModel:
+        """The model being rendered."""
+        return self._model
+
+    @property
+    def output_size(self) -> int:
+        """Side of the frames this engine renders."""
+        return self.config.size or self._model.resolution
+
+    def submit(self, batch: Batch) -> bool:
+        """Queue commands to apply together before the next frame; False if the queue is full."""
+        try:
+            self.commands.put_nowait((batch, time.monotonic()))
+        except queue.Full:
+            self.dropped_batches += 1
+            return False
+        return True
+
+    def start(self) -> None:
+        """Start the render thread."""
+        if self._thread is not None:
+            raise RuntimeError("engine already started")
+        self._thread = threading.Thread(target=self._run, name="ganvj-render", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the render thread and wake every frame reader."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.warning("render thread did not stop within %.1f s", timeout)
+        self.frames.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Numbers for /api/status."""
+        started = self._step_started
+        return {
+            "rendered_fps": round(self.render_rate.rate(), 2),
+            "frame_ms": round(self._frame_ms, 2),
+            "frames": self._index,
+            "model": self._model.name,
+            "arch": self._model.arch,
+            "resolution": self._model.resolution,
+            "output_size": self.output_size,
+            "device": str(self.device),
+            "half": self._half,
+            "render_errors": self.errors,
+            "last_error": self._last_error,
+            "dropped_batches": self.dropped_batches,
+            "stalled": started is not None
+            and time.monotonic() - started > self.STALL_LOG_SECONDS,
+        }
+
+    def render_once(self) -> Frame:
+        """Apply pending commands and render one frame on the calling thread."""
+        return self._step(time.monotonic(), 1.0 / self.config.fps)
+
+    # -- render thread ------------------------------------------------------
+
+    def _prepare(self, model: LoadedModel) -> torch.nn.Module:
+        module = model.module.to(self.device).eval()
+        self._half = False
+        if self.device.type == "cuda" and self.config.half:
+            half = module.half()
+            with torch.inference_mode():
+                probe = half(torch.randn(1, model.z_dim or 1, device=self.device).half())
+            if torch.isfinite(probe).all():
+                self._half = True
+                return half
+            logger.info("%s is not finite in half precision; rendering in float32", model.name)
+            module = module.float()
+        return module
+
+    def _run(self) -> None:
+        period = 1.0 / self.config.fps
+        next_due = time.monotonic()
+        last = next_due
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                self._step(now, now - last)
+            except Exception as exc:  # noqa: BLE001 - the show goes on with the last frame
+                self._report(exc)
+            last = now
+            next_due += period
+            delay = next_due - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
+            else:
+                # Behind schedule: render as fast as the model allows, without a
+                # burst of catch-up frames.
+                next_due = time.monotonic()
+
+    def _step(self, now: float, dt: float) -> Frame:
+        self._step_started = time.monotonic()
+        applied_at = self._drain(now)
+        z = self.play.latent(now, dt).to(self.device)  # (z_dim,)
+        with torch.inference_mode():
+            if self._half:
+                z = z.half()
+            image = self._module(z[None])  # (1, 3, R, R)
+            image = resize(image.float(), self.output_size)
+            yuv = to_yuv420(image).cpu().numpy()  # the one copy back per frame
+        finished = time.monotonic()
+        self._index += 1
+        frame = Frame(index=self._index, yuv=yuv, width=self.output_size,
+                      height=self.output_size, rendered_at=finished,
+                      render_ms=(finished - self._step_started) * 1000.0, applied_at=applied_at)
+        self._frame_ms = 0.9 * self._frame_ms + 0.1 * frame.render_ms if self._index > 1 \
+            else frame.render_ms
+        self.frames.put(frame)
+        self.render_rate.tick(finished)
+        self._step_started = None
+        return frame
+
+    def _drain(self, now: float) -> float | None:
+        """Apply every queued batch; returns the newest batch's arrival time."""
+        newest: float | None = None
+        while True:
+            try:
+                batch, arrived = self.commands.get_nowait()
+            except queue.Empty:
+                return newest
+            newest = arrived
+            changes: list[Any] = []
+            for command in batch:
+                changes.extend(self._apply(command, now))
+            if changes and self.on_changes is not None:
+                self.on_changes(changes)
+
+    def _apply(self, command: Any, now: float) -> Sequence[Any]:
+        apply = getattr(self.play, "apply", None)
+        if apply is None:
+            return ()
+        try:
+            result: Sequence[Any] = apply(command, now)
+        except Exception as exc:  # noqa: BLE001 - one bad command must not stop the show
+            self._report(exc)
+            return ()
+        return result
+
+    def _report(self, exc: BaseException) -> None:
+        self.errors += 1
+        message = f"{type(exc).__name__}: {exc}"
+        if message != self._last_error:
+            # Logged once per distinct error, with context; a repeat only counts.
+            logger.error("render step %d failed (model %s, device %s): %s",
+                         self._index + 1, self._model.name, self.device, message,
+                         exc_info=exc)
+        self._last_error = message

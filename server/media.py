@@ -1,0 +1,312 @@
+"""Encode once, send to every viewer.
+
+aiortc builds an encoder per RTCRtpSender, so CPU grows with the audience.
+Here one `StreamEncoder` thread per output stream encodes each new frame
+once; its packets go to a `PacketHub` on the event loop, which hands them to
+every `ViewerTrack`. A track returns `av.Packet`s from `recv()`, so the
+sender only packetizes. Picture-loss requests and new viewers ask the one
+encoder for a keyframe. A slow viewer overflows its own small queue, drops
+to the next keyframe and never slows anyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from server.config import StreamConfig
+from server.engine import Frame, RateMeter
+from server.slot import LatestSlot
+
+logger = logging.getLogger(__name__)
+
+VIDEO_CLOCK = 90_000  # RTP video clock rate
+TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
+CODEC_NAMES = {"vp8": "libvpx", "h264": "libx264"}
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    """The packets of one encoded frame."""
+
+    packets: tuple[av.Packet, ...]
+    keyframe: bool
+    frame: Frame  # the picture it encodes (for latency figures)
+    encoded_at: float
+
+
+def open_codec(codec: str, *, width: int, height: int, bitrate: int, fps: float
+               ) -> av.VideoCodecContext:
+    """A realtime, low-latency encoder context for one output stream."""
+    context = av.CodecContext.create(CODEC_NAMES[codec], "w")
+    assert isinstance(context, av.VideoCodecContext)
+    context.width = width
+    context.height = height
+    context.pix_fmt = "yuv420p"
+    context.time_base = TIME_BASE
+    context.framerate = fractions.Fraction(round(fps * 1000), 1000)
+    context.bit_rate = bitrate
+    # Keyframes come on request (new viewer, picture loss) and on our own
+    # interval; the codec's GOP is only a backstop.
+    context.gop_size = 10_000
+    if codec == "vp8":
+        context.options = {
+            "deadline": "realtime",
+            "cpu-used": "8",
+            "lag-in-frames": "0",
+            "auto-alt-ref": "0",
+            "error-resilient": "1",
+            "max-intra-rate": "300",
+            "undershoot-pct": "95",
+            "buf-sz": "1000",
+            "buf-initial-sz": "500",
+            "buf-optimal-sz": "600",
+        }
+        context.qmin = 2
+        context.qmax = 56
+    else:
+        context.profile = "Constrained Baseline"
+        context.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "forced-idr": "1",
+            "repeat-headers": "1",
+        }
+        context.max_b_frames = 0
+    context.open()
+    return context
+
+
+class StreamEncoder:
+    """One encoder thread for one output stream: new frame in, packets out."""
+
+    # With no new frame for this long (a stalled generator), the last frame is
+    # encoded again so new viewers still get a picture.
+    REPEAT_AFTER_SECONDS = 1.0
+
+    def __init__(self, *, frames: LatestSlot[Frame], config: StreamConfig, fps: float,
+                 on_encoded: Callable[[EncodedFrame], None]) -> None:
+        self.config = config
+        self.fps = fps
+        self.encoded_rate = RateMeter()
+        self.keyframes = 0
+        self.errors = 0
+        self._frames = frames
+        self._on_encoded = on_encoded
+        self._keyframe_wanted = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._context: av.VideoCodecContext | None = None
+        self._start = time.monotonic()
+        self._last_pts = -1
+        self._last_keyframe = 0.0
+
+    def request_keyframe(self) -> None:
+        """Make the next encoded frame a keyframe (new viewer, picture loss)."""
+        self._keyframe_wanted.set()
+
+    def start(self) -> None:
+        """Start the encoder thread."""
+        self._thread = threading.Thread(target=self._run, name="ganvj-encode", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop the thread (the frame slot must be closed or about to produce)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        seen = 0
+        last_encode = 0.0
+        while not self._stop.is_set():
+            seq, frame = self._frames.wait_newer(seen, timeout=0.1)
+            if self._stop.is_set() or (self._frames.closed and seq == seen):
+                return
+            if frame is None:
+                continue
+            now = time.monotonic()
+            stale = seq == seen
+            if stale and not (self._keyframe_wanted.is_set()
+                              or now - last_encode > self.REPEAT_AFTER_SECONDS):
+                continue
+            seen = seq
+            try:
+                encoded = self.encode(frame, now)
+            except Exception as exc:  # noqa: BLE001 - keep the stream alive
+                self.errors += 1
+                logger.exception("encoding frame %d failed: %s", frame.index, exc)
+                self._context = None  # reopen on the next frame
+                continue
+            last_encode = now
+            if encoded is not None:
+                self._on_encoded(encoded)
+
+    def encode(self, frame: Frame, now: float) -> EncodedFrame | None:
+        """Encode one frame (on the calling thread); None if the codec held it back."""
+        context = self._context
+        if context is None or context.width != frame.width or context.height != frame.height:
+            context = self._context = open_codec(
+                self.config.codec, width=frame.width, height=frame.height,
+                bitrate=self.config.bitrate_kbps * 1000, fps=self.fps)
+            self._keyframe_wanted.set()
+        video = av.VideoFrame.from_ndarray(frame.yuv, format="yuv420p")
+        # Monotonic pts, strictly increasing even when a frame is sent again.
+        pts = max(int((now - self._start) * VIDEO_CLOCK), self._last_pts + 1)
+        self._last_pts = pts
+        video.pts = pts
+        video.time_base = TIME_BASE
+        keyframe = self._keyframe_wanted.is_set() or (
+            now - self._last_keyframe > self.config.keyframe_interval_s)
+        if keyframe:
+            self._keyframe_wanted.clear()
+            video.pict_type = av.video.frame.PictureType.I
+        packets = tuple(context.encode(video))
+        if not packets:
+            return None
+        is_key = any(p.is_keyframe for p in packets)
+        if is_key:
+            self.keyframes += 1
+            self._last_keyframe = now
+        for packet in packets:
+            packet.time_base = TIME_BASE
+        self.encoded_rate.tick(now)
+        return EncodedFrame(packets=packets, keyframe=is_key, frame=frame,
+                            encoded_at=time.monotonic())
+
+
+class ViewerTrack(MediaStreamTrack):
+    """A video track for one viewer that returns pre-encoded packets."""
+
+    kind = "video"
+
+    def __init__(self, *, hub: PacketHub, queue_size: int) -> None:
+        super().__init__()
+        self._hub = hub
+        # Each packet with its frame on the frame's last packet, for the figures.
+        self._queue: asyncio.Queue[tuple[av.Packet, EncodedFrame | None]] = asyncio.Queue(
+            maxsize=queue_size)
+        self._waiting_for_keyframe = True
+        self.sent = RateMeter()
+        self.drops = 0
+        self.last_sent: EncodedFrame | None = None
+        self.on_sent: Callable[[EncodedFrame], None] | None = None
+
+    def offer(self, encoded: EncodedFrame) -> None:
+        """Take one encoded frame from the hub (event loop thread)."""
+        if self._waiting_for_keyframe:
+            if not encoded.keyframe:
+                return
+            self._waiting_for_keyframe = False
+        if self._queue.qsize() + len(encoded.packets) > self._queue.maxsize:
+            # Too slow: drop what is queued and restart from the next keyframe
+            # (an inter frame without its predecessors would smear the picture).
+            self.drops += 1
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._waiting_for_keyframe = True
+            self._hub.request_keyframe()
+            return
+        last = len(encoded.packets) - 1
+        for i, packet in enumerate(encoded.packets):
+            self._queue.put_nowait((packet, encoded if i == last else None))
+
+    def request_keyframe(self) -> None:
+        """Picture loss on this viewer: ask the shared encoder for a keyframe."""
+        self._hub.request_keyframe()
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet, encoded = await self._queue.get()
+        if encoded is not None:
+            self.sent.tick()
+            self.last_sent = encoded
+            if self.on_sent is not None:
+                self.on_sent(encoded)
+        return packet
+
+    def stop(self) -> None:
+        super().stop()
+        self._hub.remove(self)
+
+
+class PacketHub:
+    """Fans encoded frames out to every viewer track, on the event loop."""
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop, queue_size: int,
+                 request_keyframe: Callable[[], None]) -> None:
+        self._loop = loop
+        self._queue_size = queue_size
+        self._request_keyframe = request_keyframe
+        self._tracks: set[ViewerTrack] = set()
+
+    def add_viewer(self) -> ViewerTrack:
+        """A new viewer track; it starts at the next keyframe, asked for now."""
+        track = ViewerTrack(hub=self, queue_size=self._queue_size)
+        self._tracks.add(track)
+        self.request_keyframe()
+        return track
+
+    def remove(self, track: ViewerTrack) -> None:
+        """Forget a stopped track."""
+        self._tracks.discard(track)
+
+    def request_keyframe(self) -> None:
+        """Ask the encoder for a keyframe."""
+        self._request_keyframe()
+
+    def publish_threadsafe(self, encoded: EncodedFrame) -> None:
+        """Called on the encoder thread: hand over to the event loop."""
+        try:
+            self._loop.call_soon_threadsafe(self.publish, encoded)
+        except RuntimeError:
+            pass  # the loop is closing
+
+    def publish(self, encoded: EncodedFrame) -> None:
+        """Give one encoded frame to every viewer (event loop thread)."""
+        for track in list(self._tracks):
+            track.offer(encoded)
+
+    @property
+    def viewers(self) -> int:
+        """Live viewer tracks."""
+        return len(self._tracks)
+
+
+class FrameTrack(MediaStreamTrack):
+    """A raw-frame track that lets aiortc encode per viewer (benchmark comparison only)."""
+
+    kind = "video"
+
+    def __init__(self, *, frames: LatestSlot[Frame]) -> None:
+        super().__init__()
+        self._frames = frames
+        self._seen = 0
+        self._start = time.monotonic()
+        self.sent = RateMeter()
+
+    async def recv(self) -> av.VideoFrame:  # type: ignore[override]
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.readyState != "live" or self._frames.closed:
+                raise MediaStreamError
+            seq, frame = await loop.run_in_executor(None, self._frames.wait_newer,
+                                                    self._seen, 0.5)
+            if frame is not None and seq != self._seen:
+                break
+        self._seen = seq
+        video = av.VideoFrame.from_ndarray(frame.yuv, format="yuv420p")
+        video.pts = int((time.monotonic() - self._start) * VIDEO_CLOCK)
+        video.time_base = TIME_BASE
+        self.sent.tick()
+        return video

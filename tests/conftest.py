@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny models, a running server on a free port, a WebRTC address."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import LoadedModel
+from models.dcgan import DCGANConfig, DCGANGenerator
+from server.config import Config
+from server.lifecycle import Running, running
+
+# The address scripts/test gives this run's own network namespace (a veth pair):
+# aioice never offers 127.0.0.1, and no other address may be a test target.
+NAMESPACE_ADDRESS = "10.77.0.1"
+
+
+def tiny_model(resolution: int = 32, seed: int = 0) -> LoadedModel:
+    """An untrained DCGAN, small enough to render hundreds of frames a second."""
+    torch.manual_seed(seed)
+    config = DCGANConfig(resolution=resolution, z_dim=16, ngf=8, max_channels=32)
+    module = DCGANGenerator(config=config).eval()
+    return LoadedModel(name="tiny", path=Path("tiny.safetensors"), arch="dcgan",
+                       kind="unconditional", module=module, resolution=resolution,
+                       z_dim=config.z_dim, metadata={})
+
+
+def has_address(address: str) -> bool:
+    """True if this network namespace owns `address`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture
+def webrtc_host() -> str:
+    """The namespace address for WebRTC tests; fails loudly outside scripts/test."""
+    if not has_address(NAMESPACE_ADDRESS):
+        pytest.fail(f"WebRTC tests need {NAMESPACE_ADDRESS}: run them through scripts/test, "
+                    "which makes a network namespace with a veth pair")
+    return NAMESPACE_ADDRESS
+
+
+def server_config(host: str, **render: object) -> Config:
+    """A config for tests: given host, a free port, small frames."""
+    base = Config()
+    overrides: dict[str, object] = {"server.host": host, "server.port": 0,
+                                    "render.size": 64, "render.fps": 30.0}
+    overrides.update({f"render.{k}": v for k, v in render.items()})
+    return base.with_overrides(overrides)
+
+
+@pytest.fixture
+async def live_server(webrtc_host: str) -> AsyncIterator[Running]:
+    """The real server with a tiny model, on the namespace address and a free port."""
+    async with running(server_config(webrtc_host), model=tiny_model()) as run:
+        yield run

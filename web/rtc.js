@@ -1,0 +1,44 @@
+// Shared WebRTC signalling over /ws: one offer out, one answer back (no trickle ICE).
+
+export function wsUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws`;
+}
+
+// Resolve once ICE gathering is complete: the one offer must carry every candidate.
+export function gatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+// Send our offer on an open websocket and apply the answer that comes back.
+export async function negotiate(pc, ws) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await gatheringComplete(pc);
+  const answer = new Promise((resolve, reject) => {
+    const onMessage = (event) => {
+      const msg = JSON.parse(event.data);
+      if (msg.type === "answer") { ws.removeEventListener("message", onMessage); resolve(msg.sdp); }
+      else if (msg.type === "error") { ws.removeEventListener("message", onMessage); reject(new Error(msg.error)); }
+    };
+    ws.addEventListener("message", onMessage);
+  });
+  ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
+  await pc.setRemoteDescription({ type: "answer", sdp: await answer });
+}
+
+export function openSocket() {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl());
+    ws.addEventListener("open", () => resolve(ws), { once: true });
+    ws.addEventListener("error", () => reject(new Error("websocket failed")), { once: true });
+  });
+}

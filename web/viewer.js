@@ -1,0 +1,86 @@
+// The fullscreen viewer: receive the stream, play it with minimal latency,
+// reconnect by itself after a server restart. No controls over the picture.
+import { negotiate, openSocket } from "/rtc.js";
+
+const video = document.getElementById("video");
+const statusBox = document.getElementById("status");
+const hint = document.getElementById("hint");
+const state = { pc: null, ws: null, connected: false, retries: 0, lastFrames: 0, lastTime: 0, fps: 0 };
+window.ganvj = state; // for tests and curious performers
+
+async function connect() {
+  const ws = await openSocket();
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  state.ws = ws; state.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addEventListener("track", (event) => {
+    // Play out as soon as a frame decodes: a live instrument, not a film.
+    if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
+    video.srcObject = event.streams[0] || new MediaStream([event.track]);
+    video.play().catch(() => {});
+  });
+  const lost = new Promise((resolve) => {
+    ws.addEventListener("close", resolve, { once: true });
+    pc.addEventListener("connectionstatechange", () => {
+      if (["failed", "closed"].includes(pc.connectionState)) resolve();
+    });
+  });
+  await negotiate(pc, ws);
+  state.connected = true;
+  state.retries = 0;
+  await lost;
+}
+
+async function run() {
+  for (;;) {
+    try {
+      await connect();
+    } catch (err) {
+      console.warn("ganvj:", err.message);
+    }
+    state.connected = false;
+    try { state.pc && state.pc.close(); } catch (_) {}
+    try { state.ws && state.ws.close(); } catch (_) {}
+    state.retries += 1;
+    // Back off gently, but come back quickly after a server restart.
+    await new Promise((r) => setTimeout(r, Math.min(500 * state.retries, 3000)));
+  }
+}
+
+async function updateStatus() {
+  if (statusBox.hidden) return;
+  const lines = [];
+  if (state.pc) {
+    const stats = await state.pc.getStats();
+    stats.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        const now = s.timestamp;
+        if (state.lastTime) state.fps = ((s.framesDecoded - state.lastFrames) * 1000) / (now - state.lastTime);
+        state.lastFrames = s.framesDecoded; state.lastTime = now;
+        lines.push(`decoded ${s.framesDecoded}  ${state.fps.toFixed(1)} fps  ${s.frameWidth}x${s.frameHeight}`);
+        lines.push(`jitter buffer ${(1000 * s.jitterBufferDelay / Math.max(1, s.jitterBufferEmittedCount)).toFixed(0)} ms  lost ${s.packetsLost}`);
+      }
+    });
+  }
+  try {
+    const server = await (await fetch("/api/status")).json();
+    lines.push(`server ${server.rendered_fps} fps rendered, ${server.sent_fps} sent, ${server.viewers} viewers`);
+    lines.push(`${server.model} (${server.arch} ${server.resolution}px) on ${server.device}, ${server.frame_ms} ms/frame`);
+  } catch (_) {
+    lines.push("server unreachable");
+  }
+  lines.push(state.connected ? "connected" : `reconnecting (try ${state.retries})`);
+  statusBox.textContent = lines.join("\n");
+}
+
+document.addEventListener("click", () => {
+  if (!document.fullscreenElement) document.documentElement.requestFullscreen().catch(() => {});
+  else document.exitFullscreen();
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "s" || event.key === "S") { statusBox.hidden = !statusBox.hidden; updateStatus(); }
+  if (event.key === "f" || event.key === "F") document.documentElement.requestFullscreen().catch(() => {});
+});
+setTimeout(() => hint.classList.add("gone"), 3000);
+setInterval(updateStatus, 1000);
+run();
