@@ -73,9 +73,7 @@ class ArgSpec:
             if len(value) > MAX_STRING_CHARS:
                 raise CommandError(f"{where}: string longer than {MAX_STRING_CHARS} characters")
             if self.choices and value not in self.choices:
-                raise CommandError(
-                    f"{where}: {value!r} is not one of {', '.join(self.choices)}"
-                )
+                raise CommandError(f"{where}: {value!r} is not one of {', '.join(self.choices)}")
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CommandError(f"{where}: expected a number, got {_kind(value)}")

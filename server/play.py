@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from models.latent import EASINGS, Wander, ease, interpolate, random_latent
+from models.latent import Wander, ease, interpolate, random_latent
 from server.commands import DIRECTIONS, KEYFRAMES, Command, CommandError, lookup, parse
 from server.tempo import TempoClock
 
@@ -100,7 +100,9 @@ class PlayState:
         self.tempo = tempo if tempo is not None else TempoClock()
         self._seed = seed
         self._rng = torch.Generator().manual_seed(int(seed) + 15485863)
-        self.bank = torch.stack([random_latent(seed * 1009 + i + 1, z_dim) for i in range(keyframes)])
+        self.bank = torch.stack(
+            [random_latent(seed * 1009 + i + 1, z_dim) for i in range(keyframes)]
+        )  # (keyframes, z_dim)
         if directions is None:
             count = min(DIRECTIONS, z_dim)
             directions = orthonormal_directions(z_dim, count, seed)
@@ -132,15 +134,17 @@ class PlayState:
         self._duration = 0.0
         self._pending: _Pending | None = None
         self._events: list[Change] = []
+        self._now = 0.0  # the latest time seen, for queries
 
     # Per frame
 
     def latent(self, now: float, dt: float) -> Tensor:
         """The latent for the frame at `now`, `dt` seconds after the previous one."""
+        self._now = now
         if self.wander and self._to is None:
             self._wander_clock += dt * self.wander_speed
         if self._pending is not None and now >= self._pending.start:
-            self._activate(self._pending, now)
+            self._activate(self._pending, now, announce=True)
         if self.playing and self._pending is None:
             self._advance_sequence(now)
         z = self._anchor(now)
@@ -161,6 +165,7 @@ class PlayState:
 
     def apply(self, command: Command, now: float) -> list[Change]:
         """Apply one validated command at `now`; the feedback to send."""
+        self._now = now
         if command.query:
             return [self.query(command.address, to=command.origin)]
         handler = _HANDLERS.get(command.name)
@@ -182,10 +187,9 @@ class PlayState:
 
     def state(self) -> list[Change]:
         """Every value this state answers, e.g. to greet a new controller."""
-        out = []
+        out: list[Change] = []
         for pattern in _QUERIES:
-            spec, _ = lookup(pattern) if "{" not in pattern else (None, None)
-            if spec is None:
+            if pattern == "/latent/dir/{k}":
                 out.extend(self.query(f"/latent/dir/{k}") for k in range(1, DIRECTIONS + 1))
             else:
                 out.append(self.query(pattern))
@@ -215,7 +219,7 @@ class PlayState:
         settings = data.get("settings", {})
         if not isinstance(settings, Mapping):
             raise ValueError("settings must be an object of address -> args")
-        commands = [parse(address, args) for address, args in settings.items()]  # type: ignore[arg-type]
+        commands = [parse(address, args) for address, args in settings.items()]
         changes: list[Change] = []
         for command in commands:
             changes.extend(self.apply(command, now))
@@ -255,20 +259,20 @@ class PlayState:
         changes = self._stop_wander()
         pending = _Pending(self._start_time(now), target, duration, keyframe)
         if pending.start <= now:
-            self._activate(pending, now)
+            self._activate(pending, now, announce=False)
             if keyframe:
                 changes.append(Change("/keyframe/current", (keyframe,)))
         else:
             self._pending = pending
         return changes
 
-    def _activate(self, pending: _Pending, now: float) -> None:
+    def _activate(self, pending: _Pending, now: float, *, announce: bool) -> None:
         self._pending = None
         self._from = self._anchor(now)
         self._to = pending.target
         self._start = pending.start
         self._duration = pending.duration
-        if pending.keyframe and pending.start < now:
+        if pending.keyframe and announce:
             # A quantized jump landing: the frame that shows it reports it.
             self._events.append(Change("/keyframe/current", (pending.keyframe,)))
         if pending.keyframe:
@@ -292,9 +296,9 @@ class PlayState:
             return
         step = self._seconds(self.sequence_step)
         # A render that stalled for more than a step restarts the tour clock here.
-        start = end if now - end < step else now
+        start = end if now - end <= step else now
         following = self.current % self.sequence_length + 1 if self.current else 1
-        self._from = self._anchor(now) if self._to is None else self._to
+        self._from = self._anchor(now)
         self._to = self.bank[following - 1].clone()
         self._start = start
         self._duration = step
@@ -389,15 +393,10 @@ class PlayState:
         changes = self._stop_wander()
         self.playing = True
         self._pending = None
-        if self.current > self.sequence_length:
-            self.current = 0
-        # Hold still until the tour starts (on the grid, if quantized): the first
-        # step morphs from here to the next keyframe of the tour.
-        start = self._start_time(now, self.quantize if self.quantize != "off" else None)
+        # Hold still until the tour starts (on the grid, if quantized); the first
+        # step then morphs from here to the next keyframe of the tour.
         self._glide(self._anchor(now), now, 0.0)
-        self._start = start - 0.0
-        self._duration = 0.0
-        self._from = self._to if self._to is not None else self._from
+        self._start = self._start_time(now)
         return [*changes, Change("/sequence/play", (1,))]
 
     def _on_stop(self, command: Command, now: float) -> list[Change]:
@@ -433,6 +432,11 @@ _SETTINGS = {
     "/sequence/step": "sequence_step",
 }
 
+
+def _attribute_query(attribute: str) -> Callable[[PlayState, dict[str, int]], tuple[object, ...]]:
+    return lambda state, path: (getattr(state, attribute),)
+
+
 _HANDLERS = {
     "/latent/xy": PlayState._on_xy,
     "/latent/dir/{k}": PlayState._on_dir,
@@ -465,11 +469,6 @@ _QUERIES = {
     "/sequence/play": lambda s, p: (int(s.playing),),
     "/tempo/bpm": lambda s, p: (s.tempo.bpm,),
     "/tempo/link": lambda s, p: (int(s.tempo.following_link),),
-    "/tempo/beat": lambda s, p: (math.floor(s.tempo.beat_at(s._start)),),
-    **{
-        pattern: (lambda attribute: lambda s, p: (getattr(s, attribute),))(attribute)
-        for pattern, attribute in _SETTINGS.items()
-    },
+    "/tempo/beat": lambda s, p: (math.floor(s.tempo.beat_at(s._now)),),
+    **{pattern: _attribute_query(attribute) for pattern, attribute in _SETTINGS.items()},
 }
-
-assert set(EASINGS) == {"linear", "smooth", "exponential"}
