@@ -71,8 +71,14 @@ def json_response(data: Any, status: http.HTTPStatus = http.HTTPStatus.OK) -> Re
 class App:
     """The server's network face: pages, status, signalling; owns the viewers."""
 
-    def __init__(self, *, config: Config, engine: Engine, encoder: StreamEncoder | None,
-                 hub: PacketHub | None) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        engine: Engine,
+        encoder: StreamEncoder | None,
+        hub: PacketHub | None,
+    ) -> None:
         self.config = config
         self.engine = engine
         self.encoder = encoder
@@ -82,19 +88,20 @@ class App:
         self.bad_messages = 0
         self.started = time.monotonic()
         self.extra_routes: dict[str, Callable[[], Response]] = {}
-        self.control_handler: Callable[[ServerConnection, dict[str, Any]],
-                                       Awaitable[None]] | None = None
+        self.control_handler: (
+            Callable[[ServerConnection, dict[str, Any]], Awaitable[None]] | None
+        ) = None
 
     # -- HTTP ---------------------------------------------------------------
 
-    def process_request(self, connection: ServerConnection, request: Request
-                        ) -> Response | None:
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Serve everything but /ws over plain HTTP; let /ws upgrade."""
         path = request.path.split("?", 1)[0]
         if path == "/ws":
             if len(self.connections) >= self.config.limits.ws_max_connections:
-                return json_response({"error": "too many websocket connections"},
-                                     http.HTTPStatus.SERVICE_UNAVAILABLE)
+                return json_response(
+                    {"error": "too many websocket connections"}, http.HTTPStatus.SERVICE_UNAVAILABLE
+                )
             return None
         if path == "/api/status":
             return json_response(self.status())
@@ -121,19 +128,21 @@ class App:
         stats = self.engine.stats()
         viewers = [p.track for p in self.peers]
         sent = [round(t.sent.rate(), 2) for t in viewers]
-        stats.update({
-            "sent_fps": round(sum(sent) / len(sent), 2) if sent else 0.0,
-            "sent_fps_per_viewer": sent,
-            "encoded_fps": round(self.encoder.encoded_rate.rate(), 2) if self.encoder else None,
-            "keyframes": self.encoder.keyframes if self.encoder else None,
-            "viewers": len(self.peers),
-            "codec": self.config.stream.codec,
-            "bitrate_kbps": self.config.stream.bitrate_kbps,
-            "shared_encoder": self.encoder is not None,
-            "websockets": len(self.connections),
-            "bad_messages": self.bad_messages,
-            "uptime_s": round(time.monotonic() - self.started, 1),
-        })
+        stats.update(
+            {
+                "sent_fps": round(sum(sent) / len(sent), 2) if sent else 0.0,
+                "sent_fps_per_viewer": sent,
+                "encoded_fps": round(self.encoder.encoded_rate.rate(), 2) if self.encoder else None,
+                "keyframes": self.encoder.keyframes if self.encoder else None,
+                "viewers": len(self.peers),
+                "codec": self.config.stream.codec,
+                "bitrate_kbps": self.config.stream.bitrate_kbps,
+                "shared_encoder": self.encoder is not None,
+                "websockets": len(self.connections),
+                "bad_messages": self.bad_messages,
+                "uptime_s": round(time.monotonic() - self.started, 1),
+            }
+        )
         return stats
 
     # -- websocket ----------------------------------------------------------
@@ -169,8 +178,9 @@ class App:
             raise ProtocolError("a message must be a JSON object")
         return message
 
-    async def _dispatch(self, connection: ServerConnection, message: dict[str, Any],
-                        own: set[Peer]) -> None:
+    async def _dispatch(
+        self, connection: ServerConnection, message: dict[str, Any], own: set[Peer]
+    ) -> None:
         kind = message.get("type")
         if kind == "offer":
             answer = await self._answer(message, own)
@@ -190,8 +200,11 @@ class App:
             raise ProtocolError(f"the SDP is longer than {MAX_SDP_CHARS} characters")
         if len(self.peers) >= self.config.server.max_viewers:
             raise ProtocolError(f"the server is full ({self.config.server.max_viewers} viewers)")
-        pc = RTCPeerConnection(RTCConfiguration(
-            iceServers=[RTCIceServer(urls=url) for url in self.config.server.ice_servers]))
+        pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=[RTCIceServer(urls=url) for url in self.config.server.ice_servers]
+            )
+        )
         track: ViewerTrack | FrameTrack
         if self.hub is not None:
             track = self.hub.add_viewer()
@@ -208,17 +221,22 @@ class App:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
-            if not any(t.sender is sender and t.currentDirection in ("sendonly", "sendrecv")
-                       for t in pc.getTransceivers()):
-                raise ProtocolError("the offer has no video section this server can send to "
-                                    "(offer a recvonly or sendrecv video transceiver)")
+            if not any(
+                t.sender is sender and t.currentDirection in ("sendonly", "sendrecv")
+                for t in pc.getTransceivers()
+            ):
+                raise ProtocolError(
+                    "the offer has no video section this server can send to "
+                    "(offer a recvonly or sendrecv video transceiver)"
+                )
         except ProtocolError:
             await self._close_peer(peer)
             raise
-        except Exception as exc:  # noqa: BLE001 - aiortc raises many types for bad SDP
+        except Exception as exc:
             await self._close_peer(peer)
-            raise ProtocolError(f"the offer could not be used: {type(exc).__name__}: {exc}"
-                                ) from exc
+            raise ProtocolError(
+                f"the offer could not be used: {type(exc).__name__}: {exc}"
+            ) from exc
         self.peers.add(peer)
         own.add(peer)
 
@@ -233,8 +251,7 @@ class App:
     def _prefer_codec(self, pc: RTCPeerConnection, sender: RTCRtpSender) -> None:
         # Must happen before setRemoteDescription, where aiortc picks the codec.
         mime = {"vp8": "video/VP8", "h264": "video/H264"}[self.config.stream.codec]
-        codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs
-                  if c.mimeType == mime]
+        codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == mime]
         for transceiver in pc.getTransceivers():
             if transceiver.sender is sender:
                 transceiver.setCodecPreferences(codecs)

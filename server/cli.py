@@ -35,10 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="render and stream live (the default model "
-                                "if none is given)")
-    serve.add_argument("--config", type=Path, default=None,
-                       help="TOML config (default: ./config.toml when it exists)")
+    serve = commands.add_parser(
+        "serve", help="render and stream live (the default model if none is given)"
+    )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="TOML config (default: ./config.toml when it exists)",
+    )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--model", help="a .safetensors model file")
@@ -73,8 +78,11 @@ def serve_config(args: argparse.Namespace) -> Config:
     if path is None and DEFAULT_CONFIG.is_file():
         path = DEFAULT_CONFIG
     config = load_config(path)
-    overrides = {key: getattr(args, flag) for flag, key in SERVE_OVERRIDES.items()
-                 if getattr(args, flag) is not None}
+    overrides = {
+        key: getattr(args, flag)
+        for flag, key in SERVE_OVERRIDES.items()
+        if getattr(args, flag) is not None
+    }
     return config.with_overrides(overrides)
 
 
@@ -114,8 +122,10 @@ def run_loop(coro: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ganvj` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not args.verbose:
         for noisy in ("aioice", "aiortc", "websockets"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

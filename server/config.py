@@ -179,31 +179,57 @@ def _check_ranges(section: Any) -> None:
     if isinstance(section, ServerConfig):
         _require(0 <= section.port <= 65535, "server.port", section.port, "0..65535")
         _require(bool(section.host), "server.host", section.host, "an address such as 0.0.0.0")
-        _require(1 <= section.max_viewers <= 256, "server.max_viewers", section.max_viewers,
-                 "1..256")
+        _require(
+            1 <= section.max_viewers <= 256, "server.max_viewers", section.max_viewers, "1..256"
+        )
         for url in section.ice_servers:
-            _require(url.split(":", 1)[0] in ("stun", "turn", "turns"), "server.ice_servers",
-                     url, "stun:, turn: or turns: URLs")
+            _require(
+                url.split(":", 1)[0] in ("stun", "turn", "turns"),
+                "server.ice_servers",
+                url,
+                "stun:, turn: or turns: URLs",
+            )
     elif isinstance(section, RenderConfig):
         _require(1.0 <= section.fps <= 1000.0, "render.fps", section.fps, "1..1000")
-        _require(section.size == 0 or (16 <= section.size <= 4096 and section.size % 2 == 0),
-                 "render.size", section.size, "0 (native) or an even number from 16 to 4096")
+        _require(
+            section.size == 0 or (16 <= section.size <= 4096 and section.size % 2 == 0),
+            "render.size",
+            section.size,
+            "0 (native) or an even number from 16 to 4096",
+        )
         device = section.device
-        _require(device in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(device),
-                 "render.device", device, "auto, cpu, cuda, cuda:N or mps")
-        _require(0.0 <= section.wander_speed <= 100.0, "render.wander_speed",
-                 section.wander_speed, "0..100")
+        _require(
+            device in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(device),
+            "render.device",
+            device,
+            "auto, cpu, cuda, cuda:N or mps",
+        )
+        _require(
+            0.0 <= section.wander_speed <= 100.0,
+            "render.wander_speed",
+            section.wander_speed,
+            "0..100",
+        )
     elif isinstance(section, StreamConfig):
         _require(section.codec in CODECS, "stream.codec", section.codec, " or ".join(CODECS))
-        _require(100 <= section.bitrate_kbps <= 100_000, "stream.bitrate_kbps",
-                 section.bitrate_kbps, "100..100000")
-        _require(0.5 <= section.keyframe_interval_s <= 60.0, "stream.keyframe_interval_s",
-                 section.keyframe_interval_s, "0.5..60")
+        _require(
+            100 <= section.bitrate_kbps <= 100_000,
+            "stream.bitrate_kbps",
+            section.bitrate_kbps,
+            "100..100000",
+        )
+        _require(
+            0.5 <= section.keyframe_interval_s <= 60.0,
+            "stream.keyframe_interval_s",
+            section.keyframe_interval_s,
+            "0.5..60",
+        )
     elif isinstance(section, LimitsConfig):
         for f in fields(section):
             value = getattr(section, f.name)
-            _require(1 <= value <= 64 * 1024 * 1024, f"limits.{f.name}", value,
-                     "a positive whole number")
+            _require(
+                1 <= value <= 64 * 1024 * 1024, f"limits.{f.name}", value, "a positive whole number"
+            )
 
 
 def _is_cuda_index(device: str) -> bool:

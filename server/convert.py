@@ -28,8 +28,9 @@ def resize(image: Tensor, size: int) -> Tensor:
         return image
     downscale = size < image.shape[-1]
     mode = "bilinear" if downscale else "bicubic"
-    return F.interpolate(image, size=(size, size), mode=mode, align_corners=False,
-                         antialias=downscale)
+    return F.interpolate(
+        image, size=(size, size), mode=mode, align_corners=False, antialias=downscale
+    )
 
 
 def to_rgb_uint8(image: Tensor) -> Tensor:

@@ -85,8 +85,11 @@ class RateMeter:
             if len(self._times) < 2:
                 return 0.0
             span = max(now - self._times[0], 1e-6)
-            return (len(self._times) - 1) / span if span < self._window else len(
-                self._times) / self._window
+            return (
+                (len(self._times) - 1) / span
+                if span < self._window
+                else len(self._times) / self._window
+            )
 
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self._window:
@@ -102,17 +105,23 @@ class Engine:
 
     STALL_LOG_SECONDS = 2.0
 
-    def __init__(self, *, model: LoadedModel, config: RenderConfig, device: torch.device,
-                 queue_size: int = 256) -> None:
+    def __init__(
+        self,
+        *,
+        model: LoadedModel,
+        config: RenderConfig,
+        device: torch.device,
+        queue_size: int = 256,
+    ) -> None:
         if model.kind != "unconditional" or model.z_dim is None:
-            raise ValueError(f"{model.name} is a {model.kind} model; serve needs an "
-                             "unconditional generator")
+            raise ValueError(
+                f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
+            )
         self.config = config
         self.device = device
         self.frames: LatestSlot[Frame] = LatestSlot()
         self.commands: queue.Queue[tuple[Batch, float]] = queue.Queue(maxsize=queue_size)
-        self.play = PlayState(z_dim=model.z_dim, seed=config.seed,
-                              wander_speed=config.wander_speed)
+        self.play = PlayState(z_dim=model.z_dim, seed=config.seed, wander_speed=config.wander_speed)
         self.render_rate = RateMeter()
         self.on_changes: Callable[[Sequence[Any]], None] | None = None
         self.errors = 0
@@ -180,8 +189,7 @@ class Engine:
             "render_errors": self.errors,
             "last_error": self._last_error,
             "dropped_batches": self.dropped_batches,
-            "stalled": started is not None
-            and time.monotonic() - started > self.STALL_LOG_SECONDS,
+            "stalled": started is not None and time.monotonic() - started > self.STALL_LOG_SECONDS,
         }
 
     def render_once(self) -> Frame:
@@ -236,11 +244,18 @@ class Engine:
             yuv = to_yuv420(image).cpu().numpy()  # the one copy back per frame
         finished = time.monotonic()
         self._index += 1
-        frame = Frame(index=self._index, yuv=yuv, width=self.output_size,
-                      height=self.output_size, rendered_at=finished,
-                      render_ms=(finished - self._step_started) * 1000.0, applied_at=applied_at)
-        self._frame_ms = 0.9 * self._frame_ms + 0.1 * frame.render_ms if self._index > 1 \
-            else frame.render_ms
+        frame = Frame(
+            index=self._index,
+            yuv=yuv,
+            width=self.output_size,
+            height=self.output_size,
+            rendered_at=finished,
+            render_ms=(finished - self._step_started) * 1000.0,
+            applied_at=applied_at,
+        )
+        self._frame_ms = (
+            0.9 * self._frame_ms + 0.1 * frame.render_ms if self._index > 1 else frame.render_ms
+        )
         self.frames.put(frame)
         self.render_rate.tick(finished)
         self._step_started = None
@@ -277,7 +292,12 @@ class Engine:
         message = f"{type(exc).__name__}: {exc}"
         if message != self._last_error:
             # Logged once per distinct error, with context; a repeat only counts.
-            logger.error("render step %d failed (model %s, device %s): %s",
-                         self._index + 1, self._model.name, self.device, message,
-                         exc_info=exc)
+            logger.error(
+                "render step %d failed (model %s, device %s): %s",
+                self._index + 1,
+                self._model.name,
+                self.device,
+                message,
+                exc_info=exc,
+            )
         self._last_error = message

@@ -47,8 +47,7 @@ class Running:
 
 def resolve_model(config: Config, device_name: str) -> LoadedModel:
     """Load the configured model, or the shipped default."""
-    path = Path(config.render.model) if config.render.model else default_model_path(
-        "unconditional")
+    path = Path(config.render.model) if config.render.model else default_model_path("unconditional")
     return load_model(path, device=device_name)
 
 
@@ -61,16 +60,24 @@ async def running(config: Config, model: LoadedModel | None = None) -> AsyncIter
         raise StartupError(str(exc)) from exc
     if model is None:
         model = resolve_model(config, str(device))
-    engine = Engine(model=model, config=config.render, device=device,
-                    queue_size=config.limits.command_queue)
+    engine = Engine(
+        model=model, config=config.render, device=device, queue_size=config.limits.command_queue
+    )
     loop = asyncio.get_running_loop()
     encoder: StreamEncoder | None = None
     hub: PacketHub | None = None
     if config.stream.shared_encoder:
-        hub = PacketHub(loop=loop, queue_size=config.limits.viewer_packet_queue,
-                        request_keyframe=lambda: encoder.request_keyframe() if encoder else None)
-        encoder = StreamEncoder(frames=engine.frames, config=config.stream,
-                                fps=config.render.fps, on_encoded=hub.publish_threadsafe)
+        hub = PacketHub(
+            loop=loop,
+            queue_size=config.limits.viewer_packet_queue,
+            request_keyframe=lambda: encoder.request_keyframe() if encoder else None,
+        )
+        encoder = StreamEncoder(
+            frames=engine.frames,
+            config=config.stream,
+            fps=config.render.fps,
+            on_encoded=hub.publish_threadsafe,
+        )
     app = App(config=config, engine=engine, encoder=encoder, hub=hub)
     engine.start()
     if encoder is not None:
@@ -78,18 +85,23 @@ async def running(config: Config, model: LoadedModel | None = None) -> AsyncIter
     try:
         try:
             server = await serve(
-                app.handle, config.server.host, config.server.port,
+                app.handle,
+                config.server.host,
+                config.server.port,
                 process_request=app.process_request,
                 # Limits
                 max_size=config.limits.ws_max_message_bytes,
                 max_queue=16,
-                ping_interval=20, ping_timeout=20, close_timeout=2,
+                ping_interval=20,
+                ping_timeout=20,
+                close_timeout=2,
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise StartupError(
                     f"port {config.server.port} on {config.server.host} is already in use: "
-                    "stop the other server or pass --port") from exc
+                    "stop the other server or pass --port"
+                ) from exc
             raise StartupError(
                 f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}"
             ) from exc
@@ -114,9 +126,15 @@ async def serve_forever(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with running(config) as run:
         model = run.engine.model
-        logger.info("serving %s (%s, %d px) on %s, rendering at %d px on %s",
-                    model.name, model.arch, model.resolution, run.engine.device,
-                    run.engine.output_size, run.engine.device)
+        logger.info(
+            "serving %s (%s, %d px) on %s, rendering at %d px on %s",
+            model.name,
+            model.arch,
+            model.resolution,
+            run.engine.device,
+            run.engine.output_size,
+            run.engine.device,
+        )
         host = config.server.host
         shown = "localhost" if host in ("0.0.0.0", "::") else host
         print(f"ganvj: open http://{shown}:{run.port}/ (Ctrl-C stops)", flush=True)

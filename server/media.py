@@ -12,6 +12,7 @@ to the next keyframe and never slows anyone else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import logging
 import threading
@@ -44,8 +45,9 @@ class EncodedFrame:
     encoded_at: float
 
 
-def open_codec(codec: str, *, width: int, height: int, bitrate: int, fps: float
-               ) -> av.VideoCodecContext:
+def open_codec(
+    codec: str, *, width: int, height: int, bitrate: int, fps: float
+) -> av.VideoCodecContext:
     """A realtime, low-latency encoder context for one output stream."""
     context = av.CodecContext.create(CODEC_NAMES[codec], "w")
     assert isinstance(context, av.VideoCodecContext)
@@ -93,8 +95,14 @@ class StreamEncoder:
     # encoded again so new viewers still get a picture.
     REPEAT_AFTER_SECONDS = 1.0
 
-    def __init__(self, *, frames: LatestSlot[Frame], config: StreamConfig, fps: float,
-                 on_encoded: Callable[[EncodedFrame], None]) -> None:
+    def __init__(
+        self,
+        *,
+        frames: LatestSlot[Frame],
+        config: StreamConfig,
+        fps: float,
+        on_encoded: Callable[[EncodedFrame], None],
+    ) -> None:
         self.config = config
         self.fps = fps
         self.encoded_rate = RateMeter()
@@ -136,13 +144,14 @@ class StreamEncoder:
                 continue
             now = time.monotonic()
             stale = seq == seen
-            if stale and not (self._keyframe_wanted.is_set()
-                              or now - last_encode > self.REPEAT_AFTER_SECONDS):
+            if stale and not (
+                self._keyframe_wanted.is_set() or now - last_encode > self.REPEAT_AFTER_SECONDS
+            ):
                 continue
             seen = seq
             try:
                 encoded = self.encode(frame, now)
-            except Exception as exc:  # noqa: BLE001 - keep the stream alive
+            except Exception as exc:
                 self.errors += 1
                 logger.exception("encoding frame %d failed: %s", frame.index, exc)
                 self._context = None  # reopen on the next frame
@@ -156,8 +165,12 @@ class StreamEncoder:
         context = self._context
         if context is None or context.width != frame.width or context.height != frame.height:
             context = self._context = open_codec(
-                self.config.codec, width=frame.width, height=frame.height,
-                bitrate=self.config.bitrate_kbps * 1000, fps=self.fps)
+                self.config.codec,
+                width=frame.width,
+                height=frame.height,
+                bitrate=self.config.bitrate_kbps * 1000,
+                fps=self.fps,
+            )
             self._keyframe_wanted.set()
         video = av.VideoFrame.from_ndarray(frame.yuv, format="yuv420p")
         # Monotonic pts, strictly increasing even when a frame is sent again.
@@ -166,7 +179,8 @@ class StreamEncoder:
         video.pts = pts
         video.time_base = TIME_BASE
         keyframe = self._keyframe_wanted.is_set() or (
-            now - self._last_keyframe > self.config.keyframe_interval_s)
+            now - self._last_keyframe > self.config.keyframe_interval_s
+        )
         if keyframe:
             self._keyframe_wanted.clear()
             video.pict_type = av.video.frame.PictureType.I
@@ -180,8 +194,9 @@ class StreamEncoder:
         for packet in packets:
             packet.time_base = TIME_BASE
         self.encoded_rate.tick(now)
-        return EncodedFrame(packets=packets, keyframe=is_key, frame=frame,
-                            encoded_at=time.monotonic())
+        return EncodedFrame(
+            packets=packets, keyframe=is_key, frame=frame, encoded_at=time.monotonic()
+        )
 
 
 class ViewerTrack(MediaStreamTrack):
@@ -194,7 +209,8 @@ class ViewerTrack(MediaStreamTrack):
         self._hub = hub
         # Each packet with its frame on the frame's last packet, for the figures.
         self._queue: asyncio.Queue[tuple[av.Packet, EncodedFrame | None]] = asyncio.Queue(
-            maxsize=queue_size)
+            maxsize=queue_size
+        )
         self._waiting_for_keyframe = True
         self.sent = RateMeter()
         self.drops = 0
@@ -224,7 +240,7 @@ class ViewerTrack(MediaStreamTrack):
         """Picture loss on this viewer: ask the shared encoder for a keyframe."""
         self._hub.request_keyframe()
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         packet, encoded = await self._queue.get()
@@ -243,8 +259,13 @@ class ViewerTrack(MediaStreamTrack):
 class PacketHub:
     """Fans encoded frames out to every viewer track, on the event loop."""
 
-    def __init__(self, *, loop: asyncio.AbstractEventLoop, queue_size: int,
-                 request_keyframe: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        queue_size: int,
+        request_keyframe: Callable[[], None],
+    ) -> None:
         self._loop = loop
         self._queue_size = queue_size
         self._request_keyframe = request_keyframe
@@ -267,10 +288,8 @@ class PacketHub:
 
     def publish_threadsafe(self, encoded: EncodedFrame) -> None:
         """Called on the encoder thread: hand over to the event loop."""
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closing
             self._loop.call_soon_threadsafe(self.publish, encoded)
-        except RuntimeError:
-            pass  # the loop is closing
 
     def publish(self, encoded: EncodedFrame) -> None:
         """Give one encoded frame to every viewer (event loop thread)."""
@@ -295,13 +314,12 @@ class FrameTrack(MediaStreamTrack):
         self._start = time.monotonic()
         self.sent = RateMeter()
 
-    async def recv(self) -> av.VideoFrame:  # type: ignore[override]
+    async def recv(self) -> av.VideoFrame:
         loop = asyncio.get_running_loop()
         while True:
             if self.readyState != "live" or self._frames.closed:
                 raise MediaStreamError
-            seq, frame = await loop.run_in_executor(None, self._frames.wait_newer,
-                                                    self._seen, 0.5)
+            seq, frame = await loop.run_in_executor(None, self._frames.wait_newer, self._seen, 0.5)
             if frame is not None and seq != self._seen:
                 break
         self._seen = seq

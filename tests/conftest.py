@@ -24,9 +24,23 @@ def tiny_model(resolution: int = 32, seed: int = 0) -> LoadedModel:
     torch.manual_seed(seed)
     config = DCGANConfig(resolution=resolution, z_dim=16, ngf=8, max_channels=32)
     module = DCGANGenerator(config=config).eval()
-    return LoadedModel(name="tiny", path=Path("tiny.safetensors"), arch="dcgan",
-                       kind="unconditional", module=module, resolution=resolution,
-                       z_dim=config.z_dim, metadata={})
+    # DCGAN's N(0, 0.02) start draws flat grey; variance-keeping weights draw
+    # pictures that move with the latent, which is what the tests look for.
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    with torch.no_grad():
+        module.to_rgb.weight.mul_(8.0)
+    return LoadedModel(
+        name="tiny",
+        path=Path("tiny.safetensors"),
+        arch="dcgan",
+        kind="unconditional",
+        module=module,
+        resolution=resolution,
+        z_dim=config.z_dim,
+        metadata={},
+    )
 
 
 def has_address(address: str) -> bool:
@@ -43,16 +57,22 @@ def has_address(address: str) -> bool:
 def webrtc_host() -> str:
     """The namespace address for WebRTC tests; fails loudly outside scripts/test."""
     if not has_address(NAMESPACE_ADDRESS):
-        pytest.fail(f"WebRTC tests need {NAMESPACE_ADDRESS}: run them through scripts/test, "
-                    "which makes a network namespace with a veth pair")
+        pytest.fail(
+            f"WebRTC tests need {NAMESPACE_ADDRESS}: run them through scripts/test, "
+            "which makes a network namespace with a veth pair"
+        )
     return NAMESPACE_ADDRESS
 
 
 def server_config(host: str, **render: object) -> Config:
     """A config for tests: given host, a free port, small frames."""
     base = Config()
-    overrides: dict[str, object] = {"server.host": host, "server.port": 0,
-                                    "render.size": 64, "render.fps": 30.0}
+    overrides: dict[str, object] = {
+        "server.host": host,
+        "server.port": 0,
+        "render.size": 64,
+        "render.fps": 30.0,
+    }
     overrides.update({f"render.{k}": v for k, v in render.items()})
     return base.with_overrides(overrides)
 

@@ -1,0 +1,152 @@
+"""The show file: keyframe banks per model and settings, as JSON, written atomically.
+
+A show survives a restart: the engine saves it after changes and loads it at
+start. A file that cannot be read is reported and kept (a `.bad` copy), never
+overwritten silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+VERSION = 1
+# Limits
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_MODELS = 256
+MAX_KEYFRAMES = 256
+MAX_Z_DIM = 4096
+
+
+class ShowFileError(ValueError):
+    """A show file that cannot be used; the message says where and why."""
+
+
+@dataclass
+class Show:
+    """Settings (address -> args) and, per model name, its PlayState snapshot."""
+
+    settings: dict[str, list[object]] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document."""
+        return {"version": VERSION, "settings": self.settings, "models": self.models}
+
+
+def validate(data: object, where: str = "show file") -> Show:
+    """A Show from parsed JSON, or ShowFileError naming the bad key."""
+    if not isinstance(data, dict):
+        raise ShowFileError(f"{where}: expected an object at the top level")
+    if data.get("version") != VERSION:
+        raise ShowFileError(f"{where}: version {data.get('version')!r} is not {VERSION}")
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict) or not all(
+        isinstance(k, str) and isinstance(v, list) for k, v in settings.items()
+    ):
+        raise ShowFileError(f"{where}: 'settings' must map addresses to argument lists")
+    models = data.get("models", {})
+    if not isinstance(models, dict) or len(models) > MAX_MODELS:
+        raise ShowFileError(f"{where}: 'models' must be an object of at most {MAX_MODELS}")
+    for name, model in models.items():
+        key = f"{where}: models.{name}"
+        if not isinstance(model, dict):
+            raise ShowFileError(f"{key}: expected an object")
+        z_dim = model.get("z_dim")
+        if not isinstance(z_dim, int) or isinstance(z_dim, bool) or not 0 < z_dim <= MAX_Z_DIM:
+            raise ShowFileError(f"{key}.z_dim: expected an integer 1..{MAX_Z_DIM}, got {z_dim!r}")
+        keyframes = model.get("keyframes")
+        if not isinstance(keyframes, list) or not 0 < len(keyframes) <= MAX_KEYFRAMES:
+            raise ShowFileError(f"{key}.keyframes: expected a list of 1..{MAX_KEYFRAMES} latents")
+        for i, row in enumerate(keyframes):
+            if not isinstance(row, list) or len(row) != z_dim:
+                raise ShowFileError(f"{key}.keyframes[{i}]: expected {z_dim} numbers")
+            for value in row:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not math.isfinite(value)
+                ):
+                    raise ShowFileError(f"{key}.keyframes[{i}]: {value!r} is not a finite number")
+        model_settings = model.get("settings", {})
+        if not isinstance(model_settings, dict):
+            raise ShowFileError(f"{key}.settings: expected an object")
+    return Show(settings=dict(settings), models=dict(models))
+
+
+def loads(text: str, where: str = "show file") -> Show:
+    """Parse and validate a show from JSON text (an import)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ShowFileError(f"{where}: not JSON: {exc}") from exc
+    return validate(data, where)
+
+
+def dumps(show: Show) -> str:
+    """The show as JSON text (an export)."""
+    return json.dumps(show.to_json(), allow_nan=False, separators=(",", ":"))
+
+
+def load(path: Path) -> Show | None:
+    """The show at `path`; None if there is none; a bad file is kept as `.bad` and raises."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ShowFileError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as exc:
+        _keep_bad(path)
+        raise ShowFileError(f"{path}: not UTF-8 text: {exc}") from exc
+    try:
+        return loads(text, str(path))
+    except ShowFileError:
+        _keep_bad(path)
+        raise
+
+
+def save(path: Path, show: Show) -> None:
+    """Write atomically: a temp file in the same folder, fsync, then rename over."""
+    text = dumps(show)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _keep_bad(path: Path) -> None:
+    bad = path.with_name(path.name + ".bad")
+    try:
+        shutil.copy2(path, bad)
+        logger.error("show file %s is unreadable; a copy is kept at %s", path, bad)
+    except OSError as exc:
+        logger.error("show file %s is unreadable and could not be copied: %s", path, exc)
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

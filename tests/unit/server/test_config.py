@@ -1,0 +1,91 @@
+"""Config: good files load, bad values fail with the key, the value and what is accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.config import Config, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_is_the_defaults() -> None:
+    assert load_config(REPO / "config.toml") == Config()
+
+
+def test_good_file_maps_onto_typed_sections(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+[server]
+port = 9999
+ice_servers = ["stun:stun.example.org:3478"]
+[render]
+fps = 24
+device = "cuda:1"
+size = 0
+[stream]
+codec = "h264"
+bitrate_kbps = 12000
+""",
+        )
+    )
+    assert config.server.port == 9999
+    assert config.server.ice_servers == ("stun:stun.example.org:3478",)
+    assert config.render.fps == 24.0 and isinstance(config.render.fps, float)
+    assert config.render.device == "cuda:1"
+    assert config.render.size == 0
+    assert config.stream.codec == "h264"
+    assert config.limits == Config().limits
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("[render]\nfps = -3", ["render.fps", "-3", "1..1000"]),
+        ("[render]\nfps = 'fast'", ["render.fps", "'fast'", "number"]),
+        ("[render]\nfps = nan", ["render.fps", "finite"]),
+        ("[render]\nsize = 33", ["render.size", "33", "even"]),
+        ("[render]\ndevice = 'gpu'", ["render.device", "'gpu'", "cuda:N"]),
+        ("[server]\nport = 70000", ["server.port", "70000", "0..65535"]),
+        ("[server]\nport = true", ["server.port", "True", "whole number"]),
+        ("[server]\nice_servers = ['http://x']", ["server.ice_servers", "stun:"]),
+        ("[stream]\ncodec = 'av1'", ["stream.codec", "'av1'", "vp8 or h264"]),
+        ("[stream]\nbitrate_kbps = 5", ["stream.bitrate_kbps", "100..100000"]),
+        ("[render]\nfsp = 30", ["unknown key render.fsp", "fps"]),
+        ("[rendering]\nfps = 30", ["unknown table [rendering]", "render"]),
+        ("render = 3", ["render must be a table"]),
+        ("[limits]\ncommand_queue = 0", ["limits.command_queue", "positive"]),
+    ],
+)
+def test_bad_values_name_key_value_and_accepted(
+    tmp_path: Path, text: str, needles: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    for needle in needles:
+        assert needle in str(caught.value)
+
+
+def test_not_toml_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[render\nfps = 3"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_overrides_are_validated_like_the_file() -> None:
+    config = Config().with_overrides({"server.port": 1234, "render.fps": 60})
+    assert config.server.port == 1234 and config.render.fps == 60.0
+    assert config.render.size == Config().render.size
+    with pytest.raises(ConfigError, match=r"render\.fps"):
+        Config().with_overrides({"render.fps": 0})

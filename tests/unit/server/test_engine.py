@@ -1,0 +1,167 @@
+"""The engine renders on the CPU, keeps the last good frame through errors and stalls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from models.checkpoint import LoadedModel
+from server.config import RenderConfig
+from server.engine import Engine, RateMeter, pick_device
+from tests.conftest import tiny_model
+
+
+class Faulty(nn.Module):
+    """A tiny generator that raises or stalls when told to."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.fail = threading.Event()
+        self.stall = threading.Event()
+        self.release = threading.Event()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.fail.is_set():
+            raise RuntimeError("simulated CUDA error")
+        if self.stall.is_set():
+            self.release.wait(5)
+        return self.inner(z)
+
+
+def faulty_model() -> tuple[LoadedModel, Faulty]:
+    base = tiny_model()
+    module = Faulty(base.module)
+    return replace(base, module=module), module
+
+
+def wait_for(predicate: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_auto_device_is_cpu_here() -> None:
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    assert pick_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA"):
+            pick_device("cuda")
+
+
+def test_render_once_gives_yuv_frames_that_drift() -> None:
+    engine = Engine(
+        model=tiny_model(), config=RenderConfig(size=64, fps=30), device=torch.device("cpu")
+    )
+    first = engine.render_once()
+    assert first.yuv.shape == (96, 64) and first.yuv.dtype == np.uint8
+    assert (first.width, first.height) == (64, 64)
+    frames = [engine.render_once() for _ in range(30)]
+    assert [f.index for f in frames] == list(range(2, 32))
+    # The drift moves the picture, slowly: consecutive frames are close, later ones differ.
+    step = np.abs(frames[0].yuv.astype(int) - frames[1].yuv.astype(int)).mean()
+    span = np.abs(first.yuv.astype(int) - frames[-1].yuv.astype(int)).mean()
+    assert span > 0.0
+    assert step < span
+
+
+def test_native_size_when_size_is_zero() -> None:
+    engine = Engine(
+        model=tiny_model(resolution=32), config=RenderConfig(size=0), device=torch.device("cpu")
+    )
+    assert engine.render_once().yuv.shape == (48, 32)
+
+
+def test_render_thread_paces_to_fps_and_fills_the_slot() -> None:
+    engine = Engine(
+        model=tiny_model(), config=RenderConfig(size=32, fps=50), device=torch.device("cpu")
+    )
+    engine.start()
+    try:
+        seq, frame = engine.frames.wait_newer(0, timeout=5)
+        assert frame is not None
+        time.sleep(1.0)
+        rate = engine.render_rate.rate()
+        assert 35 <= rate <= 60, rate
+    finally:
+        engine.stop()
+    assert engine.frames.closed
+
+
+def test_a_raising_step_keeps_the_last_frame_and_rendering_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model, module = faulty_model()
+    engine = Engine(model=model, config=RenderConfig(size=32, fps=100), device=torch.device("cpu"))
+    engine.start()
+    try:
+        wait_for(lambda: engine.frames.latest()[0] >= 3)
+        module.fail.set()
+        wait_for(lambda: engine.errors >= 20)
+        seq, frame = engine.frames.latest()
+        assert frame is not None
+        time.sleep(0.1)
+        assert engine.frames.latest()[0] == seq  # nothing new, the last good frame stays
+        module.fail.clear()
+        wait_for(lambda: engine.frames.latest()[0] > seq + 3)
+    finally:
+        engine.stop()
+    # Logged once with context, however many times it failed.
+    failures = [r for r in caplog.records if "render step" in r.getMessage()]
+    assert len(failures) == 1
+    assert "simulated CUDA error" in failures[0].getMessage()
+    assert "tiny" in failures[0].getMessage()
+    assert engine.stats()["last_error"] == "RuntimeError: simulated CUDA error"
+
+
+def test_a_stalled_step_keeps_the_last_frame_and_reports_it() -> None:
+    model, module = faulty_model()
+    engine = Engine(model=model, config=RenderConfig(size=32, fps=100), device=torch.device("cpu"))
+    engine.STALL_LOG_SECONDS = 0.2
+    engine.start()
+    try:
+        wait_for(lambda: engine.frames.latest()[0] >= 2)
+        module.stall.set()
+        time.sleep(0.5)
+        seq, frame = engine.frames.latest()
+        assert frame is not None
+        assert engine.stats()["stalled"] is True
+        module.stall.clear()
+        module.release.set()
+        wait_for(lambda: engine.frames.latest()[0] > seq + 3)
+        assert engine.stats()["stalled"] is False
+    finally:
+        module.release.set()
+        engine.stop()
+
+
+def test_submit_is_bounded() -> None:
+    engine = Engine(
+        model=tiny_model(), config=RenderConfig(size=32), device=torch.device("cpu"), queue_size=2
+    )
+    assert engine.submit([]) and engine.submit([])
+    assert not engine.submit([])
+    assert engine.stats()["dropped_batches"] == 1
+    engine.render_once()  # drains the queue
+    assert engine.submit([])
+
+
+def test_engine_refuses_an_image_to_image_model() -> None:
+    model = replace(tiny_model(), kind="image2image", z_dim=None)
+    with pytest.raises(ValueError, match="unconditional"):
+        Engine(model=model, config=RenderConfig(), device=torch.device("cpu"))
+
+
+def test_rate_meter() -> None:
+    meter = RateMeter(window=1.0)
+    for i in range(21):
+        meter.tick(100.0 + i * 0.05)
+    assert meter.rate(101.0) == pytest.approx(20.0, rel=0.1)
+    assert meter.rate(110.0) == 0.0
