@@ -1,0 +1,67 @@
+"""Show files: round trip, atomic writes, corrupt files kept and reported."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from server.commands import parse
+from server.play import PlayState
+from server.showfile import Show, ShowFileError, dumps, load, loads, save
+
+
+def test_round_trip_with_a_play_state(tmp_path):
+    state = PlayState(z_dim=12)
+    state.apply(parse("/keyframe/ease", ["linear"]), 0.0)
+    show = Show(settings={"/react/mix": [0.5]}, models={"dcgan64": state.snapshot()})
+    path = tmp_path / "show.json"
+    save(path, show)
+    loaded = load(path)
+    assert loaded == show
+    other = PlayState(z_dim=12, seed=3)
+    other.restore(loaded.models["dcgan64"], 0.0)
+    assert other.easing == "linear" and bool((other.bank == state.bank).all())
+    assert loads(dumps(show)) == show  # export and import
+
+
+def test_missing_file_is_none(tmp_path):
+    assert load(tmp_path / "none.json") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "[]",
+        '{"version": 2}',
+        '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1, "x"]]}}}',
+        '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1]]}}}',
+        '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1, NaN]]}}}',
+        '{"version": 1, "settings": {"/a": 1}}',
+    ],
+)
+def test_corrupt_file_is_reported_and_kept(tmp_path, text):
+    path = tmp_path / "show.json"
+    path.write_text(text)
+    with pytest.raises(ShowFileError):
+        load(path)
+    assert path.read_text() == text
+    assert (tmp_path / "show.json.bad").read_text() == text
+
+
+def test_save_is_atomic_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "show.json"
+    save(path, Show(settings={"/keyframe/interp": ["lerp"]}))
+    before = path.read_text()
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        save(path, Show(settings={"/keyframe/interp": ["slerp"]}))
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["show.json"]  # no temp left behind
+    assert json.loads(before)["version"] == 1
