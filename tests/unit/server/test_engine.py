@@ -85,7 +85,7 @@ def test_render_thread_paces_to_fps_and_fills_the_slot() -> None:
     )
     engine.start()
     try:
-        seq, frame = engine.frames.wait_newer(0, timeout=5)
+        _, frame = engine.frames.wait_newer(0, timeout=5)
         assert frame is not None
         time.sleep(1.0)
         rate = engine.render_rate.rate()

@@ -1,0 +1,154 @@
+"""`ganvj serve` as a real process: signals, a busy port, bad config and model files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models.checkpoint import save_checkpoint
+from tests.conftest import tiny_model
+from tests.helpers.rtc_viewer import connect_viewer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    model = tiny_model()
+    path = tmp_path / "tiny.safetensors"
+    save_checkpoint(
+        path,
+        arch="dcgan",
+        config=model.module.config,
+        weights=model.module,
+        training={"note": "untrained test model"},
+    )
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ready(process: subprocess.Popen[str], timeout: float = 30) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if "open http://" in line:
+            return line
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early: {process.stderr.read()}")  # type: ignore[union-attr]
+    raise AssertionError("server did not start")
+
+
+@pytest.fixture
+def server_process(model_file: Path) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
+    host = "10.77.0.1"
+    port = free_port("127.0.0.1")
+    process = start(
+        "serve", "--model", str(model_file), "--host", host, "--port", str(port), "--size", "32"
+    )
+    try:
+        yield process, port, host
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()  # reap it and close the pipes
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_server_within_5s(
+    server_process: tuple[subprocess.Popen[str], int, str], sig: signal.Signals
+) -> None:
+    process, _, _ = server_process
+    wait_ready(process)
+    started = time.monotonic()
+    os.kill(process.pid, sig)
+    assert process.wait(timeout=10) == 0
+    assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.webrtc
+async def test_sigterm_with_a_connected_viewer_exits_within_5s(
+    server_process: tuple[subprocess.Popen[str], int, str], webrtc_host: str
+) -> None:
+    process, port, host = server_process
+    wait_ready(process)
+    viewer = await connect_viewer(f"ws://{host}:{port}/ws")
+    try:
+        await viewer.wait_frames(5, 20)
+        started = time.monotonic()
+        os.kill(process.pid, signal.SIGTERM)
+        while process.poll() is None:
+            assert time.monotonic() - started < 5.0
+            await asyncio.sleep(0.05)
+        assert process.returncode == 0
+    finally:
+        await viewer.close()
+
+
+def test_a_busy_port_gives_a_clear_message(model_file: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        process = start(
+            "serve", "--model", str(model_file), "--host", "127.0.0.1", "--port", str(port)
+        )
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert f"port {port}" in err and "already in use" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("config_text", "needle"),
+    [
+        ("[render]\nfps = -1\n", "render.fps = -1.0: expected 1..1000"),
+        ("[stream]\ncodec = 'mjpeg'\n", "stream.codec = 'mjpeg'"),
+        ("not toml at all [", "not valid TOML"),
+    ],
+)
+def test_bad_config_fails_at_start(
+    tmp_path: Path, model_file: Path, config_text: str, needle: str
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(config_text)
+    process = start("serve", "--config", str(config), "--model", str(model_file))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert needle in err and "Traceback" not in err
+
+
+def test_a_model_file_that_is_not_a_model_fails_at_start(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.safetensors"
+    fake.write_text("import os; os.system('echo pwned')\n")
+    process = start(
+        "serve", "--model", str(fake), "--host", "127.0.0.1", "--port", str(free_port())
+    )
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "fake.safetensors" in err and "Traceback" not in err
+    assert "pwned" not in out + err
