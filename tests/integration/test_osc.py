@@ -183,12 +183,14 @@ async def test_ten_thousand_messages_in_a_burst_do_not_crash():
         stats = osc.stats
         assert stats.commands + stats.dropped + stats.invalid <= 10_000
         assert stats.commands == 256 and stats.dropped > 0
-        # Still alive:
+        # Still alive: a later message gets through once the queue has room.
         while not inbox.batches.empty():
             inbox.batches.get_nowait()
         with osc_client(osc.address) as client:
             client.send_message("/latent/wander", 0)
-        assert (await inbox.next())[0].address == "/latent/wander"
+            addresses = set()
+            while "/latent/wander" not in addresses:
+                addresses.add((await inbox.next())[0].address)
 
 
 async def test_within_two_frames_the_latent_equals_keyframe_3():
