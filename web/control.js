@@ -1,0 +1,253 @@
+// The ganvj control page: the command vocabulary over the /ws websocket.
+// Sends {"address", "args"}; follows {"type": "state"} feedback so several
+// controllers stay in sync; reconnects after a server restart.
+
+const KEYFRAMES = 16;
+const DIRECTIONS = 8;
+const LONG_PRESS_MS = 600;
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 5000;
+
+const $ = (selector) => document.querySelector(selector);
+const statusEl = $("#status");
+const errorEl = $("#error");
+
+// -- connection ------------------------------------------------------------
+
+let socket = null;
+let reconnectDelay = RECONNECT_MIN_MS;
+let queryAddresses = [];
+
+function wsUrl() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${location.host}/ws`;
+}
+
+function connect() {
+  socket = new WebSocket(wsUrl());
+  socket.addEventListener("open", () => {
+    reconnectDelay = RECONNECT_MIN_MS;
+    statusEl.textContent = "connected";
+    statusEl.className = "ok";
+    for (const address of queryAddresses) send(address, "?");
+  });
+  socket.addEventListener("message", (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (message.type === "state") applyState(message.address, message.args || []);
+    else if (message.type === "error") showError(message.error);
+  });
+  socket.addEventListener("close", () => {
+    statusEl.textContent = "reconnecting…";
+    statusEl.className = "";
+    setTimeout(connect, reconnectDelay);
+    reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
+  });
+}
+
+function send(address, ...args) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  socket.send(JSON.stringify({ address, args }));
+}
+
+let errorTimer = 0;
+function showError(text) {
+  errorEl.textContent = text;
+  clearTimeout(errorTimer);
+  errorTimer = setTimeout(() => (errorEl.textContent = ""), 4000);
+}
+
+// Which addresses to ask for on (re)connect: every queryable concrete address.
+async function loadQueries() {
+  try {
+    const response = await fetch("/api/commands");
+    const commands = await response.json();
+    const out = [];
+    for (const command of commands) {
+      if (!command.queryable) continue;
+      const names = Object.keys(command.path || {});
+      if (names.length === 0) {
+        out.push(command.address);
+        continue;
+      }
+      const { min, max } = command.path[names[0]];
+      for (let i = min; i <= max; i++) out.push(command.address.replace(`{${names[0]}}`, i));
+    }
+    queryAddresses = out;
+  } catch {
+    queryAddresses = ["/latent/xy", "/latent/wander", "/keyframe/current", "/tempo/bpm"];
+  }
+}
+
+// -- feedback --------------------------------------------------------------
+
+const handlers = new Map();
+
+function applyState(address, args) {
+  const handler = handlers.get(address);
+  if (handler) handler(args);
+}
+
+// -- XY pad ----------------------------------------------------------------
+
+const pad = $("#xy");
+const dot = pad.querySelector(".dot");
+let xyPending = null;
+
+function placeDot(x, y) {
+  dot.style.left = `${x * 100}%`;
+  dot.style.top = `${y * 100}%`;
+}
+
+function padPoint(event) {
+  const rect = pad.getBoundingClientRect();
+  const clamp = (v) => Math.min(1, Math.max(0, v));
+  return [clamp((event.clientX - rect.left) / rect.width), clamp((event.clientY - rect.top) / rect.height)];
+}
+
+function flushXY() {
+  if (xyPending) send("/latent/xy", ...xyPending);
+  xyPending = null;
+}
+
+function onPad(event) {
+  if (event.type === "pointerdown") pad.setPointerCapture(event.pointerId);
+  else if (!pad.hasPointerCapture(event.pointerId)) return;
+  const point = padPoint(event);
+  placeDot(...point);
+  if (!xyPending) requestAnimationFrame(flushXY); // at most one message per frame
+  xyPending = point;
+}
+
+pad.addEventListener("pointerdown", onPad);
+pad.addEventListener("pointermove", onPad);
+handlers.set("/latent/xy", ([x, y]) => placeDot(x, y));
+placeDot(0.5, 0.5);
+
+// -- direction faders ------------------------------------------------------
+
+const dirs = $("#dirs");
+for (let k = 1; k <= DIRECTIONS; k++) {
+  const wrap = document.createElement("div");
+  wrap.className = "fader";
+  const input = document.createElement("input");
+  Object.assign(input, { type: "range", min: -1, max: 1, step: 0.01, value: 0 });
+  input.dataset.address = `/latent/dir/${k}`;
+  input.addEventListener("dblclick", () => {
+    input.value = 0;
+    send(input.dataset.address, 0);
+  });
+  const label = document.createElement("span");
+  label.textContent = `d${k}`;
+  wrap.append(input, label);
+  dirs.append(wrap);
+}
+
+// -- generic bindings: data-address, data-send, data-toggle -----------------
+
+for (const input of document.querySelectorAll("[data-address]")) {
+  const address = input.dataset.address;
+  const numeric = input.tagName === "INPUT";
+  const integer = numeric && input.step === "1";
+  const read = () => (numeric ? (integer ? parseInt(input.value, 10) : parseFloat(input.value)) : input.value);
+  const eventName = input.type === "range" ? "input" : "change";
+  let pending = false;
+  input.addEventListener(eventName, () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      const value = read();
+      if (numeric && !Number.isFinite(value)) return;
+      send(address, value);
+    });
+  });
+  handlers.set(address, ([value]) => {
+    if (document.activeElement === input && input.type !== "range") return; // being typed in
+    input.value = value;
+    if (address === "/keyframe/morph") $("#morph-value").textContent = Number(value).toFixed(1);
+  });
+}
+
+for (const button of document.querySelectorAll("[data-send]")) {
+  button.addEventListener("click", () => send(button.dataset.send));
+}
+
+for (const button of document.querySelectorAll("[data-toggle]")) {
+  const address = button.dataset.toggle;
+  button.addEventListener("click", () => send(address, button.classList.contains("on") ? 0 : 1));
+  handlers.set(address, ([on]) => button.classList.toggle("on", Boolean(on)));
+}
+
+$("#morph").addEventListener("input", (e) => ($("#morph-value").textContent = Number(e.target.value).toFixed(1)));
+
+$("#seed-go").addEventListener("click", () => {
+  const seed = parseInt($("#seed").value, 10);
+  if (Number.isFinite(seed)) send("/latent/seed", seed);
+});
+handlers.set("/latent/seed", ([seed]) => ($("#seed").value = seed));
+
+// -- keyframe grid: tap = jump, long press = store --------------------------
+
+const keys = $("#keys");
+const keyButtons = [];
+for (let n = 1; n <= KEYFRAMES; n++) {
+  const button = document.createElement("button");
+  button.textContent = n;
+  let timer = 0;
+  let stored = false;
+  button.addEventListener("pointerdown", () => {
+    stored = false;
+    timer = setTimeout(() => {
+      stored = true;
+      send(`/keyframe/${n}/store`);
+      if (navigator.vibrate) navigator.vibrate(30);
+    }, LONG_PRESS_MS);
+  });
+  const cancel = () => clearTimeout(timer);
+  button.addEventListener("pointerleave", cancel);
+  button.addEventListener("pointercancel", cancel);
+  button.addEventListener("pointerup", () => {
+    cancel();
+    if (!stored) send(`/keyframe/${n}/jump`);
+  });
+  button.addEventListener("contextmenu", (e) => e.preventDefault());
+  handlers.set(`/keyframe/${n}/store`, () => {
+    button.classList.add("stored");
+    setTimeout(() => button.classList.remove("stored"), 400);
+  });
+  keys.append(button);
+  keyButtons.push(button);
+}
+handlers.set("/keyframe/current", ([n]) => {
+  keyButtons.forEach((button, i) => button.classList.toggle("current", i + 1 === n));
+});
+
+// -- models ----------------------------------------------------------------
+
+async function loadModels() {
+  const select = $("#model");
+  try {
+    const response = await fetch("/api/models");
+    const data = await response.json();
+    const list = Array.isArray(data) ? data : data.models || [];
+    for (const item of list) {
+      const name = typeof item === "string" ? item : item.name;
+      if (name) select.append(new Option(name, name));
+    }
+  } catch {
+    // No model list: the select stays empty and the load button does nothing.
+  }
+}
+$("#model-load").addEventListener("click", () => {
+  const name = $("#model").value;
+  if (name) send("/model/load", name);
+});
+handlers.set("/model/load", ([name]) => ($("#model").value = name));
+
+await Promise.all([loadQueries(), loadModels()]);
+connect();
