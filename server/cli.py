@@ -102,7 +102,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def run_bench(args: argparse.Namespace) -> int:
     """`ganvj bench ...`."""
-    from benchmarks.stream import main as stream_main
+    from server.bench import main as stream_main
 
     argv = ["--seconds", str(args.seconds)]
     if args.model:

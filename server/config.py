@@ -42,6 +42,7 @@ class RenderConfig:
     fps: float = 30.0
     size: int = 512  # output frame size in pixels (upscaled on the device); 0 = native
     half: bool = True  # half precision on CUDA where the model allows it
+    threads: int = 0  # torch CPU threads; 0 = one less than the cores, leaving one to encode
     seed: int = 0
     wander_speed: float = 1.0
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from models.checkpoint import save_checkpoint
+from server.viewer_client import connect_viewer
 from tests.conftest import tiny_model
-from tests.helpers.rtc_viewer import connect_viewer
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from server.lifecycle import Running, running
+from server.viewer_client import connect_viewer
 from tests.conftest import server_config, tiny_model
-from tests.helpers.rtc_viewer import connect_viewer
 
 pytestmark = pytest.mark.webrtc
 

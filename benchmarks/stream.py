@@ -1,0 +1,8 @@
+"""Stream benchmark: the same as `ganvj bench stream`."""
+
+import sys
+
+from server.bench import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""`ganvj bench stream`: generator-only fps against fps delivered over WebRTC, and
+server CPU per second for encode-once against one encoder per viewer.
+
+Everything runs side by side in one invocation on this machine. The server is
+a real `ganvj serve` subprocess; the viewers are real aiortc peers in this
+process, so their decoding is not charged to the server. WebRTC needs a
+non-loopback address (aioice never offers 127.0.0.1), so the benchmark runs
+itself inside a private network namespace with a veth pair, as the tests do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from models.checkpoint import default_model_path, load_model
+from server.engine import cpu_threads
+from server.viewer_client import connect_viewer
+
+ADDRESS = "10.77.0.1"
+NAMESPACE_SETUP = (
+    "ip link set lo up; ip link add v0 type veth peer name v1; "
+    f"ip addr add {ADDRESS}/24 dev v0; ip link set v0 up; ip link set v1 up; "
+)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def in_namespace() -> bool:
+    """True when ADDRESS is ours (inside the benchmark's namespace)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((ADDRESS, 0))
+        except OSError:
+            return False
+    return True
+
+
+def reexec_in_namespace(argv: Sequence[str]) -> int:
+    """Run this benchmark again inside a fresh network namespace."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        print(
+            "ganvj bench: needs `unshare` and `ip` (util-linux, iproute2) to make a private "
+            "network namespace for WebRTC",
+            file=sys.stderr,
+        )
+        return 2
+    userns = [] if os.geteuid() == 0 else ["-r"]
+    command = [sys.executable, "-m", "server.bench", *argv]
+    script = NAMESPACE_SETUP + 'exec "$@"'
+    return subprocess.call(["unshare", *userns, "-n", "sh", "-c", script, "sh", *command], cwd=REPO)
+
+
+def generator_fps(model_path: Path, seconds: float) -> tuple[float, float]:
+    """Forward passes per second in a tight loop, batch 1; and ms per pass."""
+    model = load_model(model_path, device="cpu")
+    torch.set_num_threads(cpu_threads(0))  # as the server's render thread runs it
+    z_dim = model.z_dim or 1
+    with torch.inference_mode():
+        for _ in range(5):
+            model.module(torch.randn(1, z_dim))
+        count = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            model.module(torch.randn(1, z_dim))
+            count += 1
+        elapsed = time.perf_counter() - started
+    return count / elapsed, 1000.0 * elapsed / count
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class ServerProcess:
+    """A `ganvj serve` subprocess with a config of our own."""
+
+    def __init__(self, *, model: Path, fps: float, shared_encoder: bool) -> None:
+        self._dir = tempfile.TemporaryDirectory()
+        with socket.socket() as s:
+            s.bind((ADDRESS, 0))
+            self.port = int(s.getsockname()[1])
+        config = Path(self._dir.name) / "bench.toml"
+        config.write_text(
+            f'[server]\nhost = "{ADDRESS}"\nport = {self.port}\nmax_viewers = 64\n'
+            f'[render]\nmodel = "{model}"\nfps = {fps}\nsize = 0\ndevice = "cpu"\n'
+            f"[stream]\nshared_encoder = {'true' if shared_encoder else 'false'}\n"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if "open http://" not in line:
+            raise RuntimeError(f"server did not start: {line!r}")
+
+    def status(self) -> dict[str, float]:
+        url = f"http://{ADDRESS}:{self.port}/api/status"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            data: dict[str, float] = json.loads(response.read())
+        return data
+
+    def cpu(self) -> float:
+        return process_cpu_seconds(self.process.pid)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.communicate(timeout=10)
+        self._dir.cleanup()
+
+
+async def delivered_fps(model: Path, seconds: float) -> dict[str, float]:
+    """Render as fast as the model allows; count frames one viewer decodes."""
+    server = ServerProcess(model=model, fps=1000.0, shared_encoder=True)
+    try:
+        viewer = await connect_viewer(f"ws://{ADDRESS}:{server.port}/ws", keep=2)
+        try:
+            await viewer.wait_frames(10, 30)
+            await asyncio.sleep(1.0)
+            start_count, started = viewer.count, time.monotonic()
+            await asyncio.sleep(seconds)
+            count, elapsed = viewer.count - start_count, time.monotonic() - started
+            status = server.status()
+        finally:
+            await viewer.close()
+    finally:
+        server.close()
+    return {"delivered_fps": count / elapsed, "rendered_fps": float(status["rendered_fps"])}
+
+
+async def cpu_per_second(
+    model: Path, viewers: int, shared: bool, seconds: float, fps: float
+) -> dict[str, float]:
+    """Server CPU seconds per wall second with `viewers` connected."""
+    server = ServerProcess(model=model, fps=fps, shared_encoder=shared)
+    peers = []
+    try:
+        for _ in range(viewers):
+            peers.append(await connect_viewer(f"ws://{ADDRESS}:{server.port}/ws", keep=2))
+        await asyncio.gather(*(p.wait_frames(5, 60) for p in peers))
+        await asyncio.sleep(1.0)
+        cpu0, t0 = server.cpu(), time.monotonic()
+        counts0 = [p.count for p in peers]
+        await asyncio.sleep(seconds)
+        cpu1, t1 = server.cpu(), time.monotonic()
+        received = [(p.count - c) / (t1 - t0) for p, c in zip(peers, counts0, strict=True)]
+    finally:
+        for peer in peers:
+            await peer.close()
+        server.close()
+    return {"cpu_per_s": (cpu1 - cpu0) / (t1 - t0), "min_viewer_fps": min(received)}
+
+
+async def run(model: Path, seconds: float, viewer_counts: Sequence[int], fps: float) -> None:
+    """Measure and print everything."""
+    loaded = load_model(model)
+    print(
+        f"model {loaded.name}: {loaded.arch}, {loaded.resolution} px native, "
+        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores"
+    )
+    gen_fps, gen_ms = generator_fps(model, seconds)
+    print(f"generator only (forward, batch 1): {gen_fps:8.1f} fps  ({gen_ms:.1f} ms/pass)")
+    delivered = await delivered_fps(model, seconds)
+    ratio = delivered["delivered_fps"] / gen_fps
+    print(
+        f"delivered to one aiortc viewer:   {delivered['delivered_fps']:8.1f} fps  "
+        f"(server rendered {delivered['rendered_fps']:.1f} fps)"
+    )
+    print(f"ratio delivered / generator:      {ratio:8.2f}  (goal >= 0.90)")
+    print()
+    print(
+        f"server CPU seconds per second at {fps:g} fps, native size "
+        "(lower is better; min fps a viewer received):"
+    )
+    print(f"{'viewers':>8} {'encode once':>14} {'per viewer':>14} {'per-viewer/once':>16}")
+    for count in viewer_counts:
+        once = await cpu_per_second(model, count, True, seconds, fps)
+        each = await cpu_per_second(model, count, False, seconds, fps)
+        print(
+            f"{count:>8} {once['cpu_per_s']:>7.2f} ({once['min_viewer_fps']:4.1f}) "
+            f"{each['cpu_per_s']:>7.2f} ({each['min_viewer_fps']:4.1f}) "
+            f"{each['cpu_per_s'] / once['cpu_per_s']:>16.2f}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: `ganvj bench stream` / `python benchmarks/stream.py`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="ganvj bench stream", description=__doc__)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--fps", type=float, default=30.0, help="render rate for the CPU-per-viewer table"
+    )
+    parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4, 8])
+    args = parser.parse_args(argv)
+    if not in_namespace():
+        return reexec_in_namespace(argv)
+    model = args.model or default_model_path("unconditional")
+    asyncio.run(run(model.resolve(), args.seconds, args.viewers, args.fps))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
