@@ -75,6 +75,22 @@ def cpu_threads(requested: int) -> int:
     return max(1, (os.cpu_count() or 1) - 1)
 
 
+def half_if_finite(
+    module: torch.nn.Module, *, z_dim: int, device: torch.device
+) -> tuple[torch.nn.Module, bool]:
+    """The module in half precision if a probe render stays finite there, else float32.
+
+    Some generators overflow fp16 (large activations before a tanh); those
+    keep rendering in float32 rather than drawing NaN.
+    """
+    half = module.half()
+    with torch.inference_mode():
+        probe = half(torch.randn(2, z_dim, device=device).half())
+    if bool(torch.isfinite(probe).all()):
+        return half, True
+    return module.float(), False
+
+
 class RateMeter:
     """Events per second over a sliding window; thread-safe enough for stats."""
 
@@ -217,14 +233,9 @@ class Engine:
         module = model.module.to(self.device).eval()
         self._half = False
         if self.device.type == "cuda" and self.config.half:
-            half = module.half()
-            with torch.inference_mode():
-                probe = half(torch.randn(1, model.z_dim or 1, device=self.device).half())
-            if torch.isfinite(probe).all():
-                self._half = True
-                return half
-            logger.info("%s is not finite in half precision; rendering in float32", model.name)
-            module = module.float()
+            module, self._half = half_if_finite(module, z_dim=model.z_dim or 1, device=self.device)
+            if not self._half:
+                logger.info("%s is not finite in half precision; rendering in float32", model.name)
         return module
 
     def _run(self) -> None:

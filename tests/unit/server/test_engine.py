@@ -13,7 +13,7 @@ from torch import nn
 
 from models.checkpoint import LoadedModel
 from server.config import RenderConfig
-from server.engine import Engine, RateMeter, pick_device
+from server.engine import Engine, RateMeter, half_if_finite, pick_device
 from tests.conftest import tiny_model
 
 
@@ -165,3 +165,16 @@ def test_rate_meter() -> None:
         meter.tick(100.0 + i * 0.05)
     assert meter.rate(101.0) == pytest.approx(20.0, rel=0.1)
     assert meter.rate(110.0) == 0.0
+
+
+def test_half_precision_is_kept_only_when_the_output_stays_finite() -> None:
+    # The CUDA path's decision, exercised on the CPU (which runs fp16 convolutions too).
+    module, is_half = half_if_finite(tiny_model().module, z_dim=16, device=torch.device("cpu"))
+    assert is_half and next(module.parameters()).dtype == torch.float16
+
+    overflowing = tiny_model().module
+    with torch.no_grad():
+        overflowing.to_rgb.bias.fill_(1e9)  # beyond fp16's range: inf, and tanh(nan) in places
+        overflowing.to_rgb.weight.mul_(1e6)
+    module, is_half = half_if_finite(overflowing, z_dim=16, device=torch.device("cpu"))
+    assert not is_half and next(module.parameters()).dtype == torch.float32
