@@ -304,6 +304,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/tempo/tap",
         "Tap tempo; a 0 (button release) is ignored",
         (ArgSpec("press", "f", "TouchOSC button value", optional=True),),
+        queryable=False,
     ),
     CommandSpec("/tempo/link", "Follow Ableton Link: 1 on, 0 off", (_SWITCH,)),
     CommandSpec(

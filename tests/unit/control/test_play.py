@@ -175,6 +175,21 @@ def test_queries_answer_current_values_to_the_asker():
     assert "/tempo/bpm" in addresses and "/latent/dir/8" in addresses
 
 
+def test_every_play_command_is_handled_and_every_queryable_one_answered():
+    state = PlayState(z_dim=Z)
+    for spec in COMMANDS:
+        if spec.owner != "play":
+            continue
+        address = spec.pattern.replace("{n}", "1").replace("{k}", "1")
+        if spec.settable:
+            args = [
+                a.choices[0] if a.type == "s" else (a.min or 0) for a in spec.args if not a.optional
+            ]
+            assert state.handles(parse(address, args))
+        if spec.queryable:
+            assert state.apply(parse(address, ["?"]), 0.0)[0].address == address
+
+
 def test_engine_commands_are_not_handled_here():
     state = PlayState(z_dim=Z)
     command = parse("/react/trigger", [])
