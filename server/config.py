@@ -31,6 +31,11 @@ class ServerConfig:
     # STUN/TURN URLs. Empty by default so nothing reaches outside the LAN.
     ice_servers: tuple[str, ...] = ()
     max_viewers: int = 16
+    # HTTPS and WSS on the same port: phones give /camera the camera only then.
+    tls: bool = False
+    tls_cert: str = ""  # PEM files; both empty = a self-signed pair made once and kept
+    tls_key: str = ""
+    state_dir: str = "~/.local/share/ganvj"  # show files, the self-signed certificate
 
 
 @dataclass(frozen=True)

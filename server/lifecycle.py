@@ -22,6 +22,7 @@ from server.app import App
 from server.config import Config
 from server.engine import Engine, pick_device
 from server.media import PacketHub, StreamEncoder
+from server.tls import TlsError, server_context
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ class Running:
         """The bound port (useful with port 0)."""
         sockets = list(self.server.sockets)
         return int(sockets[0].getsockname()[1])
+
+
+def state_dir(config: Config) -> Path:
+    """Where show files and the self-signed certificate are kept."""
+    return Path(config.server.state_dir).expanduser()
 
 
 def resolve_model(config: Config, device_name: str) -> LoadedModel:
@@ -79,6 +85,14 @@ async def running(config: Config, model: LoadedModel | None = None) -> AsyncIter
             on_encoded=hub.publish_threadsafe,
         )
     app = App(config=config, engine=engine, encoder=encoder, hub=hub)
+    tls = None
+    if config.server.tls:
+        try:
+            tls, _ = server_context(
+                cert=config.server.tls_cert, key=config.server.tls_key, state_dir=state_dir(config)
+            )
+        except TlsError as exc:
+            raise StartupError(str(exc)) from exc
     engine.start()
     if encoder is not None:
         encoder.start()
@@ -89,6 +103,7 @@ async def running(config: Config, model: LoadedModel | None = None) -> AsyncIter
                 config.server.host,
                 config.server.port,
                 process_request=app.process_request,
+                ssl=tls,
                 # Limits
                 max_size=config.limits.ws_max_message_bytes,
                 max_queue=16,
@@ -137,6 +152,7 @@ async def serve_forever(config: Config) -> None:
         )
         host = config.server.host
         shown = "localhost" if host in ("0.0.0.0", "::") else host
-        print(f"ganvj: open http://{shown}:{run.port}/ (Ctrl-C stops)", flush=True)
+        scheme = "https" if config.server.tls else "http"
+        print(f"ganvj: open {scheme}://{shown}:{run.port}/ (Ctrl-C stops)", flush=True)
         await stop.wait()
         print("ganvj: stopping", flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -46,9 +47,11 @@ class Viewer:
         await self.ws.close()
 
 
-async def connect_viewer(url: str, *, keep: int = 400) -> Viewer:
+async def connect_viewer(
+    url: str, *, keep: int = 400, ssl_context: ssl.SSLContext | None = None
+) -> Viewer:
     """Open /ws, send a recvonly offer, apply the answer, start collecting frames."""
-    ws = await connect(url)
+    ws = await connect(url, ssl=ssl_context) if url.startswith("wss:") else await connect(url)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     viewer = Viewer(ws=ws, pc=pc)
     pc.addTransceiver("video", direction="recvonly")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,3 +183,29 @@ async def test_viewer_leaving_is_cleaned_up(live_server: Running) -> None:
         await asyncio.sleep(0.05)
     assert live_server.app.status()["viewers"] == 0
     assert live_server.app.hub is not None and live_server.app.hub.viewers == 0
+
+
+async def test_https_and_wss_on_the_same_port(webrtc_host: str, tmp_path: Path) -> None:
+    config = server_config(webrtc_host).with_overrides(
+        {"server.tls": True, "server.state_dir": str(tmp_path)}
+    )
+    async with running(config, model=tiny_model()) as run:
+        trust = ssl.create_default_context(cafile=tmp_path / "tls" / "cert.pem")
+        trust.check_hostname = False  # the certificate names this machine, not 10.77.0.1
+        url = f"https://{webrtc_host}:{run.port}/api/status"
+
+        def get() -> dict[str, object]:
+            with urllib.request.urlopen(url, context=trust, timeout=5) as response:
+                return dict(json.loads(response.read()))
+
+        assert (await asyncio.to_thread(get))["model"] == "tiny"
+        viewer = await connect_viewer(f"wss://{webrtc_host}:{run.port}/ws", ssl_context=trust)
+        try:
+            await viewer.wait_frames(10, 20)
+        finally:
+            await viewer.close()
+        # Plain HTTP on the TLS port is refused, not served.
+        with pytest.raises(OSError):
+            await asyncio.to_thread(
+                urllib.request.urlopen, f"http://{webrtc_host}:{run.port}/api/status", None, 5
+            )
