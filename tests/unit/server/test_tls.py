@@ -37,5 +37,5 @@ def test_given_files_are_used_and_checked(tmp_path: Path) -> None:
         server_context(cert=str(tmp_path / "nope.pem"), key=str(key), state_dir=tmp_path)
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")
-    with pytest.raises(TlsError, match="garbage.pem"):
+    with pytest.raises(TlsError, match=r"garbage\.pem"):
         server_context(cert=str(garbage), key=str(key), state_dir=tmp_path)
