@@ -173,6 +173,11 @@ class LinkSource:
         """True when aalink is installed and the session is running."""
         return self._link is not None
 
+    @property
+    def peers(self) -> int:
+        """How many other Link peers are in the session (for `/api/status`)."""
+        return int(self._link.num_peers) if self._link is not None else 0
+
     async def __aenter__(self) -> LinkSource:
         try:
             from aalink import Link  # optional dependency
@@ -180,7 +185,7 @@ class LinkSource:
             logger.info("aalink is not installed: Ableton Link is off, tempo from /tempo/bpm")
             return self
         try:
-            self._link = Link(self._clock.bpm, asyncio.get_running_loop())
+            self._link = Link(self._clock.bpm)  # binds to the running loop
             self._link.quantum = self._clock.beats_per_bar
         except Exception:
             logger.exception("Ableton Link could not start; tempo from /tempo/bpm")
