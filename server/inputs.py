@@ -1,0 +1,190 @@
+"""Incoming video: a browser camera over WebRTC, a file played in a loop, a V4L2 device.
+
+Every source writes decoded `av.VideoFrame`s into one latest-input slot. No
+colour conversion happens here: the render thread converts the one frame it
+uses, so the event loop never does pixel work and skipped frames cost
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from server.engine import RateMeter
+from server.slot import LatestSlot
+
+logger = logging.getLogger(__name__)
+
+
+class SourceError(ValueError):
+    """A video source that cannot be opened; the message names it."""
+
+
+@dataclass(frozen=True)
+class InputFrame:
+    """One incoming picture, as decoded."""
+
+    image: av.VideoFrame
+    arrived_at: float  # time.monotonic() when it reached the server
+    source: str  # "camera", "file:clip.mp4", "v4l2:/dev/video0"
+
+
+class InputHub:
+    """The latest-input slot and who feeds it; one source at a time."""
+
+    def __init__(self) -> None:
+        self.frames: LatestSlot[InputFrame] = LatestSlot()
+        self.rate = RateMeter()
+        self.source: str | None = None
+        self.ended_reason: str | None = None
+        self._stop_current: asyncio.Event | threading.Event | None = None
+        self._lock = threading.Lock()
+
+    def put(self, image: av.VideoFrame, source: str) -> None:
+        """Offer a frame from `source` (any thread); frames of a replaced source are ignored."""
+        if source != self.source:
+            return
+        now = time.monotonic()
+        self.frames.put(InputFrame(image=image, arrived_at=now, source=source))
+        self.rate.tick(now)
+
+    def begin(self, source: str, stop: asyncio.Event | threading.Event) -> None:
+        """Make `source` the current one, stopping the one before."""
+        with self._lock:
+            if self._stop_current is not None:
+                self._stop_current.set()
+            self.source = source
+            self.ended_reason = None
+            self._stop_current = stop
+
+    def end(self, source: str, reason: str) -> None:
+        """`source` is gone (disconnected, file unreadable); the reason reaches the state."""
+        with self._lock:
+            if self.source == source:
+                self.source = None
+                self.ended_reason = reason
+                self._stop_current = None
+        logger.info("input %s ended: %s", source, reason)
+
+    def stop(self) -> None:
+        """Stop whatever feeds the slot."""
+        with self._lock:
+            if self._stop_current is not None:
+                self._stop_current.set()
+            if self.source is not None:
+                self.ended_reason = "stopped"
+            self.source = None
+            self._stop_current = None
+
+    def status(self) -> dict[str, object]:
+        """Numbers for /api/status."""
+        _, latest = self.frames.latest()
+        age = None if latest is None else round(time.monotonic() - latest.arrived_at, 3)
+        return {
+            "source": self.source,
+            "fps": round(self.rate.rate(), 2),
+            "last_frame_age_s": age,
+            "ended": self.ended_reason,
+        }
+
+
+async def pump_track(hub: InputHub, track: MediaStreamTrack, source: str) -> None:
+    """Feed frames of a received WebRTC track into the hub until it ends or is replaced."""
+    stop = asyncio.Event()
+    hub.begin(source, stop)
+    reason = "the camera disconnected"
+    try:
+        while not stop.is_set():
+            receive = asyncio.ensure_future(track.recv())
+            stopped = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({receive, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
+                    await receive
+                reason = "replaced by another source"
+                break
+            stopped.cancel()
+            frame = receive.result()
+            if isinstance(frame, av.VideoFrame):
+                hub.put(frame, source)
+    except MediaStreamError:
+        pass
+    finally:
+        hub.end(source, reason)
+
+
+def open_source(spec: str) -> tuple[av.container.InputContainer, str, bool]:
+    """Open "file:PATH" or "v4l2:/dev/videoN"; returns (container, name, loops)."""
+    kind, _, target = spec.partition(":")
+    try:
+        if kind == "file":
+            path = Path(target).expanduser()
+            if not path.is_file():
+                raise SourceError(f"video file {target!r} does not exist")
+            container = av.open(str(path))
+            loops = True
+        elif kind == "v4l2":
+            container = av.open(target, format="v4l2")
+            loops = False
+        else:
+            raise SourceError(f"unknown source {spec!r}: expected file:PATH or v4l2:/dev/videoN")
+    except (av.FFmpegError, OSError) as exc:
+        raise SourceError(f"cannot open {spec!r} as video: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise SourceError(f"{spec!r} has no video stream")
+    return container, f"{kind}:{Path(target).name if kind == 'file' else target}", loops
+
+
+def play_source(hub: InputHub, spec: str) -> threading.Thread:
+    """Play a file (looping, at its own frame rate) or a device into the hub on a thread."""
+    container, name, loops = open_source(spec)
+    stop = threading.Event()
+    hub.begin(name, stop)
+
+    def run() -> None:
+        reason = "the file ended"
+        try:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or 25)
+            while not stop.is_set():
+                started = time.monotonic()
+                shown = 0
+                for frame in container.decode(stream):
+                    if stop.is_set():
+                        break
+                    hub.put(frame, name)
+                    shown += 1
+                    # Pace to the file's own rate; a device paces itself.
+                    if loops:
+                        delay = started + shown / rate - time.monotonic()
+                        if delay > 0:
+                            stop.wait(delay)
+                if not loops or stop.is_set():
+                    break
+                if shown == 0:
+                    reason = "the file has no decodable frames"
+                    break
+                container.seek(0)
+            if stop.is_set():
+                reason = "stopped"
+        except (av.FFmpegError, OSError) as exc:
+            reason = f"reading {name} failed: {exc}"
+        finally:
+            container.close()
+            hub.end(name, reason)
+
+    thread = threading.Thread(target=run, name=f"ganvj-input-{name}", daemon=True)
+    thread.start()
+    return thread
