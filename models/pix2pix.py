@@ -96,9 +96,10 @@ class PatchDiscriminator(nn.Module):
         cap = config.max_channels
         layers: list[nn.Module] = [nn.Conv2d(6, config.ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         c_in = config.ndf
-        for i in range(1, config.n_layers_d + 1):
+        n_layers = min(config.n_layers_d, config.depth - 2)  # keep the last map at least 4x4
+        for i in range(1, n_layers + 1):
             c_out = min(cap, config.ndf * 2**i)
-            stride = 2 if i < config.n_layers_d else 1
+            stride = 2 if i < n_layers else 1
             layers += [
                 nn.Conv2d(c_in, c_out, 4, stride, 1, bias=False),
                 nn.BatchNorm2d(c_out),

@@ -21,7 +21,7 @@ def level(i: int) -> int:
 
 
 def write_video(path: Path, *, frames: int = FRAMES, repeat: int = 1) -> Path:
-    """A 64x32 video: left half grey level 10 + 12 i, right half mid grey; each frame `repeat` times."""
+    """A 64x32 video: left half grey 10 + 12 i, right half mid grey; each frame `repeat` times."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"

@@ -1,0 +1,331 @@
+"""Command-line subcommands of the models room: models, dataset, train, render."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from models.checkpoint import CheckpointError, list_models
+from models.dataset import DatasetConfig, DatasetError, build_dataset
+from models.dcgan import DCGANConfig
+from models.encoder import EncoderConfig
+from models.pix2pix import Pix2PixConfig
+from models.procedural import SCENES, ProceduralConfig, write_procedural_video
+from models.render import RenderError
+from models.train import (
+    TrainConfig,
+    TrainError,
+    TrainResult,
+    train_dcgan,
+    train_encoder,
+    train_pix2pix,
+)
+
+logger = logging.getLogger(__name__)
+
+USER_ERRORS = (
+    CheckpointError,
+    DatasetError,
+    TrainError,
+    RenderError,
+    FileExistsError,
+    FileNotFoundError,
+    ValueError,
+)
+
+
+def fail(message: str) -> int:
+    """Print one line to stderr and return the user-error exit code."""
+    print(f"ganvj: error: {message}", file=sys.stderr)
+    return 2
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()
+) -> None:
+    """One --flag per field of a config dataclass (defaults left to the dataclass)."""
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type)
+        if kind == "bool":
+            parser.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None
+            )
+        else:
+            convert: Any = {"int": int, "float": float}.get(kind.split(" ")[0], str)
+            parser.add_argument(
+                flag, dest=f.name, type=convert, default=None, help=f"default {f.default}"
+            )
+
+
+def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
+    """Build a config dataclass from the flags that were given."""
+    values = {
+        f.name: getattr(args, f.name)
+        for f in fields(cls)
+        if getattr(args, f.name, None) is not None
+    }
+    return cls(**{**values, **fixed})
+
+
+# ---------------------------------------------------------------- models
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List installed models."""
+    dirs = [Path(d) for d in args.dir] if args.dir else None
+    infos = list_models(dirs)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": i.name,
+                        "path": str(i.path),
+                        "arch": i.arch,
+                        "kind": i.kind,
+                        "resolution": i.resolution,
+                        "z_dim": i.z_dim,
+                        "bytes": i.size_bytes,
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    if not infos:
+        print("no models found")
+        return 0
+    print(f"{'name':32} {'arch':8} {'kind':14} {'size':>5} {'z':>5} {'MB':>6}  path")
+    for i in infos:
+        z = "-" if i.z_dim is None else str(i.z_dim)
+        print(
+            f"{i.name:32} {i.arch:8} {i.kind:14} {i.resolution:>5} {z:>5} "
+            f"{i.size_bytes / 1e6:>6.1f}  {i.path}"
+        )
+    return 0
+
+
+# ---------------------------------------------------------------- dataset
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    """Build a dataset folder from videos."""
+    if args.size < 64 or args.size > 1024:
+        return fail(f"--size must be a power of two from 64 to 1024, got {args.size}")
+    try:
+        config = DatasetConfig(
+            size=args.size,
+            rate=args.rate,
+            every=args.every,
+            start=args.start,
+            end=args.end,
+            fit=args.fit,
+            mirror=args.mirror,
+            dedup=args.dedup,
+            pairing=args.pairing,
+            offset=args.offset,
+            k=args.k,
+            swap=args.swap,
+        )
+        data = build_dataset(
+            [Path(p) for p in args.videos], Path(args.out), config=config, force=args.force
+        )
+    except DatasetError as exc:
+        return fail(str(exc))
+    print(
+        f"{data.path}: {data.info['count']} {'pairs' if data.paired else 'pictures'} at "
+        f"{config.size}px ({data.info['dropped_duplicates']} near-duplicates dropped)"
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- train
+
+
+def report(result: TrainResult) -> None:
+    """Print the end-of-run summary and quality report."""
+    state = "interrupted" if result.interrupted else "finished"
+    print(
+        f"{state} at step {result.step}: {result.images_per_second:.1f} images/s; "
+        f"model {result.run_dir / 'model.safetensors'}"
+    )
+    if result.losses:
+        print("last losses: " + ", ".join(f"{k}={v:.4f}" for k, v in result.losses.items()))
+    if result.quality:
+        print("quality: " + ", ".join(f"{k}={v:.4g}" for k, v in result.quality.items()))
+
+
+def export(result: TrainResult, to: str | None) -> None:
+    """Copy the run's model file to --export."""
+    if to:
+        target = Path(to)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((result.run_dir / "model.safetensors").read_bytes())
+        print(f"exported {target}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one model."""
+    try:
+        train = config_from_args(TrainConfig, args)
+        if args.model == "dcgan":
+            model = config_from_args(DCGANConfig, args)
+            result = train_dcgan(
+                Path(args.dataset),
+                Path(args.run),
+                model=model,
+                train=train,
+                resume=args.resume,
+                force=args.force,
+            )
+        elif args.model == "pix2pix":
+            model = config_from_args(Pix2PixConfig, args)
+            result = train_pix2pix(
+                Path(args.dataset),
+                Path(args.run),
+                model=model,
+                train=train,
+                resume=args.resume,
+                force=args.force,
+            )
+        else:
+            enc = config_from_args(EncoderConfig, args) if args.nef or args.max_channels else None
+            result = train_encoder(
+                Path(args.generator),
+                Path(args.run),
+                model=enc,
+                train=train,
+                dataset=Path(args.dataset) if args.dataset else None,
+                resume=args.resume,
+                force=args.force,
+            )
+    except USER_ERRORS as exc:
+        return fail(str(exc))
+    report(result)
+    export(result, args.export)
+    return 130 if result.interrupted else 0
+
+
+def add_train_parser(sub: Any, name: str, cls: type, help_text: str) -> argparse.ArgumentParser:
+    """One `train <model>` parser with the model's and the training flags."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+    if name == "encoder":
+        p.add_argument("generator", help="the unconditional generator (.safetensors) to invert")
+        p.add_argument("--dataset", help="real images (an unpaired dataset folder), optional")
+        p.add_argument("--nef", type=int, default=None, help="encoder width (default 32)")
+        p.add_argument("--max-channels", dest="max_channels", type=int, default=None)
+    else:
+        p.add_argument("dataset", help="dataset folder made by `ganvj dataset`")
+        add_config_flags(p, cls)
+    p.add_argument("--run", required=True, help="run folder: checkpoints, samples, loss.csv")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run")
+    p.add_argument("--force", action="store_true", help="start over in an existing --run")
+    p.add_argument("--export", help="also copy the final model file here")
+    add_config_flags(p, TrainConfig)
+    p.set_defaults(func=cmd_train, model=name)
+    return p
+
+
+# ---------------------------------------------------------------- render
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Render an offline mp4."""
+    from models import render
+
+    try:
+        if args.mode == "procedural":
+            config = ProceduralConfig(
+                scene=args.scene, size=args.size, seconds=args.seconds, fps=args.fps, seed=args.seed
+            )
+            if Path(args.out).exists() and not args.force:
+                return fail(f"{args.out}: already exists (use --force to overwrite)")
+            n = write_procedural_video(Path(args.out), config=config)
+        else:
+            n = render.render_from_args(args)
+    except USER_ERRORS as exc:
+        return fail(str(exc))
+    print(f"{args.out}: {n} frames")
+    return 0
+
+
+def add_render_parsers(sub: Any) -> None:
+    """render procedural | tour | walk | grid | feedback."""
+    from models import render
+
+    p = sub.add_parser(
+        "procedural", help="procedural VJ footage (the default models' training video)"
+    )
+    p.add_argument("out")
+    p.add_argument("--scene", choices=SCENES, default="plasma")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--seconds", type=float, default=120.0)
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_render, mode="procedural")
+    render.add_parsers(sub, cmd_render)
+
+
+# ---------------------------------------------------------------- register
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the models, dataset, train and render subcommands to ganvj's parser."""
+    p = subparsers.add_parser("models", help="list installed models")
+    p.add_argument("--dir", action="append", help="look here instead (repeatable)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    p = subparsers.add_parser("dataset", help="frames (or pairs) from videos, for training")
+    p.add_argument("videos", nargs="+", help="input video files")
+    p.add_argument("--out", required=True, help="dataset folder to write")
+    p.add_argument("--size", type=int, default=128, help="power of two, 64..1024 (default 128)")
+    p.add_argument("--rate", type=float, help="sample this many frames per second")
+    p.add_argument("--every", type=int, default=1, help="or keep every Nth frame (default 1)")
+    p.add_argument("--start", type=float, default=0.0, help="seconds")
+    p.add_argument("--end", type=float, help="seconds")
+    p.add_argument("--fit", choices=("letterbox", "crop"), default="letterbox")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument(
+        "--dedup", type=float, default=1.0, help="near-duplicate threshold 0..255 (0 = off)"
+    )
+    p.add_argument(
+        "--pairing", choices=("none", "side-by-side", "two-videos", "next-frame"), default="none"
+    )
+    p.add_argument("--offset", type=float, default=0.0, help="two-videos: seconds the target lags")
+    p.add_argument("--k", type=int, default=1, help="next-frame: pair frame t with t+k")
+    p.add_argument("--swap", action="store_true", help="side-by-side: right half is the source")
+    p.add_argument("--force", action="store_true", help="overwrite an existing dataset")
+    p.set_defaults(func=cmd_dataset)
+
+    p = subparsers.add_parser("train", help="train dcgan | pix2pix | encoder")
+    sub = p.add_subparsers(dest="model", required=True)
+    add_train_parser(sub, "dcgan", DCGANConfig, "unconditional DCGAN on a dataset")
+    add_train_parser(sub, "pix2pix", Pix2PixConfig, "image-to-image on a paired dataset")
+    add_train_parser(sub, "encoder", EncoderConfig, "an inverter for an unconditional generator")
+
+    p = subparsers.add_parser("render", help="offline mp4: procedural, tour, walk, grid, feedback")
+    add_render_parsers(p.add_subparsers(dest="mode", required=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (the lead's server.cli wires register() into `ganvj`)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="ganvj")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Offline renders to H.264 mp4 through PyAV: keyframe tours, walks, grids, feedback rollouts.
+
+The motion comes from models.latent, the same code the live engine plays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from models.checkpoint import LoadedModel, default_model_path, load_model
+from models.dataset import DatasetConfig, decode, fit_square
+from models.latent import EASINGS, Wander, ease, interpolate, random_latent
+from models.png import make_grid, to_uint8
+from models.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+
+class RenderError(ValueError):
+    """A render that cannot be made: wrong model kind, bad start frame, existing output."""
+
+
+class Mp4Writer:
+    """H.264 (yuv420p) mp4 writer fed with (H, W, 3) uint8 frames."""
+
+    def __init__(self, path: Path, *, fps: int, width: int, height: int, crf: int = 18) -> None:
+        if width % 2 or height % 2:
+            raise RenderError(f"{path}: H.264 needs even sizes, got {width}x{height}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.container = av.open(str(path), "w")
+        self.stream = self.container.add_stream("libx264", rate=fps)
+        self.stream.width, self.stream.height = width, height
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        """Encode one (H, W, 3) uint8 RGB frame."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        for packet in self.stream.encode():
+            self.container.mux(packet)
+        self.container.close()
+
+    def __enter__(self) -> Mp4Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def tour_latents(
+    keyframes: Tensor,
+    *,
+    frames_per_step: int,
+    interp: str = "slerp",
+    easing: str = "smooth",
+    loop: bool = True,
+) -> Iterator[Tensor]:
+    """Latents visiting each keyframe (K, D) in turn, eased, back to the first when looping."""
+    k = keyframes.shape[0]
+    steps = k if loop else k - 1
+    for i in range(steps):
+        a, b = keyframes[i], keyframes[(i + 1) % k]
+        for f in range(frames_per_step):
+            yield interpolate(a, b, ease(easing, f / frames_per_step), mode=interp)
+    if not loop:
+        yield keyframes[-1]
+
+
+def walk_latents(
+    *, z_dim: int, seed: int, seconds: float, fps: int, speed: float = 1.0
+) -> Iterator[Tensor]:
+    """A Wander through latent space, sampled at the frame rate."""
+    wander = Wander(z_dim=z_dim, seed=seed)
+    for i in range(round(seconds * fps)):
+        yield wander.at(i / fps * speed)
+
+
+def resize(images: Tensor, size: int) -> Tensor:
+    """(B, 3, R, R) -> (B, 3, size, size)."""
+    if images.shape[-1] == size:
+        return images
+    return F.interpolate(
+        images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+
+
+def render_latents(
+    model: LoadedModel,
+    latents: Iterator[Tensor],
+    out: Path,
+    *,
+    fps: int,
+    total: int,
+    size: int | None = None,
+) -> int:
+    """Generate one frame per latent and write them to out."""
+    require(model, "unconditional")
+    size = size or model.resolution
+    device = next(model.module.parameters()).device
+    bar = Progress(total=total, desc="render", unit="frames")
+    with Mp4Writer(out, fps=fps, width=size, height=size) as writer, torch.no_grad():
+        for z in latents:
+            image = resize(model.module(z.reshape(1, -1).to(device)), size)
+            writer.write(to_uint8(image)[0])
+            bar.update()
+    bar.close()
+    return writer.frames
+
+
+def render_tour(
+    model: LoadedModel,
+    out: Path,
+    *,
+    keyframes: Tensor,
+    frames_per_step: int,
+    interp: str = "slerp",
+    easing: str = "smooth",
+    loops: int = 1,
+    fps: int = 25,
+    size: int | None = None,
+) -> int:
+    """A looping tour of keyframes (K, z_dim) to mp4; returns the frame count."""
+
+    def latents() -> Iterator[Tensor]:
+        for _ in range(loops):
+            yield from tour_latents(
+                keyframes, frames_per_step=frames_per_step, interp=interp, easing=easing
+            )
+
+    total = loops * keyframes.shape[0] * frames_per_step
+    return render_latents(model, latents(), out, fps=fps, total=total, size=size)
+
+
+def render_walk(
+    model: LoadedModel,
+    out: Path,
+    *,
+    seconds: float,
+    fps: int = 25,
+    speed: float = 1.0,
+    seed: int = 0,
+    size: int | None = None,
+) -> int:
+    """A smooth latent walk (the live engine's wander) to mp4."""
+    assert model.z_dim is not None
+    latents = walk_latents(z_dim=model.z_dim, seed=seed, seconds=seconds, fps=fps, speed=speed)
+    return render_latents(model, latents, out, fps=fps, total=round(seconds * fps), size=size)
+
+
+def render_grid(
+    model: LoadedModel,
+    out: Path,
+    *,
+    rows: int,
+    columns: int,
+    seconds: float,
+    fps: int = 25,
+    speed: float = 1.0,
+    seed: int = 0,
+) -> int:
+    """An animated grid of fakes, each cell wandering on its own seed."""
+    require(model, "unconditional")
+    assert model.z_dim is not None
+    wanders = [Wander(z_dim=model.z_dim, seed=seed + i) for i in range(rows * columns)]
+    pad = 2
+    r = model.resolution
+    width, height = columns * (r + pad) + pad, rows * (r + pad) + pad
+    width, height = width + width % 2, height + height % 2
+    n = round(seconds * fps)
+    device = next(model.module.parameters()).device
+    bar = Progress(total=n, desc="render", unit="frames")
+    with Mp4Writer(out, fps=fps, width=width, height=height) as writer, torch.no_grad():
+        for i in range(n):
+            z = torch.stack([w.at(i / fps * speed) for w in wanders]).to(device)
+            grid = make_grid(model.module(z), columns=columns, pad=pad)
+            frame = np.zeros((height, width, 3), np.uint8)
+            frame[: grid.shape[0], : grid.shape[1]] = grid
+            writer.write(frame)
+            bar.update()
+    bar.close()
+    return writer.frames
+
+
+def render_feedback(
+    model: LoadedModel,
+    out: Path,
+    *,
+    start: np.ndarray,
+    seconds: float,
+    fps: int = 25,
+    mix: float = 1.0,
+) -> int:
+    """pix2pix rollout: each output becomes the next input, from a start frame (R, R, 3) uint8."""
+    require(model, "image2image")
+    r = model.resolution
+    device = next(model.module.parameters()).device
+    x = torch.from_numpy(fit_square(start, size=r, fit="crop")).permute(2, 0, 1)[None].float()
+    x = (x / 127.5 - 1).to(device)  # (1, 3, R, R)
+    n = round(seconds * fps)
+    bar = Progress(total=n, desc="render", unit="frames")
+    with Mp4Writer(out, fps=fps, width=r, height=r) as writer, torch.no_grad():
+        for _ in range(n):
+            writer.write(to_uint8(x)[0])
+            x = mix * model.module(x) + (1 - mix) * x
+            bar.update()
+    bar.close()
+    return writer.frames
+
+
+def require(model: LoadedModel, kind: str) -> None:
+    """Raise RenderError unless the model is of this kind."""
+    if model.kind != kind:
+        raise RenderError(f"{model.path}: is a {model.kind} model; this render needs {kind}")
+
+
+def first_frame(path: Path) -> np.ndarray:
+    """The first frame of a video, or a .npy picture (H, W, 3) uint8."""
+    if path.suffix == ".npy":
+        image = np.load(path, allow_pickle=False)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise RenderError(f"{path}: expected an (H, W, 3) uint8 array")
+        return image
+    for _, _, image in decode(path, DatasetConfig()):
+        return image
+    raise RenderError(f"{path}: no frames")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """ "1,5,9" -> [1, 5, 9]."""
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError as exc:
+        raise RenderError(f"--seeds: expected comma-separated integers, got {text!r}") from exc
+
+
+def render_from_args(args: argparse.Namespace) -> int:
+    """Run the render mode the command line asked for; returns the frame count."""
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise RenderError(f"{out}: already exists (use --force to overwrite)")
+    kind = "image2image" if args.mode == "feedback" else "unconditional"
+    model = load_model(Path(args.model) if args.model else default_model_path(kind), args.device)
+    if args.mode == "tour":
+        assert model.z_dim is not None
+        seeds = (
+            parse_seeds(args.seeds)
+            if args.seeds
+            else list(range(args.seed, args.seed + args.keyframes))
+        )
+        keyframes = torch.stack([random_latent(s, model.z_dim) for s in seeds])
+        return render_tour(
+            model,
+            out,
+            keyframes=keyframes,
+            frames_per_step=args.frames_per_step,
+            interp=args.interp,
+            easing=args.ease,
+            loops=args.loops,
+            fps=args.fps,
+            size=args.size,
+        )
+    if args.mode == "walk":
+        return render_walk(
+            model,
+            out,
+            seconds=args.seconds,
+            fps=args.fps,
+            speed=args.speed,
+            seed=args.seed,
+            size=args.size,
+        )
+    if args.mode == "grid":
+        return render_grid(
+            model,
+            out,
+            rows=args.rows,
+            columns=args.columns,
+            seconds=args.seconds,
+            fps=args.fps,
+            speed=args.speed,
+            seed=args.seed,
+        )
+    start = first_frame(Path(args.start))
+    return render_feedback(
+        model, out, start=start, seconds=args.seconds, fps=args.fps, mix=args.mix
+    )
+
+
+def add_parsers(sub: Any, handler: Any) -> None:
+    """Add render tour | walk | grid | feedback to the render parser."""
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("out", help="output .mp4")
+        p.add_argument(
+            "--model", help="model file (default: the shipped default of the right kind)"
+        )
+        p.add_argument("--fps", type=int, default=25)
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--force", action="store_true", help="overwrite out")
+        p.set_defaults(func=handler)
+
+    p = sub.add_parser("tour", help="loop through latent keyframes")
+    common(p)
+    p.add_argument(
+        "--seeds", help="keyframe seeds, comma-separated (default: --keyframes from --seed)"
+    )
+    p.add_argument("--keyframes", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames-per-step", dest="frames_per_step", type=int, default=50)
+    p.add_argument("--interp", choices=("lerp", "slerp"), default="slerp")
+    p.add_argument("--ease", choices=EASINGS, default="smooth")
+    p.add_argument("--loops", type=int, default=1)
+    p.add_argument("--size", type=int, help="output size (default: the model's)")
+
+    p = sub.add_parser("walk", help="a smooth looping latent walk")
+    common(p)
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int)
+
+    p = sub.add_parser("grid", help="an animated grid of fakes")
+    common(p)
+    p.add_argument("--rows", type=int, default=4)
+    p.add_argument("--columns", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("feedback", help="pix2pix rollout: output fed back as input")
+    common(p)
+    p.add_argument(
+        "--start", required=True, help="start frame: a video (first frame) or .npy picture"
+    )
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument(
+        "--mix", type=float, default=1.0, help="blend of output into the next input 0..1"
+    )

@@ -1,0 +1,663 @@
+"""Training loops for DCGAN, pix2pix and the encoder: resumable, time-boxed, Ctrl-C safe.
+
+A run folder holds `last.safetensors` (generator weights plus discriminator and
+optimiser state as extra tensors, enough to resume), `model.safetensors` (the
+generator alone, what `serve` loads), `samples/step-NNNNNN.png` grids and
+`loss.csv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from models.checkpoint import (
+    CheckpointError,
+    extra_tensors,
+    file_sha256,
+    load_model,
+    read_tensors,
+    save_checkpoint,
+)
+from models.dataset import Dataset, DatasetError, load_dataset
+from models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from models.encoder import Encoder, EncoderConfig
+from models.latent import random_latent
+from models.pix2pix import PatchDiscriminator, Pix2PixConfig, UNetGenerator
+from models.png import make_grid, write_png
+from models.progress import Progress
+
+logger = logging.getLogger(__name__)
+
+LAST = "last.safetensors"
+MODEL = "model.safetensors"
+EVAL_SEED = 424242  # latents for sample grids and held-out quality checks
+
+
+class TrainError(ValueError):
+    """A training run that cannot start: bad run folder, dataset or generator."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and bookkeeping, shared by every model."""
+
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    time_limit: float = 0.0  # seconds of training before a clean stop; 0 = none
+    checkpoint_every: int = 250
+    sample_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    device: str = "cpu"  # "cpu", "cuda", "cuda:1"...
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
+    threads: int = 0  # torch CPU threads; 0 = leave torch's default
+    l1_weight: float = 100.0  # pix2pix: weight of the L1 term
+    image_weight: float = 1.0  # encoder: weight of the image reconstruction loss
+    real_weight: float = 0.0  # encoder: weight of the loss on real images (needs a dataset)
+    half: bool = True  # store model.safetensors as float16
+
+
+@dataclass
+class TrainResult:
+    """What a run did: steps, throughput, the last losses and the quality report."""
+
+    run_dir: Path
+    step: int
+    images_per_second: float
+    losses: dict[str, float]
+    quality: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def batches_of(images: Tensor, *, batch_size: int, generator: torch.Generator) -> Tensor:
+    """A random batch of indices into the first dimension of images."""
+    return torch.randint(0, images.shape[0], (batch_size,), generator=generator)
+
+
+def to_float(images: Tensor, *, resolution: int, device: torch.device) -> Tensor:
+    """uint8 (..., R, R, 3) -> float (..., 3, r, r) in [-1, 1] on the device."""
+    x = images.to(device).float().div(127.5).sub(1.0)
+    lead = x.shape[:-3]
+    x = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2)  # (B, 3, R, R)
+    if x.shape[-1] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", antialias=True)
+    return x.reshape(*lead, 3, resolution, resolution).contiguous()
+
+
+def optimizer_tensors(prefix: str, optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
+    """An optimiser's per-parameter state as flat named tensors."""
+    out: dict[str, Tensor] = {}
+    for index, state in optimizer.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"{prefix}.{index}.{key}"] = torch.as_tensor(value).detach().cpu()
+    return out
+
+
+def load_optimizer(
+    prefix: str, optimizer: torch.optim.Optimizer, tensors: dict[str, Tensor]
+) -> None:
+    """Restore state written by optimizer_tensors."""
+    state: dict[int, dict[str, Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    full = optimizer.state_dict()
+    full["state"] = state
+    optimizer.load_state_dict(full)
+
+
+def module_tensors(prefix: str, module: nn.Module) -> dict[str, Tensor]:
+    """A module's state dict under a prefix."""
+    return {f"{prefix}.{k}": v for k, v in module.state_dict().items()}
+
+
+def load_module(prefix: str, module: nn.Module, tensors: dict[str, Tensor]) -> None:
+    """Restore a module saved by module_tensors."""
+    n = len(prefix) + 1
+    module.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    """Mean PSNR in dB of images in [-1, 1] (peak 1 after mapping to [0, 1])."""
+    mse = ((a.float() - b.float()) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+    return float((10 * torch.log10(1.0 / mse)).mean())
+
+
+class Run:
+    """Bookkeeping shared by every trainer: folder, clock, loss log, progress, checkpoints."""
+
+    def __init__(self, run_dir: Path, *, train: TrainConfig, resume: bool, force: bool) -> None:
+        self.dir = Path(run_dir)
+        self.train = train
+        last = self.dir / LAST
+        if last.exists() and not resume and not force:
+            raise TrainError(
+                f"{self.dir}: a run already exists (use --resume to continue or --force)"
+            )
+        if resume and not last.exists():
+            raise TrainError(f"{last}: nothing to resume")
+        self.resume = resume
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "samples").mkdir(exist_ok=True)
+        if train.threads > 0:
+            torch.set_num_threads(train.threads)
+        self.device = torch.device(train.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise TrainError("--device cuda: no CUDA device is available")
+        self.rng = torch.Generator().manual_seed(train.seed)
+        torch.manual_seed(train.seed)
+        self.step = 0
+        self.log_rows: list[dict[str, float]] = []
+
+    def autocast(self) -> Any:
+        """bfloat16 autocast on CUDA when amp is on; a no-op elsewhere."""
+        enabled = self.device.type == "cuda" and self.train.amp
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def load_last(self) -> tuple[dict[str, Any], dict[str, Tensor], dict[str, Tensor]]:
+        """(metadata, generator tensors, extra tensors) of last.safetensors."""
+        meta, tensors = read_tensors(self.dir / LAST)
+        weights = {k: v for k, v in tensors.items() if not k.startswith("extra/")}
+        return meta, weights, extra_tensors(tensors)
+
+    def log(self, row: dict[str, float]) -> None:
+        """Append one row to loss.csv."""
+        path = self.dir / "loss.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def loop(
+        self,
+        step_fn: Callable[[], dict[str, float]],
+        *,
+        save: Callable[[], None],
+        sample: Callable[[], None],
+        images_per_step: int,
+    ) -> TrainResult:
+        """Run step_fn until steps or the time limit; save on the way and on Ctrl-C."""
+        train = self.train
+        start_step = self.step
+        bar = Progress(total=train.steps, desc="train", unit="steps", initial=self.step)
+        started = time.monotonic()
+        losses: dict[str, float] = {}
+        interrupted = False
+        stop = threading.Event()
+        previous = install_stop_handlers(stop)
+        try:
+            while self.step < train.steps:
+                if stop.is_set():
+                    interrupted = True
+                    logger.warning("stop requested at step %d: saving", self.step)
+                    break
+                if train.time_limit and time.monotonic() - started > train.time_limit:
+                    logger.info("time limit reached at step %d", self.step)
+                    break
+                losses = step_fn()
+                self.step += 1
+                if not all(math.isfinite(v) for v in losses.values()):
+                    raise TrainError(f"step {self.step}: a loss is not finite: {losses}")
+                if self.step % train.log_every == 0:
+                    self.log(
+                        {
+                            "step": self.step,
+                            "seconds": round(time.monotonic() - started, 2),
+                            **losses,
+                        }
+                    )
+                bar.update(postfix=" ".join(f"{k}={v:.3f}" for k, v in losses.items()))
+                if self.step % train.sample_every == 0:
+                    sample()
+                if self.step % train.checkpoint_every == 0:
+                    save()
+        except KeyboardInterrupt:
+            interrupted = True
+            logger.warning("interrupted at step %d: saving", self.step)
+        finally:
+            bar.close()
+            restore_handlers(previous)
+        elapsed = time.monotonic() - started
+        save()
+        sample()
+        rate = (self.step - start_step) * images_per_step / elapsed if elapsed > 0 else 0.0
+        return TrainResult(
+            run_dir=self.dir,
+            step=self.step,
+            images_per_second=rate,
+            losses=losses,
+            interrupted=interrupted,
+        )
+
+
+def install_stop_handlers(stop: threading.Event) -> dict[int, Any]:
+    """SIGINT / SIGTERM ask the loop to stop after the current step (it then saves).
+
+    Installed explicitly because a process started in the background inherits an
+    ignored SIGINT. A second Ctrl-C raises KeyboardInterrupt at once (still saved).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def restore_handlers(previous: dict[int, Any]) -> None:
+    """Put back the signal handlers install_stop_handlers replaced."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
+
+
+def open_dataset(path: Path, *, paired: bool) -> Dataset:
+    """Load a dataset and check it is the kind the model needs."""
+    try:
+        data = load_dataset(path)
+    except DatasetError as exc:
+        raise TrainError(str(exc)) from exc
+    if data.paired != paired:
+        need = "a paired dataset (--pairing ...)" if paired else "an unpaired dataset"
+        raise TrainError(f"{path}: this model needs {need}")
+    return data
+
+
+def training_metadata(train: TrainConfig, step: int, **more: Any) -> dict[str, Any]:
+    """The `training` block of a checkpoint: recipe, step, and whatever else is given."""
+    return {"recipe": asdict(train), "step": step, **more}
+
+
+def train_dcgan(
+    dataset: Path,
+    run_dir: Path,
+    *,
+    model: DCGANConfig,
+    train: TrainConfig,
+    resume: bool = False,
+    force: bool = False,
+) -> TrainResult:
+    """Train an unconditional DCGAN on a folder of images."""
+    data = open_dataset(dataset, paired=False)
+    run = Run(run_dir, train=train, resume=resume, force=force)
+    images = torch.from_numpy(data.images)  # (N, R, R, 3) uint8
+    if resume:
+        meta, weights, extras = run.load_last()
+        model = DCGANConfig(**meta["config"])
+    g = DCGANGenerator(config=model).to(run.device)
+    d = DCGANDiscriminator(config=model).to(run.device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=train.lr, betas=(train.beta1, train.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=train.lr, betas=(train.beta1, train.beta2))
+    if resume:
+        g.load_state_dict(weights)
+        load_module("disc", d, extras)
+        load_optimizer("opt_g", opt_g, extras)
+        load_optimizer("opt_d", opt_d, extras)
+        run.step = int(meta["training"]["step"])
+        logger.info("resumed %s at step %d", run.dir, run.step)
+    fixed_z = torch.stack([random_latent(EVAL_SEED + i, model.z_dim) for i in range(16)]).to(
+        run.device
+    )
+    bce = nn.BCEWithLogitsLoss()
+
+    def step() -> dict[str, float]:
+        g.train()
+        real = to_float(
+            images[batches_of(images, batch_size=train.batch_size, generator=run.rng)],
+            resolution=model.resolution,
+            device=run.device,
+        )
+        z = torch.randn(train.batch_size, model.z_dim, device=run.device)
+        with run.autocast():
+            fake = g(z)
+            logits_real, logits_fake = d(real), d(fake.detach())
+            loss_d = bce(logits_real, torch.full_like(logits_real, 0.9)) + bce(
+                logits_fake, torch.zeros_like(logits_fake)
+            )
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        with run.autocast():
+            logits = d(fake)
+            loss_g = bce(logits, torch.ones_like(logits))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
+
+    def sample() -> None:
+        g.eval()
+        with torch.no_grad():
+            grid = make_grid(g(fixed_z), columns=4)
+        write_png(run.dir / "samples" / f"step-{run.step:06d}.png", grid)
+
+    def save() -> None:
+        training = training_metadata(train, run.step, dataset=str(dataset))
+        extras = {
+            **module_tensors("disc", d),
+            **optimizer_tensors("opt_g", opt_g),
+            **optimizer_tensors("opt_d", opt_d),
+        }
+        save_checkpoint(
+            run.dir / LAST,
+            arch="dcgan",
+            config=model,
+            weights=g,
+            training=training,
+            extra_tensors=extras,
+        )
+        save_checkpoint(
+            run.dir / MODEL,
+            arch="dcgan",
+            config=model,
+            weights=g,
+            training=training,
+            half=train.half,
+        )
+
+    return run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
+
+
+def split_held_out(data: Dataset, fraction: float = 0.1) -> tuple[Tensor, Tensor]:
+    """(train, held-out) pairs: the last `fraction` of the video, with its mirrored copies."""
+    pairs = torch.from_numpy(data.images)  # (N, 2, R, R, 3)
+    n = pairs.shape[0]
+    mirrored = bool(data.info.get("config", {}).get("mirror", False)) and n % 2 == 0
+    half = n // 2 if mirrored else n
+    cut = max(1, int(half * (1 - fraction)))
+    if cut >= half:
+        return pairs, pairs
+    index = torch.arange(n)
+    held = (index % half) >= cut if mirrored else index >= cut
+    return pairs[~held], pairs[held]
+
+
+def pix2pix_quality(
+    g: UNetGenerator, held: Tensor, *, resolution: int, device: torch.device
+) -> dict[str, float]:
+    """L1 (in [0, 1] pixel units) of the model and of returning the input, on held-out pairs."""
+    g.eval()
+    model_l1 = identity_l1 = 0.0
+    with torch.no_grad():
+        for chunk in held.split(32):
+            x = to_float(chunk, resolution=resolution, device=device)  # (B, 2, 3, r, r)
+            src, tgt = x[:, 0], x[:, 1]
+            model_l1 += float((g(src) - tgt).abs().mean(dim=(1, 2, 3)).sum()) / 2
+            identity_l1 += float((src - tgt).abs().mean(dim=(1, 2, 3)).sum()) / 2
+    n = held.shape[0]
+    return {"heldout_pairs": float(n), "l1_model": model_l1 / n, "l1_identity": identity_l1 / n}
+
+
+def train_pix2pix(
+    dataset: Path,
+    run_dir: Path,
+    *,
+    model: Pix2PixConfig,
+    train: TrainConfig,
+    resume: bool = False,
+    force: bool = False,
+) -> TrainResult:
+    """Train a pix2pix model on a paired dataset; reports held-out L1 against the identity."""
+    data = open_dataset(dataset, paired=True)
+    run = Run(run_dir, train=train, resume=resume, force=force)
+    pairs, held = split_held_out(data)
+    if resume:
+        meta, weights, extras = run.load_last()
+        model = Pix2PixConfig(**meta["config"])
+    g = UNetGenerator(config=model).to(run.device)
+    d = PatchDiscriminator(config=model).to(run.device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=train.lr, betas=(train.beta1, train.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=train.lr, betas=(train.beta1, train.beta2))
+    if resume:
+        g.load_state_dict(weights)
+        load_module("disc", d, extras)
+        load_optimizer("opt_g", opt_g, extras)
+        load_optimizer("opt_d", opt_d, extras)
+        run.step = int(meta["training"]["step"])
+    bce = nn.BCEWithLogitsLoss()
+    shown = held[:6]
+
+    def step() -> dict[str, float]:
+        g.train()
+        x = to_float(
+            pairs[batches_of(pairs, batch_size=train.batch_size, generator=run.rng)],
+            resolution=model.resolution,
+            device=run.device,
+        )
+        src, tgt = x[:, 0], x[:, 1]  # (B, 3, R, R) each
+        with run.autocast():
+            fake = g(src)
+            logits_real, logits_fake = d(src, tgt), d(src, fake.detach())
+            loss_d = 0.5 * (
+                bce(logits_real, torch.ones_like(logits_real))
+                + bce(logits_fake, torch.zeros_like(logits_fake))
+            )
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        with run.autocast():
+            logits = d(src, fake)
+            loss_gan = bce(logits, torch.ones_like(logits))
+            loss_l1 = (fake.float() - tgt).abs().mean()
+            loss_g = loss_gan + train.l1_weight * loss_l1
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        return {
+            "loss_d": float(loss_d.detach()),
+            "loss_gan": float(loss_gan.detach()),
+            "loss_l1": float(loss_l1.detach()),
+        }
+
+    def sample() -> None:
+        g.eval()
+        with torch.no_grad():
+            x = to_float(shown, resolution=model.resolution, device=run.device)
+            rows = torch.cat([x[:, 0], g(x[:, 0]), x[:, 1]])  # sources, outputs, targets
+        write_png(
+            run.dir / "samples" / f"step-{run.step:06d}.png",
+            make_grid(rows, columns=shown.shape[0]),
+        )
+
+    def save(quality: dict[str, float] | None = None) -> None:
+        training = training_metadata(train, run.step, dataset=str(dataset), quality=quality or {})
+        extras = {
+            **module_tensors("disc", d),
+            **optimizer_tensors("opt_g", opt_g),
+            **optimizer_tensors("opt_d", opt_d),
+        }
+        save_checkpoint(
+            run.dir / LAST,
+            arch="pix2pix",
+            config=model,
+            weights=g,
+            training=training,
+            extra_tensors=extras,
+        )
+        save_checkpoint(
+            run.dir / MODEL,
+            arch="pix2pix",
+            config=model,
+            weights=g,
+            training=training,
+            half=train.half,
+        )
+
+    result = run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
+    result.quality = pix2pix_quality(g, held, resolution=model.resolution, device=run.device)
+    save(result.quality)
+    return result
+
+
+def encoder_quality(
+    g: nn.Module, e: Encoder, *, z_dim: int, device: torch.device, count: int = 128
+) -> dict[str, float]:
+    """PSNR of G(E(G(z))) against G(z) on held-out latents (seeds never used in training)."""
+    e.eval()
+    z = torch.stack([random_latent(EVAL_SEED + 1000 + i, z_dim) for i in range(count)]).to(device)
+    with torch.no_grad():
+        images = g(z)
+        again = g(e(images))
+        base = g(
+            torch.stack([random_latent(EVAL_SEED + 5000 + i, z_dim) for i in range(count)]).to(
+                device
+            )
+        )
+    return {
+        "heldout_samples": float(count),
+        "psnr_db": psnr(again, images),
+        "psnr_random_pair_db": psnr(base, images),  # baseline: an unrelated sample
+    }
+
+
+def train_encoder(
+    generator: Path,
+    run_dir: Path,
+    *,
+    model: EncoderConfig | None,
+    train: TrainConfig,
+    dataset: Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+) -> TrainResult:
+    """Train an encoder on the generator's samples (z -> G(z) -> E -> z), real images optional."""
+    try:
+        gen = load_model(generator, run_device(train))
+    except CheckpointError as exc:
+        raise TrainError(str(exc)) from exc
+    if gen.kind != "unconditional" or gen.z_dim is None:
+        raise TrainError(
+            f"{generator}: an encoder needs an unconditional generator, this is {gen.kind}"
+        )
+    g = gen.module
+    for p in g.parameters():
+        p.requires_grad_(False)
+    real: Tensor | None = None
+    if dataset is not None and train.real_weight > 0:
+        real = torch.from_numpy(open_dataset(dataset, paired=False).images)
+    run = Run(run_dir, train=train, resume=resume, force=force)
+    if model is None:
+        model = EncoderConfig(resolution=gen.resolution, z_dim=gen.z_dim)
+    if resume:
+        meta, weights, extras = run.load_last()
+        model = EncoderConfig(**meta["config"])
+    if (model.resolution, model.z_dim) != (gen.resolution, gen.z_dim):
+        raise TrainError(
+            f"encoder resolution/z_dim {model.resolution}/{model.z_dim} do not match "
+            f"the generator's {gen.resolution}/{gen.z_dim}"
+        )
+    e = Encoder(config=model).to(run.device)
+    opt = torch.optim.Adam(e.parameters(), lr=train.lr, betas=(0.9, 0.999))
+    if resume:
+        e.load_state_dict(weights)
+        load_optimizer("opt_e", opt, extras)
+        run.step = int(meta["training"]["step"])
+    link = {"name": Path(generator).stem, "sha256": file_sha256(generator)}
+    fixed_z = torch.stack([random_latent(EVAL_SEED + i, model.z_dim) for i in range(8)]).to(
+        run.device
+    )
+
+    def step() -> dict[str, float]:
+        e.train()
+        z = torch.randn(train.batch_size, model.z_dim, device=run.device)
+        with torch.no_grad(), run.autocast():
+            images = g(z)
+        with run.autocast():
+            z_hat = e(images.float())
+            loss_z = F.mse_loss(z_hat.float(), z)
+            loss = loss_z
+            losses = {"loss_z": 0.0}
+            if train.image_weight > 0:
+                loss_img = (g(z_hat).float() - images.float()).abs().mean()
+                loss = loss + train.image_weight * loss_img
+                losses["loss_img"] = float(loss_img.detach())
+            if real is not None:
+                x = to_float(
+                    real[batches_of(real, batch_size=train.batch_size, generator=run.rng)],
+                    resolution=model.resolution,
+                    device=run.device,
+                )
+                loss_real = (g(e(x)).float() - x).abs().mean()
+                loss = loss + train.real_weight * loss_real
+                losses["loss_real"] = float(loss_real.detach())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses["loss_z"] = float(loss_z.detach())
+        return losses
+
+    def sample() -> None:
+        e.eval()
+        with torch.no_grad():
+            images = g(fixed_z)
+            rows = torch.cat([images, g(e(images))])  # originals, reconstructions
+        write_png(
+            run.dir / "samples" / f"step-{run.step:06d}.png",
+            make_grid(rows, columns=fixed_z.shape[0]),
+        )
+
+    def save(quality: dict[str, float] | None = None) -> None:
+        training = training_metadata(
+            train, run.step, generator=str(generator), quality=quality or {}
+        )
+        extras = optimizer_tensors("opt_e", opt)
+        more = {"generator": link}
+        save_checkpoint(
+            run.dir / LAST,
+            arch="encoder",
+            config=model,
+            weights=e,
+            training=training,
+            extra_tensors=extras,
+            extra_metadata=more,
+        )
+        save_checkpoint(
+            run.dir / MODEL,
+            arch="encoder",
+            config=model,
+            weights=e,
+            training=training,
+            half=train.half,
+            extra_metadata=more,
+        )
+
+    result = run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
+    result.quality = encoder_quality(g, e, z_dim=model.z_dim, device=run.device)
+    save(result.quality)
+    return result
+
+
+def run_device(train: TrainConfig) -> torch.device:
+    """The device a training config names."""
+    return torch.device(train.device)
+
+
+def dataset_size(path: Path) -> int:
+    """Number of pictures in a dataset folder."""
+    return int(np.asarray(load_dataset(path).images.shape[0]))
