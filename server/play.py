@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -173,6 +173,20 @@ class PlayState:
             raise CommandError(f"{command.address}: not handled by the latent state")
         return handler(self, command, now)
 
+    def apply_batch(
+        self, batch: Sequence[Command], now: float
+    ) -> tuple[list[Change], list[Command]]:
+        """Apply a batch (a bundle) at one instant; its feedback and the commands left
+        for the engine (reactions, models), in order."""
+        changes: list[Change] = []
+        rest: list[Command] = []
+        for command in batch:
+            if self.handles(command):
+                changes.extend(self.apply(command, now))
+            else:
+                rest.append(command)
+        return changes, rest
+
     def handles(self, command: Command) -> bool:
         """True when `apply()` understands this command (the engine handles the rest)."""
         return command.name in _HANDLERS or command.name in _QUERIES
@@ -297,7 +311,7 @@ class PlayState:
         step = self._seconds(self.sequence_step)
         # A render that stalled for more than a step restarts the tour clock here.
         start = end if now - end <= step else now
-        following = self.current % self.sequence_length + 1 if self.current else 1
+        following = self.current + 1 if 1 <= self.current < self.sequence_length else 1
         self._from = self._anchor(now)
         self._to = self.bank[following - 1].clone()
         self._start = start

@@ -102,8 +102,13 @@ def test_sequence_tours_the_bank_in_order_and_loops():
         assert torch.equal(z, state.bank[(i % 3)]) or i == 1
     assert seen[:6] == [2, 3, 1, 2, 3, 1]
     assert Change("/sequence/play", (0,)) in run(state, "/sequence/stop", now=8.2)
-    frozen = state.latent(8.3, 0.1)
-    assert torch.equal(state.latent(20.0, 11.7), frozen)
+    run(state, "/keyframe/12/jump", 0, now=8.2)
+    run(state, "/sequence/play", 1, now=8.2)
+    state.latent(9.2, 1.0)
+    assert state.take_changes()[-1] == Change("/keyframe/current", (1,))  # back into the tour
+    run(state, "/sequence/stop", now=9.2)
+    frozen = state.latent(9.3, 0.1)
+    assert torch.equal(state.latent(20.0, 10.7), frozen)
 
 
 def test_xy_corners_are_the_first_four_keyframes():
@@ -208,6 +213,12 @@ def test_a_bundle_applied_between_two_frames_is_seen_whole():
         state.apply(command, 0.01)
     assert torch.equal(state.latent(0.02, 0.01), state.bank[3])
     assert state.interp == "lerp"
+    changes, rest = state.apply_batch(
+        [parse("/react/mix", [0.5]), parse("/keyframe/2/jump", [0]), parse("/react/stop", [])], 0.03
+    )
+    assert [c.address for c in rest] == ["/react/mix", "/react/stop"]
+    assert Change("/keyframe/current", (2,)) in changes
+    assert torch.equal(state.latent(0.04, 0.01), state.bank[1])
 
 
 def test_tap_tempo_and_bpm():
