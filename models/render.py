@@ -159,8 +159,9 @@ def render_walk(
     size: int | None = None,
 ) -> int:
     """A smooth latent walk (the live engine's wander) to mp4."""
-    assert model.z_dim is not None
-    latents = walk_latents(z_dim=model.z_dim, seed=seed, seconds=seconds, fps=fps, speed=speed)
+    latents = walk_latents(
+        z_dim=latent_size(model), seed=seed, seconds=seconds, fps=fps, speed=speed
+    )
     return render_latents(model, latents, out, fps=fps, total=round(seconds * fps), size=size)
 
 
@@ -176,9 +177,7 @@ def render_grid(
     seed: int = 0,
 ) -> int:
     """An animated grid of fakes, each cell wandering on its own seed."""
-    require(model, "unconditional")
-    assert model.z_dim is not None
-    wanders = [Wander(z_dim=model.z_dim, seed=seed + i) for i in range(rows * columns)]
+    wanders = [Wander(z_dim=latent_size(model), seed=seed + i) for i in range(rows * columns)]
     pad = 2
     r = model.resolution
     width, height = columns * (r + pad) + pad, rows * (r + pad) + pad
@@ -230,6 +229,14 @@ def require(model: LoadedModel, kind: str) -> None:
         raise RenderError(f"{model.path}: is a {model.kind} model; this render needs {kind}")
 
 
+def latent_size(model: LoadedModel) -> int:
+    """z_dim of an unconditional model; RenderError for any other kind."""
+    require(model, "unconditional")
+    if model.z_dim is None:
+        raise RenderError(f"{model.path}: has no latent size")
+    return model.z_dim
+
+
 def first_frame(path: Path) -> np.ndarray:
     """The first frame of a video, or a .npy picture (H, W, 3) uint8."""
     if path.suffix == ".npy":
@@ -258,13 +265,13 @@ def render_from_args(args: argparse.Namespace) -> int:
     kind = "image2image" if args.mode == "feedback" else "unconditional"
     model = load_model(Path(args.model) if args.model else default_model_path(kind), args.device)
     if args.mode == "tour":
-        assert model.z_dim is not None
+        z_dim = latent_size(model)
         seeds = (
             parse_seeds(args.seeds)
             if args.seeds
             else list(range(args.seed, args.seed + args.keyframes))
         )
-        keyframes = torch.stack([random_latent(s, model.z_dim) for s in seeds])
+        keyframes = torch.stack([random_latent(s, z_dim) for s in seeds])
         return render_tour(
             model,
             out,

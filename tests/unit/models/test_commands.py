@@ -1,0 +1,93 @@
+"""The CLI subcommands: exit codes and one-line errors, through the real parser."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import av
+import pytest
+
+from models.commands import register
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ganvj")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_procedural_dataset_train_render_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = tmp_path / "p.mp4"
+    assert (
+        run(["render", "procedural", str(video), "--size", "32", "--seconds", "1", "--fps", "10"])
+        == 0
+    )
+    assert (
+        run(["dataset", str(video), "--out", str(tmp_path / "d"), "--size", "64", "--every", "2"])
+        == 0
+    )
+    assert "10 pictures at 64px" in capsys.readouterr().out
+    argv = [
+        "train",
+        "dcgan",
+        str(tmp_path / "d"),
+        "--run",
+        str(tmp_path / "r"),
+        "--resolution",
+        "16",
+        "--z-dim",
+        "8",
+        "--ngf",
+        "4",
+        "--ndf",
+        "4",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--export",
+        str(tmp_path / "models" / "mine.safetensors"),
+    ]
+    assert run(argv) == 0
+    assert "finished at step 2" in capsys.readouterr().out
+    assert (
+        run(
+            [
+                "render",
+                "walk",
+                str(tmp_path / "w.mp4"),
+                "--model",
+                str(tmp_path / "models" / "mine.safetensors"),
+                "--seconds",
+                "0.4",
+                "--fps",
+                "10",
+            ]
+        )
+        == 0
+    )
+    with av.open(str(tmp_path / "w.mp4")) as container:
+        assert len(list(container.decode(video=0))) == 4
+    assert run(["models", "--dir", str(tmp_path / "models")]) == 0
+    assert "mine" in capsys.readouterr().out
+
+
+def test_user_errors_print_one_line_and_return_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    assert run(["dataset", str(fake), "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fake.mp4" in err and "not a video" in err
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 4)
+    assert run(["render", "walk", str(tmp_path / "o.mp4"), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.safetensors" in err
+    assert run(["dataset", str(fake), "--out", str(tmp_path / "d"), "--size", "100"]) == 2
+    assert "power of two" in capsys.readouterr().err
