@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aiortc import (
+    MediaStreamTrack,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -33,6 +34,7 @@ from websockets.http11 import Request, Response
 
 from server.config import Config
 from server.engine import Engine
+from server.inputs import InputHub, pump_track
 from server.media import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
 
 logger = logging.getLogger(__name__)
@@ -47,11 +49,12 @@ class ProtocolError(ValueError):
 
 @dataclass(eq=False)  # identity, so peers live in sets
 class Peer:
-    """One viewer's peer connection, owned by the websocket that made it."""
+    """One peer connection (a viewer, or a camera sending to us), owned by its websocket."""
 
     pc: RTCPeerConnection
-    track: ViewerTrack | FrameTrack
+    track: ViewerTrack | FrameTrack | None  # None for a camera
     connected_at: float = field(default_factory=time.monotonic)
+    pump: asyncio.Task[None] | None = None  # a camera's frame pump
 
 
 def http_response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -78,12 +81,15 @@ class App:
         engine: Engine,
         encoder: StreamEncoder | None,
         hub: PacketHub | None,
+        inputs: InputHub,
     ) -> None:
         self.config = config
         self.engine = engine
         self.encoder = encoder
         self.hub = hub
+        self.inputs = inputs
         self.peers: set[Peer] = set()
+        self.cameras: set[Peer] = set()
         self.connections: set[ServerConnection] = set()
         self.bad_messages = 0
         self.started = time.monotonic()
@@ -126,8 +132,7 @@ class App:
     def status(self) -> dict[str, Any]:
         """The numbers /api/status serves."""
         stats = self.engine.stats()
-        viewers = [p.track for p in self.peers]
-        sent = [round(t.sent.rate(), 2) for t in viewers]
+        sent = [round(p.track.sent.rate(), 2) for p in self.peers if p.track is not None]
         stats.update(
             {
                 "sent_fps": round(sum(sent) / len(sent), 2) if sent else 0.0,
@@ -140,6 +145,7 @@ class App:
                 "shared_encoder": self.encoder is not None,
                 "websockets": len(self.connections),
                 "bad_messages": self.bad_messages,
+                "input": self.inputs.status(),
                 "uptime_s": round(time.monotonic() - self.started, 1),
             }
         )
@@ -182,7 +188,10 @@ class App:
         self, connection: ServerConnection, message: dict[str, Any], own: set[Peer]
     ) -> None:
         kind = message.get("type")
-        if kind == "offer":
+        if kind == "offer" and message.get("role") == "camera":
+            answer = await self._answer_camera(message, own)
+            await connection.send(json.dumps({"type": "answer", "sdp": answer}))
+        elif kind == "offer":
             answer = await self._answer(message, own)
             await connection.send(json.dumps({"type": "answer", "sdp": answer}))
         elif kind == "ping":
@@ -192,12 +201,58 @@ class App:
         else:
             raise ProtocolError(f"unknown message type {kind!r}: expected 'offer' or 'ping'")
 
-    async def _answer(self, message: dict[str, Any], own: set[Peer]) -> str:
+    def _offer_sdp(self, message: dict[str, Any]) -> str:
         sdp = message.get("sdp")
         if not isinstance(sdp, str) or not sdp.startswith("v=0"):
             raise ProtocolError("an offer needs an 'sdp' string that starts with 'v=0'")
         if len(sdp) > MAX_SDP_CHARS:
             raise ProtocolError(f"the SDP is longer than {MAX_SDP_CHARS} characters")
+        return sdp
+
+    def _new_pc(self) -> RTCPeerConnection:
+        return RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=[RTCIceServer(urls=url) for url in self.config.server.ice_servers]
+            )
+        )
+
+    async def _answer_camera(self, message: dict[str, Any], own: set[Peer]) -> str:
+        """A camera sending video to us; it becomes the input source."""
+        sdp = self._offer_sdp(message)
+        pc = self._new_pc()
+        peer = Peer(pc=pc, track=None)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video" and peer.pump is None:
+                peer.pump = asyncio.ensure_future(pump_track(self.inputs, track, "camera"))
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            if not any(t.kind == "video" for t in pc.getTransceivers()):
+                raise ProtocolError("a camera offer needs a video section")
+            await pc.setLocalDescription(await pc.createAnswer())
+        except ProtocolError:
+            await self._close_peer(peer)
+            raise
+        except Exception as exc:
+            await self._close_peer(peer)
+            raise ProtocolError(
+                f"the offer could not be used: {type(exc).__name__}: {exc}"
+            ) from exc
+        self.cameras.add(peer)
+        own.add(peer)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                own.discard(peer)
+                await self._close_peer(peer)
+
+        return pc.localDescription.sdp
+
+    async def _answer(self, message: dict[str, Any], own: set[Peer]) -> str:
+        sdp = self._offer_sdp(message)
         if len(self.peers) >= self.config.server.max_viewers:
             raise ProtocolError(f"the server is full ({self.config.server.max_viewers} viewers)")
         pc = RTCPeerConnection(
@@ -258,7 +313,11 @@ class App:
 
     async def _close_peer(self, peer: Peer) -> None:
         self.peers.discard(peer)
-        peer.track.stop()
+        self.cameras.discard(peer)
+        if peer.track is not None:
+            peer.track.stop()
+        if peer.pump is not None:
+            peer.pump.cancel()
         try:
             await asyncio.wait_for(peer.pc.close(), timeout=2.0)
         except (TimeoutError, Exception) as exc:  # noqa: BLE001 - closing is best effort
@@ -266,4 +325,4 @@ class App:
 
     async def close(self) -> None:
         """Close every peer (shutdown)."""
-        await asyncio.gather(*(self._close_peer(p) for p in list(self.peers)))
+        await asyncio.gather(*(self._close_peer(p) for p in [*self.peers, *self.cameras]))

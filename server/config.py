@@ -50,6 +50,11 @@ class RenderConfig:
     threads: int = 0  # torch CPU threads; 0 = one less than the cores, leaving one to encode
     seed: int = 0
     wander_speed: float = 1.0
+    pix2pix: str = ""  # image-to-image model for reactions; "" = the shipped default
+    encoder: str = ""  # image -> latent encoder for mirror; "" = the shipped one if it fits
+    smoothing: float = 0.0  # blend of each output frame with the previous one (0..0.99)
+    react_fade_s: float = 0.5  # crossfade into and out of a reaction
+    react_stall_s: float = 1.0  # input silent this long: fall back to latent play
 
 
 @dataclass(frozen=True)

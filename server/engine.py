@@ -9,7 +9,6 @@ seeing it, and rendering goes on.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import queue
@@ -25,7 +24,11 @@ import torch
 from models.checkpoint import LoadedModel
 from server.config import RenderConfig
 from server.convert import resize, to_yuv420
+from server.inputs import InputHub
+from server.meters import RateMeter
 from server.play import PlayState
+from server.reaction import Reaction
+from server.reactor import Reactor
 from server.slot import LatestSlot
 
 logger = logging.getLogger(__name__)
@@ -91,40 +94,6 @@ def half_if_finite(
     return module.float(), False
 
 
-class RateMeter:
-    """Events per second over a sliding window; thread-safe enough for stats."""
-
-    def __init__(self, window: float = 2.0) -> None:
-        self._window = window
-        self._times: collections.deque[float] = collections.deque()
-        self._lock = threading.Lock()
-
-    def tick(self, now: float | None = None) -> None:
-        """Record one event."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._times.append(now)
-            self._trim(now)
-
-    def rate(self, now: float | None = None) -> float:
-        """Events per second over the window."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._trim(now)
-            if len(self._times) < 2:
-                return 0.0
-            span = max(now - self._times[0], 1e-6)
-            return (
-                (len(self._times) - 1) / span
-                if span < self._window
-                else len(self._times) / self._window
-            )
-
-    def _trim(self, now: float) -> None:
-        while self._times and now - self._times[0] > self._window:
-            self._times.popleft()
-
-
 Batch = Sequence[Any]  # a list of commands applied together between two frames
 BatchHandler = Callable[[Any, float], Sequence[Any]]
 
@@ -141,6 +110,8 @@ class Engine:
         config: RenderConfig,
         device: torch.device,
         queue_size: int = 256,
+        pix2pix: LoadedModel | None = None,
+        encoder: LoadedModel | None = None,
     ) -> None:
         if model.kind != "unconditional" or model.z_dim is None:
             raise ValueError(
@@ -154,6 +125,14 @@ class Engine:
         self.commands: queue.Queue[tuple[Batch, float]] = queue.Queue(maxsize=queue_size)
         self.play = PlayState(z_dim=model.z_dim, seed=config.seed, wander_speed=config.wander_speed)
         self.render_rate = RateMeter()
+        self.inputs = InputHub()
+        self.reaction = Reaction(
+            fade_seconds=config.react_fade_s, stall_seconds=config.react_stall_s
+        )
+        self.reaction.smoothing = config.smoothing
+        self.reactor = Reactor(
+            reaction=self.reaction, device=device, pix2pix=pix2pix, encoder=encoder
+        )
         self.on_changes: Callable[[Sequence[Any]], None] | None = None
         self.errors = 0
         self.dropped_batches = 0
@@ -261,20 +240,31 @@ class Engine:
     def _step(self, now: float, dt: float) -> Frame:
         self._step_started = time.monotonic()
         applied_at = self._drain(now)
+        seq, incoming = self.inputs.frames.latest()
+        input_age = (
+            None if incoming is None or self.inputs.source is None else now - incoming.arrived_at
+        )
+        self.reaction.update(now, input_age=input_age, source_ended=self.inputs.ended_reason)
+        if self.inputs.source is None:
+            incoming = None  # a stopped source's last frame is not live input
+        size = self.output_size
         z = self.play.latent(now, dt).to(self.device)  # (z_dim,)
         with torch.inference_mode():
-            if self._half:
-                z = z.half()
-            image = self._module(z[None])  # (1, 3, R, R)
-            image = resize(image.float(), self.output_size)
+            image = None
+            if self.reactor.needs_latent_image(now):
+                z = self.reactor.latent(z, now, seq, incoming)
+                if self._half:
+                    z = z.half()
+                image = resize(self._module(z[None]).float(), size)  # (1, 3, S, S)
+            image = self.reactor.image(image, now, seq, incoming, size)
             yuv = to_yuv420(image).cpu().numpy()  # the one copy back per frame
         finished = time.monotonic()
         self._index += 1
         frame = Frame(
             index=self._index,
             yuv=yuv,
-            width=self.output_size,
-            height=self.output_size,
+            width=size,
+            height=size,
             rendered_at=finished,
             render_ms=(finished - self._step_started) * 1000.0,
             applied_at=applied_at,

@@ -20,7 +20,7 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
-from server.engine import RateMeter
+from server.meters import RateMeter
 from server.slot import LatestSlot
 
 logger = logging.getLogger(__name__)

@@ -84,7 +84,7 @@ async def running(config: Config, model: LoadedModel | None = None) -> AsyncIter
             fps=config.render.fps,
             on_encoded=hub.publish_threadsafe,
         )
-    app = App(config=config, engine=engine, encoder=encoder, hub=hub)
+    app = App(config=config, engine=engine, encoder=encoder, hub=hub, inputs=engine.inputs)
     tls = None
     if config.server.tls:
         try:

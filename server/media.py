@@ -25,7 +25,8 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from server.config import StreamConfig
-from server.engine import Frame, RateMeter
+from server.engine import Frame
+from server.meters import RateMeter
 from server.slot import LatestSlot
 
 logger = logging.getLogger(__name__)

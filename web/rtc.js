@@ -20,7 +20,8 @@ export function gatheringComplete(pc) {
 }
 
 // Send our offer on an open websocket and apply the answer that comes back.
-export async function negotiate(pc, ws) {
+// `extra` rides along in the offer message (the camera page sends role: "camera").
+export async function negotiate(pc, ws, extra = {}) {
   await pc.setLocalDescription(await pc.createOffer());
   await gatheringComplete(pc);
   const answer = new Promise((resolve, reject) => {
@@ -31,7 +32,7 @@ export async function negotiate(pc, ws) {
     };
     ws.addEventListener("message", onMessage);
   });
-  ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
+  ws.send(JSON.stringify({ ...extra, type: "offer", sdp: pc.localDescription.sdp }));
   await pc.setRemoteDescription({ type: "answer", sdp: await answer });
 }
 

@@ -13,7 +13,8 @@ from torch import nn
 
 from models.checkpoint import LoadedModel
 from server.config import RenderConfig
-from server.engine import Engine, RateMeter, half_if_finite, pick_device
+from server.engine import Engine, half_if_finite, pick_device
+from server.meters import RateMeter
 from tests.conftest import tiny_model
 
 

@@ -1,0 +1,180 @@
+"""The render thread's side of reactions: incoming frames through pix2pix or the encoder.
+
+`Reaction` (server/reaction.py) decides when and how strongly; this module
+does the tensor work, on the generator's device: preprocess the newest input
+frame the way the dataset command prepared the training data, run pix2pix or
+the encoder, blend, feed back, smooth.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import av
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.checkpoint import LoadedModel
+from models.dataset import fit_square
+from models.latent import lerp
+from server.convert import resize
+from server.inputs import InputFrame
+from server.reaction import Reaction
+
+logger = logging.getLogger(__name__)
+
+
+def model_fit(model: LoadedModel) -> str:
+    """How the model's training frames were squared: "letterbox" or "crop"."""
+    training = model.metadata.get("training", {})
+    dataset = training.get("dataset", {}) if isinstance(training, dict) else {}
+    fit = dataset.get("fit") if isinstance(dataset, dict) else None
+    return fit if fit in ("letterbox", "crop") else "letterbox"
+
+
+def input_tensor(frame: av.VideoFrame, *, size: int, fit: str, device: torch.device) -> Tensor:
+    """A decoded frame -> (1, 3, size, size) in [-1, 1] on `device`.
+
+    One swscale call scales it (keeping its aspect) and converts it to RGB;
+    then the dataset command's own `fit_square` adds the black bars or crops,
+    so live input is framed exactly like the training data.
+    """
+    width, height = frame.width, frame.height
+    fits_inside = fit == "letterbox"
+    scale = size / (max(width, height) if fits_inside else min(width, height))
+    scaled_w = max(1, round(width * scale))
+    scaled_h = max(1, round(height * scale))
+    rgb = frame.reformat(width=scaled_w, height=scaled_h, format="rgb24").to_ndarray()
+    square = fit_square(np.ascontiguousarray(rgb), size=size, fit=fit)  # (size, size, 3)
+    tensor = torch.from_numpy(square).to(device).permute(2, 0, 1)[None].float()
+    return tensor / 127.5 - 1.0  # (1, 3, size, size)
+
+
+class Reactor:
+    """Pix2pix, mirror and feedback for one engine; used only on the render thread."""
+
+    def __init__(
+        self,
+        *,
+        reaction: Reaction,
+        device: torch.device,
+        pix2pix: LoadedModel | None,
+        encoder: LoadedModel | None,
+        mirror_smoothing: float = 0.85,
+    ) -> None:
+        self.reaction = reaction
+        self.device = device
+        self.pix2pix = pix2pix
+        self.encoder = encoder
+        self.mirror_smoothing = mirror_smoothing
+        self._pix2pix = pix2pix.module.to(device).eval() if pix2pix else None
+        self._encoder = encoder.module.to(device).eval() if encoder else None
+        self._mirror_z: Tensor | None = None
+        self._feedback: Tensor | None = None
+        self._previous: Tensor | None = None
+        self._input_seq = -1
+        self._input: Tensor | None = None
+
+    def available(self, mode: str) -> str | None:
+        """None if `mode` can run; otherwise why not."""
+        if mode in ("pix2pix", "feedback") and self._pix2pix is None:
+            return f"{mode} needs a pix2pix model (render.pix2pix)"
+        if mode == "mirror" and self._encoder is None:
+            return "mirror needs an encoder trained for this generator (render.encoder)"
+        return None
+
+    def _input_for(self, model: LoadedModel, seq: int, frame: InputFrame | None) -> Tensor | None:
+        if frame is None:
+            return None
+        if (
+            seq != self._input_seq
+            or self._input is None
+            or self._input.shape[-1] != model.resolution
+        ):
+            self._input = input_tensor(
+                frame.image, size=model.resolution, fit=model_fit(model), device=self.device
+            )
+            self._input_seq = seq
+        return self._input
+
+    def latent(self, z: Tensor, now: float, seq: int, frame: InputFrame | None) -> Tensor:
+        """Mirror: pull the latent toward the encoded input, smoothed over time."""
+        weight = self.reaction.weight(now)
+        if self.reaction.mode != "mirror" or weight <= 0.0 or self.encoder is None:
+            if weight <= 0.0:
+                self._mirror_z = None
+            return z
+        x = self._input_for(self.encoder, seq, frame)
+        if x is not None and self._encoder is not None:
+            target = self._encoder(x)[0].to(z.dtype)  # (z_dim,)
+            # Exponential smoothing: the reflection breathes instead of flickering.
+            self._mirror_z = (
+                target
+                if self._mirror_z is None
+                else lerp(target, self._mirror_z, self.mirror_smoothing)
+            )
+        if self._mirror_z is None:
+            return z
+        return lerp(z, self._mirror_z.to(z.device), weight)
+
+    def needs_latent_image(self, now: float) -> bool:
+        """False when pix2pix or feedback covers the whole frame (skip the generator)."""
+        weight = self.reaction.weight(now)
+        return not (weight >= 1.0 and self.reaction.mode in ("pix2pix", "feedback"))
+
+    def image(
+        self, image: Tensor | None, now: float, seq: int, frame: InputFrame | None, size: int
+    ) -> Tensor:
+        """Blend pix2pix or feedback output over the latent image; then smooth.
+
+        `image` is the generator's frame at `size` (None when skipped); the
+        result is (1, 3, size, size) in [-1, 1].
+        """
+        weight = self.reaction.weight(now)
+        mode = self.reaction.mode
+        reacted: Tensor | None = None
+        if weight > 0.0 and self.pix2pix is not None and self._pix2pix is not None:
+            if mode == "pix2pix":
+                x = self._input_for(self.pix2pix, seq, frame)
+                if x is not None:
+                    reacted = self._pix2pix(x)
+            elif mode == "feedback":
+                reacted = self._feedback_step(image, seq, frame)
+        if mode != "feedback" or self.reaction.level(now) <= 0.0:
+            self._feedback = None  # the next trigger seeds afresh
+        if reacted is not None:
+            reacted = resize(reacted.float(), size)
+            image = reacted if image is None else lerp(image, reacted, weight)
+        if image is None:  # nothing to show yet (no input): keep the last frame
+            image = (
+                self._previous
+                if self._previous is not None
+                else torch.zeros(1, 3, size, size, device=self.device)
+            )
+        return self._smooth(image)
+
+    def _feedback_step(
+        self, image: Tensor | None, seq: int, frame: InputFrame | None
+    ) -> Tensor | None:
+        assert self.pix2pix is not None and self._pix2pix is not None
+        resolution = self.pix2pix.resolution
+        if self._feedback is None:
+            # Seed from the last incoming frame, or else the picture on screen now.
+            seed = self._input_for(self.pix2pix, seq, frame)
+            if seed is None:
+                current = image if image is not None else self._previous
+                if current is None:
+                    return None
+                seed = resize(current.float(), resolution)
+            self._feedback = seed
+        self._feedback = self._pix2pix(self._feedback).clamp(-1.0, 1.0)
+        return self._feedback
+
+    def _smooth(self, image: Tensor) -> Tensor:
+        smoothing = self.reaction.smoothing
+        previous = self._previous
+        if smoothing > 0.0 and previous is not None and previous.shape == image.shape:
+            image = lerp(image, previous, smoothing)
+        self._previous = image
+        return image
