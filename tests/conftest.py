@@ -23,12 +23,7 @@ def tiny_model(resolution: int = 32, seed: int = 0) -> LoadedModel:
     """An untrained DCGAN, small enough to render hundreds of frames a second."""
     torch.manual_seed(seed)
     config = DCGANConfig(resolution=resolution, z_dim=16, ngf=8, max_channels=32)
-    module = DCGANGenerator(config=config).eval()
-    # DCGAN's N(0, 0.02) start draws flat grey; variance-keeping weights draw
-    # pictures that move with the latent, which is what the tests look for.
-    for layer in module.modules():
-        if isinstance(layer, torch.nn.ConvTranspose2d):
-            torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    module = lively(DCGANGenerator(config=config).eval())
     with torch.no_grad():
         module.to_rgb.weight.mul_(8.0)
     return LoadedModel(
@@ -41,6 +36,18 @@ def tiny_model(resolution: int = 32, seed: int = 0) -> LoadedModel:
         z_dim=config.z_dim,
         metadata={},
     )
+
+
+def lively(module: torch.nn.Module) -> torch.nn.Module:
+    """Variance-keeping weights instead of GAN training's N(0, 0.02) start.
+
+    An untrained GAN draws flat grey whatever its input; these weights draw
+    pictures that move with the input, which is what the tests look for.
+    """
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear):
+            torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    return module
 
 
 def has_address(address: str) -> bool:
@@ -82,3 +89,41 @@ async def live_server(webrtc_host: str) -> AsyncIterator[Running]:
     """The real server with a tiny model, on the namespace address and a free port."""
     async with running(server_config(webrtc_host), model=tiny_model()) as run:
         yield run
+
+
+def tiny_pix2pix(resolution: int = 32, seed: int = 0) -> LoadedModel:
+    """An untrained pix2pix U-Net: different inputs still give different outputs."""
+    from models.pix2pix import Pix2PixConfig, UNetGenerator
+
+    torch.manual_seed(seed)
+    config = Pix2PixConfig(resolution=resolution, ngf=4, max_channels=16)
+    module = lively(UNetGenerator(config=config).eval())
+    return LoadedModel(
+        name="tiny-pix2pix",
+        path=Path("tiny-pix2pix.safetensors"),
+        arch="pix2pix",
+        kind="image2image",
+        module=module,
+        resolution=resolution,
+        z_dim=None,
+        metadata={},
+    )
+
+
+def tiny_encoder(resolution: int = 32, z_dim: int = 16, seed: int = 0) -> LoadedModel:
+    """An untrained encoder for `tiny_model`'s latent size."""
+    from models.encoder import Encoder, EncoderConfig
+
+    torch.manual_seed(seed)
+    config = EncoderConfig(resolution=resolution, z_dim=z_dim, nef=4, max_channels=16)
+    module = lively(Encoder(config=config).eval())
+    return LoadedModel(
+        name="tiny-encoder",
+        path=Path("tiny-encoder.safetensors"),
+        arch="encoder",
+        kind="encoder",
+        module=module,
+        resolution=resolution,
+        z_dim=z_dim,
+        metadata={},
+    )
