@@ -33,6 +33,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from server.config import Config
+from server.control import ControlHub
 from server.engine import Engine
 from server.inputs import InputHub, pump_track
 from server.media import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
@@ -82,6 +83,7 @@ class App:
         encoder: StreamEncoder | None,
         hub: PacketHub | None,
         inputs: InputHub,
+        control: ControlHub,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -93,10 +95,12 @@ class App:
         self.connections: set[ServerConnection] = set()
         self.bad_messages = 0
         self.started = time.monotonic()
+        self.control = control
+        # More GET routes and websocket message types, added by the lifecycle.
         self.extra_routes: dict[str, Callable[[], Response]] = {}
-        self.control_handler: (
-            Callable[[ServerConnection, dict[str, Any]], Awaitable[None]] | None
-        ) = None
+        self.message_types: dict[
+            str, Callable[[ServerConnection, dict[str, Any]], Awaitable[dict[str, Any]]]
+        ] = {}
 
     # -- HTTP ---------------------------------------------------------------
 
@@ -145,6 +149,7 @@ class App:
                 "shared_encoder": self.encoder is not None,
                 "websockets": len(self.connections),
                 "bad_messages": self.bad_messages,
+                "rejected_commands": self.control.rejected,
                 "input": self.inputs.status(),
                 "uptime_s": round(time.monotonic() - self.started, 1),
             }
@@ -156,6 +161,7 @@ class App:
     async def handle(self, connection: ServerConnection) -> None:
         """One /ws connection: signalling and control until it closes."""
         self.connections.add(connection)
+        self.control.join(connection)
         own: set[Peer] = set()
         try:
             async for raw in connection:
@@ -169,6 +175,7 @@ class App:
             pass
         finally:
             self.connections.discard(connection)
+            self.control.leave(connection)
             # A viewer's peer lives as long as its websocket; the page
             # reconnects both together.
             await asyncio.gather(*(self._close_peer(p) for p in own))
@@ -196,10 +203,20 @@ class App:
             await connection.send(json.dumps({"type": "answer", "sdp": answer}))
         elif kind == "ping":
             await connection.send(json.dumps({"type": "pong", "t": message.get("t")}))
-        elif kind is None and self.control_handler is not None:
-            await self.control_handler(connection, message)
+        elif kind is None:
+            await self.control.handle(connection, message)
+        elif isinstance(kind, str) and kind in self.message_types:
+            try:
+                reply = await self.message_types[kind](connection, message)
+            except ValueError as exc:
+                raise ProtocolError(str(exc)) from exc
+            await connection.send(json.dumps(reply))
         else:
-            raise ProtocolError(f"unknown message type {kind!r}: expected 'offer' or 'ping'")
+            known = ", ".join(["offer", "ping", *self.message_types])
+            raise ProtocolError(
+                f"unknown message type {kind!r}: expected one of {known}, "
+                "or a control message with 'address' and 'args'"
+            )
 
     def _offer_sdp(self, message: dict[str, Any]) -> str:
         sdp = message.get("sdp")

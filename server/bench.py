@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import default_model_path, load_model
-from server.engine import cpu_threads
+from server.device import cpu_threads
 from server.viewer_client import connect_viewer
 
 ADDRESS = "10.77.0.1"

@@ -316,14 +316,24 @@ COMMANDS: tuple[CommandSpec, ...] = (
     # Reactions and models (handled by the engine)
     CommandSpec(
         "/react/trigger",
-        "Start reacting to incoming video, fading in",
-        (ArgSpec("seconds", "f", "fade time", 0.0, MAX_MORPH_SECONDS, optional=True),),
+        "Start reacting to incoming video; after `seconds` fade back to latent play",
+        (
+            ArgSpec(
+                "seconds",
+                "f",
+                "how long; 0 or none = until /react/stop",
+                0.0,
+                MAX_MORPH_SECONDS,
+                optional=True,
+            ),
+        ),
         owner="engine",
+        queryable=False,
     ),
     CommandSpec(
         "/react/stop",
-        "Stop reacting, fading out",
-        (ArgSpec("seconds", "f", "fade time", 0.0, MAX_MORPH_SECONDS, optional=True),),
+        "Stop reacting, fading back to latent play",
+        (),
         owner="engine",
         queryable=False,
     ),
@@ -338,6 +348,26 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Blend of the reaction over the picture",
         (ArgSpec("mix", "f", "0..1", 0.0, 1.0),),
         owner="engine",
+    ),
+    CommandSpec(
+        "/react/smoothing",
+        "Blend each output frame with the previous one (trails; calms a flickering input)",
+        (ArgSpec("amount", "f", "0..0.99", 0.0, 0.99),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/react/source",
+        "Incoming video: camera (the /camera page), file:NAME (in the media folder), "
+        "v4l2:/dev/videoN, or none",
+        (ArgSpec("source", "s", "camera | file:NAME | v4l2:/dev/videoN | none"),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/react/state",
+        "Read only: reacting (0/1), the fade level 0..1, and why the last reaction ended",
+        (),
+        owner="engine",
+        settable=False,
     ),
     CommandSpec(
         "/model/load",

@@ -70,6 +70,36 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class OscConfig:
+    """OSC control over UDP (TouchOSC, Ableton, any OSC client)."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 9000
+    # "host:port" targets that get state feedback from the start (a TouchOSC
+    # tablet's address and its receive port); others subscribe with /feedback/subscribe.
+    feedback: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TempoConfig:
+    """Tempo for quantized jumps and morphs measured in beats."""
+
+    bpm: float = 120.0
+    link: bool = False  # join an Ableton Link session (needs the aalink package)
+    # Browser decode + display after a frame leaves the server, added to the
+    # measured render-to-send time when rendering ahead of the beat.
+    display_latency_ms: float = 60.0
+
+
+@dataclass(frozen=True)
+class InputsConfig:
+    """Incoming video for reactions."""
+
+    media_dir: str = "~/.local/share/ganvj/media"  # where /react/source file:NAME looks
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Every bound in one place."""
 
@@ -86,6 +116,9 @@ class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
+    tempo: TempoConfig = field(default_factory=TempoConfig)
+    inputs: InputsConfig = field(default_factory=InputsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
@@ -136,6 +169,9 @@ def _section_type(table: str) -> type:
         "server": ServerConfig,
         "render": RenderConfig,
         "stream": StreamConfig,
+        "osc": OscConfig,
+        "tempo": TempoConfig,
+        "inputs": InputsConfig,
         "limits": LimitsConfig,
     }[table]
 
@@ -234,6 +270,24 @@ def _check_ranges(section: Any) -> None:
             "stream.keyframe_interval_s",
             section.keyframe_interval_s,
             "0.5..60",
+        )
+    elif isinstance(section, OscConfig):
+        _require(0 <= section.port <= 65535, "osc.port", section.port, "0..65535")
+        for target in section.feedback:
+            host, _, port = target.rpartition(":")
+            _require(
+                bool(host) and port.isdigit() and 1 <= int(port) <= 65535,
+                "osc.feedback",
+                target,
+                '"host:port" strings such as "192.168.1.20:9001"',
+            )
+    elif isinstance(section, TempoConfig):
+        _require(20.0 <= section.bpm <= 999.0, "tempo.bpm", section.bpm, "20..999")
+        _require(
+            0.0 <= section.display_latency_ms <= 1000.0,
+            "tempo.display_latency_ms",
+            section.display_latency_ms,
+            "0..1000",
         )
     elif isinstance(section, LimitsConfig):
         for f in fields(section):

@@ -1,37 +1,49 @@
-"""The engine: the one owner of the resident generator and its latent state.
+"""The engine: the one owner of the resident generators and their latent state.
 
 A render thread (never the event loop) drains queued command batches between
 frames, asks the play state for this frame's latent, runs the generator and
 converts the result once. Finished frames go to a latest-frame slot. A step
 that raises or stalls leaves the last good frame in the slot: viewers keep
 seeing it, and rendering goes on.
+
+Controllers only submit validated Commands. The play state handles latent
+motion; the engine handles the rest (reactions, inputs, model switches) and
+reports every change through `on_changes`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from models.checkpoint import LoadedModel
+from models.checkpoint import CheckpointError, LoadedModel, load_model
+from models.latent import lerp
+from server.commands import Command
 from server.config import RenderConfig
 from server.convert import resize, to_yuv420
+from server.device import cpu_threads, half_if_finite
 from server.inputs import InputHub
 from server.meters import RateMeter
-from server.play import PlayState
+from server.play import Change, PlayState
 from server.reaction import Reaction
 from server.reactor import Reactor
 from server.slot import LatestSlot
+from server.tempo import TempoClock
 
 logger = logging.getLogger(__name__)
+
+Batch = Sequence[Command]  # commands applied together, between two frames
+ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
 
 
 @dataclass(frozen=True)
@@ -45,63 +57,36 @@ class Frame:
     rendered_at: float  # time.monotonic() when the frame was finished
     render_ms: float  # generator + conversion time
     applied_at: float | None  # arrival time of the newest command this frame shows
+    latent: torch.Tensor | None = None  # (z_dim,) on the CPU: the position it shows
 
 
-def pick_device(name: str) -> torch.device:
-    """Resolve "auto" to CUDA, then MPS, then CPU; check an explicit choice exists."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"render.device = {name!r} but no CUDA device is available")
-    if device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise RuntimeError(f"render.device = {name!r} but MPS is not available")
-    return device
+@dataclass
+class Deck:
+    """One resident generator with its own latent state (keyframe bank, motion)."""
+
+    model: LoadedModel
+    module: nn.Module
+    half: bool
+    play: PlayState
+
+    def render(self, z: torch.Tensor, size: int) -> torch.Tensor:
+        """Latent (z_dim,) -> image (1, 3, size, size) in [-1, 1], float32."""
+        if self.half:
+            z = z.half()
+        return resize(self.module(z[None]).float(), size)
 
 
-def cpu_threads(requested: int) -> int:
-    """Torch threads for a CPU generator: as asked, or one less than the cores.
-
-    The encoder and the network need a core of their own: with every core
-    running OpenMP workers, a 2-core machine ran a small DCGAN 200x slower
-    (5 fps against 1,247) while another process was busy.
-    """
-    if requested > 0:
-        return requested
-    return max(1, (os.cpu_count() or 1) - 1)
-
-
-def half_if_finite(
-    module: torch.nn.Module, *, z_dim: int, device: torch.device
-) -> tuple[torch.nn.Module, bool]:
-    """The module in half precision if a probe render stays finite there, else float32.
-
-    Some generators overflow fp16 (large activations before a tanh); those
-    keep rendering in float32 rather than drawing NaN.
-    """
-    half = module.half()
-    with torch.inference_mode():
-        probe = half(torch.randn(2, z_dim, device=device).half())
-    if bool(torch.isfinite(probe).all()):
-        return half, True
-    return module.float(), False
-
-
-Batch = Sequence[Any]  # a list of commands applied together between two frames
-BatchHandler = Callable[[Any, float], Sequence[Any]]
+def error(command: Command, message: str) -> Change:
+    """A refusal addressed to the command's sender only."""
+    return Change(ERROR_ADDRESS, (command.address, message), command.origin)
 
 
 class Engine:
-    """Owns the generator, the play state and the render thread."""
+    """Owns the generators, the play state, reactions and the render thread."""
 
     STALL_LOG_SECONDS = 2.0
+    MODEL_FADE_SECONDS = 1.0
+    SHOW_SAVE_SECONDS = 1.0  # at most one show snapshot per second
 
     def __init__(
         self,
@@ -112,18 +97,19 @@ class Engine:
         queue_size: int = 256,
         pix2pix: LoadedModel | None = None,
         encoder: LoadedModel | None = None,
+        snapshots: dict[str, dict[str, Any]] | None = None,
+        find_model: Callable[[str], Path | None] | None = None,
+        tempo: TempoClock | None = None,
     ) -> None:
-        if model.kind != "unconditional" or model.z_dim is None:
-            raise ValueError(
-                f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
-            )
         self.config = config
         self.device = device
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(config.threads))
         self.frames: LatestSlot[Frame] = LatestSlot()
         self.commands: queue.Queue[tuple[Batch, float]] = queue.Queue(maxsize=queue_size)
-        self.play = PlayState(z_dim=model.z_dim, seed=config.seed, wander_speed=config.wander_speed)
+        self.tempo = tempo if tempo is not None else TempoClock()
+        self.snapshots: dict[str, dict[str, Any]] = dict(snapshots or {})
+        self.find_model = find_model or (lambda name: None)
         self.render_rate = RateMeter()
         self.inputs = InputHub()
         self.reaction = Reaction(
@@ -133,12 +119,24 @@ class Engine:
         self.reactor = Reactor(
             reaction=self.reaction, device=device, pix2pix=pix2pix, encoder=encoder
         )
-        self.on_changes: Callable[[Sequence[Any]], None] | None = None
+        # Called on the render thread; the app hands them to the event loop.
+        self.on_changes: Callable[[list[Change]], None] | None = None
+        self.on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None
+        # Runs blocking work (opening files, loading models) off the render thread.
+        self.start_io: Callable[[Callable[[], None]], None] = _daemon_thread
+        self.open_source: Callable[[str], str | None] = lambda spec: "no sources configured"
         self.errors = 0
         self.dropped_batches = 0
-        self._model = model
-        self._half = False
-        self._module = self._prepare(model)
+        self.deck = self._deck(model, now=0.0)
+        self._fading: Deck | None = None  # the previous model, during a switch
+        self._fade_started = 0.0
+        self._incoming: list[tuple[LoadedModel, Command | None]] = []
+        self._incoming_lock = threading.Lock()
+        self._imported: dict[str, dict[str, Any]] | None = None
+        self._loading: str | None = None
+        self._show_dirty = False
+        self._show_saved = 0.0
+        self._reaction_state: tuple[object, ...] = self._react_state(0.0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
@@ -151,12 +149,17 @@ class Engine:
     @property
     def model(self) -> LoadedModel:
         """The model being rendered."""
-        return self._model
+        return self.deck.model
+
+    @property
+    def play(self) -> PlayState:
+        """The current model's latent state (render thread only, or before start)."""
+        return self.deck.play
 
     @property
     def output_size(self) -> int:
         """Side of the frames this engine renders."""
-        return self.config.size or self._model.resolution
+        return self.config.size or self.deck.model.resolution
 
     def submit(self, batch: Batch) -> bool:
         """Queue commands to apply together before the next frame; False if the queue is full."""
@@ -166,6 +169,16 @@ class Engine:
             self.dropped_batches += 1
             return False
         return True
+
+    def import_show(self, snapshots: dict[str, dict[str, Any]]) -> None:
+        """Replace the keyframe banks and settings of the models in an imported show."""
+        with self._incoming_lock:
+            self._imported = dict(snapshots)
+
+    def offer_model(self, model: LoadedModel, command: Command | None = None) -> None:
+        """Hand over a loaded model; the render thread crossfades to it (any thread)."""
+        with self._incoming_lock:
+            self._incoming.append((model, command))
 
     def start(self) -> None:
         """Start the render thread."""
@@ -186,20 +199,26 @@ class Engine:
     def stats(self) -> dict[str, Any]:
         """Numbers for /api/status."""
         started = self._step_started
+        model = self.deck.model
+        now = time.monotonic()
         return {
             "rendered_fps": round(self.render_rate.rate(), 2),
             "frame_ms": round(self._frame_ms, 2),
             "frames": self._index,
-            "model": self._model.name,
-            "arch": self._model.arch,
-            "resolution": self._model.resolution,
+            "model": model.name,
+            "arch": model.arch,
+            "resolution": model.resolution,
             "output_size": self.output_size,
             "device": str(self.device),
-            "half": self._half,
+            "half": self.deck.half,
+            "loading_model": self._loading,
             "render_errors": self.errors,
             "last_error": self._last_error,
             "dropped_batches": self.dropped_batches,
-            "stalled": started is not None and time.monotonic() - started > self.STALL_LOG_SECONDS,
+            "stalled": started is not None and now - started > self.STALL_LOG_SECONDS,
+            "reaction": self.reaction.status(now),
+            "tempo_bpm": round(self.tempo.bpm, 2),
+            "render_lead_ms": round(self.tempo.lead_seconds * 1000.0, 1),
         }
 
     def render_once(self) -> Frame:
@@ -208,14 +227,32 @@ class Engine:
 
     # -- render thread ------------------------------------------------------
 
-    def _prepare(self, model: LoadedModel) -> torch.nn.Module:
+    def _deck(self, model: LoadedModel, now: float) -> Deck:
+        if model.kind != "unconditional" or model.z_dim is None:
+            raise ValueError(
+                f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
+            )
         module = model.module.to(self.device).eval()
-        self._half = False
+        half = False
         if self.device.type == "cuda" and self.config.half:
-            module, self._half = half_if_finite(module, z_dim=model.z_dim or 1, device=self.device)
-            if not self._half:
+            module, half = half_if_finite(module, z_dim=model.z_dim, device=self.device)
+            if not half:
                 logger.info("%s is not finite in half precision; rendering in float32", model.name)
-        return module
+        play = PlayState(
+            z_dim=model.z_dim,
+            seed=self.config.seed,
+            wander_speed=self.config.wander_speed,
+            tempo=self.tempo,
+        )
+        saved = self.snapshots.get(model.name)
+        if saved is not None:
+            try:
+                play.restore(saved, now)
+            except (ValueError, TypeError) as exc:
+                logger.warning(
+                    "the show's state for %s is unusable (%s); starting fresh", model.name, exc
+                )
+        return Deck(model=model, module=module, half=half, play=play)
 
     def _run(self) -> None:
         period = 1.0 / self.config.fps
@@ -239,23 +276,26 @@ class Engine:
 
     def _step(self, now: float, dt: float) -> Frame:
         self._step_started = time.monotonic()
-        applied_at = self._drain(now)
+        changes: list[Change] = []
+        changes.extend(self._take_models(now))
+        applied_at = self._drain(now, changes)
         seq, incoming = self.inputs.frames.latest()
-        input_age = (
-            None if incoming is None or self.inputs.source is None else now - incoming.arrived_at
-        )
+        live = incoming is not None and self.inputs.source is not None
+        input_age = now - incoming.arrived_at if live and incoming is not None else None
         self.reaction.update(now, input_age=input_age, source_ended=self.inputs.ended_reason)
-        if self.inputs.source is None:
+        changes.extend(self._reaction_changes(now))
+        if not live:
             incoming = None  # a stopped source's last frame is not live input
         size = self.output_size
-        z = self.play.latent(now, dt).to(self.device)  # (z_dim,)
+        z = self.deck.play.latent(now, dt).to(self.device)  # (z_dim,)
+        changes.extend(self.deck.play.take_changes())
+        shown = z.detach().to("cpu", torch.float32)  # (z_dim,), before any reaction
         with torch.inference_mode():
             image = None
             if self.reactor.needs_latent_image(now):
                 z = self.reactor.latent(z, now, seq, incoming)
-                if self._half:
-                    z = z.half()
-                image = resize(self._module(z[None]).float(), size)  # (1, 3, S, S)
+                image = self.deck.render(z, size)  # (1, 3, S, S)
+                image = self._crossfade(image, now, dt, size)
             image = self.reactor.image(image, now, seq, incoming, size)
             yuv = to_yuv420(image).cpu().numpy()  # the one copy back per frame
         finished = time.monotonic()
@@ -268,6 +308,7 @@ class Engine:
             rendered_at=finished,
             render_ms=(finished - self._step_started) * 1000.0,
             applied_at=applied_at,
+            latent=shown,
         )
         self._frame_ms = (
             0.9 * self._frame_ms + 0.1 * frame.render_ms if self._index > 1 else frame.render_ms
@@ -275,9 +316,34 @@ class Engine:
         self.frames.put(frame)
         self.render_rate.tick(finished)
         self._step_started = None
+        self._publish(changes, now)
         return frame
 
-    def _drain(self, now: float) -> float | None:
+    def _crossfade(self, image: torch.Tensor, now: float, dt: float, size: int) -> torch.Tensor:
+        """During a model switch, blend the outgoing model's picture into the new one."""
+        fading = self._fading
+        if fading is None:
+            return image
+        t = (now - self._fade_started) / self.MODEL_FADE_SECONDS
+        if t >= 1.0:
+            self._fading = None
+            return image
+        old = fading.render(fading.play.latent(now, dt).to(self.device), size)
+        return lerp(old, image, max(t, 0.0))
+
+    def _publish(self, changes: list[Change], now: float) -> None:
+        if changes and self.on_changes is not None:
+            self.on_changes(changes)
+        if changes and any(c.to is None for c in changes):
+            self._show_dirty = True
+        if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
+            self._show_dirty = False
+            self._show_saved = now
+            if self.on_show is not None:
+                self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+                self.on_show(dict(self.snapshots))
+
+    def _drain(self, now: float, changes: list[Change]) -> float | None:
         """Apply every queued batch; returns the newest batch's arrival time."""
         newest: float | None = None
         while True:
@@ -286,22 +352,158 @@ class Engine:
             except queue.Empty:
                 return newest
             newest = arrived
-            changes: list[Any] = []
-            for command in batch:
-                changes.extend(self._apply(command, now))
-            if changes and self.on_changes is not None:
-                self.on_changes(changes)
+            try:
+                played, rest = self.deck.play.apply_batch(batch, now)
+            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the show
+                self._report(exc)
+                continue
+            changes.extend(played)
+            for command in rest:
+                try:
+                    changes.extend(self._command(command, now))
+                except Exception as exc:  # noqa: BLE001 - as above
+                    self._report(exc)
+                    changes.append(error(command, str(exc)))
 
-    def _apply(self, command: Any, now: float) -> Sequence[Any]:
-        apply = getattr(self.play, "apply", None)
-        if apply is None:
-            return ()
-        try:
-            result: Sequence[Any] = apply(command, now)
-        except Exception as exc:  # noqa: BLE001 - one bad command must not stop the show
-            self._report(exc)
-            return ()
-        return result
+    # -- engine commands (render thread) -------------------------------------
+
+    def _command(self, command: Command, now: float) -> list[Change]:
+        name = command.name
+        if command.query:
+            return [Change(command.address, self._query(name, now), command.origin)]
+        if name == "/react/trigger":
+            why = self.reactor.available(self.reaction.mode)
+            if why is not None:
+                return [error(command, why)]
+            seconds = float(command.args[0]) if command.args else 0.0  # type: ignore[arg-type]
+            self.reaction.trigger(now, seconds or None)
+            return []  # _reaction_changes reports it
+        if name == "/react/stop":
+            self.reaction.stop(now)
+            return []
+        if name == "/react/mode":
+            self.reaction.set_mode(str(command.args[0]))
+        elif name == "/react/mix":
+            self.reaction.mix = float(command.args[0])  # type: ignore[arg-type]
+        elif name == "/react/smoothing":
+            self.reaction.smoothing = float(command.args[0])  # type: ignore[arg-type]
+        elif name == "/react/source":
+            return self._source(command)
+        elif name == "/model/load":
+            return self._load_model(command)
+        else:
+            return [error(command, "not available in this server")]
+        return [Change(command.address, self._query(name, now))]
+
+    def _query(self, name: str, now: float) -> tuple[object, ...]:
+        if name == "/react/mode":
+            return (self.reaction.mode,)
+        if name == "/react/mix":
+            return (self.reaction.mix,)
+        if name == "/react/smoothing":
+            return (self.reaction.smoothing,)
+        if name == "/react/source":
+            return (self.inputs.source or "none",)
+        if name == "/react/state":
+            return self._react_state(now)
+        if name == "/model/load":
+            return (self.deck.model.name,)
+        return ()
+
+    def _react_state(self, now: float) -> tuple[object, ...]:
+        return (
+            int(self.reaction.active),
+            round(self.reaction.level(now), 3),
+            self.reaction.reason or "",
+        )
+
+    def _reaction_changes(self, now: float) -> list[Change]:
+        """Report the reaction starting or ending (by command, timer or a lost source)."""
+        state = self._react_state(now)
+        if state[0] == self._reaction_state[0] and state[2] == self._reaction_state[2]:
+            return []
+        self._reaction_state = state
+        return [Change("/react/state", state)]
+
+    def _source(self, command: Command) -> list[Change]:
+        spec = str(command.args[0])
+        if spec == "none":
+            self.inputs.stop()
+            return [Change(command.address, ("none",))]
+        if spec == "camera":
+            # The /camera page connects by itself; make room for it.
+            self.inputs.stop()
+            return [Change(command.address, ("camera",))]
+
+        def open_it() -> None:
+            why = self.open_source(spec)
+            change = error(command, why) if why else Change(command.address, (spec,))
+            if self.on_changes is not None:
+                self.on_changes([change])
+
+        self.start_io(open_it)
+        return []
+
+    def _load_model(self, command: Command) -> list[Change]:
+        name = str(command.args[0])
+        if name == self.deck.model.name:
+            return [Change(command.address, (name,))]
+        path = self.find_model(name)
+        if path is None:
+            return [error(command, f"no model named {name!r} (see GET /api/models)")]
+        if self._loading is not None:
+            return [error(command, f"still loading {self._loading}; try again in a moment")]
+        self._loading = name
+
+        def load() -> None:
+            try:
+                model = load_model(path, device="cpu")
+                if model.kind != "unconditional":
+                    raise CheckpointError(
+                        f"{path}: is a {model.kind} model; "
+                        "/model/load needs an unconditional generator"
+                    )
+            except (CheckpointError, OSError) as exc:
+                self._loading = None
+                logger.warning("/model/load %s failed: %s", name, exc)
+                if self.on_changes is not None:
+                    self.on_changes([error(command, str(exc))])
+                return
+            self.offer_model(model, command)
+
+        self.start_io(load)
+        return []
+
+    def _take_models(self, now: float) -> list[Change]:
+        with self._incoming_lock:
+            incoming, self._incoming = self._incoming, []
+            imported, self._imported = self._imported, None
+        changes: list[Change] = []
+        if imported is not None:
+            self.snapshots = imported
+            saved = imported.get(self.deck.model.name)
+            if saved is not None:
+                try:
+                    changes.extend(self.deck.play.restore(saved, now))
+                except (ValueError, TypeError) as exc:
+                    logger.warning("imported show: %s unusable: %s", self.deck.model.name, exc)
+                changes.extend(self.deck.play.state())
+        for model, command in incoming:
+            try:
+                deck = self._deck(model, now)
+            except (ValueError, RuntimeError) as exc:
+                self._loading = None
+                if command is not None:
+                    changes.append(error(command, str(exc)))
+                continue
+            # Keep the outgoing model's keyframes for when it comes back.
+            self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+            self._fading, self.deck = self.deck, deck
+            self._fade_started = now
+            self._loading = None
+            changes.append(Change("/model/load", (model.name,)))
+            changes.extend(deck.play.state())
+        return changes
 
     def _report(self, exc: BaseException) -> None:
         self.errors += 1
@@ -311,9 +513,13 @@ class Engine:
             logger.error(
                 "render step %d failed (model %s, device %s): %s",
                 self._index + 1,
-                self._model.name,
+                self.deck.model.name,
                 self.device,
                 message,
                 exc_info=exc,
             )
         self._last_error = message
+
+
+def _daemon_thread(work: Callable[[], None]) -> None:
+    threading.Thread(target=work, name="ganvj-io", daemon=True).start()

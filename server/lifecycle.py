@@ -1,4 +1,4 @@
-"""Start and stop the server as a stack: config, engine, encoder, network.
+"""Start and stop the server as a stack: config, models, engine, encoder, network.
 
 Each layer is an async context manager; a stop event set by SIGINT/SIGTERM
 unwinds them in reverse, peers first, within a few seconds.
@@ -14,14 +14,29 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from websockets.asyncio.server import Server, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 
-from models.checkpoint import LoadedModel, default_model_path, load_model
-from server.app import App
+from controllers.osc import OscController, OscFeedback
+from models.checkpoint import (
+    CheckpointError,
+    LoadedModel,
+    default_model_path,
+    file_sha256,
+    list_models,
+    load_model,
+)
+from server import showfile
+from server.app import App, json_response
+from server.commands import describe
 from server.config import Config
-from server.engine import Engine, pick_device
-from server.media import PacketHub, StreamEncoder
+from server.control import ControlHub
+from server.device import pick_device
+from server.engine import Engine
+from server.inputs import SourceError, play_source
+from server.media import EncodedFrame, PacketHub, StreamEncoder
+from server.tempo import LinkSource, TempoClock
 from server.tls import TlsError, server_context
 
 logger = logging.getLogger(__name__)
@@ -33,11 +48,12 @@ class StartupError(RuntimeError):
 
 @dataclass
 class Running:
-    """Handles to a started server (tests and the benchmark use them)."""
+    """Handles to a started server (tests and the benchmarks use them)."""
 
     app: App
     engine: Engine
     server: Server
+    osc: OscController | None
 
     @property
     def port(self) -> int:
@@ -57,80 +73,326 @@ def resolve_model(config: Config, device_name: str) -> LoadedModel:
     return load_model(path, device=device_name)
 
 
+def reaction_models(
+    config: Config, generator: LoadedModel
+) -> tuple[LoadedModel | None, LoadedModel | None]:
+    """The pix2pix model and the encoder for reactions, where they exist and fit."""
+    pix2pix = _optional_model(config.render.pix2pix, "image2image")
+    encoder = _optional_model(config.render.encoder, "encoder")
+    if encoder is not None:
+        link = encoder.metadata.get("generator", {})
+        try:
+            same = isinstance(link, dict) and link.get("sha256") == file_sha256(generator.path)
+        except OSError:
+            same = False
+        if not same:
+            # An encoder inverts one generator; any other would mirror nonsense.
+            logger.info(
+                "encoder %s was trained for %s, not %s: mirror mode is off",
+                encoder.name,
+                link.get("name") if isinstance(link, dict) else "?",
+                generator.name,
+            )
+            encoder = None
+    return pix2pix, encoder
+
+
+def _optional_model(configured: str, kind: str) -> LoadedModel | None:
+    path = Path(configured) if configured else default_model_path(kind)
+    if not configured and not path.is_file():
+        return None
+    model = load_model(path)  # a configured file that is bad stops the start
+    if model.kind != kind:
+        raise CheckpointError(f"{path}: is a {model.kind} model, expected {kind}")
+    return model
+
+
+def find_model(name: str) -> Path | None:
+    """The file of an installed unconditional model, by name."""
+    for info in list_models():
+        if info.name == name and info.kind == "unconditional":
+            return info.path
+    return None
+
+
+def media_source(config: Config, spec: str) -> str:
+    """Resolve `file:NAME` inside the media folder (no escapes); pass others through."""
+    if not spec.startswith("file:"):
+        return spec
+    root = Path(config.inputs.media_dir).expanduser().resolve()
+    target = (root / spec.removeprefix("file:")).resolve()
+    if root not in target.parents:
+        raise SourceError(f"{spec!r} is not inside the media folder {root}")
+    return f"file:{target}"
+
+
 @contextlib.asynccontextmanager
-async def running(config: Config, model: LoadedModel | None = None) -> AsyncIterator[Running]:
-    """Run engine, encoder and web server until the block exits, then stop them."""
+async def running(
+    config: Config,
+    model: LoadedModel | None = None,
+    pix2pix: LoadedModel | None = None,
+    encoder: LoadedModel | None = None,
+) -> AsyncIterator[Running]:
+    """Run engine, encoder, OSC and web server until the block exits, then stop them.
+
+    `model` (and the reaction models) default to the configured or shipped ones.
+    """
     try:
         device = pick_device(config.render.device)
     except RuntimeError as exc:
         raise StartupError(str(exc)) from exc
     if model is None:
         model = resolve_model(config, str(device))
+        pix2pix, encoder = reaction_models(config, model)
+    show_path = state_dir(config) / "show.json"
+    show = _load_show(show_path)
     engine = Engine(
-        model=model, config=config.render, device=device, queue_size=config.limits.command_queue
+        model=model,
+        config=config.render,
+        device=device,
+        queue_size=config.limits.command_queue,
+        pix2pix=pix2pix,
+        encoder=encoder,
+        snapshots=show.models,
+        find_model=find_model,
+        tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
     )
     loop = asyncio.get_running_loop()
-    encoder: StreamEncoder | None = None
+    control = ControlHub(submit=engine.submit, loop=loop)
+    engine.on_changes = control.changes_threadsafe
+
+    def open_source(spec: str) -> str | None:
+        try:
+            play_source(engine.inputs, media_source(config, spec))
+        except SourceError as exc:
+            return str(exc)
+        return None
+
+    engine.open_source = open_source
+    saver = ShowSaver(show_path, show, loop)
+    engine.on_show = saver.save_threadsafe
+
+    encoder_thread: StreamEncoder | None = None
     hub: PacketHub | None = None
+    lead = LeadMeter(engine, display_ms=config.tempo.display_latency_ms)
     if config.stream.shared_encoder:
         hub = PacketHub(
             loop=loop,
             queue_size=config.limits.viewer_packet_queue,
-            request_keyframe=lambda: encoder.request_keyframe() if encoder else None,
+            request_keyframe=lambda: encoder_thread.request_keyframe() if encoder_thread else None,
         )
-        encoder = StreamEncoder(
+        publish = hub.publish
+
+        def on_encoded(encoded: EncodedFrame) -> None:
+            lead.observe(encoded)
+            publish(encoded)
+
+        hub.publish = on_encoded  # type: ignore[method-assign]
+        encoder_thread = StreamEncoder(
             frames=engine.frames,
             config=config.stream,
             fps=config.render.fps,
             on_encoded=hub.publish_threadsafe,
         )
-    app = App(config=config, engine=engine, encoder=encoder, hub=hub, inputs=engine.inputs)
+    app = App(
+        config=config,
+        engine=engine,
+        encoder=encoder_thread,
+        hub=hub,
+        inputs=engine.inputs,
+        control=control,
+    )
+    _add_routes(app, engine, saver)
     tls = None
     if config.server.tls:
         try:
             tls, _ = server_context(
-                cert=config.server.tls_cert, key=config.server.tls_key, state_dir=state_dir(config)
+                cert=config.server.tls_cert,
+                key=config.server.tls_key,
+                state_dir=state_dir(config),
             )
         except TlsError as exc:
             raise StartupError(str(exc)) from exc
     engine.start()
-    if encoder is not None:
-        encoder.start()
+    if encoder_thread is not None:
+        encoder_thread.start()
     try:
-        try:
-            server = await serve(
-                app.handle,
-                config.server.host,
-                config.server.port,
-                process_request=app.process_request,
-                ssl=tls,
-                # Limits
-                max_size=config.limits.ws_max_message_bytes,
-                max_queue=16,
-                ping_interval=20,
-                ping_timeout=20,
-                close_timeout=2,
-            )
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise StartupError(
-                    f"port {config.server.port} on {config.server.host} is already in use: "
-                    "stop the other server or pass --port"
-                ) from exc
-            raise StartupError(
-                f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}"
-            ) from exc
-        try:
-            yield Running(app=app, engine=engine, server=server)
-        finally:
-            await app.close()
-            server.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), timeout=2.0)
+        async with contextlib.AsyncExitStack() as stack:
+            osc = await _start_osc(config, engine, control, stack)
+            if config.tempo.link:
+                link = await stack.enter_async_context(LinkSource(engine.tempo))
+                engine.tempo.link_wanted = link.available
+            server = await _listen(config, app, tls)
+            try:
+                yield Running(app=app, engine=engine, server=server, osc=osc)
+            finally:
+                await app.close()
+                server.close()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(server.wait_closed(), timeout=2.0)
     finally:
+        engine.inputs.stop()
         engine.stop()
-        if encoder is not None:
-            encoder.stop()
+        if encoder_thread is not None:
+            encoder_thread.stop()
+        await saver.flush()
+
+
+async def _listen(config: Config, app: App, tls: Any) -> Server:
+    try:
+        return await serve(
+            app.handle,
+            config.server.host,
+            config.server.port,
+            process_request=app.process_request,
+            ssl=tls,
+            # Limits
+            max_size=config.limits.ws_max_message_bytes,
+            max_queue=16,
+            ping_interval=20,
+            ping_timeout=20,
+            close_timeout=2,
+        )
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {config.server.port} on {config.server.host} is already in use: "
+                "stop the other server or pass --port"
+            ) from exc
+        raise StartupError(
+            f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}"
+        ) from exc
+
+
+async def _start_osc(
+    config: Config, engine: Engine, control: ControlHub, stack: contextlib.AsyncExitStack
+) -> OscController | None:
+    if not config.osc.enabled:
+        return None
+    targets = []
+    for target in config.osc.feedback:
+        host, _, port = target.rpartition(":")
+        targets.append((host, int(port)))
+    feedback = OscFeedback(targets=targets)
+    osc = OscController(
+        host=config.osc.host, port=config.osc.port, submit=engine.submit, feedback=feedback
+    )
+    try:
+        await stack.enter_async_context(osc)
+    except OSError as exc:
+        what = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise StartupError(
+            f"OSC port {config.osc.port} on {config.osc.host}: {what}: "
+            "pass another osc.port in config.toml or set osc.enabled = false"
+        ) from exc
+    control.osc = feedback
+    return osc
+
+
+def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
+    app.extra_routes["/api/commands"] = lambda: json_response(describe())
+
+    def models() -> Any:
+        found = [
+            {
+                "name": m.name,
+                "arch": m.arch,
+                "kind": m.kind,
+                "resolution": m.resolution,
+                "current": m.name == engine.model.name,
+            }
+            for m in list_models()
+        ]
+        return json_response({"models": found})
+
+    app.extra_routes["/api/models"] = models
+    app.extra_routes["/api/show"] = lambda: json_response(saver.show.to_json())
+
+    async def import_show(connection: ServerConnection, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            show = showfile.validate(message.get("show"), "imported show")
+        except showfile.ShowFileError as exc:
+            raise ValueError(str(exc)) from exc
+        engine.import_show(show.models)
+        saver.replace(show)
+        return {"type": "show/imported", "models": sorted(show.models)}
+
+    async def export_show(connection: ServerConnection, message: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "show", "show": saver.show.to_json()}
+
+    app.message_types["show/import"] = import_show
+    app.message_types["show/export"] = export_show
+
+
+def _load_show(path: Path) -> showfile.Show:
+    try:
+        return showfile.load(path) or showfile.Show()
+    except showfile.ShowFileError as exc:
+        # Kept as .bad beside it; the show starts fresh and says so.
+        logger.error("%s; starting with an empty show", exc)
+        return showfile.Show()
+
+
+class ShowSaver:
+    """Writes the show file off the render thread, atomically, newest state only."""
+
+    def __init__(self, path: Path, show: showfile.Show, loop: asyncio.AbstractEventLoop) -> None:
+        self.path = path
+        self.show = show
+        self._loop = loop
+        self._task: asyncio.Task[None] | None = None
+        self._dirty = False
+
+    def save_threadsafe(self, snapshots: dict[str, dict[str, Any]]) -> None:
+        """Called on the render thread with every model's snapshot."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._update, snapshots)
+
+    def replace(self, show: showfile.Show) -> None:
+        """An imported show becomes the show (event loop)."""
+        self.show = show
+        self._schedule()
+
+    def _update(self, snapshots: dict[str, dict[str, Any]]) -> None:
+        self.show.models.update(snapshots)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._dirty = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            text = showfile.dumps(self.show)
+            try:
+                await asyncio.to_thread(showfile.save_text, self.path, text)
+            except OSError as exc:
+                logger.error("could not save the show to %s: %s", self.path, exc)
+
+    async def flush(self) -> None:
+        """Wait for a pending write (shutdown)."""
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class LeadMeter:
+    """Measures render-start-to-encoded time and sets the tempo clock's render lead."""
+
+    def __init__(self, engine: Engine, *, display_ms: float) -> None:
+        self._engine = engine
+        self._display = display_ms / 1000.0
+        self._average: float | None = None
+
+    def observe(self, encoded: EncodedFrame) -> None:
+        """One encoded frame (event loop)."""
+        frame = encoded.frame
+        started = frame.rendered_at - frame.render_ms / 1000.0
+        seconds = max(0.0, encoded.encoded_at - started)
+        self._average = seconds if self._average is None else 0.95 * self._average + 0.05 * seconds
+        self._engine.tempo.lead_seconds = self._average + self._display
 
 
 async def serve_forever(config: Config) -> None:
@@ -142,17 +404,18 @@ async def serve_forever(config: Config) -> None:
     async with running(config) as run:
         model = run.engine.model
         logger.info(
-            "serving %s (%s, %d px) on %s, rendering at %d px on %s",
+            "serving %s (%s, %d px) at %d px on %s",
             model.name,
             model.arch,
             model.resolution,
-            run.engine.device,
             run.engine.output_size,
             run.engine.device,
         )
         host = config.server.host
         shown = "localhost" if host in ("0.0.0.0", "::") else host
         scheme = "https" if config.server.tls else "http"
+        if run.osc is not None:
+            print(f"ganvj: OSC on udp port {run.osc.address[1]}", flush=True)
         print(f"ganvj: open {scheme}://{shown}:{run.port}/ (Ctrl-C stops)", flush=True)
         await stop.wait()
         print("ganvj: stopping", flush=True)

@@ -118,7 +118,11 @@ def load(path: Path) -> Show | None:
 
 def save(path: Path, show: Show) -> None:
     """Write atomically: a temp file in the same folder, fsync, then rename over."""
-    text = dumps(show)
+    save_text(path, dumps(show))
+
+
+def save_text(path: Path, text: str) -> None:
+    """Write already-serialised show text atomically (the server serialises on its loop)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

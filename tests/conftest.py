@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -72,13 +73,16 @@ def webrtc_host() -> str:
 
 
 def server_config(host: str, **render: object) -> Config:
-    """A config for tests: given host, a free port, small frames."""
+    """A config for tests: given host, free ports, small frames, a state folder of its own."""
     base = Config()
     overrides: dict[str, object] = {
         "server.host": host,
         "server.port": 0,
+        "server.state_dir": tempfile.mkdtemp(prefix="ganvj-test-"),
         "render.size": 64,
         "render.fps": 30.0,
+        "osc.host": "127.0.0.1",
+        "osc.port": 0,
     }
     overrides.update({f"render.{k}": v for k, v in render.items()})
     return base.with_overrides(overrides)

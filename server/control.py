@@ -1,0 +1,138 @@
+"""Commands in from every controller, state changes out to all of them.
+
+Websocket control messages are parsed here (through `controllers.ws_control`)
+and submitted to the engine; the engine's changes come back from the render
+thread and go, on the event loop, to every websocket client and every OSC
+feedback target, so a tablet, a laptop and a phone stay in sync.
+
+Each websocket client has a coalescing outbox: only the newest value of an
+address waits to be sent, so a slow client lags in time but never in memory
+and never holds anyone else up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from controllers.osc import OscFeedback
+from controllers.ws_control import error_message, parse_control, state_message
+from server.commands import Command, CommandError
+from server.engine import ERROR_ADDRESS
+from server.play import Change
+
+logger = logging.getLogger(__name__)
+
+
+class Outbox:
+    """One websocket client's pending messages: the newest per address, in order."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._wake = asyncio.Event()
+        self._errors = 0
+        self.task = asyncio.ensure_future(self._run())
+
+    def put(self, message: dict[str, Any]) -> None:
+        """Queue a message; a newer state for the same address replaces the older."""
+        if message.get("type") == "state":
+            key = f"state {message['address']}"
+            self._pending.pop(key, None)  # re-insert at the end: keep change order
+        else:
+            self._errors += 1
+            key = f"{message.get('type')} {self._errors}"
+        self._pending[key] = message
+        self._wake.set()
+
+    async def _run(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._pending:
+                    key = next(iter(self._pending))
+                    message = self._pending.pop(key)
+                    await self.connection.send(json.dumps(message))
+
+    def close(self) -> None:
+        """Stop sending (the connection is gone)."""
+        self.task.cancel()
+
+
+class ControlHub:
+    """Routes commands to the engine and changes back to every controller."""
+
+    def __init__(
+        self, *, submit: Callable[[Sequence[Command]], bool], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self._submit = submit
+        self._loop = loop
+        self.clients: dict[ServerConnection, Outbox] = {}
+        self.osc: OscFeedback | None = None
+        self.rejected = 0
+        self.on_change: list[Callable[[Change], None]] = []
+
+    def join(self, connection: ServerConnection) -> None:
+        """A websocket client that receives feedback."""
+        self.clients[connection] = Outbox(connection)
+
+    def leave(self, connection: ServerConnection) -> None:
+        """Forget a closed websocket client."""
+        outbox = self.clients.pop(connection, None)
+        if outbox is not None:
+            outbox.close()
+
+    def reply(self, connection: ServerConnection, message: dict[str, Any]) -> None:
+        """Send one message to one client, in order with its feedback."""
+        outbox = self.clients.get(connection)
+        if outbox is not None:
+            outbox.put(message)
+
+    async def handle(self, connection: ServerConnection, message: dict[str, Any]) -> None:
+        """A websocket control message (no "type"): parse, submit, or say why not."""
+        try:
+            commands = parse_control(message, origin=connection, received=time.monotonic())
+        except CommandError as exc:
+            self.rejected += 1
+            self.reply(connection, error_message(exc))
+            return
+        if not self._submit(commands):
+            self.reply(
+                connection,
+                {
+                    "type": "error",
+                    "error": "the engine is busy: the command queue is full, try again",
+                },
+            )
+
+    def changes_threadsafe(self, changes: list[Change]) -> None:
+        """Called on the render thread: hand changes to the event loop."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self.broadcast, changes)
+
+    def broadcast(self, changes: Sequence[Change]) -> None:
+        """Send changes to everyone (answers and errors only to their asker)."""
+        if self.osc is not None:
+            self.osc.send(changes)
+        for change in changes:
+            for listener in self.on_change:
+                listener(change)
+            if change.address == ERROR_ADDRESS:
+                address, text = change.args
+                message: dict[str, Any] = {"type": "error", "address": address, "error": text}
+            else:
+                message = state_message(change)
+            if change.to is None:
+                for outbox in self.clients.values():
+                    outbox.put(message)
+            elif isinstance(change.to, ServerConnection):
+                self.reply(change.to, message)
