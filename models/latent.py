@@ -26,6 +26,8 @@ def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
     Gaussian latents live near a sphere; lerp cuts through the low-norm middle
     and greys the picture out halfway, slerp keeps the norm.
     """
+    if a.dim() == 1 and b.dim() == 1:
+        return _slerp_vector(a, b, t)
     a_norm = a.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     b_norm = b.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     a_unit, b_unit = a / a_norm, b / b_norm
@@ -38,6 +40,25 @@ def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
     safe = sin_omega.clamp_min(1e-6)
     direction = (torch.sin((1.0 - t) * omega) * a_unit + torch.sin(t * omega) * b_unit) / safe
     return direction * lerp(a_norm, b_norm, t)
+
+
+def _slerp_vector(a: Tensor, b: Tensor, t: float) -> Tensor:
+    """slerp for one pair of vectors, with the scalar maths in Python.
+
+    The live engine applies thousands of these a second (XY pads, jumps);
+    a dozen tiny tensor ops each cost more than the arithmetic.
+    """
+    a_norm = max(float(a.norm()), 1e-8)
+    b_norm = max(float(b.norm()), 1e-8)
+    cos = min(max(float(a @ b) / (a_norm * b_norm), -1.0), 1.0)
+    omega = math.acos(cos)
+    sin_omega = math.sin(omega)
+    if sin_omega < 1e-6:
+        return lerp(a, b, t)
+    norm = a_norm + (b_norm - a_norm) * t
+    wa = math.sin((1.0 - t) * omega) / sin_omega * norm / a_norm
+    wb = math.sin(t * omega) / sin_omega * norm / b_norm
+    return a * wa + b * wb
 
 
 def interpolate(a: Tensor, b: Tensor, t: float, *, mode: str) -> Tensor:

@@ -96,6 +96,7 @@ class App:
         self.bad_messages = 0
         self.started = time.monotonic()
         self.control = control
+        self.osc_stats: Callable[[], dict[str, int]] | None = None
         # More GET routes and websocket message types, added by the lifecycle.
         self.extra_routes: dict[str, Callable[[], Response]] = {}
         self.message_types: dict[
@@ -150,6 +151,7 @@ class App:
                 "websockets": len(self.connections),
                 "bad_messages": self.bad_messages,
                 "rejected_commands": self.control.rejected,
+                "osc": self.osc_stats() if self.osc_stats else None,
                 "input": self.inputs.status(),
                 "uptime_s": round(time.monotonic() - self.started, 1),
             }

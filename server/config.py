@@ -105,7 +105,7 @@ class LimitsConfig:
 
     ws_max_message_bytes: int = 256 * 1024
     ws_max_connections: int = 64
-    command_queue: int = 256
+    command_queue: int = 1024
     viewer_packet_queue: int = 8
 
 

@@ -76,6 +76,38 @@ class Deck:
         return resize(self.module(z[None]).float(), size)
 
 
+# Absolute setters: applied at one instant, only the last value of an address
+# matters (each starts its glide from the same position), so a fader flood
+# costs one application per frame, not hundreds.
+COALESCED = frozenset(
+    {
+        "/latent/xy",
+        "/latent/dir/{k}",
+        "/latent/truncation",
+        "/latent/speed",
+        "/react/mix",
+        "/react/smoothing",
+    }
+)
+
+
+def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
+    """Drop absolute setters that a later command to the same address overrides."""
+    last: dict[str, tuple[int, int]] = {}
+    for b, batch in enumerate(batches):
+        for c, command in enumerate(batch):
+            if command.name in COALESCED and not command.query:
+                last[command.address] = (b, c)
+    return [
+        [
+            command
+            for c, command in enumerate(batch)
+            if command.name not in COALESCED or command.query or last[command.address] == (b, c)
+        ]
+        for b, batch in enumerate(batches)
+    ]
+
+
 def error(command: Command, message: str) -> Change:
     """A refusal addressed to the command's sender only."""
     return Change(ERROR_ADDRESS, (command.address, message), command.origin)
@@ -287,9 +319,9 @@ class Engine:
         if not live:
             incoming = None  # a stopped source's last frame is not live input
         size = self.output_size
-        z = self.deck.play.latent(now, dt).to(self.device)  # (z_dim,)
+        shown = self.deck.play.latent(now, dt)  # (z_dim,) on the CPU, where play keeps it
+        z = shown.to(self.device)
         changes.extend(self.deck.play.take_changes())
-        shown = z.detach().to("cpu", torch.float32)  # (z_dim,), before any reaction
         with torch.inference_mode():
             image = None
             if self.reactor.needs_latent_image(now):
@@ -345,13 +377,15 @@ class Engine:
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:
         """Apply every queued batch; returns the newest batch's arrival time."""
-        newest: float | None = None
+        drained: list[tuple[Batch, float]] = []
         while True:
             try:
-                batch, arrived = self.commands.get_nowait()
+                drained.append(self.commands.get_nowait())
             except queue.Empty:
-                return newest
-            newest = arrived
+                break
+        if not drained:
+            return None
+        for batch in coalesce([batch for batch, _ in drained]):
             try:
                 played, rest = self.deck.play.apply_batch(batch, now)
             except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the show
@@ -364,6 +398,7 @@ class Engine:
                 except Exception as exc:  # noqa: BLE001 - as above
                     self._report(exc)
                     changes.append(error(command, str(exc)))
+        return drained[-1][1]
 
     # -- engine commands (render thread) -------------------------------------
 

@@ -219,6 +219,8 @@ async def running(
     try:
         async with contextlib.AsyncExitStack() as stack:
             osc = await _start_osc(config, engine, control, stack)
+            if osc is not None:
+                app.osc_stats = osc.stats.as_dict
             if config.tempo.link:
                 link = await stack.enter_async_context(LinkSource(engine.tempo))
                 engine.tempo.link_wanted = link.available

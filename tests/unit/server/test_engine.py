@@ -13,7 +13,8 @@ from torch import nn
 
 from models.checkpoint import LoadedModel
 from server.config import RenderConfig
-from server.engine import Engine, half_if_finite, pick_device
+from server.device import half_if_finite, pick_device
+from server.engine import Engine
 from server.meters import RateMeter
 from tests.conftest import tiny_model
 
@@ -179,3 +180,39 @@ def test_half_precision_is_kept_only_when_the_output_stays_finite() -> None:
         overflowing.to_rgb.weight.mul_(1e6)
     module, is_half = half_if_finite(overflowing, z_dim=16, device=torch.device("cpu"))
     assert not is_half and next(module.parameters()).dtype == torch.float32
+
+
+def test_coalescing_a_fader_flood_is_exact() -> None:
+    # Applying only the last value of each absolute setter gives the same state
+    # as applying all of them, at one instant, whatever is interleaved.
+    import random
+
+    from server.commands import parse
+    from server.engine import coalesce
+    from server.play import PlayState
+
+    rng = random.Random(11)
+    batches = []
+    for _ in range(60):
+        kind = rng.randrange(5)
+        if kind == 0:
+            batches.append([parse("/latent/xy", [rng.random(), rng.random()])])
+        elif kind == 1:
+            batches.append([parse(f"/latent/dir/{rng.randint(1, 3)}", [rng.uniform(-1, 1)])])
+        elif kind == 2:
+            batches.append([parse(f"/keyframe/{rng.randint(1, 16)}/jump", [rng.random()])])
+        elif kind == 3:
+            batches.append([parse(f"/keyframe/{rng.randint(1, 16)}/store", [])])
+        else:
+            batches.append(
+                [parse("/latent/truncation", [rng.random()]), parse("/latent/xy", [0.1, 0.9])]
+            )
+    every, fewer = PlayState(z_dim=16), PlayState(z_dim=16)
+    for play, todo in ((every, batches), (fewer, coalesce(batches))):
+        play.latent(1.0, 0.03)
+        for batch in todo:
+            play.apply_batch(batch, 2.0)
+    assert sum(map(len, coalesce(batches))) < sum(map(len, batches))
+    assert torch.equal(every.bank, fewer.bank)
+    for t in (2.0, 2.05, 3.0, 10.0):
+        assert torch.allclose(every.latent(t, 0.03), fewer.latent(t, 0.03))
