@@ -1,140 +1,113 @@
-"""The control page in a real Chromium, against a stand-in /ws that speaks the protocol.
-
-The stand-in applies commands to a PlayState and broadcasts its Changes, as the
-engine will; the real server's wiring is tested by the lead's tests.
-"""
+"""The control page in a real Chromium against the real server."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
+import time
 
 import pytest
-from playwright.async_api import Browser
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
+import torch
+from playwright.async_api import Browser, Page
+from websockets.asyncio.client import connect
 
-from controllers.ws_control import error_message, parse_control, state_message
-from server.commands import CommandError, describe
-from server.play import PlayState
+from server.lifecycle import Running, running
+from tests.conftest import server_config, tiny_model
+from tests.e2e.test_viewer import SAMPLE_JS
 
 pytestmark = pytest.mark.browser
 
-WEB = Path(__file__).resolve().parents[2] / "web"
-TYPES = {".html": "text/html", ".js": "text/javascript", ".json": "application/json"}
 
-
-class StandIn:
-    """A minimal /ws control endpoint with a PlayState behind it."""
-
-    def __init__(self) -> None:
-        self.play = PlayState(z_dim=8)
-        self.clients: set[ServerConnection] = set()
-        self.received: list[str] = []
-        self.now = 0.0
-
-    def http(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?")[0]
-        if path == "/ws":
-            return None
-        if path == "/api/commands":
-            body, kind = json.dumps(describe()).encode(), TYPES[".json"]
-        elif path == "/api/models":
-            body, kind = b'["dcgan64", "dcgan256"]', TYPES[".json"]
-        elif path in ("/control", "/control.js"):
-            file = WEB / ("control.html" if path == "/control" else "control.js")
-            body, kind = file.read_bytes(), TYPES[file.suffix]
-        else:
-            return connection.respond(404, "not found\n")
-        headers = Headers({"Content-Type": kind, "Content-Length": str(len(body))})
-        return Response(200, "OK", headers, body)
-
-    async def handler(self, connection: ServerConnection) -> None:
-        self.clients.add(connection)
-        try:
-            async for raw in connection:
-                message = json.loads(raw)
-                try:
-                    commands = parse_control(message, origin=connection)
-                except CommandError as exc:
-                    await connection.send(json.dumps(error_message(exc)))
-                    continue
-                for command in commands:
-                    self.received.append(command.address)
-                    if not self.play.handles(command):
-                        continue
-                    self.now += 0.01
-                    for change in self.play.apply(command, self.now):
-                        targets = self.clients if change.to is None else {change.to}
-                        for client in targets:
-                            await client.send(json.dumps(state_message(change)))  # type: ignore[attr-defined]
-        finally:
-            self.clients.discard(connection)
-
-
-@pytest.fixture
-async def stand_in() -> AsyncIterator[tuple[StandIn, Server]]:
-    fake = StandIn()
-    async with serve(fake.handler, "127.0.0.1", 0, process_request=fake.http) as server:
-        yield fake, server
-
-
-async def test_keyframe_tap_and_long_press_and_sync(browser: Browser, stand_in):
-    fake, server = stand_in
-    port = server.sockets[0].getsockname()[1]
+async def open_control(browser: Browser, run: Running, host: str) -> Page:
     page = await browser.new_page()
-    other = await browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    await page.goto(f"http://127.0.0.1:{port}/control")
-    await other.goto(f"http://127.0.0.1:{port}/control")
+    await page.goto(f"http://{host}:{run.port}/control")
     await page.wait_for_selector("#status.ok")
-    await other.wait_for_selector("#status.ok")
-
-    await page.click("#keys button:nth-child(3)")
-    await other.wait_for_selector("#keys button:nth-child(3).current")  # feedback reached both
-    assert "/keyframe/3/jump" in fake.received
-
-    button = page.locator("#keys button:nth-child(5)")
-    await button.hover()
-    await page.mouse.down()
-    await asyncio.sleep(0.8)
-    await page.mouse.up()
-    await asyncio.sleep(0.1)
-    assert "/keyframe/5/store" in fake.received and "/keyframe/5/jump" not in fake.received
-
-    box = await page.locator("#xy").bounding_box()
-    assert box is not None
-    await page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.75)
-    for _ in range(50):
-        if fake.play.xy != (0.5, 0.5):
-            break
-        await asyncio.sleep(0.02)
-    assert fake.play.xy[0] == pytest.approx(0.25, abs=0.02)
-    assert fake.play.xy[1] == pytest.approx(0.75, abs=0.02)
-
-    await page.click("button[data-toggle='/sequence/play']")
-    await other.wait_for_selector("button[data-toggle='/sequence/play'].on")
-    assert options_ok(await page.locator("#model option").all_text_contents())
-    assert errors == []
+    return page
 
 
-def options_ok(names: list[str]) -> bool:
-    return names == ["dcgan64", "dcgan256"]
+async def until(predicate: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
 
 
-async def test_page_reconnects_after_a_server_restart(browser: Browser):
-    fake = StandIn()
-    server = await serve(fake.handler, "127.0.0.1", 0, process_request=fake.http)
-    port = server.sockets[0].getsockname()[1]
-    page = await browser.new_page()
-    await page.goto(f"http://127.0.0.1:{port}/control")
-    await page.wait_for_selector("#status.ok")
-    server.close()
-    await server.wait_closed()
+async def test_keyframe_tap_long_press_and_sync(browser: Browser) -> None:
+    host = "127.0.0.1"
+    async with running(server_config(host), model=tiny_model()) as run:
+        page = await open_control(browser, run, host)
+        other = await open_control(browser, run, host)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+        await page.click("#keys button:nth-child(3)")
+        await other.wait_for_selector("#keys button:nth-child(3).current")  # feedback to both
+        await until(lambda: run.engine.play.current == 3)
+
+        before = run.engine.play.bank[4].clone()
+        button = page.locator("#keys button:nth-child(5)")
+        await button.hover()
+        await page.mouse.down()
+        await asyncio.sleep(0.8)  # a long press stores
+        await page.mouse.up()
+        await until(lambda: not torch.equal(run.engine.play.bank[4], before))
+        assert run.engine.play.current == 3  # stored, not jumped
+
+        await page.click("button[data-toggle='/sequence/play']")
+        await other.wait_for_selector("button[data-toggle='/sequence/play'].on")
+        names = await page.locator("#model option").all_text_contents()
+        assert "tiny" in names or names  # the installed models, from /api/models
+        assert errors == []
+
+
+@pytest.mark.webrtc
+async def test_dragging_the_xy_pad_changes_the_picture(browser: Browser, webrtc_host: str) -> None:
+    async with running(server_config(webrtc_host, size=64), model=tiny_model()) as run:
+        control = await open_control(browser, run, webrtc_host)
+        viewer = await browser.new_page()
+        await viewer.goto(f"http://{webrtc_host}:{run.port}/")
+        await viewer.wait_for_function(
+            "() => { const v = document.getElementById('video');"
+            " return v.readyState >= 2 && v.videoWidth > 0; }",
+            timeout=20_000,
+        )
+        # Hold the picture still, so only the pad can change it.
+        async with connect(f"ws://{webrtc_host}:{run.port}/ws") as ws:
+            await ws.send(json.dumps({"address": "/latent/wander", "args": [0]}))
+        await until(lambda: not run.engine.play.wander)
+        await asyncio.sleep(1.0)
+        still_a = await viewer.evaluate(SAMPLE_JS)
+        await asyncio.sleep(0.5)
+        still_b = await viewer.evaluate(SAMPLE_JS)
+        assert still_a["pixels"] == still_b["pixels"] or pixel_change(still_a, still_b) < 2
+
+        box = await control.locator("#xy").bounding_box()
+        assert box is not None
+        await control.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        await control.mouse.down()
+        for step in range(1, 11):
+            await control.mouse.move(
+                box["x"] + box["width"] * (0.5 - 0.045 * step),
+                box["y"] + box["height"] * (0.5 + 0.045 * step),
+            )
+            await asyncio.sleep(0.03)
+        await control.mouse.up()
+        await until(lambda: run.engine.play.xy[0] < 0.1 and run.engine.play.xy[1] > 0.9)
+        await asyncio.sleep(1.0)  # past the glide and the stream
+        moved = await viewer.evaluate(SAMPLE_JS)
+        assert pixel_change(still_b, moved) > 5 * max(pixel_change(still_a, still_b), 0.5)
+
+
+def pixel_change(a: dict[str, list[int]], b: dict[str, list[int]]) -> float:
+    return sum(abs(x - y) for x, y in zip(a["pixels"], b["pixels"], strict=True)) / len(a["pixels"])
+
+
+async def test_page_reconnects_after_a_server_restart(browser: Browser) -> None:
+    host = "127.0.0.1"
+    config = server_config(host)
+    async with running(config, model=tiny_model()) as run:
+        port = run.port
+        page = await open_control(browser, run, host)
     await page.wait_for_selector("#status:not(.ok)")
-    async with serve(fake.handler, "127.0.0.1", port, process_request=fake.http):
+    async with running(config.with_overrides({"server.port": port}), model=tiny_model()):
         await page.wait_for_selector("#status.ok", timeout=10_000)
