@@ -29,6 +29,13 @@ SERVE_OVERRIDES = {
 }
 
 
+BENCHMARKS = {
+    "stream": "server.bench",
+    "control": "server.bench_control",
+    "react": "server.bench_react",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = argparse.ArgumentParser(prog="ganvj", description=__doc__)
@@ -54,10 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--bitrate", type=int, help="video bitrate in kbit/s")
     serve.set_defaults(func=run_serve)
 
-    bench = commands.add_parser("bench", help="print performance figures")
-    bench.add_argument("what", choices=["stream"])
-    bench.add_argument("--model", help="a .safetensors model (default: the shipped one)")
-    bench.add_argument("--seconds", type=float, default=8.0, help="length of each measurement")
+    bench = commands.add_parser("bench", help="print performance figures (see benchmarks/)")
+    bench.add_argument("what", choices=sorted(BENCHMARKS))
+    bench.add_argument(
+        "options",
+        nargs=argparse.REMAINDER,
+        help="passed on, e.g. --seconds 8 (see ganvj bench WHAT --help)",
+    )
     bench.set_defaults(func=run_bench)
 
     _register_model_commands(commands)
@@ -101,13 +111,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    """`ganvj bench ...`."""
-    from server.bench import main as stream_main
+    """`ganvj bench WHAT [options]`."""
+    import importlib
 
-    argv = ["--seconds", str(args.seconds)]
-    if args.model:
-        argv += ["--model", args.model]
-    return stream_main(argv)
+    module = importlib.import_module(BENCHMARKS[args.what])
+    code: int = module.main(args.options)
+    return code
 
 
 def run_loop(coro: Any) -> Any:

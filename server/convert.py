@@ -23,7 +23,7 @@ _YUV_OFFSET = torch.tensor([16.0, 128.0, 128.0])
 
 
 def resize(image: Tensor, size: int) -> Tensor:
-    """Square-resize (B, 3, H, W) to (B, 3, size, size); a no-op at the same size."""
+    """Square-resize (B, C, H, W) to (B, C, size, size); a no-op at the same size."""
     if image.shape[-1] == size and image.shape[-2] == size:
         return image
     downscale = size < image.shape[-1]
@@ -39,20 +39,29 @@ def to_rgb_uint8(image: Tensor) -> Tensor:
     return scaled.round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
-def to_yuv420(image: Tensor) -> Tensor:
-    """(1, 3, H, W) in [-1, 1], H and W even -> (H * 3 // 2, W) uint8 planar yuv420p.
+def to_yuv420(image: Tensor, size: int | None = None) -> Tensor:
+    """(1, 3, H, W) in [-1, 1] -> (S * 3 // 2, S) uint8 planar yuv420p, S = size or H.
 
     The layout is what `av.VideoFrame.from_ndarray(..., format="yuv420p")` takes:
-    the Y plane, then U and V (each H/2 x W/2) packed row after row below it.
+    the Y plane, then U and V (each S/2 x S/2) packed row after row below it.
+
+    Colour conversion is linear, so it runs at the generator's own size and
+    only then are the planes scaled: Y to S, U and V straight to S/2. For a
+    128 px model shown at 512 px that is a fraction of converting at 512 px.
     """
     _, _, height, width = image.shape
-    if height % 2 or width % 2:
-        raise ValueError(f"yuv420p needs even sides, got {width}x{height}")
-    rgb = (image[0].float().clamp(-1.0, 1.0) + 1.0) * 127.5  # (3, H, W) 0..255
+    out = size or height
+    if height != width:
+        raise ValueError(f"frames are square, got {width}x{height}")
+    if out % 2:
+        raise ValueError(f"yuv420p needs even sides, got {out}x{out}")
+    rgb = (image.float().clamp(-1.0, 1.0) + 1.0) * 127.5  # (1, 3, H, W) 0..255
     matrix = _RGB_TO_YUV.to(rgb.device)
     offset = _YUV_OFFSET.to(rgb.device)
-    yuv = torch.einsum("ij,jhw->ihw", matrix, rgb) + offset[:, None, None]  # (3, H, W)
-    # Chroma: average each 2x2 block, as the encoder's own downsampler would.
-    chroma = F.avg_pool2d(yuv[1:].unsqueeze(0), kernel_size=2).squeeze(0)  # (2, H/2, W/2)
-    planes = torch.cat([yuv[0].reshape(-1), chroma.reshape(-1)])  # Y, then U, then V
-    return planes.round().clamp(0, 255).to(torch.uint8).reshape(height * 3 // 2, width)
+    yuv = torch.einsum("ij,bjhw->bihw", matrix, rgb) + offset[None, :, None, None]
+    luma = resize(yuv[:, :1], out)  # (1, 1, S, S)
+    # Chroma straight to half size (averaging 2x2 blocks when downscaling,
+    # as the encoder's own downsampler would).
+    chroma = resize(yuv[:, 1:], out // 2)  # (1, 2, S/2, S/2)
+    planes = torch.cat([luma.reshape(-1), chroma.reshape(-1)])  # Y, then U, then V
+    return planes.round().clamp(0, 255).to(torch.uint8).reshape(out * 3 // 2, out)

@@ -119,6 +119,7 @@ class Engine:
     STALL_LOG_SECONDS = 2.0
     MODEL_FADE_SECONDS = 1.0
     SHOW_SAVE_SECONDS = 1.0  # at most one show snapshot per second
+    EARLY_FRAME_GAP = 0.5  # of a frame period: how soon a command may start a frame
 
     def __init__(
         self,
@@ -170,6 +171,7 @@ class Engine:
         self._show_saved = 0.0
         self._reaction_state: tuple[object, ...] = self._react_state(0.0)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by submit(): render the change now
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
         self._index = 0
@@ -195,11 +197,15 @@ class Engine:
 
     def submit(self, batch: Batch) -> bool:
         """Queue commands to apply together before the next frame; False if the queue is full."""
+        # Latency is measured from the packet's arrival where the controller noted it.
+        received = [c.received for c in batch if c.received is not None]
+        arrived = min(received) if received else time.monotonic()
         try:
-            self.commands.put_nowait((batch, time.monotonic()))
+            self.commands.put_nowait((batch, arrived))
         except queue.Full:
             self.dropped_batches += 1
             return False
+        self._wake.set()
         return True
 
     def import_show(self, snapshots: dict[str, dict[str, Any]]) -> None:
@@ -222,6 +228,7 @@ class Engine:
     def stop(self, timeout: float = 2.0) -> None:
         """Stop the render thread and wake every frame reader."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -288,23 +295,31 @@ class Engine:
 
     def _run(self) -> None:
         period = 1.0 / self.config.fps
+        # A command wakes the loop early, but frames stay at least this far apart:
+        # control lands within half a period, and the frame rate at most doubles
+        # while a fader moves.
+        min_gap = period * self.EARLY_FRAME_GAP
         next_due = time.monotonic()
         last = next_due
         while not self._stop.is_set():
             now = time.monotonic()
+            self._wake.clear()
             try:
                 self._step(now, now - last)
             except Exception as exc:  # noqa: BLE001 - the show goes on with the last frame
                 self._report(exc)
             last = now
             next_due += period
-            delay = next_due - time.monotonic()
-            if delay > 0:
-                self._stop.wait(delay)
-            else:
+            if next_due < time.monotonic():
                 # Behind schedule: render as fast as the model allows, without a
                 # burst of catch-up frames.
                 next_due = time.monotonic()
+                continue
+            if self._wake.wait(next_due - time.monotonic()) and not self._stop.is_set():
+                early = last + min_gap - time.monotonic()
+                if early > 0:
+                    self._stop.wait(early)
+                next_due = time.monotonic()  # the schedule continues from here
 
     def _step(self, now: float, dt: float) -> Frame:
         self._step_started = time.monotonic()
@@ -319,6 +334,9 @@ class Engine:
         if not live:
             incoming = None  # a stopped source's last frame is not live input
         size = self.output_size
+        # Compose (blend, react, smooth) at the generator's own size; the frame is
+        # scaled to the output size once, inside the colour conversion.
+        compose = self.deck.model.resolution
         shown = self.deck.play.latent(now, dt)  # (z_dim,) on the CPU, where play keeps it
         z = shown.to(self.device)
         changes.extend(self.deck.play.take_changes())
@@ -326,10 +344,10 @@ class Engine:
             image = None
             if self.reactor.needs_latent_image(now):
                 z = self.reactor.latent(z, now, seq, incoming)
-                image = self.deck.render(z, size)  # (1, 3, S, S)
-                image = self._crossfade(image, now, dt, size)
-            image = self.reactor.image(image, now, seq, incoming, size)
-            yuv = to_yuv420(image).cpu().numpy()  # the one copy back per frame
+                image = self.deck.render(z, compose)  # (1, 3, R, R)
+                image = self._crossfade(image, now, dt, compose)
+            image = self.reactor.image(image, now, seq, incoming, compose)
+            yuv = to_yuv420(image, size).cpu().numpy()  # the one copy back per frame
         finished = time.monotonic()
         self._index += 1
         frame = Frame(

@@ -181,13 +181,7 @@ async def running(
             queue_size=config.limits.viewer_packet_queue,
             request_keyframe=lambda: encoder_thread.request_keyframe() if encoder_thread else None,
         )
-        publish = hub.publish
-
-        def on_encoded(encoded: EncodedFrame) -> None:
-            lead.observe(encoded)
-            publish(encoded)
-
-        hub.publish = on_encoded  # type: ignore[method-assign]
+        hub.listeners.append(lead.observe)
         encoder_thread = StreamEncoder(
             frames=engine.frames,
             config=config.stream,

@@ -275,6 +275,8 @@ class PacketHub:
         self._queue_size = queue_size
         self._request_keyframe = request_keyframe
         self._tracks: set[ViewerTrack] = set()
+        # Called with every encoded frame on the event loop (latency meters).
+        self.listeners: list[Callable[[EncodedFrame], None]] = []
 
     def add_viewer(self) -> ViewerTrack:
         """A new viewer track; it starts at the next keyframe, asked for now."""
@@ -298,6 +300,8 @@ class PacketHub:
 
     def publish(self, encoded: EncodedFrame) -> None:
         """Give one encoded frame to every viewer (event loop thread)."""
+        for listener in self.listeners:
+            listener(encoded)
         for track in list(self._tracks):
             track.offer(encoded)
 

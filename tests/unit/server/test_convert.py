@@ -24,17 +24,33 @@ from server.convert import resize, to_rgb_uint8, to_yuv420
 def test_solid_colours_round_trip(
     rgb: tuple[float, float, float], expected: tuple[int, int, int]
 ) -> None:
-    image = torch.tensor(rgb).reshape(1, 3, 1, 1).expand(1, 3, 16, 24).contiguous()
-    yuv = to_yuv420(image)
-    assert yuv.shape == (24, 24) and yuv.dtype == torch.uint8
-    back = av.VideoFrame.from_ndarray(yuv.numpy(), format="yuv420p").to_ndarray(format="rgb24")
-    assert back.shape == (16, 24, 3)
-    assert np.abs(back.astype(int) - np.array(expected)).max() <= 3
+    image = torch.tensor(rgb).reshape(1, 3, 1, 1).expand(1, 3, 16, 16).contiguous()
+    for size in (None, 16, 64):
+        yuv = to_yuv420(image, size)
+        side = size or 16
+        assert yuv.shape == (side * 3 // 2, side) and yuv.dtype == torch.uint8
+        back = av.VideoFrame.from_ndarray(yuv.numpy(), format="yuv420p").to_ndarray(
+            format="rgb24")
+        assert back.shape == (side, side, 3)
+        assert np.abs(back.astype(int) - np.array(expected)).max() <= 3
 
 
-def test_odd_sizes_are_refused() -> None:
+def test_odd_or_non_square_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="even"):
-        to_yuv420(torch.zeros(1, 3, 15, 16))
+        to_yuv420(torch.zeros(1, 3, 16, 16), 15)
+    with pytest.raises(ValueError, match="square"):
+        to_yuv420(torch.zeros(1, 3, 16, 24))
+
+
+def test_converting_then_scaling_matches_scaling_then_converting() -> None:
+    # Colour conversion is linear: doing it at the model's size first is the
+    # same picture, at a fraction of the cost.
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32) * 1.6 - 0.8  # inside the range: no clamping
+    fast = to_yuv420(image, 128).int()
+    slow = to_yuv420(resize(image, 128), 128).int()
+    assert (fast[:128] - slow[:128]).abs().float().mean() < 1.0  # luma
+    assert (fast - slow).abs().max() <= 24  # bicubic overshoot at sharp edges only
 
 
 def test_resize_and_uint8() -> None:
