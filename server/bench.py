@@ -28,7 +28,7 @@ import torch
 
 from models.checkpoint import default_model_path, load_model
 from server.device import cpu_threads
-from server.viewer_client import connect_viewer
+from server.rtc_clients import connect_viewer
 
 ADDRESS = "10.77.0.1"
 NAMESPACE_SETUP = (

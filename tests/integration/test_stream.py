@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from server.lifecycle import Running, running
-from server.viewer_client import connect_viewer
+from server.rtc_clients import connect_viewer
 from tests.conftest import server_config, tiny_model
 
 pytestmark = pytest.mark.webrtc

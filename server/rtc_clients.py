@@ -1,6 +1,7 @@
-"""A headless aiortc viewer: negotiates over /ws and collects decoded frames.
+"""Headless aiortc peers: a viewer that collects decoded frames, and a camera.
 
-The tests and the benchmarks watch the stream through it, as a browser would.
+The tests and the benchmarks watch and feed the server through them, as a
+browser would.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
 from aiortc.mediastreams import MediaStreamError
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -79,3 +86,61 @@ async def connect_viewer(
         raise ConnectionError(f"the server did not answer the offer: {reply}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
     return viewer
+
+
+class PatternTrack(VideoStreamTrack):
+    """A synthetic camera: solid colour plus stripes, switchable while it runs."""
+
+    def __init__(self, *, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.width = width
+        self.height = height
+        self.colour: tuple[int, int, int] = (255, 0, 0)
+        self.stripes = 4
+
+    def picture(self) -> np.ndarray:
+        """The current pattern, (H, W, 3) uint8."""
+        image = np.empty((self.height, self.width, 3), np.uint8)
+        image[:] = self.colour
+        band = max(1, self.width // (2 * self.stripes))
+        for x in range(0, self.width, 2 * band):
+            image[:, x : x + band] = 255 - np.array(self.colour, np.uint8)
+        return image
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame.from_ndarray(self.picture(), format="rgb24")
+        frame.pts = pts
+        frame.time_base = time_base
+        return frame
+
+
+@dataclass
+class Camera:
+    """A camera connected to the server: its websocket and peer connection."""
+
+    ws: ClientConnection
+    pc: RTCPeerConnection
+
+    async def close(self) -> None:
+        """Hang up."""
+        await self.pc.close()
+        await self.ws.close()
+
+
+async def connect_camera(
+    url: str, track: VideoStreamTrack, *, ssl_context: ssl.SSLContext | None = None
+) -> Camera:
+    """Send `track` to the server as its camera (role "camera" on /ws)."""
+    ws = await connect(url, ssl=ssl_context) if url.startswith("wss:") else await connect(url)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver(track, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    await ws.send(json.dumps({"type": "offer", "role": "camera", "sdp": pc.localDescription.sdp}))
+    reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+    if reply.get("type") != "answer":
+        await pc.close()
+        await ws.close()
+        raise ConnectionError(f"the server did not answer the camera offer: {reply}")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+    return Camera(ws=ws, pc=pc)
