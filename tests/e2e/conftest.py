@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,17 +26,39 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    """Headless Chromium with a throwaway profile."""
+# A fake camera (a moving test pattern), allowed without a prompt, and our
+# self-signed certificate accepted: the camera page only works over HTTPS.
+CAMERA_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--ignore-certificate-errors",
+]
+
+
+@contextlib.asynccontextmanager
+async def launch(args: list[str]) -> AsyncIterator[Browser]:
+    """Headless Chromium; Playwright gives each launch a throwaway profile of its own."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/install --test installs Debian's chromium")
-    # Playwright gives each launch a fresh, throwaway profile of its own.
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=args
         )
         try:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium."""
+    async with launch(CHROMIUM_ARGS) as browser:
+        yield browser
+
+
+@pytest.fixture
+async def camera_browser() -> AsyncIterator[Browser]:
+    """Headless Chromium with a fake camera that accepts self-signed certificates."""
+    async with launch([*CHROMIUM_ARGS, *CAMERA_ARGS]) as browser:
+        yield browser
