@@ -51,7 +51,7 @@ def stage_channels(*, width: int, resolution: int, size: int, cap: int) -> int:
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1] through strided transposed convs."""
+    """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1]: a 4x4 projection, then upsample + conv."""
 
     def __init__(self, *, config: DCGANConfig) -> None:
         super().__init__()
@@ -70,14 +70,18 @@ class DCGANGenerator(nn.Module):
         size, c_in = 4, c0
         while size * 2 < R:
             c_out = stage_channels(width=config.ngf, resolution=R, size=size * 2, cap=cap)
+            # Resize then convolve: smooth from the first step, no checkerboard.
             blocks += [
-                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False),
                 nn.BatchNorm2d(c_out),
                 nn.ReLU(inplace=True),
             ]
             size, c_in = size * 2, c_out
         self.blocks = nn.Sequential(*blocks)
-        self.to_rgb = nn.ConvTranspose2d(c_in, 3, 4, 2, 1)
+        self.to_rgb = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, 3, 3, 1, 1)
+        )
         self.apply(init_weights)
 
     def forward(self, z: Tensor) -> Tensor:

@@ -38,7 +38,8 @@ def test_dcgan_shapes_for_every_power_of_two() -> None:
 
 def test_channel_cap_bounds_every_layer() -> None:
     g = DCGANGenerator(config=DCGANConfig(resolution=256, ngf=64, max_channels=32))
-    widths = [m.out_channels for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    convs = (torch.nn.Conv2d, torch.nn.ConvTranspose2d)
+    widths = [m.out_channels for m in g.modules() if isinstance(m, convs)]
     assert max(widths) == 32
     assert widths[-1] == 3
 
@@ -77,7 +78,7 @@ def test_half_storage_loads_as_float32(tmp_path: Path) -> None:
     path = tmp_path / "half.safetensors"
     save_checkpoint(path, arch="dcgan", config=TINY, weights=g, training={}, half=True)
     _, tensors = read_tensors(path)
-    assert tensors["to_rgb.weight"].dtype == torch.float16
+    assert tensors["to_rgb.1.weight"].dtype == torch.float16
     loaded = load_model(path)
     assert all(p.dtype == torch.float32 for p in loaded.module.parameters())
     z = torch.randn(2, TINY.z_dim)

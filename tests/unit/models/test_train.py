@@ -128,4 +128,4 @@ def test_training_is_reproducible_from_its_seed(data: dict[str, Path], tmp_path:
     _, a = read_tensors(tmp_path / "a" / "model.safetensors")
     _, b = read_tensors(tmp_path / "b" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert np.isfinite(a["to_rgb.weight"].float().numpy()).all()
+    assert np.isfinite(a["to_rgb.1.weight"].float().numpy()).all()
