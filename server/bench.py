@@ -48,8 +48,8 @@ def in_namespace() -> bool:
     return True
 
 
-def reexec_in_namespace(argv: Sequence[str]) -> int:
-    """Run this benchmark again inside a fresh network namespace."""
+def reexec_in_namespace(argv: Sequence[str], module: str = "server.bench") -> int:
+    """Run a benchmark module again inside a fresh network namespace."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         print(
             "ganvj bench: needs `unshare` and `ip` (util-linux, iproute2) to make a private "
@@ -58,7 +58,7 @@ def reexec_in_namespace(argv: Sequence[str]) -> int:
         )
         return 2
     userns = [] if os.geteuid() == 0 else ["-r"]
-    command = [sys.executable, "-m", "server.bench", *argv]
+    command = [sys.executable, "-m", module, *argv]
     script = NAMESPACE_SETUP + 'exec "$@"'
     return subprocess.call(["unshare", *userns, "-n", "sh", "-c", script, "sh", *command], cwd=REPO)
 

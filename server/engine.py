@@ -58,6 +58,7 @@ class Frame:
     render_ms: float  # generator + conversion time
     applied_at: float | None  # arrival time of the newest command this frame shows
     latent: torch.Tensor | None = None  # (z_dim,) on the CPU: the position it shows
+    input_at: float | None = None  # arrival of the incoming frame it reacts to
 
 
 @dataclass
@@ -336,7 +337,7 @@ class Engine:
         size = self.output_size
         # Compose (blend, react, smooth) at the generator's own size; the frame is
         # scaled to the output size once, inside the colour conversion.
-        compose = self.deck.model.resolution
+        compose = max(self.deck.model.resolution, self.reactor.image_resolution(now))
         shown = self.deck.play.latent(now, dt)  # (z_dim,) on the CPU, where play keeps it
         z = shown.to(self.device)
         changes.extend(self.deck.play.take_changes())
@@ -359,6 +360,9 @@ class Engine:
             render_ms=(finished - self._step_started) * 1000.0,
             applied_at=applied_at,
             latent=shown,
+            input_at=incoming.arrived_at
+            if incoming is not None and self.reaction.weight(now) > 0
+            else None,
         )
         self._frame_ms = (
             0.9 * self._frame_ms + 0.1 * frame.render_ms if self._index > 1 else frame.render_ms

@@ -118,6 +118,12 @@ class Reactor:
             return z
         return lerp(z, self._mirror_z.to(z.device), weight)
 
+    def image_resolution(self, now: float) -> int:
+        """The size pix2pix or feedback draws at while they show; 0 when they do not."""
+        if self.pix2pix is None or self.reaction.weight(now) <= 0.0:
+            return 0
+        return self.pix2pix.resolution if self.reaction.mode != "mirror" else 0
+
     def needs_latent_image(self, now: float) -> bool:
         """False when pix2pix or feedback covers the whole frame (skip the generator)."""
         weight = self.reaction.weight(now)

@@ -29,8 +29,7 @@ def test_solid_colours_round_trip(
         yuv = to_yuv420(image, size)
         side = size or 16
         assert yuv.shape == (side * 3 // 2, side) and yuv.dtype == torch.uint8
-        back = av.VideoFrame.from_ndarray(yuv.numpy(), format="yuv420p").to_ndarray(
-            format="rgb24")
+        back = av.VideoFrame.from_ndarray(yuv.numpy(), format="yuv420p").to_ndarray(format="rgb24")
         assert back.shape == (side, side, 3)
         assert np.abs(back.astype(int) - np.array(expected)).max() <= 3
 

@@ -1,0 +1,8 @@
+"""Reaction latency and fps: the same as `ganvj bench react`."""
+
+import sys
+
+from server.bench_react import main
+
+if __name__ == "__main__":
+    sys.exit(main())
