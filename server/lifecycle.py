@@ -26,6 +26,8 @@ from models.checkpoint import (
     file_sha256,
     list_models,
     load_model,
+    user_models_dir,
+    weights_dir,
 )
 from server import showfile
 from server.app import App, json_response
@@ -108,10 +110,18 @@ def _optional_model(configured: str, kind: str) -> LoadedModel | None:
 
 
 def find_model(name: str) -> Path | None:
-    """The file of an installed unconditional model, by name."""
-    for info in list_models():
-        if info.name == name and info.kind == "unconditional":
-            return info.path
+    """The model file called `name` in the model folders, readable or not.
+
+    An unreadable file is still returned: loading it then says exactly what
+    is wrong with it, which beats "no such model" for a file the performer
+    can see.
+    """
+    if "/" in name or "\\" in name or name.startswith("."):
+        return None
+    for folder in (weights_dir(), user_models_dir()):
+        path = folder / f"{name}.safetensors"
+        if path.is_file():
+            return path
     return None
 
 

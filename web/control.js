@@ -237,7 +237,9 @@ async function loadModels() {
     const list = Array.isArray(data) ? data : data.models || [];
     for (const item of list) {
       const name = typeof item === "string" ? item : item.name;
-      if (name) select.append(new Option(name, name));
+      // Only generators can be played; pix2pix and encoders serve reactions.
+      const playable = typeof item === "string" || item.kind === "unconditional";
+      if (name && playable) select.append(new Option(name, name));
     }
   } catch {
     // No model list: the select stays empty and the load button does nothing.

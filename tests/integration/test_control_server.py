@@ -291,3 +291,15 @@ async def test_api_commands_and_models(server: Running) -> None:
     assert {"/keyframe/{n}/jump", "/latent/xy", "/react/trigger"} <= addresses
     models = await asyncio.to_thread(get, "/api/models")
     assert isinstance(models, dict) and isinstance(models["models"], list)
+
+
+async def test_render_lead_follows_the_measured_output_latency(server: Running) -> None:
+    # Quantized jumps render early by this much, so they land on the beat on screen.
+    await asyncio.sleep(1.0)
+    status = server.app.status()
+    display_ms = server.app.config.tempo.display_latency_ms
+    assert status["render_lead_ms"] > display_ms
+    assert status["render_lead_ms"] < display_ms + 500
+    assert server.engine.tempo.lead_seconds * 1000 == pytest.approx(
+        status["render_lead_ms"], abs=20
+    )

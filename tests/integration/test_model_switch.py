@@ -1,0 +1,98 @@
+"""/model/load: a crossfade to another generator, never a black frame; bad files refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from models.checkpoint import save_checkpoint
+from server.engine import Engine
+from server.lifecycle import Running, running
+from tests.conftest import server_config, tiny_model
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture
+async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
+    monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
+    for name, seed, resolution in (("alpha", 1, 32), ("beta", 2, 64)):
+        model = tiny_model(resolution=resolution, seed=seed)
+        save_checkpoint(
+            tmp_path / f"{name}.safetensors",
+            arch="dcgan",
+            config=model.module.config,
+            weights=model.module,
+            training={},
+        )
+    good = (tmp_path / "beta.safetensors").read_bytes()
+    (tmp_path / "truncated.safetensors").write_bytes(good[: len(good) // 2])
+    (tmp_path / "notes.safetensors").write_text("print('a model file never runs code')\n")
+    config = server_config(HOST, size=64)
+    async with running(config, model=tiny_model(resolution=32, seed=1)) as run:
+        yield run
+
+
+async def reply_for(ws: ClientConnection, predicate: object) -> dict[str, object]:
+    deadline = time.monotonic() + 10
+    while True:
+        message = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
+        if predicate(message):  # type: ignore[operator]
+            return dict(message)
+
+
+def watch(engine: Engine, seconds: float) -> list[np.ndarray]:
+    """Every rendered frame's luma for a while (on a thread)."""
+    frames: list[np.ndarray] = []
+    seen = engine.frames.latest()[0]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen, frame = engine.frames.wait_newer(seen, 0.2)
+        if frame is not None:
+            frames.append(frame.yuv[: frame.height].astype(float))
+    return frames
+
+
+async def test_switch_crossfades_without_a_black_frame(server: Running) -> None:
+    engine = server.engine
+    async with connect(f"ws://{HOST}:{server.port}/ws") as ws:
+        watching = asyncio.ensure_future(asyncio.to_thread(watch, engine, 3.0))
+        await asyncio.sleep(0.3)
+        await ws.send(json.dumps({"address": "/model/load", "args": ["beta"]}))
+        state = await reply_for(ws, lambda m: m.get("address") == "/model/load")
+        assert state["args"] == ["beta"]
+        frames = await watching
+    assert engine.model.name == "beta" and engine.model.resolution == 64
+    # Never black (luma 16 is black in yuv420p), never stuck: every frame a picture.
+    assert min(f.mean() for f in frames) > 30
+    assert min(f.std() for f in frames) > 3
+    # A crossfade: successive frames change gradually, not in one cut.
+    steps = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:], strict=False)]
+    total = np.abs(frames[0] - frames[-1]).mean()
+    assert max(steps) < 0.5 * total
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [("truncated", "truncated"), ("notes", "notes.safetensors"), ("gamma", "no model named")],
+)
+async def test_a_bad_model_file_is_refused_and_the_show_goes_on(
+    server: Running, name: str, needle: str
+) -> None:
+    engine = server.engine
+    async with connect(f"ws://{HOST}:{server.port}/ws") as ws:
+        await ws.send(json.dumps({"address": "/model/load", "args": [name]}))
+        reply = await reply_for(ws, lambda m: m.get("type") == "error")
+        assert needle in str(reply["error"]).lower() or needle in str(reply["error"])
+        before = engine.frames.latest()[0]
+        await asyncio.sleep(0.5)
+        assert engine.frames.latest()[0] > before + 5  # still rendering
+        assert engine.model.name == "tiny"
+        assert engine.stats()["loading_model"] is None
