@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -74,7 +75,7 @@ async def test_switch_crossfades_without_a_black_frame(server: Running) -> None:
     assert min(f.mean() for f in frames) > 30
     assert min(f.std() for f in frames) > 3
     # A crossfade: successive frames change gradually, not in one cut.
-    steps = [np.abs(a - b).mean() for a, b in zip(frames, frames[1:], strict=False)]
+    steps = [np.abs(a - b).mean() for a, b in itertools.pairwise(frames)]
     total = np.abs(frames[0] - frames[-1]).mean()
     assert max(steps) < 0.5 * total
 
