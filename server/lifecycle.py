@@ -225,9 +225,9 @@ async def running(
             osc = await _start_osc(config, engine, control, stack)
             if osc is not None:
                 app.osc_stats = osc.stats.as_dict
-            if config.tempo.link:
-                link = await stack.enter_async_context(LinkSource(engine.tempo))
-                engine.tempo.link_wanted = link.available
+            # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
+            link = await stack.enter_async_context(LinkSource(engine.tempo))
+            engine.tempo.link_wanted = config.tempo.link and link.available
             server = await _listen(config, app, tls)
             try:
                 yield Running(app=app, engine=engine, server=server, osc=osc)
