@@ -238,80 +238,75 @@ class App:
     async def _answer_camera(self, message: dict[str, Any], own: set[Peer]) -> str:
         """A camera sending video to us; it becomes the input source."""
         sdp = self._offer_sdp(message)
-        pc = self._new_pc()
-        peer = Peer(pc=pc, track=None)
+        peer = Peer(pc=self._new_pc(), track=None)
 
-        @pc.on("track")
+        @peer.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video" and peer.pump is None:
                 peer.pump = asyncio.ensure_future(pump_track(self.inputs, track, "camera"))
 
-        try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            if not any(t.kind == "video" for t in pc.getTransceivers()):
-                raise ProtocolError("a camera offer needs a video section")
-            await pc.setLocalDescription(await pc.createAnswer())
-        except ProtocolError:
-            await self._close_peer(peer)
-            raise
-        except Exception as exc:
-            await self._close_peer(peer)
-            raise ProtocolError(
-                f"the offer could not be used: {type(exc).__name__}: {exc}"
-            ) from exc
-        self.cameras.add(peer)
-        own.add(peer)
+        def receives_video() -> str | None:
+            if any(t.kind == "video" for t in peer.pc.getTransceivers()):
+                return None
+            return "a camera offer needs a video section"
 
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                own.discard(peer)
-                await self._close_peer(peer)
-
-        return pc.localDescription.sdp
+        return await self._negotiate(peer, sdp, receives_video, self.cameras, own)
 
     async def _answer(self, message: dict[str, Any], own: set[Peer]) -> str:
         sdp = self._offer_sdp(message)
         if len(self.peers) >= self.config.server.max_viewers:
             raise ProtocolError(f"the server is full ({self.config.server.max_viewers} viewers)")
-        pc = RTCPeerConnection(
-            RTCConfiguration(
-                iceServers=[RTCIceServer(urls=url) for url in self.config.server.ice_servers]
-            )
-        )
         track: ViewerTrack | FrameTrack
         if self.hub is not None:
             track = self.hub.add_viewer()
         else:
             track = FrameTrack(frames=self.engine.frames)
-        peer = Peer(pc=pc, track=track)
-        try:
-            sender = pc.addTrack(track)
-            if isinstance(track, ViewerTrack):
-                # The sender handles picture loss by flagging its own encoder,
-                # which it does not use here: route it to the shared one.
-                sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
-            self._prefer_codec(pc, sender)
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
-            if not any(
+        peer = Peer(pc=self._new_pc(), track=track)
+        sender = peer.pc.addTrack(track)
+        if isinstance(track, ViewerTrack):
+            # The sender handles picture loss by flagging its own encoder,
+            # which it does not use here: route it to the shared one.
+            sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+        self._prefer_codec(peer.pc, sender)
+
+        def sends_video() -> str | None:
+            if any(
                 t.sender is sender and t.currentDirection in ("sendonly", "sendrecv")
-                for t in pc.getTransceivers()
+                for t in peer.pc.getTransceivers()
             ):
-                raise ProtocolError(
-                    "the offer has no video section this server can send to "
-                    "(offer a recvonly or sendrecv video transceiver)"
-                )
+                return None
+            return (
+                "the offer has no video section this server can send to "
+                "(offer a recvonly or sendrecv video transceiver)"
+            )
+
+        return await self._negotiate(peer, sdp, sends_video, self.peers, own)
+
+    async def _negotiate(
+        self,
+        peer: Peer,
+        sdp: str,
+        check: Callable[[], str | None],
+        group: set[Peer],
+        own: set[Peer],
+    ) -> str:
+        """Apply an offer and answer it; a bad offer closes the peer and says why."""
+        pc = peer.pc
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            problem = check()
+            if problem is not None:
+                raise ProtocolError(problem)
         except ProtocolError:
             await self._close_peer(peer)
             raise
-        except Exception as exc:
+        except Exception as exc:  # aiortc raises many types for a bad SDP
             await self._close_peer(peer)
             raise ProtocolError(
                 f"the offer could not be used: {type(exc).__name__}: {exc}"
             ) from exc
-        self.peers.add(peer)
+        group.add(peer)
         own.add(peer)
 
         @pc.on("connectionstatechange")

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,39 +27,10 @@ import torch
 
 from models.checkpoint import default_model_path, load_model
 from server.device import cpu_threads
+from server.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.rtc_clients import connect_viewer
 
-ADDRESS = "10.77.0.1"
-NAMESPACE_SETUP = (
-    "ip link set lo up; ip link add v0 type veth peer name v1; "
-    f"ip addr add {ADDRESS}/24 dev v0; ip link set v0 up; ip link set v1 up; "
-)
 REPO = Path(__file__).resolve().parent.parent
-
-
-def in_namespace() -> bool:
-    """True when ADDRESS is ours (inside the benchmark's namespace)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((ADDRESS, 0))
-        except OSError:
-            return False
-    return True
-
-
-def reexec_in_namespace(argv: Sequence[str], module: str = "server.bench") -> int:
-    """Run a benchmark module again inside a fresh network namespace."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        print(
-            "ganvj bench: needs `unshare` and `ip` (util-linux, iproute2) to make a private "
-            "network namespace for WebRTC",
-            file=sys.stderr,
-        )
-        return 2
-    userns = [] if os.geteuid() == 0 else ["-r"]
-    command = [sys.executable, "-m", module, *argv]
-    script = NAMESPACE_SETUP + 'exec "$@"'
-    return subprocess.call(["unshare", *userns, "-n", "sh", "-c", script, "sh", *command], cwd=REPO)
 
 
 def generator_fps(model_path: Path, seconds: float) -> tuple[float, float]:
@@ -214,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4, 8])
     args = parser.parse_args(argv)
     if not in_namespace():
-        return reexec_in_namespace(argv)
+        return reexec_in_namespace(argv, module="server.bench")
     model = args.model or default_model_path("unconditional")
     asyncio.run(run(model.resolve(), args.seconds, args.viewers, args.fps))
     return 0

@@ -24,12 +24,12 @@ import torch
 from websockets.asyncio.client import connect
 
 from models.checkpoint import LoadedModel, default_model_path, load_model
-from server.bench import ADDRESS, in_namespace, reexec_in_namespace
 from server.bench_control import percentile
 from server.config import Config
 from server.device import cpu_threads
 from server.lifecycle import running
 from server.media import EncodedFrame
+from server.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.rtc_clients import PatternTrack, connect_camera
 
 COLOURS = [(230, 30, 30), (20, 40, 220), (30, 200, 60), (240, 220, 40)]

@@ -58,7 +58,7 @@ async def connect_viewer(
     url: str, *, keep: int = 400, ssl_context: ssl.SSLContext | None = None
 ) -> Viewer:
     """Open /ws, send a recvonly offer, apply the answer, start collecting frames."""
-    ws = await connect(url, ssl=ssl_context) if url.startswith("wss:") else await connect(url)
+    ws = await open_ws(url, ssl_context)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     viewer = Viewer(ws=ws, pc=pc)
     pc.addTransceiver("video", direction="recvonly")
@@ -77,15 +77,25 @@ async def connect_viewer(
 
         viewer.task = asyncio.ensure_future(pump())
 
+    await negotiate(ws, pc)
+    return viewer
+
+
+async def open_ws(url: str, ssl_context: ssl.SSLContext | None) -> ClientConnection:
+    """The server's /ws, over TLS for a wss:// URL."""
+    return await connect(url, ssl=ssl_context) if url.startswith("wss:") else await connect(url)
+
+
+async def negotiate(ws: ClientConnection, pc: RTCPeerConnection, **extra: str) -> None:
+    """Send our one offer (every candidate in it) and apply the server's answer."""
     await pc.setLocalDescription(await pc.createOffer())
-    await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp}))
+    await ws.send(json.dumps({**extra, "type": "offer", "sdp": pc.localDescription.sdp}))
     reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
     if reply.get("type") != "answer":
         await pc.close()
         await ws.close()
         raise ConnectionError(f"the server did not answer the offer: {reply}")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
-    return viewer
 
 
 class PatternTrack(VideoStreamTrack):
@@ -132,15 +142,8 @@ async def connect_camera(
     url: str, track: VideoStreamTrack, *, ssl_context: ssl.SSLContext | None = None
 ) -> Camera:
     """Send `track` to the server as its camera (role "camera" on /ws)."""
-    ws = await connect(url, ssl=ssl_context) if url.startswith("wss:") else await connect(url)
+    ws = await open_ws(url, ssl_context)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver(track, direction="sendonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    await ws.send(json.dumps({"type": "offer", "role": "camera", "sdp": pc.localDescription.sdp}))
-    reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-    if reply.get("type") != "answer":
-        await pc.close()
-        await ws.close()
-        raise ConnectionError(f"the server did not answer the camera offer: {reply}")
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+    await negotiate(ws, pc, role="camera")
     return Camera(ws=ws, pc=pc)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,10 +13,11 @@ from models.checkpoint import LoadedModel
 from models.dcgan import DCGANConfig, DCGANGenerator
 from server.config import Config
 from server.lifecycle import Running, running
+from server.netns import ADDRESS, has_address
 
 # The address scripts/test gives this run's own network namespace (a veth pair):
 # aioice never offers 127.0.0.1, and no other address may be a test target.
-NAMESPACE_ADDRESS = "10.77.0.1"
+NAMESPACE_ADDRESS = ADDRESS
 
 
 def tiny_model(resolution: int = 32, seed: int = 0) -> LoadedModel:
@@ -52,16 +52,6 @@ def lively(module: torch.nn.Module) -> torch.nn.Module:
         if isinstance(layer, torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear):
             torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
     return module
-
-
-def has_address(address: str) -> bool:
-    """True if this network namespace owns `address`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((address, 0))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture

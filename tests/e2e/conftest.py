@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -62,3 +62,12 @@ async def camera_browser() -> AsyncIterator[Browser]:
     """Headless Chromium with a fake camera that accepts self-signed certificates."""
     async with launch([*CHROMIUM_ARGS, *CAMERA_ARGS]) as browser:
         yield browser
+
+
+async def wait_playing(page: Page) -> None:
+    """Until the page's <video id="video"> shows decoded frames."""
+    await page.wait_for_function(
+        "() => { const v = document.getElementById('video');"
+        " return v.readyState >= 2 && v.videoWidth > 0; }",
+        timeout=20_000,
+    )

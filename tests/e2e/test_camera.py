@@ -11,6 +11,7 @@ from playwright.async_api import Browser
 
 from server.lifecycle import running
 from tests.conftest import server_config, tiny_encoder, tiny_model, tiny_pix2pix
+from tests.e2e.conftest import wait_playing
 from tests.e2e.test_viewer import SAMPLE_JS
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.browser]
@@ -33,11 +34,7 @@ async def test_camera_over_https_drives_the_reaction(
         base = f"https://{webrtc_host}:{run.port}"
         viewer = await camera_browser.new_page()
         await viewer.goto(f"{base}/")
-        await viewer.wait_for_function(
-            "() => { const v = document.getElementById('video');"
-            " return v.readyState >= 2 && v.videoWidth > 0; }",
-            timeout=20_000,
-        )
+        await wait_playing(viewer)
         await asyncio.sleep(0.5)
         latent_a = await viewer.evaluate(SAMPLE_JS)
         await asyncio.sleep(0.5)

@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model
+from tests.e2e.conftest import wait_playing
 from tests.e2e.test_viewer import SAMPLE_JS
 
 pytestmark = pytest.mark.browser
@@ -66,11 +67,7 @@ async def test_dragging_the_xy_pad_changes_the_picture(browser: Browser, webrtc_
         control = await open_control(browser, run, webrtc_host)
         viewer = await browser.new_page()
         await viewer.goto(f"http://{webrtc_host}:{run.port}/")
-        await viewer.wait_for_function(
-            "() => { const v = document.getElementById('video');"
-            " return v.readyState >= 2 && v.videoWidth > 0; }",
-            timeout=20_000,
-        )
+        await wait_playing(viewer)
         # Hold the picture still, so only the pad can change it.
         async with connect(f"ws://{webrtc_host}:{run.port}/ws") as ws:
             await ws.send(json.dumps({"address": "/latent/wander", "args": [0]}))
