@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -157,6 +156,8 @@ class Run:
             raise TrainError(f"{last}: nothing to resume")
         self.resume = resume
         self.dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (self.dir / "loss.csv").unlink(missing_ok=True)  # --force starts the log over
         (self.dir / "samples").mkdir(exist_ok=True)
         if train.threads > 0:
             torch.set_num_threads(train.threads)
@@ -656,8 +657,3 @@ def train_encoder(
 def run_device(train: TrainConfig) -> torch.device:
     """The device a training config names."""
     return torch.device(train.device)
-
-
-def dataset_size(path: Path) -> int:
-    """Number of pictures in a dataset folder."""
-    return int(np.asarray(load_dataset(path).images.shape[0]))
