@@ -356,3 +356,21 @@ def file_sha256(path: Path | str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_encoder_pair(encoder: LoadedModel, generator: LoadedModel) -> None:
+    """Raise CheckpointError unless the encoder was trained on exactly this generator file."""
+    if encoder.kind != "encoder":
+        raise CheckpointError(f"{encoder.path}: is a {encoder.kind} model, not an encoder")
+    link = encoder.metadata.get("generator")
+    if not isinstance(link, dict) or "sha256" not in link:
+        raise CheckpointError(f"{encoder.path}: does not record which generator it inverts")
+    if (encoder.resolution, encoder.z_dim) != (generator.resolution, generator.z_dim):
+        raise CheckpointError(
+            f"{encoder.path}: {encoder.resolution} px / z {encoder.z_dim} does not fit "
+            f"{generator.path} ({generator.resolution} px / z {generator.z_dim})"
+        )
+    if link["sha256"] != file_sha256(generator.path):
+        raise CheckpointError(
+            f"{encoder.path}: was trained for {link.get('name')!r}, not for {generator.path}"
+        )

@@ -207,3 +207,34 @@ def test_default_paths() -> None:
     assert default_model_path("image2image").name == "default-pix2pix-128.safetensors"
     with pytest.raises(ValueError, match="unknown model kind"):
         default_model_path("nonsense")
+
+
+def test_encoder_pair_check(tmp_path: Path) -> None:
+    from models.checkpoint import check_encoder_pair, file_sha256
+
+    g_path, other_path = tmp_path / "g.safetensors", tmp_path / "other.safetensors"
+    save_checkpoint(
+        g_path, arch="dcgan", config=TINY, weights=DCGANGenerator(config=TINY), training={}
+    )
+    save_checkpoint(
+        other_path,
+        arch="dcgan",
+        config=TINY,
+        weights=DCGANGenerator(config=TINY),
+        training={"x": 1},
+    )
+    e_config = EncoderConfig(resolution=16, z_dim=8, nef=4)
+    e_path = tmp_path / "e.safetensors"
+    link = {"generator": {"name": "g", "sha256": file_sha256(g_path)}}
+    save_checkpoint(
+        e_path,
+        arch="encoder",
+        config=e_config,
+        weights=Encoder(config=e_config),
+        training={},
+        extra_metadata=link,
+    )
+    encoder = load_model(e_path)
+    check_encoder_pair(encoder, load_model(g_path))
+    with pytest.raises(CheckpointError, match=r"e\.safetensors.*trained for 'g'"):
+        check_encoder_pair(encoder, load_model(other_path))
