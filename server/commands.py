@@ -356,6 +356,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         owner="engine",
     ),
     CommandSpec(
+        "/react/inject",
+        "Feedback: share of fresh picture (camera, else the latent picture) fed into the loop",
+        (ArgSpec("amount", "f", "0 = pure feedback .. 1", 0.0, 1.0),),
+        owner="engine",
+    ),
+    CommandSpec(
         "/react/source",
         "Incoming video: camera (the /camera page), file:NAME (in the media folder), "
         "v4l2:/dev/videoN, or none",

@@ -54,6 +54,7 @@ class RenderConfig:
     encoder: str = ""  # image -> latent encoder for mirror; "" = the shipped one if it fits
     smoothing: float = 0.0  # blend of each output frame with the previous one (0..0.99)
     react_fade_s: float = 0.5  # crossfade into and out of a reaction
+    feedback_inject: float = 0.3  # feedback: share of fresh picture entering the loop
     react_stall_s: float = 1.0  # input silent this long: fall back to latent play
 
 
@@ -257,6 +258,14 @@ def _check_ranges(section: Any) -> None:
             section.wander_speed,
             "0..100",
         )
+        for key, value, low, high in (
+            ("threads", section.threads, 0, 256),
+            ("smoothing", section.smoothing, 0.0, 0.99),
+            ("feedback_inject", section.feedback_inject, 0.0, 1.0),
+            ("react_fade_s", section.react_fade_s, 0.0, 30.0),
+            ("react_stall_s", section.react_stall_s, 0.1, 60.0),
+        ):
+            _require(low <= value <= high, f"render.{key}", value, f"{low}..{high}")
     elif isinstance(section, StreamConfig):
         _require(section.codec in CODECS, "stream.codec", section.codec, " or ".join(CODECS))
         _require(

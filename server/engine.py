@@ -88,6 +88,7 @@ COALESCED = frozenset(
         "/latent/speed",
         "/react/mix",
         "/react/smoothing",
+        "/react/inject",
     }
 )
 
@@ -150,6 +151,7 @@ class Engine:
             fade_seconds=config.react_fade_s, stall_seconds=config.react_stall_s
         )
         self.reaction.smoothing = config.smoothing
+        self.reaction.inject = config.feedback_inject
         self.reactor = Reactor(
             reaction=self.reaction, device=device, pix2pix=pix2pix, encoder=encoder
         )
@@ -444,6 +446,8 @@ class Engine:
             self.reaction.mix = float(command.args[0])  # type: ignore[arg-type]
         elif name == "/react/smoothing":
             self.reaction.smoothing = float(command.args[0])  # type: ignore[arg-type]
+        elif name == "/react/inject":
+            self.reaction.inject = float(command.args[0])  # type: ignore[arg-type]
         elif name == "/react/source":
             return self._source(command)
         elif name == "/model/load":
@@ -459,6 +463,8 @@ class Engine:
             return (self.reaction.mix,)
         if name == "/react/smoothing":
             return (self.reaction.smoothing,)
+        if name == "/react/inject":
+            return (self.reaction.inject,)
         if name == "/react/source":
             return (self.inputs.source or "none",)
         if name == "/react/state":

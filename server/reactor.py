@@ -127,7 +127,10 @@ class Reactor:
     def needs_latent_image(self, now: float) -> bool:
         """False when pix2pix or feedback covers the whole frame (skip the generator)."""
         weight = self.reaction.weight(now)
-        return not (weight >= 1.0 and self.reaction.mode in ("pix2pix", "feedback"))
+        mode = self.reaction.mode
+        if mode == "feedback" and self.reaction.inject > 0.0:
+            return True  # the loop takes in fresh picture each frame
+        return not (weight >= 1.0 and mode in ("pix2pix", "feedback"))
 
     def image(
         self, image: Tensor | None, now: float, seq: int, frame: InputFrame | None, size: int
@@ -174,8 +177,17 @@ class Reactor:
                     return None
                 seed = resize(current.float(), resolution)
             self._feedback = seed
-        self._feedback = self._pix2pix(self._feedback).clamp(-1.0, 1.0)
-        return self._feedback
+        out = self._pix2pix(self._feedback).clamp(-1.0, 1.0)
+        # Re-injection: a little fresh picture (the live camera, else the latent
+        # picture) enters the loop each frame. Pure feedback (inject 0) of a
+        # model trained as an image transform settles towards a flat field.
+        fresh = None
+        if self.reaction.inject > 0.0:
+            fresh = self._input_for(self.pix2pix, seq, frame)
+            if fresh is None and image is not None:
+                fresh = resize(image.float(), resolution)
+        self._feedback = out if fresh is None else lerp(out, fresh, self.reaction.inject)
+        return out
 
     def _smooth(self, image: Tensor) -> Tensor:
         smoothing = self.reaction.smoothing

@@ -65,6 +65,11 @@ bitrate_kbps = 12000
         ("[rendering]\nfps = 30", ["unknown table [rendering]", "render"]),
         ("render = 3", ["render must be a table"]),
         ("[limits]\ncommand_queue = 0", ["limits.command_queue", "positive"]),
+        ("[render]\nsmoothing = 1.5", ["render.smoothing", "1.5", "0.0..0.99"]),
+        ("[render]\nthreads = -1", ["render.threads", "-1", "0..256"]),
+        ("[render]\nreact_stall_s = 0", ["render.react_stall_s", "0.1..60"]),
+        ("[osc]\nfeedback = ['tablet']", ["osc.feedback", "'tablet'", "host:port"]),
+        ("[tempo]\nbpm = 5", ["tempo.bpm", "20..999"]),
     ],
 )
 def test_bad_values_name_key_value_and_accepted(
