@@ -562,6 +562,7 @@ class Engine:
             # Keep the outgoing model's keyframes for when it comes back.
             self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
             self._fading, self.deck = self.deck, deck
+            self.reactor.fit_generator(model)
             self._fade_started = now
             self._loading = None
             changes.append(Change("/model/load", (model.name,)))

@@ -22,8 +22,8 @@ from controllers.osc import OscController, OscFeedback
 from models.checkpoint import (
     CheckpointError,
     LoadedModel,
+    check_encoder_pair,
     default_model_path,
-    file_sha256,
     list_models,
     load_model,
     user_models_dir,
@@ -82,19 +82,11 @@ def reaction_models(
     pix2pix = _optional_model(config.render.pix2pix, "image2image")
     encoder = _optional_model(config.render.encoder, "encoder")
     if encoder is not None:
-        link = encoder.metadata.get("generator", {})
         try:
-            same = isinstance(link, dict) and link.get("sha256") == file_sha256(generator.path)
-        except OSError:
-            same = False
-        if not same:
+            check_encoder_pair(encoder, generator)
+        except CheckpointError as exc:
             # An encoder inverts one generator; any other would mirror nonsense.
-            logger.info(
-                "encoder %s was trained for %s, not %s: mirror mode is off",
-                encoder.name,
-                link.get("name") if isinstance(link, dict) else "?",
-                generator.name,
-            )
+            logger.info("mirror mode is off: %s", exc)
             encoder = None
     return pix2pix, encoder
 

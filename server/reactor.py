@@ -9,13 +9,14 @@ the encoder, blend, feed back, smooth.
 from __future__ import annotations
 
 import logging
+import time
 
 import av
 import numpy as np
 import torch
 from torch import Tensor
 
-from models.checkpoint import LoadedModel
+from models.checkpoint import CheckpointError, LoadedModel, check_encoder_pair
 from models.dataset import fit_square
 from models.latent import lerp
 from server.convert import resize
@@ -70,17 +71,32 @@ class Reactor:
         self.mirror_smoothing = mirror_smoothing
         self._pix2pix = pix2pix.module.to(device).eval() if pix2pix else None
         self._encoder = encoder.module.to(device).eval() if encoder else None
+        self._encoder_model = encoder  # kept while another generator plays
         self._mirror_z: Tensor | None = None
         self._feedback: Tensor | None = None
         self._previous: Tensor | None = None
         self._input_seq = -1
         self._input: Tensor | None = None
 
+    def fit_generator(self, generator: LoadedModel) -> None:
+        """After a model switch: mirror only with an encoder trained for this generator."""
+        self.encoder = None
+        if self._encoder_model is None:
+            return
+        try:
+            check_encoder_pair(self._encoder_model, generator)
+        except CheckpointError as exc:
+            logger.info("mirror is off for %s: %s", generator.name, exc)
+            if self.reaction.mode == "mirror":
+                self.reaction.stop(time.monotonic(), "the encoder does not fit this model")
+            return
+        self.encoder = self._encoder_model
+
     def available(self, mode: str) -> str | None:
         """None if `mode` can run; otherwise why not."""
         if mode in ("pix2pix", "feedback") and self._pix2pix is None:
             return f"{mode} needs a pix2pix model (render.pix2pix)"
-        if mode == "mirror" and self._encoder is None:
+        if mode == "mirror" and (self._encoder is None or self.encoder is None):
             return "mirror needs an encoder trained for this generator (render.encoder)"
         return None
 
