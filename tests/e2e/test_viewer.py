@@ -86,6 +86,9 @@ async def test_viewer_plays_and_the_picture_moves(browser: Browser, webrtc_host:
         await page.keyboard.press("s")
         assert await page.is_hidden("#status")
 
+        # The hint fades out by itself after a few seconds: the picture alone.
+        await page.wait_for_selector("#hint.gone", state="attached", timeout=10_000)
+        await asyncio.sleep(1.2)
         DOCS.mkdir(exist_ok=True)
         await page.screenshot(path=str(DOCS / "viewer.png"))
         assert run.app.status()["viewers"] == 1
