@@ -60,7 +60,7 @@ def process_cpu_seconds(pid: int) -> float:
 class ServerProcess:
     """A `ganvj serve` subprocess with a config of our own."""
 
-    def __init__(self, *, model: Path, fps: float, shared_encoder: bool) -> None:
+    def __init__(self, *, model: Path, fps: float, shared_encoder: bool, size: int = 0) -> None:
         self._dir = tempfile.TemporaryDirectory()
         with socket.socket() as s:
             s.bind((ADDRESS, 0))
@@ -68,8 +68,9 @@ class ServerProcess:
         config = Path(self._dir.name) / "bench.toml"
         config.write_text(
             f'[server]\nhost = "{ADDRESS}"\nport = {self.port}\nmax_viewers = 64\n'
-            f'[render]\nmodel = "{model}"\nfps = {fps}\nsize = 0\ndevice = "cpu"\n'
+            f'[render]\nmodel = "{model}"\nfps = {fps}\nsize = {size}\ndevice = "cpu"\n'
             f"[stream]\nshared_encoder = {'true' if shared_encoder else 'false'}\n"
+            "[osc]\nenabled = false\n"
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
@@ -79,9 +80,11 @@ class ServerProcess:
             text=True,
         )
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "open http://" not in line:
-            raise RuntimeError(f"server did not start: {line!r}")
+        line = ""
+        while "open http://" not in line:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("the benchmark's server did not start")
 
     def status(self) -> dict[str, float]:
         url = f"http://{ADDRESS}:{self.port}/api/status"
@@ -102,7 +105,7 @@ async def delivered_fps(model: Path, seconds: float) -> dict[str, float]:
     """Render as fast as the model allows; count frames one viewer decodes."""
     server = ServerProcess(model=model, fps=1000.0, shared_encoder=True)
     try:
-        viewer = await connect_viewer(f"ws://{ADDRESS}:{server.port}/ws", keep=2)
+        viewer = await connect_viewer(f"ws://{ADDRESS}:{server.port}/ws", keep=2, pixels=False)
         try:
             await viewer.wait_frames(10, 30)
             await asyncio.sleep(1.0)
@@ -118,14 +121,16 @@ async def delivered_fps(model: Path, seconds: float) -> dict[str, float]:
 
 
 async def cpu_per_second(
-    model: Path, viewers: int, shared: bool, seconds: float, fps: float
+    model: Path, viewers: int, shared: bool, seconds: float, fps: float, size: int
 ) -> dict[str, float]:
     """Server CPU seconds per wall second with `viewers` connected."""
-    server = ServerProcess(model=model, fps=fps, shared_encoder=shared)
+    server = ServerProcess(model=model, fps=fps, shared_encoder=shared, size=size)
     peers = []
     try:
         for _ in range(viewers):
-            peers.append(await connect_viewer(f"ws://{ADDRESS}:{server.port}/ws", keep=2))
+            peers.append(
+                await connect_viewer(f"ws://{ADDRESS}:{server.port}/ws", keep=2, pixels=False)
+            )
         await asyncio.gather(*(p.wait_frames(5, 60) for p in peers))
         await asyncio.sleep(1.0)
         cpu0, t0 = server.cpu(), time.monotonic()
@@ -140,36 +145,47 @@ async def cpu_per_second(
     return {"cpu_per_s": (cpu1 - cpu0) / (t1 - t0), "min_viewer_fps": min(received)}
 
 
-async def run(model: Path, seconds: float, viewer_counts: Sequence[int], fps: float) -> None:
+async def run(
+    model: Path, seconds: float, viewer_counts: Sequence[int], fps: float, sizes: Sequence[int]
+) -> None:
     """Measure and print everything."""
     loaded = load_model(model)
     print(
         f"model {loaded.name}: {loaded.arch}, {loaded.resolution} px native, "
-        f"torch threads {torch.get_num_threads()}, {os.cpu_count()} cores"
+        f"torch threads {cpu_threads(0)}, {os.cpu_count()} cores"
     )
-    gen_fps, gen_ms = generator_fps(model, seconds)
-    print(f"generator only (forward, batch 1): {gen_fps:8.1f} fps  ({gen_ms:.1f} ms/pass)")
+    # Generator alone before and after the streamed run, averaged: the two
+    # figures of the ratio come from the same stretch of time.
+    before, _ = generator_fps(model, seconds / 2)
     delivered = await delivered_fps(model, seconds)
+    after, _ = generator_fps(model, seconds / 2)
+    gen_fps = (before + after) / 2
+    print(
+        f"generator only (forward, batch 1): {gen_fps:8.1f} fps  ({1000 / gen_fps:.1f} ms/pass;"
+        f" {before:.1f} before, {after:.1f} after the stream)"
+    )
     ratio = delivered["delivered_fps"] / gen_fps
     print(
         f"delivered to one aiortc viewer:   {delivered['delivered_fps']:8.1f} fps  "
         f"(server rendered {delivered['rendered_fps']:.1f} fps)"
     )
     print(f"ratio delivered / generator:      {ratio:8.2f}  (goal >= 0.90)")
-    print()
-    print(
-        f"server CPU seconds per second at {fps:g} fps, native size "
-        "(lower is better; min fps a viewer received):"
-    )
-    print(f"{'viewers':>8} {'encode once':>14} {'per viewer':>14} {'per-viewer/once':>16}")
-    for count in viewer_counts:
-        once = await cpu_per_second(model, count, True, seconds, fps)
-        each = await cpu_per_second(model, count, False, seconds, fps)
+    for size in sizes:
+        shown = f"{size} px output" if size else "native size"
+        print()
         print(
-            f"{count:>8} {once['cpu_per_s']:>7.2f} ({once['min_viewer_fps']:4.1f}) "
-            f"{each['cpu_per_s']:>7.2f} ({each['min_viewer_fps']:4.1f}) "
-            f"{each['cpu_per_s'] / once['cpu_per_s']:>16.2f}"
+            f"server CPU seconds per second at {fps:g} fps, {shown} "
+            "(lower is better; min fps a viewer received):"
         )
+        print(f"{'viewers':>8} {'encode once':>14} {'per viewer':>14} {'per-viewer/once':>16}")
+        for count in viewer_counts:
+            once = await cpu_per_second(model, count, True, seconds, fps, size)
+            each = await cpu_per_second(model, count, False, seconds, fps, size)
+            print(
+                f"{count:>8} {once['cpu_per_s']:>7.2f} ({once['min_viewer_fps']:4.1f}) "
+                f"{each['cpu_per_s']:>7.2f} ({each['min_viewer_fps']:4.1f}) "
+                f"{each['cpu_per_s'] / once['cpu_per_s']:>16.2f}"
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,11 +198,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fps", type=float, default=30.0, help="render rate for the CPU-per-viewer table"
     )
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[0, 512],
+        help="output sizes for the CPU table; 0 = native (512 is what serve streams)",
+    )
     args = parser.parse_args(argv)
     if not in_namespace():
         return reexec_in_namespace(argv, module="server.bench")
     model = args.model or default_model_path("unconditional")
-    asyncio.run(run(model.resolve(), args.seconds, args.viewers, args.fps))
+    asyncio.run(run(model.resolve(), args.seconds, args.viewers, args.fps, args.sizes))
     return 0
 
 

@@ -55,9 +55,17 @@ class Viewer:
 
 
 async def connect_viewer(
-    url: str, *, keep: int = 400, ssl_context: ssl.SSLContext | None = None
+    url: str,
+    *,
+    keep: int = 400,
+    ssl_context: ssl.SSLContext | None = None,
+    pixels: bool = True,
 ) -> Viewer:
-    """Open /ws, send a recvonly offer, apply the answer, start collecting frames."""
+    """Open /ws, send a recvonly offer, apply the answer, start collecting frames.
+
+    With `pixels` False frames are decoded and counted but not converted to
+    RGB, so a benchmark's viewer takes less of the CPU it shares with the server.
+    """
     ws = await open_ws(url, ssl_context)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     viewer = Viewer(ws=ws, pc=pc)
@@ -69,11 +77,11 @@ async def connect_viewer(
             while True:
                 frame = await track.recv()  # type: ignore[attr-defined]
                 viewer.count += 1
-                viewer.frames.append(frame.to_ndarray(format="rgb24"))
                 viewer.arrival.append(time.monotonic())
-                if len(viewer.frames) > keep:
-                    del viewer.frames[: len(viewer.frames) - keep]
-                    del viewer.arrival[: len(viewer.arrival) - keep]
+                if pixels:
+                    viewer.frames.append(frame.to_ndarray(format="rgb24"))
+                del viewer.frames[:-keep]
+                del viewer.arrival[:-keep]
 
         viewer.task = asyncio.ensure_future(pump())
 
