@@ -9,12 +9,12 @@ nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack
@@ -103,25 +103,31 @@ async def pump_track(hub: InputHub, track: MediaStreamTrack, source: str) -> Non
     stop = asyncio.Event()
     hub.begin(source, stop)
     reason = "the camera disconnected"
+    stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+    receive: asyncio.Future[Any] | None = None
     try:
-        while not stop.is_set():
+        while True:
             receive = asyncio.ensure_future(track.recv())
-            stopped = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait({receive, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if receive not in done:
-                receive.cancel()
-                with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
-                    await receive
                 reason = "replaced by another source"
                 break
-            stopped.cancel()
-            frame = receive.result()
+            frame = receive.result()  # MediaStreamError when the track ends
             if isinstance(frame, av.VideoFrame):
                 hub.put(frame, source)
     except MediaStreamError:
         pass
     finally:
+        for task in (receive, stopped):
+            if task is not None:
+                _discard(task)
         hub.end(source, reason)
+
+
+def _discard(task: asyncio.Future[Any]) -> None:
+    """Cancel a helper task and mark its outcome as seen (no "never retrieved" noise)."""
+    task.cancel()
+    task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
 
 
 def open_source(spec: str) -> tuple[av.container.InputContainer, str, bool]:
