@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from models.checkpoint import save_checkpoint
 from server.engine import Engine
 from server.lifecycle import Running, running
-from tests.conftest import server_config, tiny_model
+from tests.conftest import server_config, tiny_model, tiny_pix2pix
 
 HOST = "127.0.0.1"
 
@@ -33,6 +33,14 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
             weights=model.module,
             training={},
         )
+    p2p = tiny_pix2pix()
+    save_checkpoint(
+        tmp_path / "p2p.safetensors",
+        arch="pix2pix",
+        config=p2p.module.config,
+        weights=p2p.module,
+        training={},
+    )
     good = (tmp_path / "beta.safetensors").read_bytes()
     (tmp_path / "truncated.safetensors").write_bytes(good[: len(good) // 2])
     (tmp_path / "notes.safetensors").write_text("print('a model file never runs code')\n")
@@ -82,7 +90,12 @@ async def test_switch_crossfades_without_a_black_frame(server: Running) -> None:
 
 @pytest.mark.parametrize(
     ("name", "needle"),
-    [("truncated", "truncated"), ("notes", "notes.safetensors"), ("gamma", "no model named")],
+    [
+        ("truncated", "truncated"),
+        ("notes", "notes.safetensors"),
+        ("gamma", "no model named"),
+        ("p2p", "needs an unconditional generator"),  # the wrong architecture
+    ],
 )
 async def test_a_bad_model_file_is_refused_and_the_show_goes_on(
     server: Running, name: str, needle: str

@@ -209,3 +209,25 @@ async def test_https_and_wss_on_the_same_port(webrtc_host: str, tmp_path: Path) 
             await asyncio.to_thread(
                 urllib.request.urlopen, f"http://{webrtc_host}:{run.port}/api/status", None, 5
             )
+
+
+async def test_picture_loss_from_a_viewer_brings_a_keyframe(live_server: Running) -> None:
+    viewer = await connect_viewer(ws_url(live_server))
+    try:
+        await viewer.wait_frames(10, 20)
+        encoder = live_server.app.encoder
+        assert encoder is not None
+        await asyncio.sleep(0.2)
+        before = encoder.keyframes
+        receiver = viewer.pc.getReceivers()[0]
+        ssrc = receiver.getSynchronizationSources()[0].source
+        # What a browser sends when it lost packets it cannot recover: RTCP PLI.
+        await receiver._send_rtcp_pli(ssrc)
+        deadline = time.monotonic() + 2
+        while encoder.keyframes == before:
+            assert time.monotonic() < deadline, "no keyframe after a picture-loss request"
+            await asyncio.sleep(0.02)
+        # Well before the periodic keyframe would have come.
+        assert live_server.app.config.stream.keyframe_interval_s >= 4
+    finally:
+        await viewer.close()
