@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -177,22 +178,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train one model."""
     try:
         train = config_from_args(TrainConfig, args)
-        if args.model == "dcgan":
-            model = config_from_args(DCGANConfig, args)
-            result = train_dcgan(
+        if args.model in ("dcgan", "pix2pix"):
+            trainers: dict[str, tuple[type, Callable[..., TrainResult]]] = {
+                "dcgan": (DCGANConfig, train_dcgan),
+                "pix2pix": (Pix2PixConfig, train_pix2pix),
+            }
+            config_cls, trainer = trainers[args.model]
+            result = trainer(
                 Path(args.dataset),
                 Path(args.run),
-                model=model,
-                train=train,
-                resume=args.resume,
-                force=args.force,
-            )
-        elif args.model == "pix2pix":
-            model = config_from_args(Pix2PixConfig, args)
-            result = train_pix2pix(
-                Path(args.dataset),
-                Path(args.run),
-                model=model,
+                model=config_from_args(config_cls, args),
                 train=train,
                 resume=args.resume,
                 force=args.force,

@@ -180,6 +180,41 @@ class Run:
         weights = {k: v for k, v in tensors.items() if not k.startswith("extra/")}
         return meta, weights, extra_tensors(tensors)
 
+    def save(
+        self,
+        *,
+        arch: str,
+        config: object,
+        weights: nn.Module,
+        training: dict[str, Any],
+        extras: dict[str, Tensor],
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Write the resumable checkpoint (with optimiser state) and the model file."""
+        save_checkpoint(
+            self.dir / LAST,
+            arch=arch,
+            config=config,
+            weights=weights,
+            training=training,
+            extra_tensors=extras,
+            extra_metadata=metadata,
+        )
+        save_checkpoint(
+            self.dir / MODEL,
+            arch=arch,
+            config=config,
+            weights=weights,
+            training=training,
+            half=self.train.half,
+            extra_metadata=metadata,
+        )
+
+    def write_sample(self, images: Tensor, *, columns: int) -> None:
+        """A sample grid PNG for the current step."""
+        path = self.dir / "samples" / f"step-{self.step:06d}.png"
+        write_png(path, make_grid(images, columns=columns))
+
     def log(self, row: dict[str, float]) -> None:
         """Append one row to loss.csv."""
         path = self.dir / "loss.csv"
@@ -355,8 +390,7 @@ def train_dcgan(
     def sample() -> None:
         g.eval()
         with torch.no_grad():
-            grid = make_grid(g(fixed_z), columns=4)
-        write_png(run.dir / "samples" / f"step-{run.step:06d}.png", grid)
+            run.write_sample(g(fixed_z), columns=4)
 
     def save() -> None:
         training = training_metadata(train, run.step, dataset=str(dataset))
@@ -365,22 +399,7 @@ def train_dcgan(
             **optimizer_tensors("opt_g", opt_g),
             **optimizer_tensors("opt_d", opt_d),
         }
-        save_checkpoint(
-            run.dir / LAST,
-            arch="dcgan",
-            config=model,
-            weights=g,
-            training=training,
-            extra_tensors=extras,
-        )
-        save_checkpoint(
-            run.dir / MODEL,
-            arch="dcgan",
-            config=model,
-            weights=g,
-            training=training,
-            half=train.half,
-        )
+        run.save(arch="dcgan", config=model, weights=g, training=training, extras=extras)
 
     return run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
 
@@ -481,10 +500,7 @@ def train_pix2pix(
         with torch.no_grad():
             x = to_float(shown, resolution=model.resolution, device=run.device)
             rows = torch.cat([x[:, 0], g(x[:, 0]), x[:, 1]])  # sources, outputs, targets
-        write_png(
-            run.dir / "samples" / f"step-{run.step:06d}.png",
-            make_grid(rows, columns=shown.shape[0]),
-        )
+        run.write_sample(rows, columns=shown.shape[0])
 
     def save(quality: dict[str, float] | None = None) -> None:
         training = training_metadata(train, run.step, dataset=str(dataset), quality=quality or {})
@@ -493,22 +509,7 @@ def train_pix2pix(
             **optimizer_tensors("opt_g", opt_g),
             **optimizer_tensors("opt_d", opt_d),
         }
-        save_checkpoint(
-            run.dir / LAST,
-            arch="pix2pix",
-            config=model,
-            weights=g,
-            training=training,
-            extra_tensors=extras,
-        )
-        save_checkpoint(
-            run.dir / MODEL,
-            arch="pix2pix",
-            config=model,
-            weights=g,
-            training=training,
-            half=train.half,
-        )
+        run.save(arch="pix2pix", config=model, weights=g, training=training, extras=extras)
 
     result = run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
     result.quality = pix2pix_quality(g, held, resolution=model.resolution, device=run.device)
@@ -618,34 +619,20 @@ def train_encoder(
         with torch.no_grad():
             images = g(fixed_z)
             rows = torch.cat([images, g(e(images))])  # originals, reconstructions
-        write_png(
-            run.dir / "samples" / f"step-{run.step:06d}.png",
-            make_grid(rows, columns=fixed_z.shape[0]),
-        )
+        run.write_sample(rows, columns=fixed_z.shape[0])
 
     def save(quality: dict[str, float] | None = None) -> None:
         training = training_metadata(
             train, run.step, generator=str(generator), quality=quality or {}
         )
         extras = optimizer_tensors("opt_e", opt)
-        more = {"generator": link}
-        save_checkpoint(
-            run.dir / LAST,
+        run.save(
             arch="encoder",
             config=model,
             weights=e,
             training=training,
-            extra_tensors=extras,
-            extra_metadata=more,
-        )
-        save_checkpoint(
-            run.dir / MODEL,
-            arch="encoder",
-            config=model,
-            weights=e,
-            training=training,
-            half=train.half,
-            extra_metadata=more,
+            extras=extras,
+            metadata={"generator": link},
         )
 
     result = run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
