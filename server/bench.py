@@ -84,6 +84,7 @@ class ServerProcess:
         while "open http://" not in line:
             line = self.process.stdout.readline()
             if not line:
+                self.close()  # never leave a server rendering behind
                 raise RuntimeError("the benchmark's server did not start")
 
     def status(self) -> dict[str, float]:
