@@ -40,6 +40,9 @@ DEFAULT_FILES = {
     "unconditional": "default-dcgan-128.safetensors",
     "image2image": "default-pix2pix-128.safetensors",
     "encoder": "default-encoder-128.safetensors",
+    # Not a kind but a role: an image2image model trained on (t, t+k) pairs,
+    # which feedback mode iterates to continue the motion.
+    "feedback": "default-nextframe-128.safetensors",
 }
 
 

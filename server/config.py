@@ -52,6 +52,7 @@ class RenderConfig:
     wander_speed: float = 1.0
     pix2pix: str = ""  # image-to-image model for reactions; "" = the shipped default
     encoder: str = ""  # image -> latent encoder for mirror; "" = the shipped one if it fits
+    feedback: str = ""  # next-frame model that feedback iterates; "" = the shipped one
     smoothing: float = 0.0  # blend of each output frame with the previous one (0..0.99)
     react_fade_s: float = 0.5  # crossfade into and out of a reaction
     feedback_inject: float = 0.3  # feedback: share of fresh picture entering the loop

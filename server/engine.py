@@ -132,6 +132,7 @@ class Engine:
         queue_size: int = 256,
         pix2pix: LoadedModel | None = None,
         encoder: LoadedModel | None = None,
+        feedback: LoadedModel | None = None,
         snapshots: dict[str, dict[str, Any]] | None = None,
         find_model: Callable[[str], Path | None] | None = None,
         tempo: TempoClock | None = None,
@@ -153,7 +154,11 @@ class Engine:
         self.reaction.smoothing = config.smoothing
         self.reaction.inject = config.feedback_inject
         self.reactor = Reactor(
-            reaction=self.reaction, device=device, pix2pix=pix2pix, encoder=encoder
+            reaction=self.reaction,
+            device=device,
+            pix2pix=pix2pix,
+            encoder=encoder,
+            feedback=feedback,
         )
         # Called on the render thread; the app hands them to the event loop.
         self.on_changes: Callable[[list[Change]], None] | None = None

@@ -77,10 +77,11 @@ def resolve_model(config: Config, device_name: str) -> LoadedModel:
 
 def reaction_models(
     config: Config, generator: LoadedModel
-) -> tuple[LoadedModel | None, LoadedModel | None]:
-    """The pix2pix model and the encoder for reactions, where they exist and fit."""
+) -> tuple[LoadedModel | None, LoadedModel | None, LoadedModel | None]:
+    """pix2pix, the encoder and the feedback model for reactions, where they exist and fit."""
     pix2pix = _optional_model(config.render.pix2pix, "image2image")
     encoder = _optional_model(config.render.encoder, "encoder")
+    feedback = _optional_model(config.render.feedback, "image2image", role="feedback")
     if encoder is not None:
         try:
             check_encoder_pair(encoder, generator)
@@ -88,11 +89,11 @@ def reaction_models(
             # An encoder inverts one generator; any other would mirror nonsense.
             logger.info("mirror mode is off: %s", exc)
             encoder = None
-    return pix2pix, encoder
+    return pix2pix, encoder, feedback
 
 
-def _optional_model(configured: str, kind: str) -> LoadedModel | None:
-    path = Path(configured) if configured else default_model_path(kind)
+def _optional_model(configured: str, kind: str, role: str | None = None) -> LoadedModel | None:
+    path = Path(configured) if configured else default_model_path(role or kind)
     if not configured and not path.is_file():
         return None
     model = load_model(path)  # a configured file that is bad stops the start
@@ -134,6 +135,7 @@ async def running(
     model: LoadedModel | None = None,
     pix2pix: LoadedModel | None = None,
     encoder: LoadedModel | None = None,
+    feedback: LoadedModel | None = None,
 ) -> AsyncIterator[Running]:
     """Run engine, encoder, OSC and web server until the block exits, then stop them.
 
@@ -145,7 +147,7 @@ async def running(
         raise StartupError(str(exc)) from exc
     if model is None:
         model = resolve_model(config, str(device))
-        pix2pix, encoder = reaction_models(config, model)
+        pix2pix, encoder, feedback = reaction_models(config, model)
     show_path = state_dir(config) / "show.json"
     show = _load_show(show_path)
     engine = Engine(
@@ -155,6 +157,7 @@ async def running(
         queue_size=config.limits.command_queue,
         pix2pix=pix2pix,
         encoder=encoder,
+        feedback=feedback,
         snapshots=show.models,
         find_model=find_model,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own

@@ -62,6 +62,7 @@ class Reactor:
         device: torch.device,
         pix2pix: LoadedModel | None,
         encoder: LoadedModel | None,
+        feedback: LoadedModel | None = None,
         mirror_smoothing: float = 0.85,
     ) -> None:
         self.reaction = reaction
@@ -72,6 +73,9 @@ class Reactor:
         self._pix2pix = pix2pix.module.to(device).eval() if pix2pix else None
         self._encoder = encoder.module.to(device).eval() if encoder else None
         self._encoder_model = encoder  # kept while another generator plays
+        # Feedback runs its own next-frame model where there is one, else pix2pix.
+        self.feedback = feedback or pix2pix
+        self._feedback_module = feedback.module.to(device).eval() if feedback else self._pix2pix
         self._mirror_z: Tensor | None = None
         self._feedback: Tensor | None = None
         self._previous: Tensor | None = None
@@ -94,8 +98,10 @@ class Reactor:
 
     def available(self, mode: str) -> str | None:
         """None if `mode` can run; otherwise why not."""
-        if mode in ("pix2pix", "feedback") and self._pix2pix is None:
-            return f"{mode} needs a pix2pix model (render.pix2pix)"
+        if mode == "pix2pix" and self._pix2pix is None:
+            return "pix2pix needs a pix2pix model (render.pix2pix)"
+        if mode == "feedback" and self._feedback_module is None:
+            return "feedback needs a next-frame or pix2pix model (render.feedback)"
         if mode == "mirror" and (self._encoder is None or self.encoder is None):
             return "mirror needs an encoder trained for this generator (render.encoder)"
         return None
@@ -136,9 +142,10 @@ class Reactor:
 
     def image_resolution(self, now: float) -> int:
         """The size pix2pix or feedback draws at while they show; 0 when they do not."""
-        if self.pix2pix is None or self.reaction.weight(now) <= 0.0:
+        if self.reaction.weight(now) <= 0.0:
             return 0
-        return self.pix2pix.resolution if self.reaction.mode != "mirror" else 0
+        model = {"pix2pix": self.pix2pix, "feedback": self.feedback}.get(self.reaction.mode)
+        return model.resolution if model is not None else 0
 
     def needs_latent_image(self, now: float) -> bool:
         """False when pix2pix or feedback covers the whole frame (skip the generator)."""
@@ -159,13 +166,12 @@ class Reactor:
         weight = self.reaction.weight(now)
         mode = self.reaction.mode
         reacted: Tensor | None = None
-        if weight > 0.0 and self.pix2pix is not None and self._pix2pix is not None:
-            if mode == "pix2pix":
-                x = self._input_for(self.pix2pix, seq, frame)
-                if x is not None:
-                    reacted = self._pix2pix(x)
-            elif mode == "feedback":
-                reacted = self._feedback_step(image, seq, frame)
+        if weight > 0.0 and mode == "pix2pix" and self.pix2pix and self._pix2pix:
+            x = self._input_for(self.pix2pix, seq, frame)
+            if x is not None:
+                reacted = self._pix2pix(x)
+        elif weight > 0.0 and mode == "feedback":
+            reacted = self._feedback_step(image, seq, frame)
         if mode != "feedback" or self.reaction.level(now) <= 0.0:
             self._feedback = None  # the next trigger seeds afresh
         if reacted is not None:
@@ -182,24 +188,26 @@ class Reactor:
     def _feedback_step(
         self, image: Tensor | None, seq: int, frame: InputFrame | None
     ) -> Tensor | None:
-        assert self.pix2pix is not None and self._pix2pix is not None
-        resolution = self.pix2pix.resolution
+        model, module = self.feedback, self._feedback_module
+        if model is None or module is None:
+            return None
+        resolution = model.resolution
         if self._feedback is None:
             # Seed from the last incoming frame, or else the picture on screen now.
-            seed = self._input_for(self.pix2pix, seq, frame)
+            seed = self._input_for(model, seq, frame)
             if seed is None:
                 current = image if image is not None else self._previous
                 if current is None:
                     return None
                 seed = resize(current.float(), resolution)
             self._feedback = seed
-        out = self._pix2pix(self._feedback).clamp(-1.0, 1.0)
+        out = module(self._feedback).clamp(-1.0, 1.0)
         # Re-injection: a little fresh picture (the live camera, else the latent
         # picture) enters the loop each frame. Pure feedback (inject 0) of a
         # model trained as an image transform settles towards a flat field.
         fresh = None
         if self.reaction.inject > 0.0:
-            fresh = self._input_for(self.pix2pix, seq, frame)
+            fresh = self._input_for(model, seq, frame)
             if fresh is None and image is not None:
                 fresh = resize(image.float(), resolution)
         self._feedback = out if fresh is None else lerp(out, fresh, self.reaction.inject)
