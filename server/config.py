@@ -55,7 +55,7 @@ class RenderConfig:
     feedback: str = ""  # next-frame model that feedback iterates; "" = the shipped one
     smoothing: float = 0.0  # blend of each output frame with the previous one (0..0.99)
     react_fade_s: float = 0.5  # crossfade into and out of a reaction
-    feedback_inject: float = 0.3  # feedback: share of fresh picture entering the loop
+    feedback_inject: float = 0.0  # feedback: share of fresh picture entering the loop
     react_stall_s: float = 1.0  # input silent this long: fall back to latent play
 
 

@@ -42,7 +42,7 @@ class Reaction:
         self.mode = mode
         self.mix = 1.0  # how much of the reaction shows at full level
         self.smoothing = 0.0  # blend of each output frame with the previous one
-        self.inject = 0.3  # feedback: share of fresh picture entering the loop each frame
+        self.inject = 0.0  # feedback: share of fresh picture entering the loop each frame
         self.active = False
         self.reason: str | None = None  # why the last reaction ended
         self.ends_at: float | None = None

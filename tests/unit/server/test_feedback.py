@@ -1,4 +1,4 @@
-"""Feedback mode with the shipped pix2pix: long runs stay finite, alive and bounded."""
+"""Feedback mode with the shipped models: long runs stay finite, alive and bounded."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import av
 import numpy as np
 import torch
 
-from models.checkpoint import default_model_path, load_model
-from server.config import RenderConfig
+from server.config import Config, RenderConfig
 from server.engine import Engine
+from server.lifecycle import reaction_models
 from tests.conftest import tiny_model
 
 
@@ -22,12 +22,17 @@ def rss_bytes() -> int:
 
 
 def test_feedback_runs_300_frames_without_nan_flatness_or_growth() -> None:
-    pix2pix = load_model(default_model_path("image2image"))
+    # The shipped models, as `serve` loads them; pure feedback (no re-injection).
+    generator = tiny_model()
+    pix2pix, encoder, feedback = reaction_models(Config(), generator)
+    assert feedback is not None and feedback.name == "default-nextframe-128"
     engine = Engine(
-        model=tiny_model(),
-        config=RenderConfig(size=128, react_fade_s=0.0),
+        model=generator,
+        config=RenderConfig(size=128, react_fade_s=0.0, feedback_inject=0.0),
         device=torch.device("cpu"),
         pix2pix=pix2pix,
+        encoder=encoder,
+        feedback=feedback,
     )
     engine.render_once()  # the picture on screen seeds the loop (no camera)
     engine.reaction.set_mode("feedback")
