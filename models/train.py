@@ -348,15 +348,9 @@ def train_dcgan(
         model = DCGANConfig(**meta["config"])
     g = DCGANGenerator(config=model).to(run.device)
     d = DCGANDiscriminator(config=model).to(run.device)
-    opt_g = torch.optim.Adam(g.parameters(), lr=train.lr, betas=(train.beta1, train.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=train.lr, betas=(train.beta1, train.beta2))
+    opt_g, opt_d = gan_optimizers(g, d, train)
     if resume:
-        g.load_state_dict(weights)
-        load_module("disc", d, extras)
-        load_optimizer("opt_g", opt_g, extras)
-        load_optimizer("opt_d", opt_d, extras)
-        run.step = int(meta["training"]["step"])
-        logger.info("resumed %s at step %d", run.dir, run.step)
+        restore_gan(run, g, d, opt_g, opt_d, meta=meta, weights=weights, extras=extras)
     fixed_z = torch.stack([random_latent(EVAL_SEED + i, model.z_dim) for i in range(16)]).to(
         run.device
     )
@@ -394,14 +388,52 @@ def train_dcgan(
 
     def save() -> None:
         training = training_metadata(train, run.step, dataset=str(dataset))
-        extras = {
-            **module_tensors("disc", d),
-            **optimizer_tensors("opt_g", opt_g),
-            **optimizer_tensors("opt_d", opt_d),
-        }
+        extras = gan_extras(d, opt_g, opt_d)
         run.save(arch="dcgan", config=model, weights=g, training=training, extras=extras)
 
     return run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
+
+
+def gan_optimizers(
+    g: nn.Module, d: nn.Module, train: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Adam for a generator and its discriminator, as the config says."""
+    betas = (train.beta1, train.beta2)
+    return (
+        torch.optim.Adam(g.parameters(), lr=train.lr, betas=betas),
+        torch.optim.Adam(d.parameters(), lr=train.lr, betas=betas),
+    )
+
+
+def restore_gan(
+    run: Run,
+    g: nn.Module,
+    d: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    *,
+    meta: dict[str, Any],
+    weights: dict[str, Tensor],
+    extras: dict[str, Tensor],
+) -> None:
+    """Continue a GAN run: both networks, both optimisers, the step count."""
+    g.load_state_dict(weights)
+    load_module("disc", d, extras)
+    load_optimizer("opt_g", opt_g, extras)
+    load_optimizer("opt_d", opt_d, extras)
+    run.step = int(meta["training"]["step"])
+    logger.info("resumed %s at step %d", run.dir, run.step)
+
+
+def gan_extras(
+    d: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer
+) -> dict[str, Tensor]:
+    """What a resumable GAN checkpoint keeps besides the generator."""
+    return {
+        **module_tensors("disc", d),
+        **optimizer_tensors("opt_g", opt_g),
+        **optimizer_tensors("opt_d", opt_d),
+    }
 
 
 def split_held_out(data: Dataset, fraction: float = 0.1) -> tuple[Tensor, Tensor]:
@@ -452,14 +484,9 @@ def train_pix2pix(
         model = Pix2PixConfig(**meta["config"])
     g = UNetGenerator(config=model).to(run.device)
     d = PatchDiscriminator(config=model).to(run.device)
-    opt_g = torch.optim.Adam(g.parameters(), lr=train.lr, betas=(train.beta1, train.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=train.lr, betas=(train.beta1, train.beta2))
+    opt_g, opt_d = gan_optimizers(g, d, train)
     if resume:
-        g.load_state_dict(weights)
-        load_module("disc", d, extras)
-        load_optimizer("opt_g", opt_g, extras)
-        load_optimizer("opt_d", opt_d, extras)
-        run.step = int(meta["training"]["step"])
+        restore_gan(run, g, d, opt_g, opt_d, meta=meta, weights=weights, extras=extras)
     bce = nn.BCEWithLogitsLoss()
     shown = held[:6]
 
@@ -504,11 +531,7 @@ def train_pix2pix(
 
     def save(quality: dict[str, float] | None = None) -> None:
         training = training_metadata(train, run.step, dataset=str(dataset), quality=quality or {})
-        extras = {
-            **module_tensors("disc", d),
-            **optimizer_tensors("opt_g", opt_g),
-            **optimizer_tensors("opt_d", opt_d),
-        }
+        extras = gan_extras(d, opt_g, opt_d)
         run.save(arch="pix2pix", config=model, weights=g, training=training, extras=extras)
 
     result = run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
