@@ -262,8 +262,9 @@ def render_from_args(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise RenderError(f"{out}: already exists (use --force to overwrite)")
-    kind = "image2image" if args.mode == "feedback" else "unconditional"
-    model = load_model(Path(args.model) if args.model else default_model_path(kind), args.device)
+    # A feedback rollout iterates the shipped next-frame model, as live feedback does.
+    role = "feedback" if args.mode == "feedback" else "unconditional"
+    model = load_model(Path(args.model) if args.model else default_model_path(role), args.device)
     if args.mode == "tour":
         z_dim = latent_size(model)
         seeds = (
