@@ -35,7 +35,7 @@ from websockets.http11 import Request, Response
 from server.config import Config
 from server.control import ControlHub
 from server.engine import Engine
-from server.inputs import InputHub, pump_track
+from server.inputs import pump_track
 from server.media import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
 
 logger = logging.getLogger(__name__)
@@ -82,14 +82,12 @@ class App:
         engine: Engine,
         encoder: StreamEncoder | None,
         hub: PacketHub | None,
-        inputs: InputHub,
         control: ControlHub,
     ) -> None:
         self.config = config
         self.engine = engine
         self.encoder = encoder
         self.hub = hub
-        self.inputs = inputs
         self.peers: set[Peer] = set()
         self.cameras: set[Peer] = set()
         self.connections: set[ServerConnection] = set()
@@ -152,7 +150,7 @@ class App:
                 "bad_messages": self.bad_messages,
                 "rejected_commands": self.control.rejected,
                 "osc": self.osc_stats() if self.osc_stats else None,
-                "input": self.inputs.status(),
+                "input": self.engine.inputs.status(),
                 "uptime_s": round(time.monotonic() - self.started, 1),
             }
         )
@@ -243,7 +241,7 @@ class App:
         @peer.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video" and peer.pump is None:
-                peer.pump = asyncio.ensure_future(pump_track(self.inputs, track, "camera"))
+                peer.pump = asyncio.ensure_future(pump_track(self.engine.inputs, track, "camera"))
 
         def receives_video() -> str | None:
             if any(t.kind == "video" for t in peer.pc.getTransceivers()):
@@ -334,7 +332,7 @@ class App:
             peer.pump.cancel()
         try:
             await asyncio.wait_for(peer.pc.close(), timeout=2.0)
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001 - closing is best effort
+        except Exception as exc:  # noqa: BLE001 - closing is best effort
             logger.debug("closing a peer failed: %s", exc)
 
     async def close(self) -> None:

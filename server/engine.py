@@ -118,7 +118,7 @@ def error(command: Command, message: str) -> Change:
 class Engine:
     """Owns the generators, the play state, reactions and the render thread."""
 
-    STALL_LOG_SECONDS = 2.0
+    STALL_SECONDS = 2.0
     MODEL_FADE_SECONDS = 1.0
     SHOW_SAVE_SECONDS = 1.0  # at most one show snapshot per second
     EARLY_FRAME_GAP = 0.5  # of a frame period: how soon a command may start a frame
@@ -262,7 +262,7 @@ class Engine:
             "render_errors": self.errors,
             "last_error": self._last_error,
             "dropped_batches": self.dropped_batches,
-            "stalled": started is not None and now - started > self.STALL_LOG_SECONDS,
+            "stalled": started is not None and now - started > self.STALL_SECONDS,
             "reaction": self.reaction.status(now),
             "tempo_bpm": round(self.tempo.bpm, 2),
             "render_lead_ms": round(self.tempo.lead_seconds * 1000.0, 1),

@@ -198,7 +198,6 @@ async def running(
         engine=engine,
         encoder=encoder_thread,
         hub=hub,
-        inputs=engine.inputs,
         control=control,
     )
     _add_routes(app, engine, saver)

@@ -220,7 +220,6 @@ class ViewerTrack(MediaStreamTrack):
         self.sent = RateMeter()
         self.drops = 0
         self.last_sent: EncodedFrame | None = None
-        self.on_sent: Callable[[EncodedFrame], None] | None = None
 
     def offer(self, encoded: EncodedFrame) -> None:
         """Take one encoded frame from the hub (event loop thread)."""
@@ -252,8 +251,6 @@ class ViewerTrack(MediaStreamTrack):
         if encoded is not None:
             self.sent.tick()
             self.last_sent = encoded
-            if self.on_sent is not None:
-                self.on_sent(encoded)
         return packet
 
     def stop(self) -> None:

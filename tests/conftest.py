@@ -20,6 +20,23 @@ from server.netns import ADDRESS, has_address
 NAMESPACE_ADDRESS = ADDRESS
 
 
+def in_memory(
+    module: torch.nn.Module, *, name: str, arch: str, kind: str, z_dim: int | None
+) -> LoadedModel:
+    """A model as `load_model` returns one, built in memory (no file behind it)."""
+    resolution = module.config.resolution  # type: ignore[union-attr]
+    return LoadedModel(
+        name=name,
+        path=Path(f"{name}.safetensors"),
+        arch=arch,
+        kind=kind,
+        module=module,
+        resolution=resolution,
+        z_dim=z_dim,
+        metadata={},
+    )
+
+
 def tiny_model(resolution: int = 32, seed: int = 0) -> LoadedModel:
     """An untrained DCGAN, small enough to render hundreds of frames a second."""
     torch.manual_seed(seed)
@@ -30,16 +47,7 @@ def tiny_model(resolution: int = 32, seed: int = 0) -> LoadedModel:
     ]
     with torch.no_grad():
         last[-1].weight.mul_(8.0)  # strong colours: pixel changes well above codec noise
-    return LoadedModel(
-        name="tiny",
-        path=Path("tiny.safetensors"),
-        arch="dcgan",
-        kind="unconditional",
-        module=module,
-        resolution=resolution,
-        z_dim=config.z_dim,
-        metadata={},
-    )
+    return in_memory(module, name="tiny", arch="dcgan", kind="unconditional", z_dim=config.z_dim)
 
 
 def lively(module: torch.nn.Module) -> torch.nn.Module:
@@ -95,16 +103,7 @@ def tiny_pix2pix(resolution: int = 32, seed: int = 0) -> LoadedModel:
     torch.manual_seed(seed)
     config = Pix2PixConfig(resolution=resolution, ngf=4, max_channels=16)
     module = lively(UNetGenerator(config=config).eval())
-    return LoadedModel(
-        name="tiny-pix2pix",
-        path=Path("tiny-pix2pix.safetensors"),
-        arch="pix2pix",
-        kind="image2image",
-        module=module,
-        resolution=resolution,
-        z_dim=None,
-        metadata={},
-    )
+    return in_memory(module, name="tiny-pix2pix", arch="pix2pix", kind="image2image", z_dim=None)
 
 
 def tiny_encoder(resolution: int = 32, z_dim: int = 16, seed: int = 0) -> LoadedModel:
@@ -114,13 +113,4 @@ def tiny_encoder(resolution: int = 32, z_dim: int = 16, seed: int = 0) -> Loaded
     torch.manual_seed(seed)
     config = EncoderConfig(resolution=resolution, z_dim=z_dim, nef=4, max_channels=16)
     module = lively(Encoder(config=config).eval())
-    return LoadedModel(
-        name="tiny-encoder",
-        path=Path("tiny-encoder.safetensors"),
-        arch="encoder",
-        kind="encoder",
-        module=module,
-        resolution=resolution,
-        z_dim=z_dim,
-        metadata={},
-    )
+    return in_memory(module, name="tiny-encoder", arch="encoder", kind="encoder", z_dim=z_dim)

@@ -126,7 +126,7 @@ def test_a_raising_step_keeps_the_last_frame_and_rendering_goes_on(
 def test_a_stalled_step_keeps_the_last_frame_and_reports_it() -> None:
     model, module = faulty_model()
     engine = Engine(model=model, config=RenderConfig(size=32, fps=100), device=torch.device("cpu"))
-    engine.STALL_LOG_SECONDS = 0.2
+    engine.STALL_SECONDS = 0.2
     engine.start()
     try:
         wait_for(lambda: engine.frames.latest()[0] >= 2)
