@@ -2,7 +2,7 @@
 
 import sys
 
-from server.bench_control import main
+from server.bench.control import main
 
 if __name__ == "__main__":
     sys.exit(main())

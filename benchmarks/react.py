@@ -2,7 +2,7 @@
 
 import sys
 
-from server.bench_react import main
+from server.bench.react import main
 
 if __name__ == "__main__":
     sys.exit(main())

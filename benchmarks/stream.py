@@ -2,7 +2,7 @@
 
 import sys
 
-from server.bench import main
+from server.bench.stream import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,8 +18,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from models.dataset import DatasetConfig, build_dataset
-from models.dcgan import DCGANConfig
-from models.pix2pix import Pix2PixConfig
+from models.nets.dcgan import DCGANConfig
+from models.nets.pix2pix import Pix2PixConfig
 from models.procedural import ProceduralConfig, write_procedural_video
 from models.train import TrainConfig, train_dcgan, train_encoder, train_pix2pix
 

@@ -26,9 +26,9 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from models.dcgan import DCGANConfig, DCGANGenerator
-from models.encoder import Encoder, EncoderConfig
-from models.pix2pix import Pix2PixConfig, UNetGenerator
+from models.nets.dcgan import DCGANConfig, DCGANGenerator
+from models.nets.encoder import Encoder, EncoderConfig
+from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from models.checkpoint import CheckpointError, list_models
 from models.dataset import DatasetConfig, DatasetError, build_dataset
-from models.dcgan import DCGANConfig
-from models.encoder import EncoderConfig
-from models.pix2pix import Pix2PixConfig
+from models.nets.dcgan import DCGANConfig
+from models.nets.encoder import EncoderConfig
+from models.nets.pix2pix import Pix2PixConfig
 from models.procedural import SCENES, ProceduralConfig, write_procedural_video
 from models.render import RenderError
 from models.train import (

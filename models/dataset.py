@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.dcgan import check_resolution
+from models.nets.dcgan import check_resolution
 from models.progress import Progress
 
 logger = logging.getLogger(__name__)

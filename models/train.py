@@ -33,10 +33,10 @@ from models.checkpoint import (
     save_checkpoint,
 )
 from models.dataset import Dataset, DatasetError, load_dataset
-from models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
-from models.encoder import Encoder, EncoderConfig
 from models.latent import random_latent
-from models.pix2pix import PatchDiscriminator, Pix2PixConfig, UNetGenerator
+from models.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from models.nets.encoder import Encoder, EncoderConfig
+from models.nets.pix2pix import PatchDiscriminator, Pix2PixConfig, UNetGenerator
 from models.png import make_grid, write_png
 from models.progress import Progress
 

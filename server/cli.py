@@ -30,9 +30,9 @@ SERVE_OVERRIDES = {
 
 
 BENCHMARKS = {
-    "stream": "server.bench",
-    "control": "server.bench_control",
-    "react": "server.bench_react",
+    "stream": "server.bench.stream",
+    "control": "server.bench.control",
+    "react": "server.bench.react",
 }
 
 

@@ -30,14 +30,14 @@ from models.checkpoint import CheckpointError, LoadedModel, load_model
 from models.latent import lerp
 from server.commands import Command
 from server.config import RenderConfig
-from server.convert import resize, to_yuv420
 from server.device import cpu_threads, half_if_finite
-from server.inputs import InputHub
+from server.media.convert import resize, to_yuv420
+from server.media.inputs import InputHub
+from server.media.slot import LatestSlot
 from server.meters import RateMeter
 from server.play import Change, PlayState
-from server.reaction import Reaction
-from server.reactor import Reactor
-from server.slot import LatestSlot
+from server.react.reaction import Reaction
+from server.react.reactor import Reactor
 from server.tempo import TempoClock
 
 logger = logging.getLogger(__name__)

@@ -30,16 +30,16 @@ from models.checkpoint import (
     weights_dir,
 )
 from server import showfile
-from server.app import App, json_response
 from server.commands import describe
 from server.config import Config
 from server.control import ControlHub
 from server.device import pick_device
 from server.engine import Engine
-from server.inputs import SourceError, play_source
-from server.media import EncodedFrame, PacketHub, StreamEncoder
+from server.http.app import App, json_response
+from server.http.tls import TlsError, server_context
+from server.media.inputs import SourceError, play_source
+from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 from server.tempo import LinkSource, TempoClock
-from server.tls import TlsError, server_context
 
 logger = logging.getLogger(__name__)
 

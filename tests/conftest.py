@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from models.checkpoint import LoadedModel
-from models.dcgan import DCGANConfig, DCGANGenerator
+from models.nets.dcgan import DCGANConfig, DCGANGenerator
+from server.bench.netns import ADDRESS, has_address
 from server.config import Config
 from server.lifecycle import Running, running
-from server.netns import ADDRESS, has_address
 
 # The address scripts/test gives this run's own network namespace (a veth pair):
 # aioice never offers 127.0.0.1, and no other address may be a test target.
@@ -98,7 +98,7 @@ async def live_server(webrtc_host: str) -> AsyncIterator[Running]:
 
 def tiny_pix2pix(resolution: int = 32, seed: int = 0) -> LoadedModel:
     """An untrained pix2pix U-Net: different inputs still give different outputs."""
-    from models.pix2pix import Pix2PixConfig, UNetGenerator
+    from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
 
     torch.manual_seed(seed)
     config = Pix2PixConfig(resolution=resolution, ngf=4, max_channels=16)
@@ -108,7 +108,7 @@ def tiny_pix2pix(resolution: int = 32, seed: int = 0) -> LoadedModel:
 
 def tiny_encoder(resolution: int = 32, z_dim: int = 16, seed: int = 0) -> LoadedModel:
     """An untrained encoder for `tiny_model`'s latent size."""
-    from models.encoder import Encoder, EncoderConfig
+    from models.nets.encoder import Encoder, EncoderConfig
 
     torch.manual_seed(seed)
     config = EncoderConfig(resolution=resolution, z_dim=z_dim, nef=4, max_channels=16)

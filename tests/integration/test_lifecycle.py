@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from models.checkpoint import save_checkpoint
-from server.rtc_clients import connect_viewer
+from server.bench.peers import connect_viewer
 from tests.conftest import tiny_model
 
 REPO = Path(__file__).resolve().parents[2]

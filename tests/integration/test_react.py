@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from server.bench.peers import PatternTrack, connect_camera, connect_viewer
 from server.engine import Engine
 from server.lifecycle import Running, running
-from server.rtc_clients import PatternTrack, connect_camera, connect_viewer
 from tests.conftest import server_config, tiny_encoder, tiny_model, tiny_pix2pix
 
 pytestmark = pytest.mark.webrtc

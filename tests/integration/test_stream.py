@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from server.bench.peers import connect_viewer
 from server.lifecycle import Running, running
-from server.rtc_clients import connect_viewer
 from tests.conftest import server_config, tiny_model
 
 pytestmark = pytest.mark.webrtc

@@ -18,9 +18,9 @@ from models.checkpoint import (
     read_tensors,
     save_checkpoint,
 )
-from models.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
-from models.encoder import Encoder, EncoderConfig
-from models.pix2pix import Pix2PixConfig, UNetGenerator
+from models.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from models.nets.encoder import Encoder, EncoderConfig
+from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
 
 TINY = DCGANConfig(resolution=16, z_dim=8, ngf=8, ndf=8, max_channels=16)
 

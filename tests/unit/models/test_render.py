@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from models.checkpoint import load_model, save_checkpoint
-from models.dcgan import DCGANConfig, DCGANGenerator
 from models.latent import random_latent, slerp
-from models.pix2pix import Pix2PixConfig, UNetGenerator
+from models.nets.dcgan import DCGANConfig, DCGANGenerator
+from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
 from models.render import (
     RenderError,
     render_feedback,

@@ -11,9 +11,9 @@ import torch
 
 from models.checkpoint import load_model, read_tensors
 from models.dataset import DatasetConfig, build_dataset
-from models.dcgan import DCGANConfig
-from models.encoder import EncoderConfig
-from models.pix2pix import Pix2PixConfig
+from models.nets.dcgan import DCGANConfig
+from models.nets.encoder import EncoderConfig
+from models.nets.pix2pix import Pix2PixConfig
 from models.procedural import ProceduralConfig, write_procedural_video
 from models.train import TrainConfig, TrainError, train_dcgan, train_encoder, train_pix2pix
 

@@ -11,8 +11,8 @@ import pytest
 
 from server.config import StreamConfig
 from server.engine import Frame
-from server.media import EncodedFrame, PacketHub, StreamEncoder
-from server.slot import LatestSlot
+from server.media.slot import LatestSlot
+from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 
 
 def frame(index: int, size: int = 64) -> Frame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.reaction import Ramp, Reaction
+from server.react.reaction import Ramp, Reaction
 
 
 def test_ramp_is_exact_at_both_ends() -> None:

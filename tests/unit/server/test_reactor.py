@@ -11,8 +11,8 @@ import torch
 
 from server.config import RenderConfig
 from server.engine import Engine
-from server.inputs import InputFrame
-from server.reactor import input_tensor
+from server.media.inputs import InputFrame
+from server.react.reactor import input_tensor
 from tests.conftest import tiny_encoder, tiny_model, tiny_pix2pix
 
 CPU = torch.device("cpu")

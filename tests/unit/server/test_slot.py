@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from server.slot import LatestSlot
+from server.media.slot import LatestSlot
 
 
 def test_empty_slot_and_put() -> None:

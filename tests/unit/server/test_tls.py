@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.tls import TlsError, server_context
+from server.http.tls import TlsError, server_context
 
 
 def test_self_signed_pair_is_made_once_and_kept(tmp_path: Path) -> None:

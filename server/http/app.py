@@ -35,12 +35,12 @@ from websockets.http11 import Request, Response
 from server.config import Config
 from server.control import ControlHub
 from server.engine import Engine
-from server.inputs import pump_track
-from server.media import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
+from server.media.inputs import pump_track
+from server.media.stream import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
 
 logger = logging.getLogger(__name__)
 
-WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 MAX_SDP_CHARS = 64 * 1024
 
 

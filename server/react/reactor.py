@@ -1,6 +1,6 @@
 """The render thread's side of reactions: incoming frames through pix2pix or the encoder.
 
-`Reaction` (server/reaction.py) decides when and how strongly; this module
+`Reaction` (server/react/reaction.py) decides when and how strongly; this module
 does the tensor work, on the generator's device: preprocess the newest input
 frame the way the dataset command prepared the training data, run pix2pix or
 the encoder, blend, feed back, smooth.
@@ -19,9 +19,9 @@ from torch import Tensor
 from models.checkpoint import CheckpointError, LoadedModel, check_encoder_pair
 from models.dataset import fit_square
 from models.latent import lerp
-from server.convert import resize
-from server.inputs import InputFrame
-from server.reaction import Reaction
+from server.media.convert import resize
+from server.media.inputs import InputFrame
+from server.react.reaction import Reaction
 
 logger = logging.getLogger(__name__)
 

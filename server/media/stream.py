@@ -26,8 +26,8 @@ from aiortc.mediastreams import MediaStreamError
 
 from server.config import StreamConfig
 from server.engine import Frame
+from server.media.slot import LatestSlot
 from server.meters import RateMeter
-from server.slot import LatestSlot
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ NAMESPACE_SETUP = (
     "ip link set lo up; ip link add v0 type veth peer name v1; "
     f"ip addr add {ADDRESS}/24 dev v0; ip link set v0 up; ip link set v1 up; "
 )
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def has_address(address: str) -> bool:

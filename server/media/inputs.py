@@ -20,8 +20,8 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
+from server.media.slot import LatestSlot
 from server.meters import RateMeter
-from server.slot import LatestSlot
 
 logger = logging.getLogger(__name__)
 

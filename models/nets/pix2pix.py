@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from models.dcgan import check_resolution, init_weights
+from models.nets.dcgan import check_resolution, init_weights
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from models.checkpoint import default_model_path, load_model
 from server.config import Config
 from server.device import cpu_threads
 from server.lifecycle import running
-from server.media import EncodedFrame
+from server.media.stream import EncodedFrame
 
 SENDER = """
 import random, sys, time

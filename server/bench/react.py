@@ -24,13 +24,13 @@ import torch
 from websockets.asyncio.client import connect
 
 from models.checkpoint import LoadedModel, default_model_path, load_model
-from server.bench_control import percentile
+from server.bench.control import percentile
+from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
+from server.bench.peers import PatternTrack, connect_camera
 from server.config import Config
 from server.device import cpu_threads
 from server.lifecycle import running
-from server.media import EncodedFrame
-from server.netns import ADDRESS, in_namespace, reexec_in_namespace
-from server.rtc_clients import PatternTrack, connect_camera
+from server.media.stream import EncodedFrame
 
 COLOURS = [(230, 30, 30), (20, 40, 220), (30, 200, 60), (240, 220, 40)]
 
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=0, help="output size; 0 = native")
     args = parser.parse_args(argv)
     if not in_namespace():
-        return reexec_in_namespace(argv, module="server.bench_react")
+        return reexec_in_namespace(argv, module="server.bench.react")
     torch.set_num_threads(cpu_threads(0))
     generator = load_model(default_model_path("unconditional"))
     pix2pix = load_model(default_model_path("image2image"))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 from torch import Tensor
 
-from models.dcgan import check_resolution, init_weights, stage_channels
+from models.nets.dcgan import check_resolution, init_weights, stage_channels
 
 logger = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import default_model_path, load_model
+from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
+from server.bench.peers import connect_viewer
 from server.device import cpu_threads
-from server.netns import ADDRESS, in_namespace, reexec_in_namespace
-from server.rtc_clients import connect_viewer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def generator_fps(model_path: Path, seconds: float) -> tuple[float, float]:
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if not in_namespace():
-        return reexec_in_namespace(argv, module="server.bench")
+        return reexec_in_namespace(argv, module="server.bench.stream")
     model = args.model or default_model_path("unconditional")
     asyncio.run(run(model.resolve(), args.seconds, args.viewers, args.fps, args.sizes))
     return 0

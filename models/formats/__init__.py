@@ -1,0 +1,1 @@
+"""Readers for foreign model files. None of them executes code from the file."""

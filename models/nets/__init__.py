@@ -1,0 +1,1 @@
+"""Network definitions: pure PyTorch modules, each with a config dataclass."""

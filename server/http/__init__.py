@@ -1,0 +1,1 @@
+"""The one port: pages, /api, /ws, TLS."""

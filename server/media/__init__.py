@@ -1,0 +1,1 @@
+"""Media: encode once, convert, latest-value slots, incoming video."""

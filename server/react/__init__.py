@@ -1,0 +1,1 @@
+"""Reactions: incoming video through pix2pix, mirror or feedback."""
