@@ -1,9 +1,12 @@
 """Incoming video: a browser camera over WebRTC, a file played in a loop, a V4L2 device.
 
-Every source writes decoded `av.VideoFrame`s into one latest-input slot. No
-colour conversion happens here: the render thread converts the one frame it
-uses, so the event loop never does pixel work and skipped frames cost
-nothing.
+Every source writes its decoded pictures into one latest-input slot as plain
+read-only YUV 4:2:0 arrays, never as `av.VideoFrame`s: a frame carries its own
+libswscale context, and two threads converting one frame at once deadlocked in
+swscale's slice threads (seen in our own tests). So each thread owns its
+frames: the producer copies the planes out (a memcpy for the decoders'
+yuv420p, no colour conversion on the event loop), and the render thread builds
+its own frame from the array for the one scale + RGB conversion it needs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
@@ -32,11 +36,38 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class InputFrame:
-    """One incoming picture, as decoded."""
+    """One incoming picture: its own read-only copy of the decoded planes."""
 
-    image: av.VideoFrame
+    yuv: np.ndarray  # (H * 3 // 2, W) uint8, yuv420p planes stacked as PyAV lays them out
     arrived_at: float  # time.monotonic() when it reached the server
     source: str  # "camera", "file:clip.mp4", "v4l2:/dev/video0"
+
+    @property
+    def width(self) -> int:
+        return int(self.yuv.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.yuv.shape[0] * 2 // 3)
+
+    def to_frame(self) -> av.VideoFrame:
+        """A fresh `av.VideoFrame` owned by the caller's thread (never shared)."""
+        return av.VideoFrame.from_ndarray(self.yuv, format="yuv420p")
+
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB, converted in the caller's thread on a frame of its own."""
+        return self.to_frame().to_ndarray(format="rgb24")
+
+
+def copy_planes(frame: av.VideoFrame) -> np.ndarray:
+    """The picture as a new read-only yuv420p array, even-sized (a plain copy for yuv420p)."""
+    if frame.width % 2 or frame.height % 2 or frame.format.name != "yuv420p":
+        frame = frame.reformat(
+            width=frame.width // 2 * 2 or 2, height=frame.height // 2 * 2 or 2, format="yuv420p"
+        )
+    planes = frame.to_ndarray()  # a new array: the frame's buffers are not referenced
+    planes.flags.writeable = False
+    return planes
 
 
 class InputHub:
@@ -55,7 +86,7 @@ class InputHub:
         if source != self.source:
             return
         now = time.monotonic()
-        self.frames.put(InputFrame(image=image, arrived_at=now, source=source))
+        self.frames.put(InputFrame(yuv=copy_planes(image), arrived_at=now, source=source))
         self.rate.tick(now)
 
     def begin(self, source: str, stop: asyncio.Event | threading.Event) -> None:

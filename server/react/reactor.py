@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 
-import av
 import numpy as np
 import torch
 from torch import Tensor
@@ -34,13 +33,14 @@ def model_fit(model: LoadedModel) -> str:
     return fit if fit in ("letterbox", "crop") else "letterbox"
 
 
-def input_tensor(frame: av.VideoFrame, *, size: int, fit: str, device: torch.device) -> Tensor:
-    """A decoded frame -> (1, 3, size, size) in [-1, 1] on `device`.
+def input_tensor(incoming: InputFrame, *, size: int, fit: str, device: torch.device) -> Tensor:
+    """An incoming picture -> (1, 3, size, size) in [-1, 1] on `device`.
 
     One swscale call scales it (keeping its aspect) and converts it to RGB;
     then the dataset command's own `fit_square` adds the black bars or crops,
     so live input is framed exactly like the training data.
     """
+    frame = incoming.to_frame()  # this thread's own frame: swscale state is never shared
     width, height = frame.width, frame.height
     fits_inside = fit == "letterbox"
     scale = size / (max(width, height) if fits_inside else min(width, height))
@@ -115,7 +115,7 @@ class Reactor:
             or self._input.shape[-1] != model.resolution
         ):
             self._input = input_tensor(
-                frame.image, size=model.resolution, fit=model_fit(model), device=self.device
+                frame, size=model.resolution, fit=model_fit(model), device=self.device
             )
             self._input_seq = seq
         return self._input

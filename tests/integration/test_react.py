@@ -60,7 +60,7 @@ def input_colour(engine: Engine) -> np.ndarray | None:
     _, incoming = engine.inputs.frames.latest()
     if incoming is None:
         return None
-    return incoming.image.to_ndarray(format="rgb24")[:, -1].mean(axis=0)  # a red/blue column
+    return incoming.rgb()[:, -1].mean(axis=0)  # a red/blue column
 
 
 async def react_to_camera(run: Running, mode: str) -> None:
