@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -87,6 +88,18 @@ def ease(name: str, t: float) -> float:
             return (2.0 ** (k * (2.0 * t - 1.0)) - low) / (2.0 * (1.0 - low))
         return 1.0 - (2.0 ** (-k * (2.0 * t - 1.0)) - low) / (2.0 * (1.0 - low))
     raise ValueError(f"unknown easing {name!r}: expected one of {', '.join(EASINGS)}")
+
+
+def seed_latent(seed: int, dim: int) -> Tensor:
+    """Seed N's latent as NVIDIA's gen_images.py draws it: RandomState(N).randn(dim), float32.
+
+    Every model kind uses it, so a performer's favourite seeds from any
+    StyleGAN notebook come out the same here.
+    """
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed {seed} out of range: expected 0 <= seed < 2**32")
+    values = np.random.RandomState(int(seed)).randn(int(dim))
+    return torch.from_numpy(values.astype(np.float32))
 
 
 def random_latent(seed: int, z_dim: int) -> Tensor:
