@@ -11,6 +11,7 @@ import contextlib
 import json
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import av
@@ -60,11 +61,13 @@ async def connect_viewer(
     keep: int = 400,
     ssl_context: ssl.SSLContext | None = None,
     pixels: bool = True,
+    rewrite: Callable[[str], str] | None = None,
 ) -> Viewer:
     """Open /ws, send a recvonly offer, apply the answer, start collecting frames.
 
     With `pixels` False frames are decoded and counted but not converted to
     RGB, so a benchmark's viewer takes less of the CPU it shares with the server.
+    `rewrite` changes the offer's SDP on its way out (other browsers' offers, in tests).
     """
     ws = await open_ws(url, ssl_context)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -85,7 +88,7 @@ async def connect_viewer(
 
         viewer.task = asyncio.ensure_future(pump())
 
-    await negotiate(ws, pc)
+    await negotiate(ws, pc, rewrite=rewrite)
     return viewer
 
 
@@ -94,10 +97,19 @@ async def open_ws(url: str, ssl_context: ssl.SSLContext | None) -> ClientConnect
     return await connect(url, ssl=ssl_context) if url.startswith("wss:") else await connect(url)
 
 
-async def negotiate(ws: ClientConnection, pc: RTCPeerConnection, **extra: str) -> None:
+async def negotiate(
+    ws: ClientConnection,
+    pc: RTCPeerConnection,
+    *,
+    rewrite: Callable[[str], str] | None = None,
+    **extra: str,
+) -> None:
     """Send our one offer (every candidate in it) and apply the server's answer."""
     await pc.setLocalDescription(await pc.createOffer())
-    await ws.send(json.dumps({**extra, "type": "offer", "sdp": pc.localDescription.sdp}))
+    sdp = pc.localDescription.sdp
+    if rewrite is not None:
+        sdp = rewrite(sdp)
+    await ws.send(json.dumps({**extra, "type": "offer", "sdp": sdp}))
     reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
     if reply.get("type") != "answer":
         await pc.close()

@@ -25,7 +25,6 @@ from aiortc import (
     RTCIceServer,
     RTCPeerConnection,
     RTCRtpSender,
-    RTCSessionDescription,
 )
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
@@ -36,6 +35,7 @@ from server.config import Config
 from server.control import ControlHub
 from server.engine import Engine
 from server.media.inputs import pump_track
+from server.media.rtc import answer_offer
 from server.media.stream import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
 
 logger = logging.getLogger(__name__)
@@ -291,8 +291,7 @@ class App:
         """Apply an offer and answer it; a bad offer closes the peer and says why."""
         pc = peer.pc
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
+            await answer_offer(pc, sdp)  # connects whatever the peer's candidates, DTLS role
             problem = check()
             if problem is not None:
                 raise ProtocolError(problem)
