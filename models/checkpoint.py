@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 from torch import Tensor
 
 from models.nets.dcgan import DCGANConfig, DCGANGenerator
@@ -154,16 +155,27 @@ def read_header(path: Path | str) -> tuple[dict[str, Any], dict[str, Any]]:
         size = path.stat().st_size
         with open(path, "rb") as f:
             head = f.read(8)
-            if len(head) < 8:
-                raise CheckpointError(f"{path}: not a safetensors file (only {size} bytes)")
-            (n,) = struct.unpack("<Q", head)
-            if n > MAX_HEADER_BYTES or n > size - 8:
-                raise CheckpointError(
-                    f"{path}: not a safetensors file or truncated (header claims {n} bytes)"
-                )
+            n = _header_length(path, head, size)
             raw = f.read(n)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return _parse_header(path, raw, n, size)
+
+
+def _header_length(path: Path, head: bytes, size: int) -> int:
+    if len(head) < 8:
+        raise CheckpointError(f"{path}: not a safetensors file (only {size} bytes)")
+    (n,) = struct.unpack("<Q", head[:8])
+    if n > MAX_HEADER_BYTES or n > size - 8:
+        raise CheckpointError(
+            f"{path}: not a safetensors file or truncated (header claims {n} bytes)"
+        )
+    return int(n)
+
+
+def _parse_header(
+    path: Path, raw: bytes, n: int, size: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -230,9 +242,18 @@ def config_from_dict(cls: type, data: Any, *, path: Path) -> Any:
 def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Metadata and every tensor of a checkpoint (extras included), on the CPU."""
     path = Path(path)
-    meta, _ = read_header(path)
+    # One read into memory, then parse: no memory map (a file truncated or
+    # replaced while mapped kills the process with SIGBUS) and no window between
+    # checking the header and reading the tensors. Deleting or rewriting a model
+    # file while it loads gives a CheckpointError, never a torn model.
     try:
-        tensors = load_file(str(path), device="cpu")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    n = _header_length(path, data[:8], len(data))
+    meta, _ = _parse_header(path, data[8 : 8 + n], n, len(data))
+    try:
+        tensors = load_bytes(data)
     except Exception as exc:  # safetensors raises its own error types
         raise CheckpointError(f"{path}: unreadable tensors: {exc}") from exc
     return meta, tensors

@@ -11,7 +11,7 @@ import contextlib
 import errno
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,12 @@ from server.commands import describe
 from server.config import Config
 from server.control import ControlHub
 from server.device import pick_device
-from server.engine import Engine
+from server.engine import ERROR_ADDRESS, Engine
 from server.http.app import App, json_response
 from server.http.tls import TlsError, server_context
 from server.media.inputs import SourceError, play_source
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
+from server.play import Change
 from server.tempo import LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
@@ -174,7 +175,12 @@ async def running(
         return None
 
     engine.open_source = open_source
-    saver = ShowSaver(show_path, show, loop)
+    saver = ShowSaver(
+        show_path,
+        show,
+        loop,
+        on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
+    )
     engine.on_show = saver.save_threadsafe
 
     encoder_thread: StreamEncoder | None = None
@@ -291,6 +297,7 @@ async def _start_osc(
 
 def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
     app.extra_routes["/api/commands"] = lambda: json_response(describe())
+    app.status_extras["show"] = saver.status
 
     def models() -> Any:
         found = [
@@ -334,14 +341,33 @@ def _load_show(path: Path) -> showfile.Show:
 
 
 class ShowSaver:
-    """Writes the show file off the render thread, atomically, newest state only."""
+    """Writes the show file off the render thread, atomically, newest state only.
 
-    def __init__(self, path: Path, show: showfile.Show, loop: asyncio.AbstractEventLoop) -> None:
+    A write that fails (disk full, read-only, folder gone) keeps the show in
+    memory, tells every controller once, shows in /api/status, and retries
+    every RETRY_SECONDS until the disk takes it: the file on disk is never
+    half-written (save_text renames a complete temp file over it) and nothing
+    performed since is lost while the server runs.
+    """
+
+    RETRY_SECONDS = 2.0
+
+    def __init__(
+        self,
+        path: Path,
+        show: showfile.Show,
+        loop: asyncio.AbstractEventLoop,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
         self.path = path
         self.show = show
+        self.error: str | None = None  # why the last write failed; None once saved
+        self.saves = 0
         self._loop = loop
+        self._on_error = on_error
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
+        self._closing = False
 
     def save_threadsafe(self, snapshots: dict[str, dict[str, Any]]) -> None:
         """Called on the render thread with every model's snapshot."""
@@ -352,6 +378,10 @@ class ShowSaver:
         """An imported show becomes the show (event loop)."""
         self.show = show
         self._schedule()
+
+    def status(self) -> dict[str, object]:
+        """For /api/status."""
+        return {"path": str(self.path), "saved": self.error is None, "error": self.error}
 
     def _update(self, snapshots: dict[str, dict[str, Any]]) -> None:
         self.show.models.update(snapshots)
@@ -369,10 +399,36 @@ class ShowSaver:
             try:
                 await asyncio.to_thread(showfile.save_text, self.path, text)
             except OSError as exc:
-                logger.error("could not save the show to %s: %s", self.path, exc)
+                self._failed(exc)
+                self._dirty = True
+                if self._closing:
+                    return
+                await asyncio.sleep(self.RETRY_SECONDS)
+            else:
+                self.saves += 1
+                if self.error is not None:
+                    logger.warning("the show is saved again to %s", self.path)
+                    self.error = None
+
+    def _failed(self, exc: OSError) -> None:
+        message = (
+            f"the show could not be saved to {self.path}: {exc.strerror or exc}; "
+            "it is kept in memory and saved as soon as the disk takes it"
+        )
+        if message != self.error:  # once per distinct cause, not every retry
+            logger.error("%s", message)
+            if self._on_error is not None:
+                self._on_error(message)
+        self.error = message
 
     async def flush(self) -> None:
-        """Wait for a pending write (shutdown)."""
+        """Wait for a pending write (shutdown); one last try if the disk is still refusing."""
+        self._closing = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = asyncio.ensure_future(self._write())
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task

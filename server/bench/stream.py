@@ -57,20 +57,52 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-class ServerProcess:
-    """A `ganvj serve` subprocess with a config of our own."""
+def toml_value(value: object) -> str:
+    """A Python value as a TOML value (strings, numbers, booleans, lists of those)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
 
-    def __init__(self, *, model: Path, fps: float, shared_encoder: bool, size: int = 0) -> None:
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A free TCP (or UDP) port on the namespace's address."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((ADDRESS, 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """A `ganvj serve` subprocess with a config of our own (`tables` add or replace keys)."""
+
+    def __init__(
+        self,
+        *,
+        model: Path,
+        fps: float,
+        shared_encoder: bool,
+        size: int = 0,
+        tables: dict[str, dict[str, object]] | None = None,
+    ) -> None:
         self._dir = tempfile.TemporaryDirectory()
-        with socket.socket() as s:
-            s.bind((ADDRESS, 0))
-            self.port = int(s.getsockname()[1])
+        self.port = free_port()
+        settings: dict[str, dict[str, object]] = {
+            "server": {"host": ADDRESS, "port": self.port, "max_viewers": 64},
+            "render": {"model": str(model), "fps": fps, "size": size, "device": "cpu"},
+            "stream": {"shared_encoder": shared_encoder},
+            "osc": {"enabled": False},
+        }
+        for table, values in (tables or {}).items():
+            settings.setdefault(table, {}).update(values)
         config = Path(self._dir.name) / "bench.toml"
         config.write_text(
-            f'[server]\nhost = "{ADDRESS}"\nport = {self.port}\nmax_viewers = 64\n'
-            f'[render]\nmodel = "{model}"\nfps = {fps}\nsize = {size}\ndevice = "cpu"\n'
-            f"[stream]\nshared_encoder = {'true' if shared_encoder else 'false'}\n"
-            "[osc]\nenabled = false\n"
+            "".join(
+                f"[{table}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
+                for table, values in settings.items()
+            )
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
@@ -98,7 +130,11 @@ class ServerProcess:
 
     def close(self) -> None:
         self.process.terminate()
-        self.process.communicate(timeout=10)
+        try:
+            self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # bounded: a server that will not stop is killed
+            self.process.communicate(timeout=10)
         self._dir.cleanup()
 
 

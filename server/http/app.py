@@ -97,6 +97,7 @@ class App:
         self.osc_stats: Callable[[], dict[str, int]] | None = None
         # More GET routes and websocket message types, added by the lifecycle.
         self.extra_routes: dict[str, Callable[[], Response]] = {}
+        self.status_extras: dict[str, Callable[[], object]] = {}  # more /api/status sections
         self.message_types: dict[
             str, Callable[[ServerConnection, dict[str, Any]], Awaitable[dict[str, Any]]]
         ] = {}
@@ -154,6 +155,7 @@ class App:
                 "uptime_s": round(time.monotonic() - self.started, 1),
             }
         )
+        stats.update({name: section() for name, section in self.status_extras.items()})
         return stats
 
     # -- websocket ----------------------------------------------------------
