@@ -25,6 +25,7 @@ MAX_MORPH_SECONDS = 600.0
 MAX_ADDRESS_CHARS = 128
 MAX_STRING_CHARS = 256
 MAX_SEED = 2**31 - 1
+MIDI_KINDS = ("cc", "cc14", "note")
 
 
 class CommandError(ValueError):
@@ -381,6 +382,103 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (ArgSpec("name", "s", "a model name from GET /api/models"),),
         owner="engine",
     ),
+    # Master output (the performer's only way to black)
+    CommandSpec(
+        "/output/dim",
+        "Master fader: 1 full picture, 0 black",
+        (ArgSpec("level", "f", "0..1", 0.0, 1.0),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/output/blackout",
+        "Fade to black (1) or back to the picture (0) over `seconds`",
+        (
+            _SWITCH,
+            ArgSpec("seconds", "f", "fade time, default 0 (a cut)", 0.0, 60.0, optional=True),
+        ),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/output/freeze",
+        "Hold the picture (commands still apply, and show when it is released)",
+        (_SWITCH,),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/output/strobe",
+        "Strobe to black at this rate in Hz; 0 is off",
+        (ArgSpec("rate", "f", "0..15 Hz", 0.0, 15.0),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/output/hue",
+        "Rotate hue, in turns: 0 and 1 are unchanged, 0.5 the opposite colours",
+        (ArgSpec("turns", "f", "0..1", 0.0, 1.0),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/output/saturation",
+        "Colour saturation: 0 grey, 1 unchanged, 2 twice as vivid",
+        (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/output/contrast",
+        "Contrast about mid grey: 0 flat grey, 1 unchanged, 2 twice as hard",
+        (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
+        owner="engine",
+    ),
+    CommandSpec("/output/invert", "Invert the colours: 1 on, 0 off", (_SWITCH,), owner="engine"),
+    # Modulation
+    CommandSpec(
+        "/mod/route",
+        "Modulate a continuous command: its value + amount x source (0..1); amount 0 removes. "
+        "Sources: audio/rms|bass|mid|high|onset, tempo/phase, tempo/bar",
+        (
+            ArgSpec("source", "s", "a source name, see /mod/sources"),
+            ArgSpec("target", "s", "an address taking one float, e.g. /latent/truncation"),
+            ArgSpec("amount", "f", "-10..10, in the target's own units", -10.0, 10.0),
+        ),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/mod/trigger",
+        "An event source (audio/onset, tempo/beat, tempo/bar) fires a command; on 0 removes",
+        (
+            ArgSpec("source", "s", "audio/onset, tempo/beat or tempo/bar"),
+            ArgSpec("target", "s", "an address needing no arguments, e.g. /keyframe/next"),
+            ArgSpec("on", "i", "1 add (default), 0 remove", 0, 1, optional=True),
+        ),
+        owner="engine",
+    ),
+    CommandSpec("/mod/clear", "Remove every route and trigger", owner="engine", queryable=False),
+    CommandSpec(
+        "/mod/sources",
+        "Read only: every modulation source and its value now (name, value, ...)",
+        owner="engine",
+        settable=False,
+    ),
+    # MIDI
+    CommandSpec(
+        "/midi/learn",
+        "Map the next MIDI control moved (CC, or a note for a trigger) to this address; '' cancels",
+        (ArgSpec("target", "s", "an address, e.g. /output/dim or /keyframe/3/jump"),),
+        owner="engine",
+    ),
+    CommandSpec(
+        "/midi/bind",
+        "Map a MIDI control to an address ('' removes); learn sends this for you",
+        (
+            ArgSpec(
+                "kind", "s", "cc (7-bit), cc14 (MSB 0..31, LSB +32) or note", choices=MIDI_KINDS
+            ),
+            ArgSpec("channel", "i", "1..16", 1, 16),
+            ArgSpec("number", "i", "controller or note number 0..127", 0, 127),
+            ArgSpec("target", "s", "an address, or '' to remove the mapping"),
+        ),
+        owner="engine",
+    ),
+    CommandSpec("/midi/clear", "Remove every MIDI mapping", owner="engine", queryable=False),
     # Feedback
     CommandSpec(
         "/feedback/subscribe",

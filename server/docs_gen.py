@@ -32,6 +32,9 @@ _SECTIONS = {
     "tempo": "Tempo",
     "react": "Reactions",
     "model": "Models",
+    "output": "Master output",
+    "mod": "Modulation",
+    "midi": "MIDI",
     "feedback": "Feedback",
 }
 

@@ -14,6 +14,7 @@ reports every change through `on_changes`.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -28,13 +29,15 @@ from torch import nn
 
 from models.checkpoint import CheckpointError, LoadedModel, load_model
 from models.latent import lerp
-from server.commands import Command
+from server.commands import Command, CommandError, parse
 from server.config import RenderConfig
 from server.device import cpu_threads, half_if_finite
 from server.media.convert import resize, to_yuv420
 from server.media.inputs import InputHub
+from server.media.master import Master
 from server.media.slot import LatestSlot
 from server.meters import RateMeter
+from server.patch import Patch, Sources, continuous_arg
 from server.play import Change, PlayState
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
@@ -163,12 +166,20 @@ class Engine:
         # Called on the render thread; the app hands them to the event loop.
         self.on_changes: Callable[[list[Change]], None] | None = None
         self.on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None
+        self.on_patch: Callable[[list[list[object]]], None] | None = None
         # Runs blocking work (opening files, loading models) off the render thread.
         self.start_io: Callable[[Callable[[], None]], None] = _daemon_thread
         self.open_source: Callable[[str], str | None] = lambda spec: "no sources configured"
         self.errors = 0
         self.dropped_batches = 0
         self.deck = self._deck(model, now=0.0)
+        self.master = Master()
+        self.patch = Patch()
+        # Modulation sources (audio features); any thread writes, the render thread reads.
+        self.sources = Sources()
+        self._held: torch.Tensor | None = None  # the picture /output/freeze holds
+        self._beat_seen: int | None = None
+        self._patch_dirty = False
         self._fading: Deck | None = None  # the previous model, during a switch
         self._fade_started = 0.0
         self._incoming: list[tuple[LoadedModel, Command | None]] = []
@@ -345,17 +356,28 @@ class Engine:
         # Compose (blend, react, smooth) at the generator's own size; the frame is
         # scaled to the output size once, inside the colour conversion.
         compose = max(self.deck.model.resolution, self.reactor.image_resolution(now))
+        self._tempo_events(now)
+        values = self._source_values(now)
+        bases = self._modulate(values, now)  # routes on top of the performer's values
         shown = self.deck.play.latent(now, dt)  # (z_dim,) on the CPU, where play keeps it
         z = shown.to(self.device)
         changes.extend(self.deck.play.take_changes())
+        held = self._held if self.master.freeze else None
         with torch.inference_mode():
-            image = None
-            if self.reactor.needs_latent_image(now):
-                z = self.reactor.latent(z, now, seq, incoming)
-                image = self.deck.render(z, compose)  # (1, 3, R, R)
-                image = self._crossfade(image, now, dt, compose)
-            image = self.reactor.image(image, now, seq, incoming, compose)
-            yuv = to_yuv420(image, size).cpu().numpy()  # the one copy back per frame
+            if held is not None:
+                image = held  # commands still apply; the picture waits for release
+            else:
+                latent_image = None
+                if self.reactor.needs_latent_image(now):
+                    z = self.reactor.latent(z, now, seq, incoming)
+                    latent_image = self.deck.render(z, compose)  # (1, 3, R, R)
+                    latent_image = self._crossfade(latent_image, now, dt, compose)
+                image = self.reactor.image(latent_image, now, seq, incoming, compose)
+                self._held = image
+            grade = self.master.grade(now)
+            # The master grade rides the conversion: the one copy back per frame.
+            yuv = to_yuv420(image, size, grade).cpu().numpy()
+        self._restore(bases, now)
         finished = time.monotonic()
         self._index += 1
         frame = Frame(
@@ -392,11 +414,70 @@ class Engine:
         old = fading.render(fading.play.latent(now, dt).to(self.device), size)
         return lerp(old, image, max(t, 0.0))
 
+    def _source_values(self, now: float) -> dict[str, float]:
+        """Every modulation source now: the audio features, and the beat grid."""
+        values = self.sources.snapshot()
+        beat = self.tempo.beat_at(now)
+        bar = self.tempo.beats_per_bar
+        values["tempo/phase"] = beat % 1.0
+        values["tempo/bar"] = (beat % bar) / bar
+        return values
+
+    def _tempo_events(self, now: float) -> None:
+        """Fire the tempo/beat and tempo/bar triggers when a frame crosses a beat."""
+        whole = math.floor(self.tempo.beat_at(now))
+        if self._beat_seen is not None and whole != self._beat_seen:
+            fired = self.patch.fire("tempo/beat", received=now)
+            if whole % self.tempo.beats_per_bar == 0:
+                fired += self.patch.fire("tempo/bar", received=now)
+            if fired:
+                self.submit(fired)  # applied before the next frame
+        self._beat_seen = whole
+
+    def _value(self, address: str, now: float) -> object:
+        """The performer's current value of a one-argument address."""
+        command = parse(address, ["?"])
+        if self.deck.play.handles(command):
+            return self.deck.play.query(address).args[0]
+        return self._query(command.name, now)[0]
+
+    def _set_quietly(self, address: str, value: object, now: float) -> None:
+        command = parse(address, [value])
+        if self.deck.play.handles(command):
+            self.deck.play.apply(command, now)
+        else:
+            self._command(command, now)
+
+    def _modulate(self, values: dict[str, float], now: float) -> list[tuple[str, object]]:
+        """Apply every routed target as its value + offset; the values to restore after."""
+        bases: list[tuple[str, object]] = []
+        for address, offset in self.patch.offsets(values).items():
+            try:
+                arg = continuous_arg(address)
+                base = self._value(address, now)
+                value = min(max(float(base) + offset, float(arg.min)), float(arg.max))  # type: ignore[arg-type]
+                self._set_quietly(address, value, now)
+            except (CommandError, ValueError, TypeError, IndexError) as exc:
+                self._report(exc)
+                continue
+            bases.append((address, base))
+        return bases
+
+    def _restore(self, bases: list[tuple[str, object]], now: float) -> None:
+        for address, base in bases:
+            try:
+                self._set_quietly(address, base, now)
+            except (CommandError, ValueError, TypeError) as exc:
+                self._report(exc)
+
     def _publish(self, changes: list[Change], now: float) -> None:
         if changes and self.on_changes is not None:
             self.on_changes(changes)
         if changes and any(c.to is None for c in changes):
             self._show_dirty = True
+        if self._patch_dirty and self.on_patch is not None:
+            self._patch_dirty = False
+            self.on_patch(self.patch.commands())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
             self._show_dirty = False
             self._show_saved = now
@@ -433,6 +514,12 @@ class Engine:
 
     def _command(self, command: Command, now: float) -> list[Change]:
         name = command.name
+        if name.startswith("/output/"):
+            return self.master.apply(command, now)
+        if name.startswith(("/mod/", "/midi/")):
+            if not command.query:
+                self._patch_dirty = True
+            return self.patch.apply(command, self._source_values(now) if command.query else None)
         if command.query:
             return [Change(command.address, self._query(name, now), command.origin)]
         if name == "/react/trigger":
@@ -476,6 +563,8 @@ class Engine:
             return self._react_state(now)
         if name == "/model/load":
             return (self.deck.model.name,)
+        if name.startswith("/output/"):
+            return self.master.query(name, now)
         return ()
 
     def _react_state(self, now: float) -> tuple[object, ...]:

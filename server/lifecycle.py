@@ -30,7 +30,7 @@ from models.checkpoint import (
     weights_dir,
 )
 from server import showfile
-from server.commands import describe
+from server.commands import describe, parse
 from server.config import Config
 from server.control import ControlHub
 from server.device import pick_device
@@ -182,6 +182,9 @@ async def running(
         on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
     )
     engine.on_show = saver.save_threadsafe
+    engine.on_patch = saver.save_patch_threadsafe
+    # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
+    engine.submit([parse(address, args) for address, args in show.patch])
 
     encoder_thread: StreamEncoder | None = None
     hub: PacketHub | None = None
@@ -321,6 +324,8 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
         except showfile.ShowFileError as exc:
             raise ValueError(str(exc)) from exc
         engine.import_show(show.models)
+        engine.submit([parse("/mod/clear", []), parse("/midi/clear", [])])
+        engine.submit([parse(address, args) for address, args in show.patch])
         saver.replace(show)
         return {"type": "show/imported", "models": sorted(show.models)}
 
@@ -373,6 +378,15 @@ class ShowSaver:
         """Called on the render thread with every model's snapshot."""
         with contextlib.suppress(RuntimeError):  # the loop is closing
             self._loop.call_soon_threadsafe(self._update, snapshots)
+
+    def save_patch_threadsafe(self, patch: list[list[object]]) -> None:
+        """Called on the render thread with the patch as commands."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._update_patch, patch)
+
+    def _update_patch(self, patch: list[list[object]]) -> None:
+        self.show.patch = patch
+        self._schedule()
 
     def replace(self, show: showfile.Show) -> None:
         """An imported show becomes the show (event loop)."""

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.commands import CommandError, parse
+
 logger = logging.getLogger(__name__)
 
 VERSION = 1
@@ -26,6 +28,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_MODELS = 256
 MAX_KEYFRAMES = 256
 MAX_Z_DIM = 4096
+MAX_PATCH = 512
 
 
 class ShowFileError(ValueError):
@@ -38,10 +41,17 @@ class Show:
 
     settings: dict[str, list[object]] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Modulation routes, triggers and MIDI mappings, as [address, args] commands.
+    patch: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document."""
-        return {"version": VERSION, "settings": self.settings, "models": self.models}
+        return {
+            "version": VERSION,
+            "settings": self.settings,
+            "models": self.models,
+            "patch": self.patch,
+        }
 
 
 def validate(data: object, where: str = "show file") -> Show:
@@ -81,7 +91,20 @@ def validate(data: object, where: str = "show file") -> Show:
         model_settings = model.get("settings", {})
         if not isinstance(model_settings, dict):
             raise ShowFileError(f"{key}.settings: expected an object")
-    return Show(settings=dict(settings), models=dict(models))
+    patch = data.get("patch", [])
+    if not isinstance(patch, list) or len(patch) > MAX_PATCH:
+        raise ShowFileError(f"{where}: 'patch' must be a list of at most {MAX_PATCH} commands")
+    for i, entry in enumerate(patch):
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list)):
+            raise ShowFileError(f"{where}: patch[{i}]: expected [address, [args]]")
+        address, args = entry
+        if not isinstance(address, str) or not address.startswith(("/mod/", "/midi/")):
+            raise ShowFileError(f"{where}: patch[{i}]: {address!r} is not a /mod or /midi address")
+        try:
+            parse(address, args)
+        except CommandError as exc:
+            raise ShowFileError(f"{where}: patch[{i}]: {exc}") from exc
+    return Show(settings=dict(settings), models=dict(models), patch=list(patch))
 
 
 def loads(text: str, where: str = "show file") -> Show:

@@ -7,9 +7,14 @@ and one small array is copied back per frame.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from server.media.master import Grade
 
 # BT.601 limited range ("studio swing"): Y in 16..235, U and V in 16..240.
 _RGB_TO_YUV = torch.tensor(
@@ -39,7 +44,15 @@ def to_rgb_uint8(image: Tensor) -> Tensor:
     return scaled.round().to(torch.uint8).permute(0, 2, 3, 1)
 
 
-def to_yuv420(image: Tensor, size: int | None = None) -> Tensor:
+def apply_grade(rgb: Tensor, grade: Grade) -> Tensor:
+    """(B, 3, H, W) RGB in 0..255 through the master grade: one 3x3 map, clamp, level."""
+    matrix = torch.tensor(grade.matrix, dtype=rgb.dtype, device=rgb.device)
+    offset = torch.tensor(grade.offset, dtype=rgb.dtype, device=rgb.device)
+    graded = torch.einsum("ij,bjhw->bihw", matrix, rgb) + offset[None, :, None, None]
+    return graded.clamp(0.0, 255.0) * grade.level
+
+
+def to_yuv420(image: Tensor, size: int | None = None, grade: Grade | None = None) -> Tensor:
     """(1, 3, H, W) in [-1, 1] -> (S * 3 // 2, S) uint8 planar yuv420p, S = size or H.
 
     The layout is what `av.VideoFrame.from_ndarray(..., format="yuv420p")` takes:
@@ -48,6 +61,7 @@ def to_yuv420(image: Tensor, size: int | None = None) -> Tensor:
     Colour conversion is linear, so it runs at the generator's own size and
     only then are the planes scaled: Y to S, U and V straight to S/2. For a
     128 px model shown at 512 px that is a fraction of converting at 512 px.
+    The master grade (`grade`) is applied there too, on the same device.
     """
     _, _, height, width = image.shape
     out = size or height
@@ -56,6 +70,8 @@ def to_yuv420(image: Tensor, size: int | None = None) -> Tensor:
     if out % 2:
         raise ValueError(f"yuv420p needs even sides, got {out}x{out}")
     rgb = (image.float().clamp(-1.0, 1.0) + 1.0) * 127.5  # (1, 3, H, W) 0..255
+    if grade is not None and not grade.is_identity:
+        rgb = apply_grade(rgb, grade)
     matrix = _RGB_TO_YUV.to(rgb.device)
     offset = _YUV_OFFSET.to(rgb.device)
     yuv = torch.einsum("ij,bjhw->bihw", matrix, rgb) + offset[None, :, None, None]
