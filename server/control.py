@@ -20,13 +20,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
-
 from controllers.osc import OscFeedback
 from controllers.ws_control import error_message, parse_control, state_message
 from server.commands import Command, CommandError
 from server.engine import ERROR_ADDRESS
+from server.http.client import Client, ClientGone
 from server.play import Change
 
 logger = logging.getLogger(__name__)
@@ -35,7 +33,7 @@ logger = logging.getLogger(__name__)
 class Outbox:
     """One websocket client's pending messages: the newest per address, in order."""
 
-    def __init__(self, connection: ServerConnection) -> None:
+    def __init__(self, connection: Client) -> None:
         self.connection = connection
         self._pending: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
@@ -54,7 +52,7 @@ class Outbox:
         self._wake.set()
 
     async def _run(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
+        with contextlib.suppress(ClientGone):
             while True:
                 await self._wake.wait()
                 self._wake.clear()
@@ -76,28 +74,28 @@ class ControlHub:
     ) -> None:
         self._submit = submit
         self._loop = loop
-        self.clients: dict[ServerConnection, Outbox] = {}
+        self.clients: dict[Client, Outbox] = {}
         self.osc: OscFeedback | None = None
         self.rejected = 0
         self.on_change: list[Callable[[Change], None]] = []
 
-    def join(self, connection: ServerConnection) -> None:
+    def join(self, connection: Client) -> None:
         """A websocket client that receives feedback."""
         self.clients[connection] = Outbox(connection)
 
-    def leave(self, connection: ServerConnection) -> None:
+    def leave(self, connection: Client) -> None:
         """Forget a closed websocket client."""
         outbox = self.clients.pop(connection, None)
         if outbox is not None:
             outbox.close()
 
-    def reply(self, connection: ServerConnection, message: dict[str, Any]) -> None:
+    def reply(self, connection: Client, message: dict[str, Any]) -> None:
         """Send one message to one client, in order with its feedback."""
         outbox = self.clients.get(connection)
         if outbox is not None:
             outbox.put(message)
 
-    async def handle(self, connection: ServerConnection, message: dict[str, Any]) -> None:
+    async def handle(self, connection: Client, message: dict[str, Any]) -> None:
         """A websocket control message (no "type"): parse, submit, or say why not."""
         try:
             commands = parse_control(message, origin=connection, received=time.monotonic())
@@ -134,5 +132,5 @@ class ControlHub:
             if change.to is None:
                 for outbox in self.clients.values():
                     outbox.put(message)
-            elif isinstance(change.to, ServerConnection):
+            elif isinstance(change.to, Client):
                 self.reply(change.to, message)

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
-
 from controllers.osc import OscController, OscFeedback
 from models.checkpoint import (
     CheckpointError,
@@ -35,7 +33,9 @@ from server.config import Config
 from server.control import ControlHub
 from server.device import pick_device
 from server.engine import ERROR_ADDRESS, Engine
-from server.http.app import App, json_response
+from server.http.app import App
+from server.http.client import Client
+from server.http.site import listening
 from server.http.tls import TlsError, server_context
 from server.media.inputs import SourceError, play_source
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
@@ -55,14 +55,8 @@ class Running:
 
     app: App
     engine: Engine
-    server: Server
+    port: int  # the bound port (useful with port 0)
     osc: OscController | None
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0)."""
-        sockets = list(self.server.sockets)
-        return int(sockets[0].getsockname()[1])
 
 
 def state_dir(config: Config) -> Path:
@@ -231,14 +225,9 @@ async def running(
             # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
             link = await stack.enter_async_context(LinkSource(engine.tempo))
             engine.tempo.link_wanted = config.tempo.link and link.available
-            server = await _listen(config, app, tls)
-            try:
-                yield Running(app=app, engine=engine, server=server, osc=osc)
-            finally:
-                await app.close()
-                server.close()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(server.wait_closed(), timeout=2.0)
+            port = await _listen(config, app, tls, stack)
+            stack.push_async_callback(app.close)  # peers and websockets before the listener
+            yield Running(app=app, engine=engine, port=port, osc=osc)
     finally:
         engine.inputs.stop()
         engine.stop()
@@ -247,20 +236,10 @@ async def running(
         await saver.flush()
 
 
-async def _listen(config: Config, app: App, tls: Any) -> Server:
+async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExitStack) -> int:
     try:
-        return await serve(
-            app.handle,
-            config.server.host,
-            config.server.port,
-            process_request=app.process_request,
-            ssl=tls,
-            # Limits
-            max_size=config.limits.ws_max_message_bytes,
-            max_queue=16,
-            ping_interval=20,
-            ping_timeout=20,
-            close_timeout=2,
+        return await stack.enter_async_context(
+            listening(app, config.server.host, config.server.port, tls)
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
@@ -299,7 +278,7 @@ async def _start_osc(
 
 
 def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
-    app.extra_routes["/api/commands"] = lambda: json_response(describe())
+    app.add_json("/api/commands", describe)
     app.status_extras["show"] = saver.status
 
     def models() -> Any:
@@ -313,12 +292,12 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
             }
             for m in list_models()
         ]
-        return json_response({"models": found})
+        return {"models": found}
 
-    app.extra_routes["/api/models"] = models
-    app.extra_routes["/api/show"] = lambda: json_response(saver.show.to_json())
+    app.add_json("/api/models", models)
+    app.add_json("/api/show", lambda: saver.show.to_json())
 
-    async def import_show(connection: ServerConnection, message: dict[str, Any]) -> dict[str, Any]:
+    async def import_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
         try:
             show = showfile.validate(message.get("show"), "imported show")
         except showfile.ShowFileError as exc:
@@ -329,11 +308,11 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
         saver.replace(show)
         return {"type": "show/imported", "models": sorted(show.models)}
 
-    async def export_show(connection: ServerConnection, message: dict[str, Any]) -> dict[str, Any]:
+    async def export_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
         return {"type": "show", "show": saver.show.to_json()}
 
-    app.message_types["show/import"] = import_show
-    app.message_types["show/export"] = export_show
+    app.add_message("show/import", import_show)
+    app.add_message("show/export", export_show)
 
 
 def _load_show(path: Path) -> showfile.Show:

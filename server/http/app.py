@@ -1,9 +1,24 @@
-"""One port for the browser: static pages, /api/*, and the /ws websocket.
+"""One port for the browser: static pages, /api/*, the /ws websocket, and any route a module adds.
+
+HTTP runs on aiohttp. Chosen over Starlette on uvicorn because:
+- it is made to be embedded in a program that already owns its event loop:
+  `AppRunner` and `TCPSite` start and stop as plain awaitables, so the web
+  server is one more layer of the lifecycle stack; uvicorn's `Server` wants to
+  own signals and start-up, and its in-process start and stop are not public API;
+- one package gives routing, request bodies (WHIP and WHEP POST an SDP offer),
+  the websocket with a size limit and heartbeat, and TLS on the same port,
+  where Starlette + uvicorn + websockets are three layers with an ASGI message
+  queue between the socket and the handler;
+- aiortc's own examples signal over aiohttp, so WebRTC glue reads the same;
+- it runs on whatever loop is running, uvloop included.
+The websocket protocol on /ws is unchanged: the same JSON messages over RFC 6455.
 
 The websocket carries WebRTC signalling (one SDP offer in, one answer out: no
-trickle ICE) and, from the control issue on, commands and state feedback.
-Every message is checked at the edge; a bad one gets an error reply or a
-closed connection and touches nothing else.
+trickle ICE), commands and state feedback. Every message is checked at the
+edge; a bad one gets an error reply or a closed connection and touches
+nothing else. Other modules add routes with `App.add_route` (any method, a
+request handler) or `App.add_json` (a GET that returns JSON), and websocket
+message types with `App.add_message`, all before the server starts.
 """
 
 from __future__ import annotations
@@ -19,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aiohttp import WSMsgType, web
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -26,14 +42,11 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpSender,
 )
-from websockets.asyncio.server import ServerConnection
-from websockets.datastructures import Headers
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 
 from server.config import Config
 from server.control import ControlHub
 from server.engine import Engine
+from server.http.client import Client, ClientGone
 from server.media.inputs import pump_track
 from server.media.rtc import answer_offer
 from server.media.stream import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
@@ -41,7 +54,14 @@ from server.media.stream import FrameTrack, PacketHub, StreamEncoder, ViewerTrac
 logger = logging.getLogger(__name__)
 
 WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
+# Limits
 MAX_SDP_CHARS = 64 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # an HTTP request body (an SDP offer, an imported show)
+HEARTBEAT_S = 20.0  # ping a quiet websocket this often; no pong within half of it closes it
+CLOSE_TIMEOUT_S = 2.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MessageHandler = Callable[[Client, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class ProtocolError(ValueError):
@@ -58,18 +78,23 @@ class Peer:
     pump: asyncio.Task[None] | None = None  # a camera's frame pump
 
 
-def http_response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
-    """A complete HTTP response with the right Content-Type."""
-    headers = Headers()
-    headers["Content-Type"] = content_type
-    headers["Content-Length"] = str(len(body))
-    headers["Cache-Control"] = "no-store"
-    return Response(status.value, status.phrase, headers, body)
+def http_response(status: http.HTTPStatus, body: bytes, content_type: str) -> web.Response:
+    """A complete HTTP response with the right Content-Type, never cached."""
+    return web.Response(
+        status=status.value,
+        body=body,
+        headers={"Content-Type": content_type, "Cache-Control": "no-store"},
+    )
 
 
-def json_response(data: Any, status: http.HTTPStatus = http.HTTPStatus.OK) -> Response:
+def json_response(data: Any, status: http.HTTPStatus = http.HTTPStatus.OK) -> web.Response:
     """A JSON HTTP response."""
     return http_response(status, json.dumps(data).encode(), "application/json")
+
+
+def error_response(status: http.HTTPStatus, reason: str) -> web.Response:
+    """A JSON error: {"error": reason}."""
+    return json_response({"error": reason}, status)
 
 
 class App:
@@ -90,37 +115,42 @@ class App:
         self.hub = hub
         self.peers: set[Peer] = set()
         self.cameras: set[Peer] = set()
-        self.connections: set[ServerConnection] = set()
+        self.connections: set[Client] = set()
         self.bad_messages = 0
         self.started = time.monotonic()
         self.control = control
         self.osc_stats: Callable[[], dict[str, int]] | None = None
-        # More GET routes and websocket message types, added by the lifecycle.
-        self.extra_routes: dict[str, Callable[[], Response]] = {}
         self.status_extras: dict[str, Callable[[], object]] = {}  # more /api/status sections
-        self.message_types: dict[
-            str, Callable[[ServerConnection, dict[str, Any]], Awaitable[dict[str, Any]]]
-        ] = {}
+        self.web = web.Application(client_max_size=MAX_BODY_BYTES)
+        self.message_types: dict[str, MessageHandler] = {}
+        self.add_json("/api/status", self.status)
+        self.add_route("GET", "/ws", self._websocket)
 
-    # -- HTTP ---------------------------------------------------------------
+    # -- routes -------------------------------------------------------------
 
-    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Serve everything but /ws over plain HTTP; let /ws upgrade."""
-        path = request.path.split("?", 1)[0]
-        if path == "/ws":
-            if len(self.connections) >= self.config.limits.ws_max_connections:
-                return json_response(
-                    {"error": "too many websocket connections"}, http.HTTPStatus.SERVICE_UNAVAILABLE
-                )
-            return None
-        if path == "/api/status":
-            return json_response(self.status())
-        route = self.extra_routes.get(path)
-        if route is not None:
-            return route()
-        return self._static(path)
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        """Serve `method path` with an aiohttp request handler (before the server starts)."""
+        self.web.router.add_route(method, path, handler)
 
-    def _static(self, path: str) -> Response:
+    def add_json(self, path: str, produce: Callable[[], Any]) -> None:
+        """Serve GET `path` with the JSON of what `produce()` returns."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return json_response(produce())
+
+        self.add_route("GET", path, handler)
+
+    def add_message(self, kind: str, handler: MessageHandler) -> None:
+        """Answer websocket messages of `{"type": kind}`; a ValueError becomes an error reply."""
+        self.message_types[kind] = handler
+
+    def finish_routes(self) -> web.Application:
+        """The aiohttp application with the static pages behind every other route."""
+        self.add_route("GET", "/{path:.*}", self._static)
+        return self.web
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
         name = {"/": "index.html"}.get(path, path.lstrip("/"))
         if "/" not in name and "." not in name:
             name += ".html"  # /control -> control.html
@@ -160,20 +190,43 @@ class App:
 
     # -- websocket ----------------------------------------------------------
 
-    async def handle(self, connection: ServerConnection) -> None:
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
         """One /ws connection: signalling and control until it closes."""
+        if len(self.connections) >= self.config.limits.ws_max_connections:
+            return error_response(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "too many websocket connections"
+            )
+        ws = web.WebSocketResponse(
+            # Limits
+            max_msg_size=self.config.limits.ws_max_message_bytes,
+            heartbeat=HEARTBEAT_S,
+            timeout=CLOSE_TIMEOUT_S,
+        )
+        if not ws.can_prepare(request).ok:
+            return error_response(
+                http.HTTPStatus.UPGRADE_REQUIRED, "/ws is a websocket: connect with ws:// or wss://"
+            )
+        await ws.prepare(request)
+        client = Client(ws, remote=request.remote or "")
+        await self.handle(client)
+        return ws
+
+    async def handle(self, connection: Client) -> None:
+        """Serve one accepted websocket until it closes."""
         self.connections.add(connection)
         self.control.join(connection)
         own: set[Peer] = set()
         try:
-            async for raw in connection:
+            async for frame in connection.ws:
+                if frame.type == WSMsgType.ERROR:  # e.g. over the size limit: closed (1009)
+                    break
                 try:
-                    message = self._decode(raw)
+                    message = self._decode(frame.data if frame.type == WSMsgType.TEXT else b"")
                     await self._dispatch(connection, message, own)
                 except ProtocolError as exc:
                     self.bad_messages += 1
                     await connection.send(json.dumps({"type": "error", "error": str(exc)}))
-        except ConnectionClosed:
+        except ClientGone:
             pass
         finally:
             self.connections.discard(connection)
@@ -193,9 +246,7 @@ class App:
             raise ProtocolError("a message must be a JSON object")
         return message
 
-    async def _dispatch(
-        self, connection: ServerConnection, message: dict[str, Any], own: set[Peer]
-    ) -> None:
+    async def _dispatch(self, connection: Client, message: dict[str, Any], own: set[Peer]) -> None:
         kind = message.get("type")
         if kind == "offer" and message.get("role") == "camera":
             answer = await self._answer_camera(message, own)
@@ -337,5 +388,6 @@ class App:
             logger.debug("closing a peer failed: %s", exc)
 
     async def close(self) -> None:
-        """Close every peer (shutdown)."""
+        """Close every peer and websocket (shutdown)."""
         await asyncio.gather(*(self._close_peer(p) for p in [*self.peers, *self.cameras]))
+        await asyncio.gather(*(c.close(1001, "server shutting down") for c in self.connections))
