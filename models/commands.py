@@ -269,6 +269,9 @@ def add_render_parsers(sub: Any) -> None:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_render, mode="procedural")
     render.add_parsers(sub, cmd_render)
+    from server.outputs.replay import add_parser as add_replay_parser  # needs the engine
+
+    add_replay_parser(sub)
 
 
 # ---------------------------------------------------------------- register

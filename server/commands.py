@@ -479,6 +479,35 @@ COMMANDS: tuple[CommandSpec, ...] = (
         owner="engine",
     ),
     CommandSpec("/midi/clear", "Remove every MIDI mapping", owner="engine", queryable=False),
+    # Outputs: recordings and where frames go (handled by server/outputs)
+    CommandSpec(
+        "/record/start",
+        "Record the stream (no re-encode) and the performance log to state_dir/recordings",
+        (
+            ArgSpec(
+                "name",
+                "s",
+                "file name without suffix; default set-DATE-TIME",
+                optional=True,
+            ),
+        ),
+        owner="engine",
+        queryable=False,
+    ),
+    CommandSpec("/record/stop", "Stop recording", (), owner="engine", queryable=False),
+    CommandSpec(
+        "/record/state",
+        "Read only: recording (0/1), the file name, and why the last recording stopped",
+        (),
+        owner="engine",
+        settable=False,
+    ),
+    CommandSpec(
+        "/output/ndi",
+        "Send the picture as an NDI source (Resolume, TouchDesigner, OBS): 1 on, 0 off",
+        (_SWITCH,),
+        owner="engine",
+    ),
     # Feedback
     CommandSpec(
         "/feedback/subscribe",

@@ -170,6 +170,13 @@ class Engine:
         # Runs blocking work (opening files, loading models) off the render thread.
         self.start_io: Callable[[Callable[[], None]], None] = _daemon_thread
         self.open_source: Callable[[str], str | None] = lambda spec: "no sources configured"
+        # Engine-owned commands served elsewhere (outputs: /record/*, /output/*),
+        # called on the render thread between frames like every command.
+        self.handlers: dict[str, Callable[[Command, float], list[Change]]] = {}
+        # Called on the render thread after every frame with (index, now, dt, the
+        # batches applied before it): the performance log of a recording.
+        self.step_log: Callable[[int, float, float, list[Batch]], None] | None = None
+        self._applied: list[Batch] = []
         self.errors = 0
         self.dropped_batches = 0
         self.deck = self._deck(model, now=0.0)
@@ -282,6 +289,10 @@ class Engine:
     def render_once(self) -> Frame:
         """Apply pending commands and render one frame on the calling thread."""
         return self._step(time.monotonic(), 1.0 / self.config.fps)
+
+    def render_at(self, now: float, dt: float) -> Frame:
+        """Apply pending commands and render the frame at `now` (offline replay)."""
+        return self._step(now, dt)
 
     # -- render thread ------------------------------------------------------
 
@@ -400,6 +411,9 @@ class Engine:
         self.render_rate.tick(finished)
         self._step_started = None
         self._publish(changes, now)
+        if self.step_log is not None:
+            applied, self._applied = self._applied, []
+            self.step_log(self._index, now, dt, applied)
         return frame
 
     def _crossfade(self, image: torch.Tensor, now: float, dt: float, size: int) -> torch.Tensor:
@@ -495,6 +509,8 @@ class Engine:
                 break
         if not drained:
             return None
+        if self.step_log is not None:
+            self._applied = [batch for batch, _ in drained]
         for batch in coalesce([batch for batch, _ in drained]):
             try:
                 played, rest = self.deck.play.apply_batch(batch, now)
@@ -514,6 +530,9 @@ class Engine:
 
     def _command(self, command: Command, now: float) -> list[Change]:
         name = command.name
+        handler = self.handlers.get(name)
+        if handler is not None:
+            return handler(command, now)
         if name.startswith("/output/"):
             return self.master.apply(command, now)
         if name.startswith(("/mod/", "/midi/")):

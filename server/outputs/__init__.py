@@ -1,0 +1,1 @@
+"""Every place frames go besides the WebRTC viewers: NDI, Janus, recordings, replay."""

@@ -1,0 +1,247 @@
+"""`ganvj render replay LOG OUT.mp4`: a recorded performance rendered again, offline.
+
+A fresh engine starts from the log's captured state and gets the logged
+command batches before the frames that applied them live, at the same
+monotonic times. At the live frame rate (the default) every frame is
+rendered at its logged time and step, so each latent equals the live one; at
+another rate the timeline is resampled on an even grid and each batch lands
+on the first frame at or after its time. The size is free: 1024 px from a
+set played at 512.
+
+Not replayed: reactions to incoming video (pix2pix, mirror, feedback); the log
+marks the frames that showed one, and the replay renders the latent picture
+there. Ableton Link and tap tempo are replayed through the logged beat grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import av
+import torch
+
+from models.checkpoint import LoadedModel, load_model
+from server.commands import Command, CommandError, parse
+from server.config import RenderConfig
+from server.engine import Engine, Frame
+from server.outputs import perflog
+
+logger = logging.getLogger(__name__)
+
+
+class ReplayError(ValueError):
+    """A log that cannot be replayed; the message says why."""
+
+
+def resolve_model(start: dict[str, Any], find: Callable[[str], Path | None]) -> LoadedModel:
+    """The log's model: its recorded path, else a model of that name in the model folders."""
+    info = start.get("model") or {}
+    path = Path(str(info.get("path", "")))
+    if not path.is_file():
+        found = find(str(info.get("name", "")))
+        if found is None:
+            raise ReplayError(
+                f"the log's model {info.get('name')!r} ({path}) is not here: pass --model"
+            )
+        path = found
+    return load_model(path, device="cpu")
+
+
+def _commands(line: dict[str, Any], engine: Engine) -> list[Command]:
+    """The line's latent commands; engine work (reactions, models, outputs) is left out."""
+    out: list[Command] = []
+    for batch in line.get("batches", ()):
+        for address, args, received in batch:
+            try:
+                command = parse(address, args, received=received)
+            except CommandError as exc:
+                raise ReplayError(f"frame {line.get('i')}: {exc}") from exc
+            if not command.query and engine.play.handles(command):
+                out.append(command)
+    return out
+
+
+def timeline(
+    start: dict[str, Any], frames: list[dict[str, Any]], fps: float | None
+) -> Iterator[tuple[float, float, list[dict[str, Any]]]]:
+    """(time, step, the log lines whose batches come before this frame) per output frame."""
+    live = float(start.get("fps", 30.0))
+    if fps is None or abs(fps - live) < 1e-9:
+        for line in frames:
+            yield float(line["t"]), float(line["dt"]), [line]
+        return
+    if not frames:
+        return
+    step = 1.0 / fps
+    t0, end = float(start["t"]), float(frames[-1]["t"])
+    k, pending = 1, 0
+    while True:
+        now = t0 + k * step
+        if now > end + step / 2:
+            break
+        due = pending
+        while due < len(frames) and float(frames[due]["t"]) <= now + 1e-9:
+            due += 1
+        yield now, step, frames[pending:due]
+        pending = due
+        k += 1
+
+
+def replay(
+    log: Path,
+    *,
+    size: int,
+    fps: float | None = None,
+    device: str = "cpu",
+    model: LoadedModel | None = None,
+    find_model: Callable[[str], Path | None] = lambda name: None,
+    on_frame: Callable[[Frame], None] | None = None,
+) -> int:
+    """Render the log's frames, calling `on_frame` with each; returns how many."""
+    try:
+        start, frames = perflog.read(log)
+    except (OSError, ValueError) as exc:
+        raise ReplayError(str(exc)) from exc
+    if model is None:
+        model = resolve_model(start, find_model)
+    logged = start.get("model") or {}
+    if model.z_dim != logged.get("z_dim"):
+        raise ReplayError(
+            f"{model.name} has z_dim {model.z_dim}; the log was played with {logged.get('z_dim')}"
+        )
+    config = replace(
+        RenderConfig(),
+        size=size,
+        fps=fps or float(start.get("fps", 30.0)),
+        seed=int(start.get("seed", 0)),
+        wander_speed=float(start.get("wander_speed", 1.0)),
+        device=device,
+    )
+    engine = Engine(
+        model=model,
+        config=config,
+        device=torch.device(device),
+        snapshots=start.get("snapshots") or {},
+    )
+    try:
+        perflog.restore_play(engine.deck.play, start["play"])
+        perflog.restore_tempo(engine.tempo, start["tempo"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReplayError(f"{log}: the start state cannot be restored: {exc}") from exc
+    reacted = 0
+    count = 0
+    for now, dt, lines in timeline(start, frames, fps):
+        for line in lines:
+            if "model" in line:
+                engine.offer_model(_switch_model(str(line["model"]), find_model))
+            if "tempo" in line:
+                perflog.restore_tempo(engine.tempo, line["tempo"])
+            reacted += "react" in line
+            commands = _commands(line, engine)
+            if commands:
+                engine.submit(commands)
+        frame = engine.render_at(now, dt)
+        count += 1
+        if on_frame is not None:
+            on_frame(frame)
+    if reacted:
+        logger.warning(
+            "%d frames reacted to live input; reactions are not replayed (the latent picture is)",
+            reacted,
+        )
+    return count
+
+
+def _switch_model(name: str, find: Callable[[str], Path | None]) -> LoadedModel:
+    path = find(name)
+    if path is None:
+        raise ReplayError(f"the set switched to model {name!r}, which is not here")
+    return load_model(path, device="cpu")
+
+
+class YuvWriter:
+    """H.264 mp4 from the engine's yuv420p frames."""
+
+    def __init__(self, path: Path, *, fps: float, size: int) -> None:
+        self.container = av.open(str(path), "w")
+        rate = fractions.Fraction(round(fps * 1000), 1000)
+        self.stream = self.container.add_stream("libx264", rate=rate)
+        self.stream.width = self.stream.height = size
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": "18", "preset": "veryfast"}
+        self.frames = 0
+
+    def write(self, frame: Frame) -> None:
+        """Encode one rendered frame."""
+        video = av.VideoFrame.from_ndarray(frame.yuv, format="yuv420p")
+        video.pts = self.frames
+        video.time_base = 1 / self.stream.codec_context.framerate
+        self.container.mux(self.stream.encode(video))
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush and finish the file."""
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+
+
+def add_parser(sub: Any) -> None:
+    """`render replay LOG OUT.mp4 --size --fps`."""
+    p = sub.add_parser("replay", help="render a recorded performance log again, at any size")
+    p.add_argument("log", help="a .perf.jsonl file from /record/start")
+    p.add_argument("out", help="output .mp4")
+    p.add_argument("--size", type=int, help="output size in pixels (default: the live size)")
+    p.add_argument("--fps", type=float, help="frame rate (default: the live one, frame for frame)")
+    p.add_argument("--model", help="the model file, when the log's is not where it was")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="overwrite out")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    """The `render replay` command: an exit code."""
+    try:
+        count = run(args)
+    except (ReplayError, OSError, av.FFmpegError) as exc:
+        print(f"ganvj: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {count} frames")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay into args.out; returns the number of frames written."""
+    from server.lifecycle import find_model
+
+    log, out = Path(args.log), Path(args.out)
+    if out.exists() and not args.force:
+        raise ReplayError(f"{out}: already exists (use --force to overwrite)")
+    try:
+        start, _ = perflog.read(log)
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from exc
+    size = int(args.size or start.get("size") or 0)
+    if not 16 <= size <= 4096 or size % 2:
+        raise ReplayError(f"--size {size}: expected an even number from 16 to 4096")
+    fps = float(args.fps or start.get("fps") or 30.0)
+    model = load_model(Path(args.model), device="cpu") if args.model else None
+    writer = YuvWriter(out, fps=fps, size=size)
+    try:
+        return replay(
+            log,
+            size=size,
+            fps=args.fps,
+            device=args.device,
+            model=model,
+            find_model=find_model,
+            on_frame=writer.write,
+        )
+    finally:
+        writer.close()

@@ -1,0 +1,131 @@
+"""A scripted performance, logged live and replayed offline at twice the size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from server.commands import parse
+from server.config import RenderConfig
+from server.engine import Engine, Frame
+from server.outputs import perflog
+from server.outputs.recorder import Recorder
+from server.outputs.replay import ReplayError, replay
+from tests.conftest import tiny_model
+
+FPS = 30.0
+
+
+def live_engine(tmp_path: Path) -> tuple[Engine, Recorder]:
+    config = RenderConfig(size=32, fps=FPS, device="cpu", threads=1)
+    engine = Engine(model=tiny_model(), config=config, device=torch.device("cpu"))
+    recorder = Recorder(
+        engine=engine, folder=tmp_path / "recordings", codec="vp8", request_keyframe=None
+    )
+    return engine, recorder
+
+
+# frame -> commands sent before it: jumps (cut, morph, quantized), XY moves, a sequence.
+SCRIPT: dict[int, list[tuple[str, list[object]]]] = {
+    3: [("/record/start", ["perf"])],
+    8: [("/keyframe/3/jump", [0.0])],
+    14: [("/keyframe/quantize", ["beat"]), ("/keyframe/5/jump", [0.4])],
+    25: [("/latent/xy", [0.2, 0.7])],
+    26: [("/latent/xy", [0.3, 0.6]), ("/latent/dir/2", [0.5])],
+    27: [("/latent/xy", [0.9, 0.1])],
+    35: [("/keyframe/7/reshuffle", []), ("/keyframe/7/jump", [0.2])],
+    40: [("/sequence/step", [0.25]), ("/sequence/length", [4]), ("/sequence/play", [1])],
+    70: [("/latent/wander", [1])],
+    85: [("/record/stop", [])],
+}
+
+
+def perform(engine: Engine, frames: int) -> dict[int, torch.Tensor]:
+    """Render `frames` frames on a jittery live clock, sending the script."""
+    latents: dict[int, torch.Tensor] = {}
+    now = 1000.0
+    for i in range(1, frames + 1):
+        for address, args in SCRIPT.get(i, []):
+            assert engine.submit([parse(address, args)])
+        # A live render loop is never exactly periodic: steps of 25..41 ms.
+        dt = 1.0 / FPS + 0.008 * ((i * 7) % 5 - 2) / 2
+        now += dt
+        frame = engine.render_at(now, dt)
+        assert frame.latent is not None
+        latents[frame.index] = frame.latent.clone()
+    return latents
+
+
+def test_replay_at_twice_the_size_has_the_live_latents_frame_for_frame(tmp_path: Path) -> None:
+    engine, recorder = live_engine(tmp_path)
+    live = perform(engine, 95)
+    recorder.close()
+    log = tmp_path / "recordings" / "perf.perf.jsonl"
+    start, lines = perflog.read(log)
+    assert start["frame"] == 3  # the state after the frame that applied /record/start
+    assert [line["i"] for line in lines] == list(range(4, 85))  # 85 applied /record/stop
+    assert sum("batches" in line for line in lines) >= 8
+
+    replayed: list[Frame] = []
+    count = replay(log, size=64, model=tiny_model(), on_frame=replayed.append)
+    assert count == len(lines) == len(replayed)
+    for line, frame in zip(lines, replayed, strict=True):
+        assert frame.width == frame.height == 64
+        assert frame.latent is not None
+        assert torch.equal(frame.latent, live[line["i"]]), f"frame {line['i']} differs"
+    # The performance really moved: jumps, XY and the tour changed the latent.
+    distinct = {tuple(live[i].tolist()) for i in range(4, 85)}
+    assert len(distinct) > 40
+
+
+def test_replay_at_another_rate_lands_jumps_on_the_same_time(tmp_path: Path) -> None:
+    engine, recorder = live_engine(tmp_path)
+    perform(engine, 95)
+    recorder.close()
+    log = tmp_path / "recordings" / "perf.perf.jsonl"
+    replayed: list[Frame] = []
+    count = replay(log, size=32, fps=60.0, model=tiny_model(), on_frame=replayed.append)
+    _, lines = perflog.read(log)
+    seconds = lines[-1]["t"] - lines[0]["t"] + lines[0]["dt"]
+    assert abs(count - seconds * 60) <= 2
+    # The cut on live frame 8 (a 0 s jump to keyframe 3) shows in the replay at
+    # its time on the 60 fps grid: frames before it differ from frames after.
+    assert not torch.equal(replayed[0].latent, replayed[-1].latent)  # type: ignore[arg-type]
+
+
+def test_a_log_with_a_bad_line_is_refused_with_the_line_number(tmp_path: Path) -> None:
+    engine, recorder = live_engine(tmp_path)
+    perform(engine, 20)
+    recorder.close()
+    log = tmp_path / "recordings" / "perf.perf.jsonl"
+    text = log.read_text().splitlines()
+    text[3] = json.dumps(
+        {
+            "type": "frame",
+            "i": 7,
+            "t": 1.0,
+            "dt": 0.03,
+            "batches": [[["/keyframe/99/jump", [], None]]],
+        }
+    )
+    bad = tmp_path / "bad.perf.jsonl"
+    bad.write_text("\n".join(text) + "\n")
+    with pytest.raises(ReplayError, match="99"):
+        replay(bad, size=32, model=tiny_model())
+    (tmp_path / "junk.jsonl").write_text("not json\n")
+    with pytest.raises(ReplayError, match="junk.jsonl:1"):
+        replay(tmp_path / "junk.jsonl", size=32, model=tiny_model())
+
+
+def test_recording_name_with_a_path_is_refused_and_nothing_starts(tmp_path: Path) -> None:
+    engine, recorder = live_engine(tmp_path)
+    errors: list[object] = []
+    engine.on_changes = errors.extend
+    engine.submit([parse("/record/start", ["../escape"])])
+    engine.render_at(1.0, 1 / FPS)
+    assert not recorder.recording
+    assert any("recording name" in str(c.args) for c in errors)  # type: ignore[attr-defined]
+    assert not (tmp_path / "recordings").exists() or not any((tmp_path / "recordings").iterdir())
