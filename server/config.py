@@ -102,6 +102,20 @@ class InputsConfig:
 
 
 @dataclass(frozen=True)
+class OutputConfig:
+    """Where frames go besides the WebRTC viewers: NDI, a Janus SFU."""
+
+    ndi: bool = False  # send an NDI source (needs the .[ndi] extra)
+    ndi_name: str = ""  # "" = "ganvj (<host name>)"
+    janus: str = ""  # Janus HTTP API, e.g. "http://10.0.0.5:8088/janus"; "" = off
+    janus_mountpoint: int = 0  # Streaming mountpoint id; 0 = create one
+    janus_admin_key: str = ""  # the Streaming plugin's admin_key, to create mountpoints
+    janus_rtp_host: str = ""  # where RTP goes; "" = the host of the janus URL
+    janus_video_port: int = 0  # RTP port of an existing mountpoint; 0 = ask Janus
+    janus_public_url: str = ""  # Janus URL browsers reach; set, / plays from Janus
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Every bound in one place."""
 
@@ -122,6 +136,7 @@ class Config:
     tempo: TempoConfig = field(default_factory=TempoConfig)
     inputs: InputsConfig = field(default_factory=InputsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
         """A copy with dotted keys (`render.fps`) replaced, validated like the file."""
@@ -175,6 +190,7 @@ def _section_type(table: str) -> type:
         "tempo": TempoConfig,
         "inputs": InputsConfig,
         "limits": LimitsConfig,
+        "output": OutputConfig,
     }[table]
 
 
@@ -299,6 +315,19 @@ def _check_ranges(section: Any) -> None:
             section.display_latency_ms,
             "0..1000",
         )
+    elif isinstance(section, OutputConfig):
+        for key in ("janus", "janus_public_url"):
+            url = getattr(section, key)
+            _require(
+                not url or url.split("://", 1)[0] in ("http", "https"),
+                f"output.{key}",
+                url,
+                'an http(s) URL such as "http://10.0.0.5:8088/janus", or ""',
+            )
+        for key in ("janus_mountpoint", "janus_video_port"):
+            value = getattr(section, key)
+            limit = 65535 if key.endswith("port") else 2**31 - 1
+            _require(0 <= value <= limit, f"output.{key}", value, f"0..{limit}")
     elif isinstance(section, LimitsConfig):
         for f in fields(section):
             value = getattr(section, f.name)

@@ -39,6 +39,7 @@ from server.http.site import listening
 from server.http.tls import TlsError, server_context
 from server.media.inputs import SourceError, play_source
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
+from server.outputs.service import Outputs
 from server.play import Change
 from server.tempo import LinkSource, TempoClock
 
@@ -57,6 +58,7 @@ class Running:
     engine: Engine
     port: int  # the bound port (useful with port 0)
     osc: OscController | None
+    outputs: Outputs | None = None
 
 
 def state_dir(config: Config) -> Path:
@@ -204,6 +206,14 @@ async def running(
         control=control,
     )
     _add_routes(app, engine, saver)
+    outputs = Outputs(
+        config=config,
+        engine=engine,
+        hub=hub,
+        encoder=encoder_thread,
+        folder=state_dir(config) / "recordings",
+    )
+    app.status_extras["outputs"] = outputs.status
     tls = None
     if config.server.tls:
         try:
@@ -225,9 +235,10 @@ async def running(
             # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
             link = await stack.enter_async_context(LinkSource(engine.tempo))
             engine.tempo.link_wanted = config.tempo.link and link.available
+            await stack.enter_async_context(outputs)
             port = await _listen(config, app, tls, stack)
             stack.push_async_callback(app.close)  # peers and websockets before the listener
-            yield Running(app=app, engine=engine, port=port, osc=osc)
+            yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
     finally:
         engine.inputs.stop()
         engine.stop()

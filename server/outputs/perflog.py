@@ -95,7 +95,7 @@ def from_data(data: Any, where: str = "state") -> Any:
         fields = data.get("fields")
         if cls is None or not isinstance(fields, Mapping):
             raise ValueError(f"{where}: unknown object {data['$object']!r}")
-        obj = object.__new__(cls)
+        obj: Any = object.__new__(cls)
         for key, value in fields.items():
             # Frozen dataclasses too: built field by field, as their own __init__ would.
             object.__setattr__(obj, str(key), from_data(value, f"{where}.{key}"))

@@ -89,14 +89,16 @@ class _Packet:
     height: int
 
 
-def template_stream(codec: str, keyframe: bytes, width: int, height: int) -> av.container.Input:
+def template_stream(
+    codec: str, keyframe: bytes, width: int, height: int
+) -> av.container.InputContainer:
     """A one-frame in-memory file whose stream describes ours (size, SPS/PPS) to the muxer."""
     if codec == "vp8":
         # IVF: a 32-byte file header, then a 12-byte frame header.
         header = b"DKIF" + struct.pack("<HHIHHIIII", 0, 32, 0x30385056, width, height, 30, 1, 1, 0)
         data = header + struct.pack("<IQ", len(keyframe), 0) + keyframe
-        return av.open(io.BytesIO(data), format="ivf")
-    return av.open(io.BytesIO(keyframe), format="h264")  # Annex B with SPS/PPS in front
+        return av.open(io.BytesIO(data), "r", format="ivf")
+    return av.open(io.BytesIO(keyframe), "r", format="h264")  # Annex B, SPS/PPS in front
 
 
 class Recording:
@@ -156,7 +158,8 @@ class Recording:
             self._stopped = True
             with contextlib.suppress(queue.Full):
                 self._queue.put(None, timeout=timeout)
-        self._thread.join(timeout)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
     @property
     def active(self) -> bool:
@@ -168,7 +171,12 @@ class Recording:
         stream: av.video.stream.VideoStream | None = None
         try:
             while True:
-                packet = self._queue.get()
+                try:
+                    packet = self._queue.get(timeout=0.25)
+                except queue.Empty:
+                    if self._stopped:
+                        break  # stopped while the queue was full: no sentinel came
+                    continue
                 if packet is None:
                     break
                 if container is None:

@@ -116,7 +116,7 @@ def test_a_log_with_a_bad_line_is_refused_with_the_line_number(tmp_path: Path) -
     with pytest.raises(ReplayError, match="99"):
         replay(bad, size=32, model=tiny_model())
     (tmp_path / "junk.jsonl").write_text("not json\n")
-    with pytest.raises(ReplayError, match="junk.jsonl:1"):
+    with pytest.raises(ReplayError, match=r"junk\.jsonl:1"):
         replay(tmp_path / "junk.jsonl", size=32, model=tiny_model())
 
 
