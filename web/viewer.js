@@ -5,8 +5,27 @@ import { negotiate, openSocket } from "/rtc.js";
 const video = document.getElementById("video");
 const statusBox = document.getElementById("status");
 const hint = document.getElementById("hint");
-const state = { pc: null, ws: null, connected: false, retries: 0, lastFrames: 0, lastTime: 0, fps: 0 };
+const problem = document.getElementById("problem");
+const state = { pc: null, ws: null, connected: false, retries: 0, lastFrames: 0, lastTime: 0, fps: 0, failures: 0 };
 window.ganvj = state; // for tests and curious performers
+
+// A peer that has not connected in this time has failed, whatever the browser
+// says (Chromium reports ICE failure only after about 30 s). ?wait=SECONDS changes it.
+const CONNECT_SECONDS = Number(new URLSearchParams(location.search).get("wait")) || 15;
+const PROBLEM_SECONDS = 10;
+const UNREACHABLE = "cannot reach the server's video: check that UDP is open between this machine and ganvj";
+
+class MediaFailed extends Error {}
+
+// Say on screen what went wrong, for a stage tech looking at a black projector.
+let problemTimer = null;
+function showProblem(detail) {
+  problem.textContent = `${UNREACHABLE}\n(${detail}; retrying)`;
+  problem.hidden = false;
+  state.failures += 1;
+  clearTimeout(problemTimer);
+  problemTimer = setTimeout(() => { problem.hidden = true; }, PROBLEM_SECONDS * 1000);
+}
 
 async function connect() {
   const ws = await openSocket();
@@ -19,16 +38,22 @@ async function connect() {
     video.srcObject = event.streams[0] || new MediaStream([event.track]);
     video.play().catch(() => {});
   });
-  const lost = new Promise((resolve) => {
+  const lost = new Promise((resolve, reject) => {
     ws.addEventListener("close", resolve, { once: true });
     pc.addEventListener("connectionstatechange", () => {
-      if (["failed", "closed"].includes(pc.connectionState)) resolve();
+      if (pc.connectionState === "failed") {
+        // ICE found no path, or the DTLS handshake over it failed.
+        const ice = ["failed", "disconnected"].includes(pc.iceConnectionState);
+        reject(new MediaFailed(ice ? "ICE failed: no network path" : "DTLS handshake failed"));
+      } else if (pc.connectionState === "closed") resolve();
+      else if (pc.connectionState === "connected") { state.connected = true; state.retries = 0; problem.hidden = true; }
     });
   });
   await negotiate(pc, ws);
-  state.connected = true;
-  state.retries = 0;
-  await lost;
+  const timeout = new Promise((_, reject) => setTimeout(() => {
+    if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${CONNECT_SECONDS} s`));
+  }, CONNECT_SECONDS * 1000));
+  await Promise.race([lost, timeout]);
 }
 
 async function run() {
@@ -37,6 +62,7 @@ async function run() {
       await connect();
     } catch (err) {
       console.warn("ganvj:", err.message);
+      if (err instanceof MediaFailed) showProblem(err.message);
     }
     state.connected = false;
     try { state.pc && state.pc.close(); } catch (_) {}

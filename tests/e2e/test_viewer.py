@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,3 +128,44 @@ async def test_viewer_reconnects_after_a_server_restart(browser: Browser, webrtc
         start = await frames_decoded(page)
         await asyncio.sleep(1.0)
         assert await frames_decoded(page) > start
+
+
+@contextlib.contextmanager
+def udp_blocked(address: str) -> Iterator[None]:
+    """Drop every UDP packet to `address` in this namespace, as a firewall between machines."""
+    nft = shutil.which("nft")
+    if nft is None:
+        pytest.fail("nft is missing: scripts/install --test installs Debian's nftables")
+    table = ["inet", "ganvj_test"]
+    subprocess.run([nft, "add", "table", *table], check=True)
+    try:
+        subprocess.run(
+            [nft, "add", "chain", *table, "input", "{ type filter hook input priority 0; }"],
+            check=True,
+        )
+        rule = ["ip", "daddr", address, "meta", "l4proto", "udp", "drop"]
+        subprocess.run([nft, "add", "rule", *table, "input", *rule], check=True)
+        yield
+    finally:
+        subprocess.run([nft, "delete", "table", *table], check=True)
+
+
+async def test_viewer_says_when_the_video_cannot_get_through(
+    browser: Browser, webrtc_host: str
+) -> None:
+    from tests.conftest import tiny_model
+
+    async with running(server_config(webrtc_host), model=tiny_model()) as run:
+        with udp_blocked(webrtc_host):
+            page = await browser.new_page()
+            # ?wait=3: give up on a connection after 3 s instead of 15, to keep the test short.
+            await page.goto(f"http://{webrtc_host}:{run.port}/?wait=3")
+            await page.wait_for_selector("#problem", state="visible", timeout=20_000)
+            text = await page.text_content("#problem")
+            assert text is not None
+            assert "cannot reach the server's video: check that UDP is open" in text
+            # And it keeps trying.
+            await page.wait_for_function("() => window.ganvj.failures >= 2", timeout=20_000)
+            assert not await page.evaluate("() => window.ganvj.connected")
+        # Once UDP gets through again, the next try plays.
+        await page.wait_for_function("() => window.ganvj.connected", timeout=30_000)
