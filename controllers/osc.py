@@ -1,8 +1,12 @@
 """OSC over UDP on the running asyncio loop: messages to Commands, Changes to subscribers.
 
-Datagrams are parsed with python-osc's packet parser in our own datagram
-protocol (not its Dispatcher: that swallows parse errors, and its default
-`strict_timing` sleeps on the loop for future-dated bundles). A bundle's
+Datagrams are parsed by our own parser (`osc_packet`: python-osc misreads the
+`c` tag, and its Dispatcher swallows parse errors and, with its default
+`strict_timing`, sleeps on the loop for future-dated bundles). A sender outside
+`osc.allow` is dropped and counted; with `osc.token` set, every message starts
+with it. A refused message is answered with `/error address reason`
+(rate-limited), by the same route as a query's answer: the sender's source
+port and that host's subscribed feedback port. A bundle's
 messages are submitted as one batch, so the engine applies them together
 between two frames; bundle time tags are not waited for. Nothing here blocks:
 the handler validates and hands the batch to `submit`, which must not block
@@ -20,18 +24,60 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
-from server.commands import REGISTRY, Command, CommandError, lookup, parse
+from controllers.osc_access import AllowList
+from controllers.osc_packet import (
+    IMPULSE,
+    Char,
+    Midi,
+    OscMessage,
+    OscParseError,
+    Rgba,
+    TimeTag,
+    parse_packet,
+)
+from server.commands import QUERY, REGISTRY, Command, CommandError, CommandSpec, lookup, parse
 from server.play import Change
 
 logger = logging.getLogger(__name__)
 
 # Limits
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024  # a burst of faders must not overflow the socket
-MAX_BUNDLE = 64  # messages in one bundle
 MAX_TARGETS = 16  # feedback subscribers
 LOG_EVERY_SECONDS = 5.0  # at most one log line per kind of error in this time
+ERROR_REPLIES_PER_SECOND = 10  # /error replies to one host
+MAX_REASON_CHARS = 200
+MAX_REFUSED_SENDERS = 1024  # distinct refused addresses remembered for the count
+
+# How each OSC type tag reaches a command: (tag, OSC type, what ganvj does with it).
+TYPE_TABLE: tuple[tuple[str, str, str], ...] = (
+    ("i", "int32", "a number (a whole number where an integer is expected)"),
+    ("f", "float32", "a number; a whole float such as TouchOSC's 1.0 also fills an integer"),
+    ("h", "int64", "a number, as `i`"),
+    ("d", "float64", "a number, as `f`"),
+    (
+        "s",
+        "string",
+        'text for text arguments, or `"?"` to query; a number sent as text (`"0.5"`) is refused',
+    ),
+    ("S", "symbol", "as `s`"),
+    ("T", "true", "1 (toggles: `/latent/wander T`, `/sequence/play T`)"),
+    ("F", "false", "0"),
+    (
+        "I",
+        "impulse",
+        "a trigger: the message counts as sent with no argument "
+        "(`/sequence/stop I`); refused where an argument is required",
+    ),
+    ("N", "nil", "as `I`"),
+    ("c", "char", "parsed, refused: no command takes a character"),
+    ("r", "RGBA colour", "parsed, refused: no command takes a colour"),
+    ("m", "MIDI message", "parsed, refused: no command takes MIDI bytes"),
+    ("b", "blob", "parsed, refused: no command takes bytes"),
+    ("t", "time tag", "parsed, refused as an argument (a bundle's time tag is not waited for)"),
+    ("[ ]", "array", "parsed, refused: no command takes an array"),
+)
+_TAG_NAMES = {tag: name for tag, name, _ in TYPE_TABLE}
 
 
 @dataclass(frozen=True)
@@ -52,6 +98,11 @@ class OscStats:
     invalid: int = 0  # OSC, but not a valid command
     dropped: int = 0  # valid, but the engine's queue was full
     feedback_errors: int = 0
+    refused_packets: int = 0  # from a sender outside osc.allow
+    refused_senders: int = 0  # distinct such addresses (up to MAX_REFUSED_SENDERS)
+    refused_token: int = 0  # messages without the right osc.token
+    error_replies: int = 0  # /error replies sent
+    error_replies_suppressed: int = 0  # over the rate limit
 
     def as_dict(self) -> dict[str, int]:
         """JSON-ready counters."""
@@ -96,6 +147,7 @@ class OscFeedback:
         self._max = max_targets
         self._targets: dict[tuple[str, int], None] = {}
         self._transport: asyncio.DatagramTransport | None = None
+        self._error_window: dict[str, tuple[float, int]] = {}  # host -> (window start, count)
         self.stats = OscStats()
         for host, port in targets:
             self.subscribe(host, port)
@@ -122,6 +174,41 @@ class OscFeedback:
         logger.info("feedback: sending state to %s:%d", host, port)
         return True
 
+    def route(self, origin: OscOrigin) -> list[tuple[str, int]]:
+        """Where an answer to `origin` goes: its source port, and its host's subscribed ports.
+
+        liblo's oscsend, Max's udpsend and TouchOSC send from one port and
+        listen on another, so the source port alone may reach nobody.
+        """
+        here = (origin.host, origin.port)
+        return [here, *(t for t in self._targets if t[0] == origin.host and t != here)]
+
+    def reply_error(self, origin: OscOrigin, address: str, reason: str) -> bool:
+        """Send `/error address reason` back to a refused sender, at most a few a second."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
+        now = time.monotonic()
+        window, count = self._error_window.get(origin.host, (now, 0))
+        if now - window >= 1.0:
+            window, count = now, 0
+        if count >= ERROR_REPLIES_PER_SECOND:
+            self.stats.error_replies_suppressed += 1
+            return False
+        self._error_window.pop(origin.host, None)
+        self._error_window[origin.host] = (window, count + 1)
+        while len(self._error_window) > MAX_TARGETS * 4:
+            del self._error_window[next(iter(self._error_window))]
+        data = encode("/error", [address, reason[:MAX_REASON_CHARS]])
+        for destination in self.route(origin):
+            try:
+                transport.sendto(data, destination)
+            except OSError as exc:
+                self.stats.feedback_errors += 1
+                logger.debug("error reply to %s failed: %s", destination, exc)
+        self.stats.error_replies += 1
+        return True
+
     def send(self, changes: Iterable[Change]) -> None:
         """Send changes (call on the event loop): broadcasts to all, answers to their asker."""
         transport = self._transport
@@ -131,7 +218,7 @@ class OscFeedback:
             if change.to is None:
                 destinations = list(self._targets)
             elif isinstance(change.to, OscOrigin):
-                destinations = [(change.to.host, change.to.port)]
+                destinations = self.route(change.to)
             else:
                 continue  # an answer for another transport (a websocket client)
             if not destinations:
@@ -161,6 +248,8 @@ class OscController:
         submit: Callable[[list[Command]], bool],
         feedback: OscFeedback | None = None,
         receive_buffer: int = RECEIVE_BUFFER_BYTES,
+        allow: AllowList | None = None,
+        token: str = "",
     ) -> None:
         self._host = host
         self._port = port
@@ -168,7 +257,10 @@ class OscController:
         self.feedback = feedback if feedback is not None else OscFeedback()
         self._receive_buffer = receive_buffer
         self._transport: asyncio.DatagramTransport | None = None
-        self.stats = OscStats()
+        self.stats = self.feedback.stats  # one set of counters for /api/status
+        self._allow = allow if allow is not None else AllowList()
+        self._token = token
+        self._refused: set[str] = set()
         self._log = RateLimitedLog()
         self._greeting = _greeting_addresses()
 
@@ -210,23 +302,25 @@ class OscController:
     def receive(self, data: bytes, sender: tuple[str, int]) -> None:
         """Handle one datagram (called by the protocol; public for tests)."""
         self.stats.packets += 1
+        origin = OscOrigin(sender[0], sender[1])
+        if not self._allow.allows(origin.host):
+            self._refuse_sender(origin)
+            return
         try:
-            messages = [timed.message for timed in OscPacket(data).messages]
-        except Exception as exc:  # noqa: BLE001 - python-osc raises several types on garbage
+            messages = parse_packet(data)
+        except OscParseError as exc:
             self.stats.parse_errors += 1
             self._log.warning("OSC: unreadable packet from %s:%d: %s", *sender[:2], exc)
+            self.feedback.reply_error(origin, "", f"unreadable OSC packet: {exc}")
             return
-        if len(messages) > MAX_BUNDLE:
-            self.stats.invalid += 1
-            self._log.warning("OSC: bundle of %d messages, at most %d", len(messages), MAX_BUNDLE)
-            return
-        origin = OscOrigin(sender[0], sender[1])
         now = time.monotonic()
         batch: list[Command] = []
+        address = ""
         try:
             for message in messages:
-                address, params = message.address, list(message.params)
+                address = message.address
                 spec, _ = lookup(address)
+                params = command_args(self._unlock(message), spec)
                 if spec.owner == "controller":
                     batch.extend(self._subscribe(address, params, origin))
                     continue
@@ -235,6 +329,7 @@ class OscController:
             # A bundle is all or nothing: one bad message refuses the whole bundle.
             self.stats.invalid += 1
             self._log.warning("OSC from %s:%d refused: %s", origin.host, origin.port, exc)
+            self.feedback.reply_error(origin, address, str(exc))
             return
         if not batch:
             return
@@ -243,6 +338,29 @@ class OscController:
         else:
             self.stats.dropped += len(batch)
             self._log.warning("OSC: engine queue full, dropped %d command(s)", len(batch))
+            self.feedback.reply_error(origin, address, "the server is busy: command dropped")
+
+    def _refuse_sender(self, origin: OscOrigin) -> None:
+        # No reply: a sender we do not know gets nothing to learn from.
+        self.stats.refused_packets += 1
+        if origin.host not in self._refused and len(self._refused) < MAX_REFUSED_SENDERS:
+            self._refused.add(origin.host)
+            self.stats.refused_senders = len(self._refused)
+            logger.warning(
+                "OSC from %s refused: not in osc.allow (add it, or its network, in config.toml)",
+                origin.host,
+            )
+
+    def _unlock(self, message: OscMessage) -> OscMessage:
+        """The message without its leading osc.token, or CommandError if it lacks it."""
+        if not self._token:
+            return message
+        if not message.args or message.args[0] != self._token:
+            self.stats.refused_token += 1
+            raise CommandError(
+                f"{message.address}: the first argument must be the OSC token (osc.token)"
+            )
+        return OscMessage(message.address, message.tags[1:], message.args[1:])
 
     def _subscribe(self, address: str, params: list[object], origin: OscOrigin) -> list[Command]:
         command = parse(address, params)
@@ -251,6 +369,49 @@ class OscController:
         self.feedback.subscribe(target.host, target.port)
         # Greet the new subscriber with the current state, answered through the engine.
         return [parse(a, ["?"], origin=target) for a in self._greeting]
+
+
+def command_args(message: OscMessage, spec: CommandSpec) -> list[object]:
+    """OSC values as command arguments (see TYPE_TABLE), or CommandError saying why not."""
+    args = list(message.args)
+    required = sum(1 for arg in spec.args if not arg.optional)
+    if args and all(value is None or value is IMPULSE for value in args):
+        if required:
+            raise CommandError(
+                f"{message.address}: {_tag_name(message.tags[0])} is a trigger, "
+                f"but this address needs {required} argument(s)"
+            )
+        return []  # a trigger-style controller's "press"
+    out: list[object] = []
+    for position, value in enumerate(args):
+        if isinstance(value, bool):
+            out.append(int(value))  # T/F: toggles
+        elif isinstance(value, str):
+            expected = spec.args[position] if position < len(spec.args) else None
+            if expected is not None and expected.type != "s" and value != QUERY:
+                raise CommandError(
+                    f"{message.address} {expected.name}: expected a number, got the string "
+                    f"{value[:40]!r}: send it as an OSC float (f) or int (i), not a string"
+                )
+            out.append(value)
+        elif isinstance(value, int | float):
+            out.append(value)
+        else:
+            raise CommandError(
+                f"{message.address}: argument {position + 1} is an OSC {_value_name(value)}, "
+                "which no command takes (send f, i, T/F or s)"
+            )
+    return out
+
+
+def _tag_name(tag: str) -> str:
+    return f"{_TAG_NAMES.get(tag, 'value')} ({tag})"
+
+
+def _value_name(value: object) -> str:
+    kinds = {Char: "c", Rgba: "r", Midi: "m", bytes: "b", TimeTag: "t"}
+    tag = kinds.get(type(value))
+    return _tag_name(tag) if tag else "array ([ ])"
 
 
 def _greeting_addresses() -> list[str]:

@@ -8,6 +8,7 @@ silently ignored costs a performer a show.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import tomllib
 from collections.abc import Mapping
@@ -81,6 +82,11 @@ class OscConfig:
     # "host:port" targets that get state feedback from the start (a TouchOSC
     # tablet's address and its receive port); others subscribe with /feedback/subscribe.
     feedback: tuple[str, ...] = ()
+    # Senders allowed, as addresses or CIDR networks ("192.168.1.23", "10.0.0.0/24");
+    # empty: loopback plus the subnets of this machine's own interfaces.
+    allow: tuple[str, ...] = ()
+    # If set, every OSC message must carry it as its first argument (a string).
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -307,6 +313,11 @@ def _check_ranges(section: Any) -> None:
                 target,
                 '"host:port" strings such as "192.168.1.20:9001"',
             )
+        for entry in section.allow:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                _require(False, "osc.allow", entry, 'addresses or CIDRs such as "10.0.0.0/24"')
     elif isinstance(section, TempoConfig):
         _require(20.0 <= section.bpm <= 999.0, "tempo.bpm", section.bpm, "20..999")
         _require(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from controllers.osc import TYPE_TABLE
 from server.commands import COMMANDS, DIRECTIONS, KEYFRAMES, REGISTRY, CommandSpec, lookup
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,7 +77,55 @@ def osc_markdown() -> str:
             note = f" ({', '.join(notes)})" if notes else ""
             lines.append(f"| `{spec.pattern}` | {args} | {spec.doc}{note} |")
         lines.append("")
-    return "\n".join(lines + _WIRING) + "\n"
+    return "\n".join(lines + _osc_types() + _ANSWERS + _WIRING) + "\n"
+
+
+def _osc_types() -> list[str]:
+    """The type-tag table, from the OSC controller's own TYPE_TABLE."""
+    lines = [
+        "## OSC type tags",
+        "",
+        "Each OSC argument, by its type tag, as ganvj reads it. A refused message",
+        "changes nothing and is answered with `/error address reason` (see below).",
+        "",
+        "| tag | OSC type | what ganvj does with it |",
+        "| --- | --- | --- |",
+    ]
+    for tag, name, meaning in TYPE_TABLE:
+        lines.append(f"| `{tag}` | {name} | {meaning} |")
+    return [*lines, ""]
+
+
+_ANSWERS = """## Answers, errors and who may send
+
+- **Answers to `"?"`** go to the sender's source address and port, and also to
+  every port that host has subscribed with `/feedback/subscribe` (or that is
+  configured in `osc.feedback`). Tools that send from one port and listen on
+  another (liblo's `oscsend`/`oscdump`, Max's `udpsend`/`udpreceive`, Pd's
+  `netsend`/`netreceive`, TouchOSC) see the answer on their receive port.
+- **A refused message** (unknown address, wrong type, out of range, a number
+  sent as a string) is answered by the same route with `/error` and two strings:
+  the address and the reason. At most 10 such replies a second go to one host;
+  the rest are counted in `/api/status` (`osc.error_replies_suppressed`).
+- **Who may send:** `osc.allow` in `config.toml` lists the addresses and CIDR
+  networks allowed (`["192.168.1.23", "10.0.0.0/24"]`). Empty, the default,
+  means loopback plus the subnets of the ganvj machine's own interfaces. Other
+  senders get no reply; each refused packet is counted in `/api/status`
+  (`osc.refused_packets`, and `osc.refused_senders` distinct addresses) and each
+  new address is logged once.
+- **A token:** with `osc.token = "..."` set, every message must carry it as its
+  first argument (a string), before the command's own arguments:
+  `/latent/speed ,sf "s3cret" 0.5`. For controllers that can add a constant
+  argument; a missing or wrong token is refused with `/error`.
+- **Pinning TouchOSC's address:** on a venue network the audience's phones share
+  the default subnet. Give the tablet a fixed address (a DHCP reservation on the
+  venue router for the tablet's MAC address, or a static IP in the tablet's
+  Wi-Fi settings: iPad, Settings, Wi-Fi, (i), Configure IP, Manual), then allow
+  only that address: `osc.allow = ["192.168.1.23"]`. TouchOSC's send port stays
+  ganvj's OSC port; its receive port is the one to subscribe or configure in
+  `osc.feedback = ["192.168.1.23:8000"]`.
+
+""".splitlines()
 
 
 _WIRING = """## Wiring TouchOSC

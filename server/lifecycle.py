@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from controllers.osc import OscController, OscFeedback
+from controllers.osc_access import AllowList
 from models.checkpoint import (
     CheckpointError,
     LoadedModel,
@@ -274,7 +275,12 @@ async def _start_osc(
         targets.append((host, int(port)))
     feedback = OscFeedback(targets=targets)
     osc = OscController(
-        host=config.osc.host, port=config.osc.port, submit=engine.submit, feedback=feedback
+        host=config.osc.host,
+        port=config.osc.port,
+        submit=engine.submit,
+        feedback=feedback,
+        allow=AllowList(config.osc.allow),
+        token=config.osc.token,
     )
     try:
         await stack.enter_async_context(osc)
