@@ -30,6 +30,7 @@ from torch import Tensor
 from models.nets.dcgan import DCGANConfig, DCGANGenerator
 from models.nets.encoder import Encoder, EncoderConfig
 from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
+from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     "dcgan": Architecture("unconditional", DCGANConfig, lambda c: DCGANGenerator(config=c)),
     "pix2pix": Architecture("image2image", Pix2PixConfig, lambda c: UNetGenerator(config=c)),
     "encoder": Architecture("encoder", EncoderConfig, lambda c: Encoder(config=c)),
+    "stylegan2": Architecture(
+        "unconditional", StyleGAN2Config, lambda c: StyleGAN2Generator(config=c)
+    ),
 }
+# Files converted on load (cached by content): NVIDIA network pickles.
+PICKLE_SUFFIXES = (".pkl",)
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def save_checkpoint(
         "arch": arch,
         "kind": ARCHITECTURES[arch].kind,
         "config": config_dict,
-        "resolution": config_dict["resolution"],
+        "resolution": config_dict.get("resolution", config_dict.get("img_resolution")),
         "z_dim": config_dict.get("z_dim"),
         "training": training,
     }
@@ -222,21 +228,36 @@ def config_from_dict(cls: type, data: Any, *, path: Path) -> Any:
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         expected = str(fields[name].type)
-        ok = {
-            "int": isinstance(value, int) and not isinstance(value, bool),
-            "float": isinstance(value, int | float) and not isinstance(value, bool),
-            "bool": isinstance(value, bool),
-            "str": isinstance(value, str),
-        }.get(expected, False)
+        base = expected.removesuffix(" | None")
+        if value is None and base != expected:
+            kwargs[name] = None
+            continue
+        if base == "tuple[float, ...]":
+            ok = isinstance(value, list) and all(_is_type("float", v) for v in value)
+            if ok:
+                kwargs[name] = tuple(float(v) for v in value)
+        else:
+            ok = _is_type(base, value)
+            if ok:
+                kwargs[name] = float(value) if base == "float" else value
         if not ok:
             raise CheckpointError(
                 f"{path}: {cls.__name__}.{name} should be {expected}, got {value!r}"
             )
-        kwargs[name] = float(value) if expected == "float" else value
     try:
         return cls(**kwargs)
     except ValueError as exc:
         raise CheckpointError(f"{path}: bad config: {exc}") from exc
+
+
+def _is_type(name: str, value: Any) -> bool:
+    """Whether a JSON value has the config field type called `name`."""
+    return {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+    }.get(name, False)
 
 
 def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -292,8 +313,17 @@ def check_state(module: nn.Module, tensors: dict[str, Tensor], *, path: Path, ar
 def load_model(
     path: Path | str, device: torch.device | str = "cpu", *, arch: str | None = None
 ) -> LoadedModel:
-    """Load a model file for serving; `arch` (optional) demands one architecture."""
+    """Load a model file for serving; `arch` (optional) demands one architecture.
+
+    A StyleGAN network pickle (.pkl) is converted once and cached by content
+    (models.formats.stylegan); the model keeps the pickle's name and path.
+    """
     path = Path(path)
+    source = path
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        from models.formats.stylegan import cached_import  # imports this module
+
+        path = cached_import(source)
     meta, tensors = read_tensors(path)
     if arch is not None and meta["arch"] != arch:
         raise CheckpointError(f"{path}: is a {meta['arch']} model, expected a {arch} model")
@@ -308,8 +338,8 @@ def load_model(
     module.to(device).eval()
     kind = ARCHITECTURES[meta["arch"]].kind
     return LoadedModel(
-        name=path.stem,
-        path=path,
+        name=source.stem,
+        path=source,
         arch=meta["arch"],
         kind=kind,
         module=module,

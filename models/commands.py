@@ -274,6 +274,28 @@ def add_render_parsers(sub: Any) -> None:
     add_replay_parser(sub)
 
 
+# ---------------------------------------------------------------- import
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Convert a StyleGAN network pickle into a ganvj model file (no code in it is run)."""
+    from models.formats.stylegan import import_pickle
+
+    src = Path(args.file)
+    out = Path(args.out) if args.out else src.with_suffix(".safetensors")
+    if out.exists() and not args.force:
+        return fail(f"{out}: already exists (use --force to overwrite)")
+    try:
+        import_pickle(src, out, samples=args.samples)
+    except USER_ERRORS as exc:
+        return fail(str(exc))
+    meta = list_models([out.parent])
+    info = next((m for m in meta if m.path == out), None)
+    detail = f"{info.arch}, {info.resolution} px" if info is not None else "written"
+    print(f"{out}: {detail}")
+    return 0
+
+
 # ---------------------------------------------------------------- register
 
 
@@ -311,6 +333,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_train_parser(sub, "dcgan", DCGANConfig, "unconditional DCGAN on a dataset")
     add_train_parser(sub, "pix2pix", Pix2PixConfig, "image-to-image on a paired dataset")
     add_train_parser(sub, "encoder", EncoderConfig, "an inverter for an unconditional generator")
+
+    p = subparsers.add_parser(
+        "import", help="convert a StyleGAN .pkl into a .safetensors model (runs no code)"
+    )
+    p.add_argument("file", help="a stylegan2-ada-pytorch or stylegan3 network pickle")
+    p.add_argument("--out", help="model file to write (default: FILE with .safetensors)")
+    p.add_argument(
+        "--samples", type=int, default=4096, help="mapping samples for GANSpace (default 4096)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite an existing model file")
+    p.set_defaults(func=cmd_import)
 
     p = subparsers.add_parser("render", help="offline mp4: procedural, tour, walk, grid, feedback")
     add_render_parsers(p.add_subparsers(dest="mode", required=True))

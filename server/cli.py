@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--model", help="a .safetensors model file")
+    serve.add_argument("--model", help="a .safetensors model file or a StyleGAN .pkl")
     serve.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     serve.add_argument("--fps", type=float)
     serve.add_argument("--size", type=int, help="output size in pixels; 0 = native")

@@ -113,7 +113,9 @@ def find_model(name: str) -> Path | None:
         path = folder / f"{name}.safetensors"
         if path.is_file():
             return path
-    return None
+    # A StyleGAN network pickle in the user's folder: converted (once) on load.
+    pickle_path = user_models_dir() / f"{name}.pkl"
+    return pickle_path if pickle_path.is_file() else None
 
 
 def media_source(config: Config, spec: str) -> str:

@@ -1,0 +1,222 @@
+"""Import StyleGAN network pickles into ganvj checkpoints (safetensors + JSON config).
+
+`import_pickle` reads a pickle as data (models.formats.nvidia_pkl), rebuilds the
+generator from its `init_kwargs` with our own network code, checks every tensor
+name and shape, computes GANSpace directions (PCA of W), and writes one
+checkpoint. `cached_import` does this once per file content: the result lives
+under the user models folder's `.cache/`, named by the pickle's sha256.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from models.checkpoint import CheckpointError, file_sha256, save_checkpoint, user_models_dir
+from models.formats.nvidia_pkl import (
+    PersistentObject,
+    PickleError,
+    child_class_names,
+    pick_generator,
+    plain,
+    read_pickle,
+    state_dict,
+)
+from models.nets.stylegan2 import FLAVOR_ADA, FLAVOR_SG3, StyleGAN2Config, StyleGAN2Generator
+
+logger = logging.getLogger(__name__)
+
+CACHE_FOLDER = ".cache"
+GANSPACE_SAMPLES = 4096  # mapping samples behind the principal components
+GANSPACE_COMPONENTS = 64  # directions kept (at most w_dim)
+GANSPACE_SEED = 0
+# Module classes that make a pickled Generator a stylegan3 (alias-free) network.
+STYLEGAN3_MARKERS = {"SynthesisInput"}
+
+
+@dataclass
+class ImportedNetwork:
+    """A generator rebuilt from a pickle: our module with the file's weights loaded."""
+
+    arch: str  # "stylegan2" | "stylegan3"
+    config: Any  # StyleGAN2Config | StyleGAN3Config
+    module: nn.Module  # eval mode, float32, CPU
+    source: dict[str, Any]  # file name, sha256, class, flavor
+
+
+def generator_arch(obj: PersistentObject) -> str:
+    """ "stylegan2" or "stylegan3" from the module classes under a pickled Generator."""
+    if obj.class_name != "Generator":
+        raise PickleError(
+            f"unknown architecture: the network is a {obj.class_name!r}, not a StyleGAN Generator"
+        )
+    if child_class_names(obj) & STYLEGAN3_MARKERS:
+        return "stylegan3"
+    synthesis = obj.children.get("synthesis")
+    if not isinstance(synthesis, PersistentObject) or "b4" not in synthesis.children:
+        raise PickleError(
+            "unknown architecture: a Generator whose synthesis network has neither "
+            "StyleGAN2 blocks (b4, b8, ...) nor a StyleGAN3 input layer"
+        )
+    return "stylegan2"
+
+
+def _stylegan3_module() -> Any:
+    """models.nets.stylegan3 (helper sg3's network), or a clear error while it is missing."""
+    try:
+        import models.nets.stylegan3 as stylegan3  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as exc:  # pragma: no cover - present once sg3's module lands
+        raise PickleError("a StyleGAN3 network, and this ganvj has no StyleGAN3 code") from exc
+    return stylegan3
+
+
+def build_generator(arch: str, init_kwargs: dict[str, Any]) -> tuple[Any, nn.Module]:
+    """Our config and a fresh generator for a pickled Generator's init_kwargs."""
+    kwargs = plain(init_kwargs)
+    try:
+        if arch == "stylegan2":
+            config: Any = StyleGAN2Config.from_nvidia_kwargs(kwargs)
+            return config, StyleGAN2Generator(config=config)
+        sg3 = _stylegan3_module()
+        config = sg3.StyleGAN3Config.from_nvidia_kwargs(kwargs)
+        return config, sg3.StyleGAN3Generator(config=config)
+    except (ValueError, TypeError) as exc:
+        raise PickleError(f"unsupported {arch} generator settings: {exc}") from exc
+
+
+def convert_pickle(path: Path | str) -> ImportedNetwork:
+    """Read a StyleGAN pickle as data and load its generator into our module (CPU, fp32)."""
+    path = Path(path)
+    network = read_pickle(path)
+    obj = pick_generator(network)
+    try:
+        arch = generator_arch(obj)
+        config, module = build_generator(arch, obj.init_kwargs)
+        tensors = state_dict(obj)
+        expected = module.state_dict()
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise PickleError(
+                f"tensors do not match a {arch} generator with these settings: "
+                f"{len(missing)} missing (first: {missing[:1]}), "
+                f"{len(unexpected)} unexpected (first: {unexpected[:1]})"
+            )
+        for name, tensor in expected.items():
+            if tuple(tensors[name].shape) != tuple(tensor.shape):
+                raise PickleError(
+                    f"tensor {name} has shape {tuple(tensors[name].shape)}, "
+                    f"expected {tuple(tensor.shape)}"
+                )
+        module.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    except PickleError as exc:
+        raise PickleError(f"{path}: {exc}") from None
+    module.eval().requires_grad_(False)
+    flavor = FLAVOR_ADA if "synthesis_kwargs" in obj.init_kwargs else FLAVOR_SG3
+    source = {
+        "name": path.name,
+        "sha256": file_sha256(path),
+        "format": "nvidia-pickle",
+        "class_name": obj.class_name,
+        "flavor": flavor if arch == "stylegan2" else "stylegan3",
+    }
+    return ImportedNetwork(arch=arch, config=config, module=module, source=source)
+
+
+@torch.no_grad()
+def ganspace(
+    module: nn.Module,
+    *,
+    samples: int = GANSPACE_SAMPLES,
+    components: int = GANSPACE_COMPONENTS,
+    seed: int = GANSPACE_SEED,
+    batch: int = 512,
+) -> tuple[Tensor, Tensor]:
+    """Principal directions of W (Härkönen et al. 2020): components (K, w_dim), stdev (K,).
+
+    W samples come from the mapping network without truncation (classes drawn
+    uniformly for a conditional model); the components are the right singular
+    vectors of the centred samples, strongest first.
+    """
+    mapping: Any = module.mapping
+    z_dim, c_dim, w_dim = int(module.z_dim), int(module.c_dim), int(module.w_dim)  # type: ignore[arg-type]
+    rng = np.random.RandomState(seed)
+    ws = []
+    for start in range(0, samples, batch):
+        n = min(batch, samples - start)
+        z = torch.from_numpy(rng.randn(n, z_dim).astype(np.float32))
+        c = None
+        if c_dim > 0:
+            c = torch.zeros([n, c_dim])
+            c[torch.arange(n), torch.from_numpy(rng.randint(0, c_dim, size=n))] = 1.0
+        w = mapping(z, c)  # (n, num_ws, w_dim)
+        ws.append(w[:, 0].float())
+    w_all = torch.cat(ws)  # (N, w_dim)
+    centred = w_all - w_all.mean(dim=0, keepdim=True)
+    _, s, vh = torch.linalg.svd(centred, full_matrices=False)  # vh (min(N, w_dim), w_dim)
+    k = min(components, w_dim, vh.shape[0])
+    stdev = s[:k] / max(samples - 1, 1) ** 0.5
+    return vh[:k].contiguous(), stdev.contiguous()
+
+
+def import_pickle(src: Path | str, out: Path | str, *, samples: int = GANSPACE_SAMPLES) -> Path:
+    """Convert a StyleGAN pickle into a ganvj checkpoint at `out`; returns `out`."""
+    if samples < 2:
+        raise ValueError(f"GANSpace needs at least 2 mapping samples, got {samples}")
+    started = time.monotonic()
+    imported = convert_pickle(src)
+    module: Any = imported.module
+    components, stdev = ganspace(module, samples=samples)
+    out = Path(out)
+    save_checkpoint(
+        out,
+        arch=imported.arch,
+        config=imported.config,
+        weights=module,
+        training={},
+        extra_tensors={"ganspace/components": components, "ganspace/stdev": stdev},
+        extra_metadata={
+            "w_dim": int(module.w_dim),
+            "num_ws": int(module.num_ws),
+            "c_dim": int(module.c_dim),
+            "source": imported.source,
+            "ganspace": {"samples": samples, "components": int(components.shape[0])},
+        },
+    )
+    logger.info(
+        "imported %s -> %s (%s, %d px) in %.1f s",
+        src,
+        out,
+        imported.arch,
+        module.img_resolution,
+        time.monotonic() - started,
+    )
+    return out
+
+
+def cache_dir() -> Path:
+    """Where converted pickles are kept, by content hash."""
+    return user_models_dir() / CACHE_FOLDER
+
+
+def cached_import(src: Path | str, *, cache: Path | None = None) -> Path:
+    """The checkpoint converted from this pickle's content, converting it on first use."""
+    src = Path(src)
+    try:
+        digest = file_sha256(src)
+    except OSError as exc:
+        raise CheckpointError(f"{src}: cannot read: {exc.strerror or exc}") from exc
+    folder = cache if cache is not None else cache_dir()
+    target = folder / f"{digest}.safetensors"
+    if target.is_file():
+        return target
+    import_pickle(src, target)
+    return target
