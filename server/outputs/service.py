@@ -13,10 +13,13 @@ import logging
 from pathlib import Path
 from types import TracebackType
 
+from server.commands import Command
 from server.config import Config
-from server.engine import Engine
+from server.engine import Engine, error
 from server.media.stream import PacketHub, StreamEncoder
+from server.outputs.ndi import NdiSender
 from server.outputs.recorder import Recorder
+from server.play import Change
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,16 @@ class Outputs:
         )
         if hub is not None:
             hub.listeners.append(self.recorder.offer)
+        self.ndi = NdiSender(
+            frames=engine.frames, fps=config.render.fps, name=config.output.ndi_name
+        )
+        engine.handlers["/output/ndi"] = self._ndi_command
 
     async def __aenter__(self) -> Outputs:
+        if self.config.output.ndi:
+            why = await asyncio.to_thread(self.ndi.start)
+            if why is not None:
+                logger.error("output.ndi: %s", why)
         return self
 
     async def __aexit__(
@@ -56,7 +67,25 @@ class Outputs:
         traceback: TracebackType | None,
     ) -> None:
         await asyncio.to_thread(self.recorder.close)
+        await asyncio.to_thread(self.ndi.stop, 2.0)
 
     def status(self) -> dict[str, object]:
         """The /api/status section."""
-        return {"recording": self.recorder.status()}
+        return {"recording": self.recorder.status(), "ndi": self.ndi.status()}
+
+    def _ndi_command(self, command: Command, now: float) -> list[Change]:
+        """/output/ndi (render thread): loading the NDI runtime happens off it."""
+        if command.query:
+            return [Change(command.address, (int(self.ndi.running),), command.origin)]
+        if not command.args[0]:
+            self.ndi.stop()
+            return [Change(command.address, (0,))]
+
+        def start() -> None:
+            why = self.ndi.start()
+            change = error(command, why) if why else Change(command.address, (1,))
+            if self.engine.on_changes is not None:
+                self.engine.on_changes([change])
+
+        self.engine.start_io(start)
+        return []
