@@ -253,6 +253,18 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render_images(args: argparse.Namespace) -> int:
+    """Write seedNNNN.png per seed."""
+    from models import render
+
+    try:
+        written = render.images_from_args(args)
+    except USER_ERRORS as exc:
+        return fail(str(exc))
+    print(f"{args.outdir}: {len(written)} images")
+    return 0
+
+
 def add_render_parsers(sub: Any) -> None:
     """render procedural | tour | walk | grid | feedback."""
     from models import render
@@ -269,6 +281,14 @@ def add_render_parsers(sub: Any) -> None:
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_render, mode="procedural")
     render.add_parsers(sub, cmd_render)
+
+    p = sub.add_parser("images", help="one PNG per seed, with gen_images.py's flags and file names")
+    p.add_argument("--model", help="model file (default: the shipped default generator)")
+    p.add_argument("--seeds", required=True, help="seeds and ranges, e.g. 0-3,42")
+    p.add_argument("--outdir", required=True, help="folder for seedNNNN.png")
+    p.add_argument("--device", default="cpu")
+    render.add_sampling_flags(p, transform=True)
+    p.set_defaults(func=cmd_render_images, mode="images")
     from server.outputs.replay import add_parser as add_replay_parser  # needs the engine
 
     add_replay_parser(sub)
@@ -345,7 +365,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
     p.set_defaults(func=cmd_import)
 
-    p = subparsers.add_parser("render", help="offline mp4: procedural, tour, walk, grid, feedback")
+    p = subparsers.add_parser(
+        "render", help="offline: procedural, tour, walk, grid, feedback mp4s; images (PNGs)"
+    )
     add_render_parsers(p.add_subparsers(dest="mode", required=True))
 
 

@@ -13,18 +13,19 @@ from torch import Tensor
 
 
 def write_png(path: Path | str, image: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 RGB array as an 8-bit PNG."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
-    h, w, _ = image.shape
-    rows = np.concatenate([np.zeros((h, 1), np.uint8), image.reshape(h, w * 3)], axis=1)
+    """Write an (H, W, 3) uint8 RGB or (H, W, 1) grey array as an 8-bit PNG."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"expected (H, W, 3) or (H, W, 1) uint8, got {image.shape} {image.dtype}")
+    h, w, channels = image.shape
+    colour_type = 2 if channels == 3 else 0  # PNG: 2 = RGB, 0 = greyscale
+    rows = np.concatenate([np.zeros((h, 1), np.uint8), image.reshape(h, w * channels)], axis=1)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         body = tag + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
     png = b"\x89PNG\r\n\x1a\n"
-    png += chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+    png += chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))
     png += chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
     png += chunk(b"IEND", b"")
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,20 @@ from torch import Tensor
 
 from models.checkpoint import LoadedModel, default_model_path, load_model
 from models.dataset import DatasetConfig, decode, fit_square
-from models.latent import EASINGS, Wander, ease, interpolate, random_latent
-from models.png import make_grid, to_uint8
+from models.generate import (
+    DEFAULT_SAMPLING,
+    NOISE_MODES,
+    Sampling,
+    check_sampling,
+    generate,
+    is_stylegan,
+    map_to_w,
+    nvidia_uint8,
+    parse_seed_range,
+    synthesize_w,
+)
+from models.latent import EASINGS, Wander, ease, interpolate, seed_latent
+from models.png import make_grid, to_uint8, write_png
 from models.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -109,16 +122,23 @@ def render_latents(
     fps: int,
     total: int,
     size: int | None = None,
+    sampling: Sampling = DEFAULT_SAMPLING,
+    space: str = "z",
 ) -> int:
-    """Generate one frame per latent and write them to out."""
+    """Generate one frame per latent (z, or a StyleGAN's w when space="w") and write them."""
     require(model, "unconditional")
+    check_sampling(model, sampling)
     size = size or model.resolution
     device = next(model.module.parameters()).device
     bar = Progress(total=total, desc="render", unit="frames")
     with Mp4Writer(out, fps=fps, width=size, height=size) as writer, torch.no_grad():
-        for z in latents:
-            image = resize(model.module(z.reshape(1, -1).to(device)), size)
-            writer.write(to_uint8(image)[0])
+        for latent in latents:
+            batch = latent.reshape(1, -1).to(device)
+            if space == "w":
+                image = synthesize_w(model, batch, sampling)
+            else:
+                image = generate(model, batch, sampling)
+            writer.write(rgb(to_uint8(resize(image, size)))[0])
             bar.update()
     bar.close()
     return writer.frames
@@ -135,8 +155,19 @@ def render_tour(
     loops: int = 1,
     fps: int = 25,
     size: int | None = None,
+    sampling: Sampling = DEFAULT_SAMPLING,
 ) -> int:
-    """A looping tour of keyframes (K, z_dim) to mp4; returns the frame count."""
+    """A looping tour of keyframes (K, z_dim) to mp4; returns the frame count.
+
+    A StyleGAN tours in W, as it plays live: the keyframes are mapped once
+    (untruncated), blended in W, and truncated per frame.
+    """
+    space = "z"
+    if is_stylegan(model):
+        with torch.no_grad():
+            device = next(model.module.parameters()).device
+            keyframes = map_to_w(model, keyframes.to(device), sampling).cpu()
+        space = "w"
 
     def latents() -> Iterator[Tensor]:
         for _ in range(loops):
@@ -145,7 +176,9 @@ def render_tour(
             )
 
     total = loops * keyframes.shape[0] * frames_per_step
-    return render_latents(model, latents(), out, fps=fps, total=total, size=size)
+    return render_latents(
+        model, latents(), out, fps=fps, total=total, size=size, sampling=sampling, space=space
+    )
 
 
 def render_walk(
@@ -157,12 +190,26 @@ def render_walk(
     speed: float = 1.0,
     seed: int = 0,
     size: int | None = None,
+    sampling: Sampling = DEFAULT_SAMPLING,
+    anchor: int | None = None,
 ) -> int:
-    """A smooth latent walk (the live engine's wander) to mp4."""
-    latents = walk_latents(
-        z_dim=latent_size(model), seed=seed, seconds=seconds, fps=fps, speed=speed
+    """A smooth latent walk (the live engine's wander) to mp4; `anchor`: drift around that seed."""
+    z_dim = latent_size(model)
+    latents = walk_latents(z_dim=z_dim, seed=seed, seconds=seconds, fps=fps, speed=speed)
+    if anchor is not None:
+        centre = seed_latent(anchor, z_dim)
+        latents = (around(centre, z) for z in latents)
+    return render_latents(
+        model, latents, out, fps=fps, total=round(seconds * fps), size=size, sampling=sampling
     )
-    return render_latents(model, latents, out, fps=fps, total=round(seconds * fps), size=size)
+
+
+ANCHOR_ANGLE = 0.35  # radians: how far a seed's cell drifts from the seed's own picture
+
+
+def around(centre: Tensor, drift: Tensor) -> Tensor:
+    """A point near `centre` on the Gaussian shell: cos(a) * centre + sin(a) * drift."""
+    return math.cos(ANCHOR_ANGLE) * centre + math.sin(ANCHOR_ANGLE) * drift
 
 
 def render_grid(
@@ -175,9 +222,19 @@ def render_grid(
     fps: int = 25,
     speed: float = 1.0,
     seed: int = 0,
+    seeds: list[int] | None = None,
+    sampling: Sampling = DEFAULT_SAMPLING,
 ) -> int:
-    """An animated grid of fakes, each cell wandering on its own seed."""
-    wanders = [Wander(z_dim=latent_size(model), seed=seed + i) for i in range(rows * columns)]
+    """An animated grid of fakes, each cell wandering on its own seed.
+
+    With `seeds`, cell i drifts around seed i's own picture (the "fakes grid").
+    """
+    require(model, "unconditional")
+    check_sampling(model, sampling)
+    z_dim = latent_size(model)
+    cells = len(seeds) if seeds else rows * columns
+    wanders = [Wander(z_dim=z_dim, seed=seed + i) for i in range(cells)]
+    centres = [seed_latent(s, z_dim) for s in seeds] if seeds else None
     pad = 2
     r = model.resolution
     width, height = columns * (r + pad) + pad, rows * (r + pad) + pad
@@ -187,8 +244,11 @@ def render_grid(
     bar = Progress(total=n, desc="render", unit="frames")
     with Mp4Writer(out, fps=fps, width=width, height=height) as writer, torch.no_grad():
         for i in range(n):
-            z = torch.stack([w.at(i / fps * speed) for w in wanders]).to(device)
-            grid = make_grid(model.module(z), columns=columns, pad=pad)
+            drift = [w.at(i / fps * speed) for w in wanders]
+            if centres is not None:
+                drift = [around(c, d) for c, d in zip(centres, drift, strict=True)]
+            z = torch.stack(drift).to(device)
+            grid = make_grid(rgb_tensor(generate(model, z, sampling)), columns=columns, pad=pad)
             frame = np.zeros((height, width, 3), np.uint8)
             frame[: grid.shape[0], : grid.shape[1]] = grid
             writer.write(frame)
@@ -223,6 +283,42 @@ def render_feedback(
     return writer.frames
 
 
+def render_images(
+    model: LoadedModel, outdir: Path, *, seeds: list[int], sampling: Sampling = DEFAULT_SAMPLING
+) -> list[Path]:
+    """One PNG per seed, named and drawn as NVIDIA's gen_images.py does (seed0042.png)."""
+    require(model, "unconditional")
+    check_sampling(model, sampling)
+    z_dim = latent_size(model)
+    device = next(model.module.parameters()).device
+    if is_stylegan(model):
+        from models.generate import apply_transform
+
+        apply_transform(model, sampling)
+    written = []
+    bar = Progress(total=len(seeds), desc="images", unit="images")
+    with torch.no_grad():
+        for seed in seeds:
+            z = seed_latent(seed, z_dim)[None].to(device)
+            image = nvidia_uint8(generate(model, z, sampling))[0]  # (H, W, C)
+            path = outdir / f"seed{seed:04d}.png"
+            write_png(path, image)
+            written.append(path)
+            bar.update()
+    bar.close()
+    return written
+
+
+def rgb(images: np.ndarray) -> np.ndarray:
+    """(B, H, W, 1 | 3) uint8 -> (B, H, W, 3): grey models shown in colour frames."""
+    return images if images.shape[-1] == 3 else np.repeat(images[..., :1], 3, axis=-1)
+
+
+def rgb_tensor(images: Tensor) -> Tensor:
+    """(B, 1 | 3, H, W) -> (B, 3, H, W)."""
+    return images if images.shape[1] == 3 else images[:, :1].expand(-1, 3, -1, -1)
+
+
 def require(model: LoadedModel, kind: str) -> None:
     """Raise RenderError unless the model is of this kind."""
     if model.kind != kind:
@@ -249,14 +345,6 @@ def first_frame(path: Path) -> np.ndarray:
     raise RenderError(f"{path}: no frames")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """ "1,5,9" -> [1, 5, 9]."""
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError as exc:
-        raise RenderError(f"--seeds: expected comma-separated integers, got {text!r}") from exc
-
-
 def render_from_args(args: argparse.Namespace) -> int:
     """Run the render mode the command line asked for; returns the frame count."""
     out = Path(args.out)
@@ -265,14 +353,15 @@ def render_from_args(args: argparse.Namespace) -> int:
     # A feedback rollout iterates the shipped next-frame model, as live feedback does.
     role = "feedback" if args.mode == "feedback" else "unconditional"
     model = load_model(Path(args.model) if args.model else default_model_path(role), args.device)
+    sampling = sampling_from_args(args)
     if args.mode == "tour":
         z_dim = latent_size(model)
         seeds = (
-            parse_seeds(args.seeds)
+            parse_seed_range(args.seeds)
             if args.seeds
             else list(range(args.seed, args.seed + args.keyframes))
         )
-        keyframes = torch.stack([random_latent(s, z_dim) for s in seeds])
+        keyframes = torch.stack([seed_latent(s, z_dim) for s in seeds])
         return render_tour(
             model,
             out,
@@ -283,8 +372,12 @@ def render_from_args(args: argparse.Namespace) -> int:
             loops=args.loops,
             fps=args.fps,
             size=args.size,
+            sampling=sampling,
         )
     if args.mode == "walk":
+        anchors = parse_seed_range(args.seeds) if args.seeds else None
+        if anchors is not None and len(anchors) != 1:
+            raise RenderError("walk --seeds takes one seed to drift around")
         return render_walk(
             model,
             out,
@@ -293,21 +386,73 @@ def render_from_args(args: argparse.Namespace) -> int:
             speed=args.speed,
             seed=args.seed,
             size=args.size,
+            sampling=sampling,
+            anchor=anchors[0] if anchors else None,
         )
     if args.mode == "grid":
+        cells = parse_seed_range(args.seeds) if args.seeds else None
+        rows, columns = args.rows or 4, args.columns or 4
+        if cells is not None:
+            # One cell per seed; a near-square layout unless --columns says otherwise.
+            columns = args.columns or math.ceil(math.sqrt(len(cells)))
+            rows = math.ceil(len(cells) / columns)
         return render_grid(
             model,
             out,
-            rows=args.rows,
-            columns=args.columns,
+            rows=rows,
+            columns=columns,
             seconds=args.seconds,
             fps=args.fps,
             speed=args.speed,
             seed=args.seed,
+            seeds=cells,
+            sampling=sampling,
         )
     start = first_frame(Path(args.start))
     return render_feedback(
         model, out, start=start, seconds=args.seconds, fps=args.fps, mix=args.mix
+    )
+
+
+def sampling_from_args(args: argparse.Namespace) -> Sampling:
+    """--trunc, --class, --noise-mode, --translate, --rotate as a Sampling."""
+    translate = (0.0, 0.0)
+    text = getattr(args, "translate", None)
+    if text:
+        try:
+            x, y = (float(v) for v in str(text).split(","))
+        except ValueError as exc:
+            raise RenderError(f"--translate: expected X,Y, got {text!r}") from exc
+        translate = (x, y)
+    return Sampling(
+        truncation_psi=float(getattr(args, "trunc", 1.0)),
+        class_index=getattr(args, "class_index", None),
+        noise_mode=getattr(args, "noise_mode", "const"),
+        translate=translate,
+        rotate=float(getattr(args, "rotate", 0.0)),
+    )
+
+
+def add_sampling_flags(p: argparse.ArgumentParser, *, transform: bool = False) -> None:
+    """gen_images.py's flags: --trunc, --class, --noise-mode (and --translate, --rotate)."""
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi (StyleGAN)")
+    p.add_argument("--class", dest="class_index", type=int, help="class (conditional StyleGAN)")
+    p.add_argument("--noise-mode", dest="noise_mode", choices=NOISE_MODES, default="const")
+    if transform:
+        p.add_argument("--translate", default="0,0", help="X,Y input translation (StyleGAN3)")
+        p.add_argument("--rotate", type=float, default=0.0, help="degrees (StyleGAN3)")
+
+
+def images_from_args(args: argparse.Namespace) -> list[Path]:
+    """ganvj render images: load, check, write the PNGs."""
+    model = load_model(
+        Path(args.model) if args.model else default_model_path("unconditional"), args.device
+    )
+    return render_images(
+        model,
+        Path(args.outdir),
+        seeds=parse_seed_range(args.seeds),
+        sampling=sampling_from_args(args),
     )
 
 
@@ -336,6 +481,7 @@ def add_parsers(sub: Any, handler: Any) -> None:
     p.add_argument("--ease", choices=EASINGS, default="smooth")
     p.add_argument("--loops", type=int, default=1)
     p.add_argument("--size", type=int, help="output size (default: the model's)")
+    add_sampling_flags(p)
 
     p = sub.add_parser("walk", help="a smooth looping latent walk")
     common(p)
@@ -343,14 +489,18 @@ def add_parsers(sub: Any, handler: Any) -> None:
     p.add_argument("--speed", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int)
+    p.add_argument("--seeds", help="one seed to drift around (StyleGAN notebooks' numbering)")
+    add_sampling_flags(p)
 
     p = sub.add_parser("grid", help="an animated grid of fakes")
     common(p)
-    p.add_argument("--rows", type=int, default=4)
-    p.add_argument("--columns", type=int, default=4)
+    p.add_argument("--rows", type=int, help="default 4 (with --seeds: as many as needed)")
+    p.add_argument("--columns", type=int, help="default 4 (with --seeds: a near square)")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--speed", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", help="one cell per seed, e.g. 1-16 (the fakes grid)")
+    add_sampling_flags(p)
 
     p = sub.add_parser("feedback", help="pix2pix rollout: output fed back as input")
     common(p)
