@@ -33,6 +33,7 @@ BENCHMARKS = {
     "stream": "server.bench.stream",
     "control": "server.bench.control",
     "react": "server.bench.react",
+    "soak": "server.bench.soak",
 }
 
 

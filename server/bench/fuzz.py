@@ -10,15 +10,24 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import math
 import random
+import socket
 import struct
+import sys
+import time
 from collections.abc import Iterator
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from controllers.osc import encode
 
 # Addresses whose valid forms move the picture but touch nothing stored.
-MOVING = ("/latent/xy", "/latent/dir/1", "/latent/dir/3", "/keyframe/2/jump", "/keyframe/next")
+MOVING = ("/latent/xy", "/latent/seed", "/keyframe/2/jump", "/keyframe/next")
 # Stored settings: fuzzed only with argument types no coercion can accept.
 STORED = ("/keyframe/interp", "/keyframe/ease", "/keyframe/morph", "/latent/speed")
 NESTING = 64  # bundles inside bundles
@@ -42,8 +51,8 @@ def _valid_moving(rng: random.Random) -> bytes:
     address = rng.choice(MOVING)
     if address == "/latent/xy":
         return encode(address, [rng.random(), rng.random()])
-    if address.startswith("/latent/dir"):
-        return encode(address, [rng.uniform(-1, 1)])
+    if address == "/latent/seed":
+        return encode(address, [rng.randrange(2**31)])
     return encode(address, [])
 
 
@@ -106,3 +115,75 @@ def ws_messages(count: int, seed: int = 0, max_bytes: int = 256 * 1024) -> Itera
             yield "[" * rng.randint(1000, 20000)  # deep nesting: a parser's recursion
         if i % 500 == 499:
             yield "x" * (max_bytes + 1)  # over the size limit: the server closes this one
+
+
+def send_osc(host: str, port: int, packets: Iterator[bytes], rate: float) -> int:
+    """Send datagrams at about `rate` per second; returns how many went out."""
+    sent = 0
+    started = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for packet in packets:
+            with contextlib.suppress(OSError):  # too big for a datagram: that is fuzz too
+                sock.sendto(packet, (host, port))
+            sent += 1
+            ahead = started + sent / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+    return sent
+
+
+def faders(seconds: float, rate: float) -> Iterator[bytes]:
+    """A performer's steady fader flood: XY moves, `rate` a second for `seconds`."""
+    for i in range(int(seconds * rate)):
+        phase = i / rate
+        yield encode("/latent/xy", [0.5 + 0.4 * math.sin(phase), 0.5 + 0.4 * math.cos(phase)])
+
+
+async def send_ws(url: str, count: int, connections: int, seed: int, token: str | None) -> int:
+    """`count` hostile messages over `connections` sockets at once; reconnect when closed."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+
+    async def one(index: int) -> int:
+        sent = 0
+        messages = ws_messages(count // connections, seed=seed + index)
+        ws = await connect(url, additional_headers=headers, max_size=None)
+        try:
+            for message in messages:
+                try:
+                    await ws.send(message)
+                    sent += 1
+                except ConnectionClosed:
+                    ws = await connect(url, additional_headers=headers, max_size=None)
+        finally:
+            await ws.close()
+        return sent
+
+    return sum(await asyncio.gather(*(one(i) for i in range(connections))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m server.bench.fuzz osc HOST PORT COUNT RATE SEED | faders HOST PORT SECONDS
+    RATE | ws URL COUNT CONNECTIONS SEED [TOKEN]`: a sender process for the soak bench."""
+    args = sys.argv[1:] if argv is None else argv
+    what = args[0]
+    if what == "osc":
+        host, port, count, rate, seed = (
+            args[1],
+            int(args[2]),
+            int(args[3]),
+            float(args[4]),
+            int(args[5]),
+        )
+        sent = send_osc(host, port, osc_packets(count, seed), rate)
+    elif what == "faders":
+        host, port, seconds, rate = args[1], int(args[2]), float(args[3]), float(args[4])
+        sent = send_osc(host, port, faders(seconds, rate), rate)
+    else:
+        token = args[5] if len(args) > 5 else None
+        sent = asyncio.run(send_ws(args[1], int(args[2]), int(args[3]), int(args[4]), token))
+    print(json.dumps({"sent": sent}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from server.bench.faults import PRIVATE_MOUNTS_ENV
+
 ADDRESS = "10.77.0.1"
 NAMESPACE_SETUP = (
     "ip link set lo up; ip link add v0 type veth peer name v1; "
@@ -39,7 +41,7 @@ def in_namespace() -> bool:
 
 
 def reexec_in_namespace(argv: Sequence[str], module: str) -> int:
-    """Run `python -m module argv` again inside a fresh network namespace."""
+    """Run `python -m module argv` again inside fresh network and mount namespaces."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         print(
             "ganvj bench: needs `unshare` and `ip` (util-linux, iproute2) to make a private "
@@ -49,5 +51,7 @@ def reexec_in_namespace(argv: Sequence[str], module: str) -> int:
         return 2
     userns = [] if os.geteuid() == 0 else ["-r"]
     command = [sys.executable, "-m", module, *argv]
-    script = NAMESPACE_SETUP + 'exec "$@"'
-    return subprocess.call(["unshare", *userns, "-n", "sh", "-c", script, "sh", *command], cwd=REPO)
+    script = f"export {PRIVATE_MOUNTS_ENV}=1; " + NAMESPACE_SETUP + 'exec "$@"'
+    return subprocess.call(
+        ["unshare", *userns, "-n", "-m", "sh", "-c", script, "sh", *command], cwd=REPO
+    )

@@ -24,6 +24,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Viewer:
     arrival: list[float] = field(default_factory=list)
     count: int = 0  # frames decoded since connecting (frames/arrival keep the newest)
     task: asyncio.Task[None] | None = None
+    drain: asyncio.Task[None] | None = None  # reads (and drops) the server's state feedback
 
     async def wait_frames(self, count: int, timeout: float) -> None:
         """Wait until `count` frames have been decoded."""
@@ -47,10 +49,11 @@ class Viewer:
 
     async def close(self) -> None:
         """Hang up."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
-                await self.task
+        for task in (self.task, self.drain):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
+                    await task
         await self.pc.close()
         await self.ws.close()
 
@@ -89,7 +92,16 @@ async def connect_viewer(
         viewer.task = asyncio.ensure_future(pump())
 
     await negotiate(ws, pc, rewrite=rewrite)
+    # A browser's page reads every message; a viewer that never read its socket
+    # would be closed by the server as a stalled client once feedback piles up.
+    viewer.drain = asyncio.ensure_future(_discard_messages(ws))
     return viewer
+
+
+async def _discard_messages(ws: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for _ in ws:
+            pass
 
 
 async def open_ws(url: str, ssl_context: ssl.SSLContext | None) -> ClientConnection:

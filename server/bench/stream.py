@@ -86,6 +86,7 @@ class ServerProcess:
         shared_encoder: bool,
         size: int = 0,
         tables: dict[str, dict[str, object]] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self._dir = tempfile.TemporaryDirectory()
         self.port = free_port()
@@ -110,6 +111,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         assert self.process.stdout is not None
         line = ""
