@@ -25,7 +25,7 @@ from types import TracebackType
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from controllers.osc_access import AllowList
+from controllers.osc_access import AllowList, SenderRate
 from controllers.osc_packet import (
     IMPULSE,
     Char,
@@ -48,6 +48,7 @@ LOG_EVERY_SECONDS = 5.0  # at most one log line per kind of error in this time
 ERROR_REPLIES_PER_SECOND = 10  # /error replies to one host
 MAX_REASON_CHARS = 200
 MAX_REFUSED_SENDERS = 1024  # distinct refused addresses remembered for the count
+PACKETS_PER_SECOND_PER_HOST = 2000.0  # more from one host is a flood, dropped unparsed
 
 # How each OSC type tag reaches a command: (tag, OSC type, what ganvj does with it).
 TYPE_TABLE: tuple[tuple[str, str, str], ...] = (
@@ -103,6 +104,7 @@ class OscStats:
     refused_token: int = 0  # messages without the right osc.token
     error_replies: int = 0  # /error replies sent
     error_replies_suppressed: int = 0  # over the rate limit
+    rate_limited: int = 0  # packets dropped unparsed: one host sent too many
 
     def as_dict(self) -> dict[str, int]:
         """JSON-ready counters."""
@@ -250,6 +252,7 @@ class OscController:
         receive_buffer: int = RECEIVE_BUFFER_BYTES,
         allow: AllowList | None = None,
         token: str = "",
+        packets_per_second: float = PACKETS_PER_SECOND_PER_HOST,
     ) -> None:
         self._host = host
         self._port = port
@@ -260,6 +263,7 @@ class OscController:
         self.stats = self.feedback.stats  # one set of counters for /api/status
         self._allow = allow if allow is not None else AllowList()
         self._token = token
+        self._rate = SenderRate(packets_per_second)
         self._refused: set[str] = set()
         self._log = RateLimitedLog()
         self._greeting = _greeting_addresses()
@@ -305,6 +309,12 @@ class OscController:
         origin = OscOrigin(sender[0], sender[1])
         if not self._allow.allows(origin.host):
             self._refuse_sender(origin)
+            return
+        if not self._rate.allows(origin.host, time.monotonic()):
+            self.stats.rate_limited += 1
+            self._log.warning(
+                "OSC: %s sends more than %g packets/s: dropping", origin.host, self._rate.per_second
+            )
             return
         try:
             messages = parse_packet(data)
