@@ -122,6 +122,26 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """Sound in for audio reactivity (modulation sources and onset triggers)."""
+
+    enabled: bool = False  # open a sound card at start (the /audio page works either way)
+    device: str = ""  # a PortAudio device name or number; "" = the default input
+    sample_rate: int = 48000
+    block: int = 256  # samples per callback: features update at sample_rate / block Hz
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    """MIDI controllers: mappings live in the show file, learned from the control page."""
+
+    inputs: tuple[str, ...] = ()  # port names (or the start of one) to open; [] = none
+    outputs: tuple[str, ...] = ()  # ports that get LED feedback (pads light when current)
+    api: str = "auto"  # rtmidi backend: auto | alsa | jack
+    clock: bool = True  # follow a MIDI clock on an input as the tempo when Link is off
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Every bound in one place."""
 
@@ -141,6 +161,8 @@ class Config:
     osc: OscConfig = field(default_factory=OscConfig)
     tempo: TempoConfig = field(default_factory=TempoConfig)
     inputs: InputsConfig = field(default_factory=InputsConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    midi: MidiConfig = field(default_factory=MidiConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
@@ -195,6 +217,8 @@ def _section_type(table: str) -> type:
         "osc": OscConfig,
         "tempo": TempoConfig,
         "inputs": InputsConfig,
+        "audio": AudioConfig,
+        "midi": MidiConfig,
         "limits": LimitsConfig,
         "output": OutputConfig,
     }[table]
@@ -339,6 +363,18 @@ def _check_ranges(section: Any) -> None:
             value = getattr(section, key)
             limit = 65535 if key.endswith("port") else 2**31 - 1
             _require(0 <= value <= limit, f"output.{key}", value, f"0..{limit}")
+    elif isinstance(section, AudioConfig):
+        _require(
+            8000 <= section.sample_rate <= 192000,
+            "audio.sample_rate",
+            section.sample_rate,
+            "8000..192000",
+        )
+        _require(32 <= section.block <= 4096, "audio.block", section.block, "32..4096")
+    elif isinstance(section, MidiConfig):
+        _require(
+            section.api in ("auto", "alsa", "jack"), "midi.api", section.api, "auto, alsa or jack"
+        )
     elif isinstance(section, LimitsConfig):
         for f in fields(section):
             value = getattr(section, f.name)

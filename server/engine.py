@@ -34,7 +34,7 @@ from server.config import RenderConfig
 from server.device import cpu_threads, half_if_finite
 from server.media.convert import resize, to_yuv420
 from server.media.inputs import InputHub
-from server.media.master import Master
+from server.media.master import OUTPUT_ADDRESSES, Master
 from server.media.slot import LatestSlot
 from server.meters import RateMeter
 from server.patch import Patch, Sources, continuous_arg
@@ -533,7 +533,7 @@ class Engine:
         handler = self.handlers.get(name)
         if handler is not None:
             return handler(command, now)
-        if name.startswith("/output/"):
+        if name in OUTPUT_ADDRESSES:
             return self.master.apply(command, now)
         if name.startswith(("/mod/", "/midi/")):
             if not command.query:
@@ -582,7 +582,7 @@ class Engine:
             return self._react_state(now)
         if name == "/model/load":
             return (self.deck.model.name,)
-        if name.startswith("/output/"):
+        if name in OUTPUT_ADDRESSES:
             return self.master.query(name, now)
         return ()
 
