@@ -18,6 +18,7 @@ works through it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
@@ -99,7 +100,7 @@ class AudioFeatures:
         onset_k: float = 2.0,
         onset_history_s: float = 1.0,
         onset_lockout_s: float = 0.08,
-        onset_floor: float = 0.5,
+        onset_floor: float = 4.0,
     ) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
@@ -126,8 +127,12 @@ class AudioFeatures:
         self._onset_env = 0.0
         self._release_s = release_s
 
-    def process(self, block: np.ndarray) -> Features:
-        """One block of mono float samples (-1..1) -> its features."""
+    def process(self, block: np.ndarray, *, glitch: bool = False) -> Features:
+        """One block of mono float samples (-1..1) -> its features.
+
+        `glitch`: the device lost samples just before this block (an overflow);
+        the jump it leaves is not music, so it is never an onset.
+        """
         samples = np.asarray(block, dtype=np.float32).reshape(-1)
         n = len(samples)
         if n == 0 or n > MAX_BLOCK:
@@ -156,7 +161,7 @@ class AudioFeatures:
         if self._prev is not None:
             flux = float(np.maximum(log_spectrum - self._prev, 0.0).sum())
         self._prev = log_spectrum
-        onset = self._is_onset(flux, start, dt)
+        onset = self._is_onset(flux, start, dt) and not glitch
         if onset:
             self._onset_env = 1.0
         else:
@@ -216,20 +221,35 @@ class AudioProcessor:
         self.features = AudioFeatures(sample_rate=sample_rate, window=window)
         self.sample_rate = sample_rate
         self._on_features = on_features
-        self._blocks: queue.Queue[tuple[np.ndarray, float] | None] = queue.Queue(
+        self._blocks: queue.Queue[tuple[np.ndarray, int, float, bool] | None] = queue.Queue(
             maxsize=MAX_PENDING_BLOCKS
         )
+        self._fed = 0  # samples handed over: a dropped block keeps later ones on time
         self._thread: threading.Thread | None = None
         self.dropped = 0
         self.blocks = 0
         self.onsets = 0
         self.last: Features | None = None
 
-    def feed(self, samples: np.ndarray, arrived: float | None = None) -> None:
-        """Hand over a block (any thread, never blocks): it is copied."""
+    def feed(
+        self,
+        samples: np.ndarray,
+        arrived: float | None = None,
+        at_sample: int | None = None,
+        *,
+        glitch: bool = False,
+    ) -> None:
+        """Hand over a block (any thread, never blocks): it is copied.
+
+        `at_sample` places it on the device's own clock, so a block the callback
+        missed does not move the later ones; without it blocks are counted.
+        """
         block = to_mono(samples).copy()
+        start = self._fed if at_sample is None else at_sample
+        self._fed = start + len(block)
         try:
-            self._blocks.put_nowait((block, time.monotonic() if arrived is None else arrived))
+            when = time.monotonic() if arrived is None else arrived
+            self._blocks.put_nowait((block, start, when, glitch))
         except queue.Full:
             self.dropped += 1
 
@@ -242,10 +262,8 @@ class AudioProcessor:
         """Stop the worker thread."""
         if self._thread is None:
             return
-        try:
+        with contextlib.suppress(queue.Full):
             self._blocks.put(None, timeout=timeout)
-        except queue.Full:
-            pass
         self._thread.join(timeout)
         self._thread = None
 
@@ -264,9 +282,10 @@ class AudioProcessor:
             item = self._blocks.get()
             if item is None:
                 return
-            block, arrived = item
+            block, start, arrived, glitch = item
+            self.features.sample = start
             try:
-                features = self.features.process(block)
+                features = self.features.process(block, glitch=glitch)
             except ValueError as exc:
                 logger.warning("audio: block skipped: %s", exc)
                 continue
@@ -275,7 +294,7 @@ class AudioProcessor:
             self.last = features
             try:
                 self._on_features(features, arrived)
-            except Exception:  # noqa: BLE001 - a bad consumer must not stop the features
+            except Exception:
                 logger.exception("audio: features consumer failed")
 
 
@@ -320,8 +339,9 @@ class SoundCardInput:
 
         def callback(indata: np.ndarray, frames: int, when: Any, status: Any) -> None:
             if status:
-                self.statuses += 1  # an overflow: counted, never fatal
-            self.processor.feed(indata)
+                self.statuses += 1  # an overflow: counted, never fatal, never an onset
+            # Blocks are counted: PortAudio's JACK timestamps jitter by more than a block.
+            self.processor.feed(indata, glitch=bool(status.input_overflow))
 
         self._stream = sd.InputStream(
             device=self.device,
@@ -345,3 +365,80 @@ class SoundCardInput:
             self._stream.stop()
             self._stream.close()
             self._stream = None
+
+
+class AudioHub:
+    """Every audio input of a running server: the sound card and browser /audio pages."""
+
+    def __init__(
+        self,
+        *,
+        sink: Callable[[Features, float], None],
+        sample_rate: int,
+        block: int,
+        device: str = "",
+        sound_card: bool = False,
+    ) -> None:
+        self._sink = sink
+        self.sample_rate = sample_rate
+        self.block = block
+        self.device: str | int | None = int(device) if device.isdigit() else (device or None)
+        self.sound_card = sound_card
+        self.card: AudioProcessor | None = None
+        self._card_input: SoundCardInput | None = None
+        self.browser: dict[int, AudioProcessor] = {}  # one per browser sample rate
+
+    def __enter__(self) -> AudioHub:
+        if self.sound_card:
+            self.card = AudioProcessor(sample_rate=self.sample_rate, on_features=self._sink)
+            self.card.start()
+            self._card_input = SoundCardInput(self.card, device=self.device, block=self.block)
+            try:
+                self._card_input.__enter__()
+            except Exception as exc:
+                self.card.stop()
+                raise AudioError(
+                    f"cannot open the sound card {self.device or 'default'}: {exc}"
+                ) from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._card_input is not None:
+            self._card_input.__exit__(None, None, None)
+        for processor in [self.card, *self.browser.values()]:
+            if processor is not None:
+                processor.stop()
+
+    def browser_block(self, samples: np.ndarray, sample_rate: int) -> None:
+        """A block of a browser's microphone or line input (event loop: only hands it over)."""
+        processor = self.browser.get(sample_rate)
+        if processor is None:
+            if len(self.browser) >= 4:
+                return  # a hostile page cycling rates gets nothing more
+            processor = AudioProcessor(sample_rate=sample_rate, on_features=self._sink)
+            processor.start()
+            self.browser[sample_rate] = processor
+        processor.feed(samples)
+
+    def status(self) -> dict[str, Any]:
+        """Numbers for /api/status."""
+        return {
+            "sound_card": None if self.card is None else self.card.status(),
+            "browser": {str(rate): p.status() for rate, p in self.browser.items()},
+        }
+
+
+class AudioError(RuntimeError):
+    """A sound card that cannot be opened; the message says which and why."""
+
+
+async def pump_audio(track: Any, deliver: Callable[[np.ndarray, int], None]) -> None:
+    """Read a WebRTC audio track and hand each frame's samples over (the /audio page)."""
+    from aiortc.mediastreams import MediaStreamError
+
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            frame = await track.recv()
+            # s16 interleaved: (1, samples * channels) -> (samples, channels)
+            data = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
+            deliver(data, int(frame.sample_rate))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
 from models.checkpoint import (
@@ -239,6 +240,7 @@ async def running(
             link = await stack.enter_async_context(LinkSource(engine.tempo))
             engine.tempo.link_wanted = config.tempo.link and link.available
             await stack.enter_async_context(outputs)
+            _start_audio(config, engine, app, stack)
             port = await _listen(config, app, tls, stack)
             stack.push_async_callback(app.close)  # peers and websockets before the listener
             yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
@@ -264,6 +266,26 @@ async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExi
         raise StartupError(
             f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}"
         ) from exc
+
+
+def _start_audio(
+    config: Config, engine: Engine, app: App, stack: contextlib.AsyncExitStack
+) -> None:
+    """Audio features into the engine's sources and onset triggers (sound card, /audio page)."""
+    sink = engine_sink(update=engine.sources.update, fire=engine.patch.fire, submit=engine.submit)
+    audio = AudioHub(
+        sink=sink,
+        sample_rate=config.audio.sample_rate,
+        block=config.audio.block,
+        device=config.audio.device,
+        sound_card=config.audio.enabled,
+    )
+    try:
+        stack.enter_context(audio)
+    except AudioError as exc:
+        raise StartupError(f"{exc}; check audio.device, or set audio.enabled = false") from exc
+    app.audio_in = audio.browser_block
+    app.status_extras["audio"] = audio.status
 
 
 async def _start_osc(

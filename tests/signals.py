@@ -22,6 +22,8 @@ def kick_pattern(
     """Kicks at `times` over a little noise; the signal and each kick's first sample."""
     rng = np.random.default_rng(7)
     signal = (rng.standard_normal(int(sample_rate * seconds)) * noise).astype(np.float32)
+    fade = int(0.2 * sample_rate)  # the noise fades in: its start is no onset
+    signal[:fade] *= np.linspace(0.0, 1.0, fade, dtype=np.float32)
     hit = kick(sample_rate)
     starts = [int(t * sample_rate) for t in times]
     for start in starts:

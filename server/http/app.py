@@ -121,6 +121,8 @@ class App:
         self.control = control
         self.osc_stats: Callable[[], dict[str, int]] | None = None
         self.status_extras: dict[str, Callable[[], object]] = {}  # more /api/status sections
+        # Where a browser's audio (the /audio page) goes: samples and their rate.
+        self.audio_in: Callable[[Any, int], None] | None = None
         self.web = web.Application(client_max_size=MAX_BODY_BYTES)
         self.message_types: dict[str, MessageHandler] = {}
         self.add_json("/api/status", self.status)
@@ -251,6 +253,9 @@ class App:
         if kind == "offer" and message.get("role") == "camera":
             answer = await self._answer_camera(message, own)
             await connection.send(json.dumps({"type": "answer", "sdp": answer}))
+        elif kind == "offer" and message.get("role") == "audio":
+            answer = await self._answer_audio(message, own)
+            await connection.send(json.dumps({"type": "answer", "sdp": answer}))
         elif kind == "offer":
             answer = await self._answer(message, own)
             await connection.send(json.dumps({"type": "answer", "sdp": answer}))
@@ -302,6 +307,28 @@ class App:
             return "a camera offer needs a video section"
 
         return await self._negotiate(peer, sdp, receives_video, self.cameras, own)
+
+    async def _answer_audio(self, message: dict[str, Any], own: set[Peer]) -> str:
+        """A browser sending its microphone or line input: features for modulation."""
+        from controllers.audio import pump_audio
+
+        sdp = self._offer_sdp(message)
+        deliver = self.audio_in
+        if deliver is None:
+            raise ProtocolError("audio input is not available in this server")
+        peer = Peer(pc=self._new_pc(), track=None)
+
+        @peer.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and peer.pump is None:
+                peer.pump = asyncio.ensure_future(pump_audio(track, deliver))
+
+        def receives_audio() -> str | None:
+            if any(t.kind == "audio" for t in peer.pc.getTransceivers()):
+                return None
+            return "an audio offer needs an audio section"
+
+        return await self._negotiate(peer, sdp, receives_audio, self.cameras, own)
 
     async def _answer(self, message: dict[str, Any], own: set[Peer]) -> str:
         sdp = self._offer_sdp(message)

@@ -43,7 +43,9 @@ def test_silence_stays_at_zero_and_the_onset_envelope_decays() -> None:
     signal, _ = kick_pattern(RATE, times=(0.1,), seconds=0.8, noise=0.0)
     levels = [f.onset_level for f in run(signal)]
     peak = levels.index(1.0)
-    assert levels[-1] < 0.1 and all(a >= b for a, b in zip(levels[peak:], levels[peak + 1 :]))
+    assert levels[-1] < 0.1 and all(
+        a >= b for a, b in zip(levels[peak:], levels[peak + 1 :], strict=False)
+    )
 
 
 def test_follower_gain_attack_and_release() -> None:
