@@ -160,14 +160,15 @@ def upfirdn2d(
         f = f.flip(list(range(f.ndim)))
     # Depthwise: the same filter for every channel. The weight is repeated, not
     # expanded: CPU depthwise convolution runs twice as fast on a contiguous one.
+    # Decimation is the convolution's stride: the dropped pixels are never computed.
     if f.ndim == 2:
-        x = F.conv2d(x, f[None, None].repeat(channels, 1, 1, 1), groups=channels)
-    else:
-        x = F.conv2d(x, f[None, None, None, :].repeat(channels, 1, 1, 1), groups=channels)
-        x = F.conv2d(x, f[None, None, :, None].repeat(channels, 1, 1, 1), groups=channels)
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
+        return F.conv2d(x, f[None, None].repeat(channels, 1, 1, 1), groups=channels, stride=down)
+    x = F.conv2d(
+        x, f[None, None, None, :].repeat(channels, 1, 1, 1), groups=channels, stride=(1, down)
+    )
+    return F.conv2d(
+        x, f[None, None, :, None].repeat(channels, 1, 1, 1), groups=channels, stride=(down, 1)
+    )
 
 
 def upsample2d(x: Tensor, f: Tensor, *, up: int = 2, gain: float = 1.0) -> Tensor:
@@ -373,15 +374,20 @@ class FullyConnectedLayer(nn.Module):
         bias: bool = True,
         activation: str = "linear",
         lr_multiplier: float = 1.0,
-        bias_init: float = 0.0,
+        weight_init: float = 1.0,
+        bias_init: float | Sequence[float] = 0.0,
     ) -> None:
         super().__init__()
         check_activation(activation)
         self.in_features = in_features
         self.out_features = out_features
         self.activation = activation
-        self.weight = nn.Parameter(torch.randn([out_features, in_features]) / lr_multiplier)
-        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight = nn.Parameter(
+            torch.randn([out_features, in_features]) * (weight_init / lr_multiplier)
+        )
+        # one value for every output, or one per output (StyleGAN3's input affine)
+        bias_value = torch.zeros([out_features]) + torch.as_tensor(bias_init, dtype=torch.float32)
+        self.bias = nn.Parameter(bias_value / lr_multiplier) if bias else None
         self.weight_gain = lr_multiplier / math.sqrt(in_features)
         self.bias_gain = lr_multiplier
 

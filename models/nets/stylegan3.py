@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from models.nets.ops import FullyConnectedLayer, bias_act, normalize_2nd_moment, upfirdn2d
+
 # Constructor arguments of NVIDIA's stylegan3 Generator, by where they go.
 _TOP_KWARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
 _MAPPING_KWARGS = {"num_layers": "mapping_layers", "lr_multiplier": "mapping_lr_multiplier"}
@@ -306,36 +308,6 @@ def lowpass_filter(
 # --- Ops -----------------------------------------------------------------------------
 
 
-def upfirdn2d(
-    x: Tensor,  # (B, C, H, W)
-    f: Tensor | None,  # (k,) separable or (k, k)
-    *,
-    up: int = 1,
-    down: int = 1,
-    padding: Sequence[int] = (0, 0, 0, 0),  # x0, x1, y0, y1 (negative crops)
-    gain: float = 1.0,
-) -> Tensor:
-    """Upsample by zero insertion, pad, FIR-filter, keep every `down`-th sample."""
-    B, C, H, W = x.shape
-    if up > 1:
-        x = x.reshape(B, C, H, 1, W, 1)
-        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
-        x = x.reshape(B, C, H * up, W * up)
-    px0, px1, py0, py1 = padding
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
-    if f is None:
-        return (x * gain if gain != 1 else x)[:, :, ::down, ::down]
-    # convolution (not correlation): flip the taps; the gain is spread over both axes
-    f = (f * gain ** (f.ndim / 2)).to(x.dtype).flip(list(range(f.ndim)))
-    if f.ndim == 2:
-        w2 = f[None, None].expand(C, 1, *f.shape)  # (C, 1, k, k)
-        return F.conv2d(x, w2, groups=C, stride=down)
-    k = f.shape[0]
-    x = F.conv2d(x, f.view(1, 1, 1, k).expand(C, 1, 1, k), groups=C, stride=(1, down))
-    return F.conv2d(x, f.view(1, 1, k, 1).expand(C, 1, k, 1), groups=C, stride=(down, 1))
-
-
 def filtered_lrelu(
     x: Tensor,  # (B, C, H, W)
     *,
@@ -350,47 +322,10 @@ def filtered_lrelu(
     clamp: float | None,
 ) -> Tensor:
     """Bias, upsample, leaky ReLU with gain and clamp at the higher rate, downsample."""
-    x = x + bias.view(1, -1, 1, 1).to(x.dtype)
+    x = bias_act(x, bias.to(x.dtype))
     x = upfirdn2d(x, fu, up=up, padding=padding, gain=up**2)  # (B, C, H*up+pad-k+1, ...)
-    x = F.leaky_relu(x, slope) if slope != 1 else x
-    if gain != 1:
-        x = x * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
+    x = bias_act(x, act="lrelu", alpha=slope, gain=gain, clamp=clamp)
     return upfirdn2d(x, fd, down=down)
-
-
-class FullyConnected(nn.Module):
-    """Linear layer with equalised learning rate: weights scaled at run time, not at init."""
-
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        *,
-        lrelu: bool = False,
-        lr_multiplier: float = 1.0,
-        weight_init: float = 1.0,
-        bias_init: float | Sequence[float] = 0.0,
-    ) -> None:
-        super().__init__()
-        self.lrelu = lrelu
-        self.weight = nn.Parameter(
-            torch.randn(out_features, in_features) * (weight_init / lr_multiplier)
-        )
-        bias = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
-        self.bias = nn.Parameter(torch.tensor(bias) / lr_multiplier)
-        self.weight_gain = lr_multiplier / math.sqrt(in_features)
-        self.bias_gain = lr_multiplier
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, in) -> (B, out)
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias.to(x.dtype)
-        if self.bias_gain != 1:
-            b = b * self.bias_gain
-        if not self.lrelu:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return F.leaky_relu(x.matmul(w.t()) + b, 0.2) * math.sqrt(2)
 
 
 def modulated_conv2d(
@@ -439,11 +374,11 @@ class MappingNetwork(nn.Module):
         self.z_dim, self.c_dim, self.w_dim = config.z_dim, config.c_dim, config.w_dim
         self.num_ws = config.num_ws
         self.num_layers = config.mapping_layers
-        self.embed = FullyConnected(config.c_dim, config.w_dim) if config.c_dim > 0 else None
+        self.embed = FullyConnectedLayer(config.c_dim, config.w_dim) if config.c_dim > 0 else None
         width = config.z_dim + (config.w_dim if config.c_dim > 0 else 0)
         for i in range(config.mapping_layers):
-            layer = FullyConnected(
-                width, config.w_dim, lrelu=True, lr_multiplier=config.mapping_lr_multiplier
+            layer = FullyConnectedLayer(
+                width, config.w_dim, activation="lrelu", lr_multiplier=config.mapping_lr_multiplier
             )
             setattr(self, f"fc{i}", layer)
             width = config.w_dim
@@ -459,12 +394,12 @@ class MappingNetwork(nn.Module):
     ) -> Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must be (B, {self.z_dim}), got {tuple(z.shape)}")
-        x = _normalize_2nd_moment(z.float())
+        x = normalize_2nd_moment(z.float())
         if self.embed is not None:
             if c is None or c.ndim != 2 or c.shape != (z.shape[0], self.c_dim):
                 got = None if c is None else tuple(c.shape)
                 raise ValueError(f"c must be ({z.shape[0]}, {self.c_dim}), got {got}")
-            y = _normalize_2nd_moment(self.embed(c.float()))
+            y = normalize_2nd_moment(self.embed(c.float()))
             x = torch.cat([x, y], dim=1)  # (B, z_dim + w_dim)
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)  # (B, w_dim)
@@ -473,10 +408,6 @@ class MappingNetwork(nn.Module):
             cut = self.num_ws if truncation_cutoff is None else truncation_cutoff
             ws[:, :cut] = self.w_avg.lerp(ws[:, :cut], truncation_psi)
         return ws
-
-
-def _normalize_2nd_moment(x: Tensor) -> Tensor:  # (B, D)
-    return x * (x.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
 
 
 class SynthesisInput(nn.Module):
@@ -498,7 +429,7 @@ class SynthesisInput(nn.Module):
         freqs = freqs / (radii * radii.square().exp().pow(0.25)) * bandwidth
         self.weight = nn.Parameter(torch.randn(channels, channels))
         # starts as the identity rotation (cos 1, sin 0) and no shift
-        self.affine = FullyConnected(w_dim, 4, weight_init=0.0, bias_init=[1.0, 0.0, 0.0, 0.0])
+        self.affine = FullyConnectedLayer(w_dim, 4, weight_init=0.0, bias_init=[1.0, 0.0, 0.0, 0.0])
         # inverse of the user's transform of the picture, as in NVIDIA's pickles
         self.register_buffer("transform", torch.eye(3))
         self.register_buffer("freqs", freqs)  # (C, 2) cycles per unit
@@ -562,7 +493,7 @@ class SynthesisLayer(nn.Module):
         down_taps = config.filter_size * self.down if self.down > 1 and not plan.is_torgb else 1
         radial = config.use_radial_filters and not plan.is_critically_sampled
 
-        self.affine = FullyConnected(config.w_dim, plan.in_channels, bias_init=1.0)
+        self.affine = FullyConnectedLayer(config.w_dim, plan.in_channels, bias_init=1.0)
         self.weight = nn.Parameter(
             torch.randn(plan.out_channels, plan.in_channels, self.kernel, self.kernel)
         )
