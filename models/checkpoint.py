@@ -31,6 +31,7 @@ from models.nets.dcgan import DCGANConfig, DCGANGenerator
 from models.nets.encoder import Encoder, EncoderConfig
 from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from models.nets.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ ARCHITECTURES: dict[str, Architecture] = {
     "encoder": Architecture("encoder", EncoderConfig, lambda c: Encoder(config=c)),
     "stylegan2": Architecture(
         "unconditional", StyleGAN2Config, lambda c: StyleGAN2Generator(config=c)
+    ),
+    "stylegan3": Architecture(
+        "unconditional", StyleGAN3Config, lambda c: StyleGAN3Generator(config=c)
     ),
 }
 # Files converted on load (cached by content): NVIDIA network pickles.

@@ -51,6 +51,10 @@ def _scalar(dtype: Any, data: Any) -> Any:  # pragma: no cover - never called
     raise AssertionError("stand-in: only its name is written")
 
 
+def _reconstruct(cls: Any, shape: Any, dtype_code: Any) -> Any:  # pragma: no cover
+    raise AssertionError("stand-in: only its name is written")
+
+
 class _Persistent:
     """One module as persistence pickles it: reduce to (_reconstruct_persistent_obj, (meta,))."""
 
@@ -83,11 +87,16 @@ class _NvidiaPickler(pickle._Pickler):  # type: ignore[misc,name-defined]
             ),
             id(EasyDict): ("dnnlib.util", "EasyDict"),
             id(_scalar): (f"{numpy_module}.multiarray", "scalar"),
+            id(_reconstruct): (f"{numpy_module}.multiarray", "_reconstruct"),
         }
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, np.generic):
             return _Scalar(obj).__reduce__()
+        if type(obj) is np.ndarray:
+            # as numpy pickles arrays: _reconstruct(ndarray, (0,), b"b"), then BUILD with
+            # (version, shape, dtype, fortran order, raw bytes)
+            return (_reconstruct, (np.ndarray, (0,), b"b"), obj.__reduce__()[2])
         return NotImplemented
 
     def save_global(self, obj: Any, name: str | None = None) -> None:
@@ -115,10 +124,20 @@ def persistent_tree(
     init_kwargs: dict[str, Any] | None = None,
     module_src: str = PLACEHOLDER_SRC,
     extra_state: dict[str, Any] | None = None,
+    attributes: Callable[[nn.Module], dict[str, Any]] | None = None,
 ) -> _Persistent:
-    """A module and its children as persistence objects, state laid out like nn.Module's."""
+    """A module and its children as persistence objects, state laid out like nn.Module's.
+
+    `attributes(module)` gives each module's plain attributes as NVIDIA's class holds
+    them (numpy arrays and floats among them), for every module of the tree.
+    """
     children = collections.OrderedDict(
-        (name, persistent_tree(child, class_name=class_name, module_src=module_src))
+        (
+            name,
+            persistent_tree(
+                child, class_name=class_name, module_src=module_src, attributes=attributes
+            ),
+        )
         for name, child in module._modules.items()
         if child is not None
     )
@@ -141,6 +160,8 @@ def persistent_tree(
     for key in ("weight_gain", "bias_gain", "act_gain"):
         if hasattr(module, key):
             state[key] = np.float64(getattr(module, key))
+    if attributes is not None:
+        state.update(attributes(module))
     state.update(extra_state or {})
     meta = {
         "type": "class",
@@ -171,10 +192,15 @@ def write_network_pickle(
     protocol: int = 4,
     numpy_module: str = "numpy._core",
     module_src: str = PLACEHOLDER_SRC,
+    attributes: Callable[[nn.Module], dict[str, Any]] | None = None,
 ) -> Path:
     """A snapshot dict (G, D, G_ema, training_set_kwargs) or a bare generator, as NVIDIA writes."""
     g = persistent_tree(
-        generator, class_name=class_name, init_kwargs=init_kwargs, module_src=module_src
+        generator,
+        class_name=class_name,
+        init_kwargs=init_kwargs,
+        module_src=module_src,
+        attributes=attributes,
     )
     root: Any = g
     if snapshot:
@@ -249,3 +275,52 @@ def perturb(module: nn.Module, seed: int) -> None:
                 tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.5 + 0.1)
             elif name.endswith("bias"):
                 tensor.add_(torch.randn(tensor.shape, generator=generator) * 0.2)
+
+
+# StyleGAN3: our class name -> NVIDIA's (training.networks_stylegan3).
+STYLEGAN3_CLASS_NAMES = {"StyleGAN3Generator": "Generator"}
+
+
+def stylegan3_class_name(module: nn.Module) -> str:
+    """NVIDIA's class name for one of our StyleGAN3 modules."""
+    name = type(module).__name__
+    return STYLEGAN3_CLASS_NAMES.get(name, name)
+
+
+def stylegan3_attributes(module: nn.Module) -> dict[str, Any]:
+    """Plain attributes of NVIDIA's stylegan3 modules: sizes as numpy arrays, rates as floats."""
+    plan = getattr(module, "plan", None)
+    name = type(module).__name__
+    if name == "SynthesisInput":
+        return {
+            "w_dim": int(module.affine.in_features),  # type: ignore[union-attr,arg-type]
+            "channels": int(module.channels),  # type: ignore[arg-type]
+            "size": np.broadcast_to(np.asarray(module.size), [2]).copy(),
+            "sampling_rate": np.float64(module.sampling_rate),  # type: ignore[arg-type]
+            "bandwidth": np.float64(module.bandwidth),  # type: ignore[arg-type]
+        }
+    if name == "SynthesisLayer" and plan is not None:
+        return {
+            "w_dim": int(module.affine.in_features),  # type: ignore[union-attr,arg-type]
+            "is_torgb": plan.is_torgb,
+            "is_critically_sampled": plan.is_critically_sampled,
+            "use_fp16": plan.use_fp16,
+            "in_channels": plan.in_channels,
+            "out_channels": plan.out_channels,
+            "in_size": np.array([plan.in_size, plan.in_size]),
+            "out_size": np.array([plan.out_size, plan.out_size]),
+            "in_sampling_rate": plan.in_sampling_rate,
+            "out_sampling_rate": plan.out_sampling_rate,
+            "in_cutoff": np.float64(plan.in_cutoff),
+            "out_cutoff": np.float64(plan.out_cutoff),
+            "in_half_width": np.float64(plan.in_half_width),
+            "out_half_width": np.float64(plan.out_half_width),
+            "conv_kernel": int(module.kernel),  # type: ignore[arg-type]
+            "conv_clamp": module.conv_clamp,
+            "up_factor": int(module.up),  # type: ignore[arg-type]
+            "down_factor": int(module.down),  # type: ignore[arg-type]
+            "padding": list(module.padding),  # type: ignore[arg-type]
+        }
+    if name == "SynthesisNetwork":
+        return {"layer_names": list(module.layer_names), "num_ws": int(module.num_ws)}  # type: ignore[arg-type]
+    return {}

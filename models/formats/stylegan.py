@@ -31,6 +31,7 @@ from models.formats.nvidia_pkl import (
     state_dict,
 )
 from models.nets.stylegan2 import FLAVOR_ADA, FLAVOR_SG3, StyleGAN2Config, StyleGAN2Generator
+from models.nets.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 
 logger = logging.getLogger(__name__)
 
@@ -69,15 +70,6 @@ def generator_arch(obj: PersistentObject) -> str:
     return "stylegan2"
 
 
-def _stylegan3_module() -> Any:
-    """models.nets.stylegan3 (helper sg3's network), or a clear error while it is missing."""
-    try:
-        import models.nets.stylegan3 as stylegan3  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:  # pragma: no cover - present once sg3's module lands
-        raise PickleError("a StyleGAN3 network, and this ganvj has no StyleGAN3 code") from exc
-    return stylegan3
-
-
 def build_generator(arch: str, init_kwargs: dict[str, Any]) -> tuple[Any, nn.Module]:
     """Our config and a fresh generator for a pickled Generator's init_kwargs."""
     kwargs = plain(init_kwargs)
@@ -85,9 +77,8 @@ def build_generator(arch: str, init_kwargs: dict[str, Any]) -> tuple[Any, nn.Mod
         if arch == "stylegan2":
             config: Any = StyleGAN2Config.from_nvidia_kwargs(kwargs)
             return config, StyleGAN2Generator(config=config)
-        sg3 = _stylegan3_module()
-        config = sg3.StyleGAN3Config.from_nvidia_kwargs(kwargs)
-        return config, sg3.StyleGAN3Generator(config=config)
+        config = StyleGAN3Config.from_nvidia_kwargs(kwargs)
+        return config, StyleGAN3Generator(config=config)
     except (ValueError, TypeError) as exc:
         raise PickleError(f"unsupported {arch} generator settings: {exc}") from exc
 

@@ -521,13 +521,14 @@ class SynthesisLayer(nn.Module):
         total += up_taps + down_taps - 2
         lo = (total + self.up) // 2
         self.padding = (lo, total - lo, lo, total - lo)
-        self.fp16 = False  # set by StyleGAN3Generator.set_fp16 (CUDA fast path only)
 
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:  # (B, I, H, W), (B, w_dim)
+    def forward(self, x: Tensor, w: Tensor, *, fast: bool = False) -> Tensor:
+        """x (B, I, H, W), w (B, w_dim) -> (B, O, S, S); fp16 only when fast on CUDA."""
         styles = self.affine(w)  # (B, I)
         if self.is_torgb:
             styles = styles * (1 / math.sqrt(self.in_channels * self.kernel**2))
-        dtype = torch.float16 if self.fp16 and x.device.type == "cuda" else torch.float32
+        half = fast and self.use_fp16 and x.device.type == "cuda"
+        dtype = torch.float16 if half else torch.float32
         x = modulated_conv2d(
             x.to(dtype),
             self.weight,
@@ -558,6 +559,7 @@ class SynthesisNetwork(nn.Module):
         self.num_ws, self.w_dim = config.num_ws, config.w_dim
         self.img_resolution, self.img_channels = config.img_resolution, config.img_channels
         self.output_scale = config.output_scale
+        self.fast = False  # fp16 layers in half precision on CUDA (set by the fast path)
         plan = plan_synthesis(config)
         self.input = SynthesisInput(
             w_dim=config.w_dim,
@@ -585,7 +587,7 @@ class SynthesisNetwork(nn.Module):
         w_list = ws.float().unbind(dim=1)
         x = self.input(w_list[0])  # (B, C0, S0, S0)
         for name, w in zip(self.layer_names, w_list[1:], strict=True):
-            x = getattr(self, name)(x, w)
+            x = getattr(self, name)(x, w, fast=self.fast)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.float()  # (B, img_channels, R, R)
@@ -604,12 +606,6 @@ class StyleGAN3Generator(nn.Module):
         # synthesis first, as in NVIDIA's, so state_dict() lists keys in the same order
         self.synthesis = SynthesisNetwork(config=config)
         self.mapping = MappingNetwork(config=config)
-
-    def set_fp16(self, enabled: bool) -> None:
-        """Run the file's fp16 layers in fp16 (takes effect on CUDA only; the CPU stays fp32)."""
-        for name in self.synthesis.layer_names:
-            layer = getattr(self.synthesis, name)
-            layer.fp16 = bool(enabled) and layer.use_fp16
 
     def forward(
         self,

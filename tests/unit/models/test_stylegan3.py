@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from models.checkpoint import load_model
+from models.formats.nvidia_pkl import read_pickle
 from models.nets.stylegan3 import (
     StyleGAN3Config,
     StyleGAN3Generator,
@@ -23,6 +26,12 @@ from models.nets.stylegan3 import (
     set_transform,
     synthetic_config,
     transform_matrix,
+)
+from tests.nvidia_pickles import (
+    EasyDict,
+    stylegan3_attributes,
+    stylegan3_class_name,
+    write_network_pickle,
 )
 from tests.stylegan_weights import fill_weights
 
@@ -150,9 +159,57 @@ def check_reference(module: torch.nn.Module, case: str) -> None:
     set_transform(module)
 
 
+# How each case is written: snapshot or bare generator, pickle protocol, numpy module name
+# (numpy 1 wrote numpy.core, numpy 2 writes numpy._core).
+LAYOUTS = {
+    "t32": (True, 4, "numpy._core"),
+    "r32": (True, 3, "numpy.core"),
+    "t32c": (False, 4, "numpy.core"),
+    "r64c": (True, 4, "numpy._core"),
+}
+
+
+def write_pickle(case: str, path: Path) -> Path:
+    """A network pickle in NVIDIA's format holding the reference network of a case."""
+    snapshot, protocol, numpy_module = LAYOUTS[case]
+    return write_network_pickle(
+        path,
+        build(case),
+        init_kwargs=stylegan3_init_kwargs(KWARGS[case]),
+        class_name=stylegan3_class_name,
+        attributes=stylegan3_attributes,
+        snapshot=snapshot,
+        protocol=protocol,
+        numpy_module=numpy_module,
+    )
+
+
+def stylegan3_init_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """init_kwargs as stylegan3's train.py records them (mapping_kwargs an EasyDict)."""
+    return {**kwargs, "mapping_kwargs": EasyDict(kwargs["mapping_kwargs"])}
+
+
 @pytest.mark.parametrize("case", list(REFERENCE))
-def test_pictures_match_nvidia_reference(case: str) -> None:
-    check_reference(build(case), case)
+def test_imported_pickle_draws_nvidia_reference_pictures(
+    case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path / "models"))
+    path = write_pickle(case, tmp_path / f"{case}.pkl")
+    network = read_pickle(path)
+    # the globals a real SG3 pickle uses, numpy arrays (layer sizes) included
+    numpy_module = LAYOUTS[case][2]
+    for name in ("multiarray._reconstruct", "multiarray.scalar"):
+        assert f"{numpy_module}.{name}" in network.globals_seen
+    assert {"numpy.ndarray", "torch_utils.persistence._reconstruct_persistent_obj"} <= (
+        network.globals_seen
+    )
+    loaded = load_model(path)  # converted once, cached by content
+    assert loaded.arch == "stylegan3" and loaded.kind == "unconditional"
+    assert loaded.metadata["config"] == dataclasses.asdict(
+        StyleGAN3Config.from_nvidia_kwargs(KWARGS[case])
+    )
+    assert loaded.metadata["num_ws"] == 16 and loaded.metadata["c_dim"] == KWARGS[case]["c_dim"]
+    check_reference(loaded.module, case)
 
 
 def test_layer_plan_and_filters_match_nvidia() -> None:
@@ -241,7 +298,7 @@ def test_fp16_layers_render_in_fp32_on_the_cpu() -> None:
     ws = module.mapping(torch.from_numpy(np.random.RandomState(1).randn(1, 32)), None)
     with torch.no_grad():
         exact = module.synthesis(ws)
-        module.set_fp16(True)
+        module.synthesis.fast = True  # what the CUDA fast path sets
         fast = module.synthesis(ws)
     assert fast.dtype == torch.float32
     torch.testing.assert_close(fast, exact, atol=0, rtol=0)
