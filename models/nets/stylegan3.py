@@ -621,11 +621,13 @@ class StyleGAN3Generator(nn.Module):
 
 
 def transform_matrix(
-    *, angle_deg: float = 0.0, translate: tuple[float, float] = (0.0, 0.0), zoom: float = 1.0
+    *, angle_deg: float = 0.0, translate: Sequence[float] = (0.0, 0.0), zoom: float = 1.0
 ) -> np.ndarray:
     """The (3, 3) `input.transform`: the inverse of rotating, zooming and shifting the picture."""
     if not zoom > 0:
         raise ValueError(f"zoom must be positive, got {zoom!r}")
+    if len(translate) != 2:
+        raise ValueError(f"translate must be (x, y), got {translate!r}")
     a = math.radians(angle_deg)
     c, s = math.cos(a) * zoom, math.sin(a) * zoom
     # NVIDIA's gen_images.py make_transform, with the rotation block scaled by zoom
@@ -637,7 +639,7 @@ def set_transform(
     module: nn.Module,
     *,
     angle_deg: float = 0.0,
-    translate: tuple[float, float] = (0.0, 0.0),
+    translate: Sequence[float] = (0.0, 0.0),
     zoom: float = 1.0,
 ) -> None:
     """Rotate (degrees), shift (fractions of the picture) and zoom a StyleGAN3's picture."""
