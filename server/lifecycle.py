@@ -41,7 +41,7 @@ from server.http.site import listening
 from server.http.tls import TlsError, server_context
 from server.media.inputs import SourceError, play_source
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
-from server.outputs.service import Outputs
+from server.outputs.service import OutputError, Outputs
 from server.play import Change
 from server.tempo import LinkSource, TempoClock
 
@@ -239,7 +239,10 @@ async def running(
             # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
             link = await stack.enter_async_context(LinkSource(engine.tempo))
             engine.tempo.link_wanted = config.tempo.link and link.available
-            await stack.enter_async_context(outputs)
+            try:
+                await stack.enter_async_context(outputs)
+            except OutputError as exc:
+                raise StartupError(str(exc)) from exc
             _start_audio(config, engine, app, stack)
             port = await _listen(config, app, tls, stack)
             stack.push_async_callback(app.close)  # peers and websockets before the listener

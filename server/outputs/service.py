@@ -17,11 +17,16 @@ from server.commands import Command
 from server.config import Config
 from server.engine import Engine, error
 from server.media.stream import PacketHub, StreamEncoder
+from server.outputs.janus import JanusError, JanusForwarder
 from server.outputs.ndi import NdiSender
 from server.outputs.recorder import Recorder
 from server.play import Change
 
 logger = logging.getLogger(__name__)
+
+
+class OutputError(RuntimeError):
+    """A configured output that cannot start; the message says why."""
 
 
 class Outputs:
@@ -52,13 +57,28 @@ class Outputs:
             frames=engine.frames, fps=config.render.fps, name=config.output.ndi_name
         )
         engine.handlers["/output/ndi"] = self._ndi_command
+        self.janus: JanusForwarder | None = None
 
     async def __aenter__(self) -> Outputs:
         if self.config.output.ndi:
             why = await asyncio.to_thread(self.ndi.start)
             if why is not None:
                 logger.error("output.ndi: %s", why)
+        if self.config.output.janus:
+            await self._start_janus()
         return self
+
+    async def _start_janus(self) -> None:
+        if self.hub is None:
+            raise OutputError("output.janus needs the shared encoder (stream.shared_encoder)")
+        forwarder = JanusForwarder(config=self.config, hub=self.hub)
+        try:
+            await forwarder.start()
+        except JanusError as exc:
+            await forwarder.close()
+            # A configured Janus that cannot be reached stops the start, with the reason.
+            raise OutputError(f"output.janus: {exc}") from exc
+        self.janus = forwarder
 
     async def __aexit__(
         self,
@@ -66,12 +86,18 @@ class Outputs:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self.janus is not None:
+            await self.janus.close()
         await asyncio.to_thread(self.recorder.close)
         await asyncio.to_thread(self.ndi.stop, 2.0)
 
     def status(self) -> dict[str, object]:
         """The /api/status section."""
-        return {"recording": self.recorder.status(), "ndi": self.ndi.status()}
+        return {
+            "recording": self.recorder.status(),
+            "ndi": self.ndi.status(),
+            "janus": self.janus.status() if self.janus is not None else None,
+        }
 
     def _ndi_command(self, command: Command, now: float) -> list[Change]:
         """/output/ndi (render thread): loading the NDI runtime happens off it."""
