@@ -218,6 +218,7 @@ async def running(
         folder=state_dir(config) / "recordings",
     )
     app.status_extras["outputs"] = outputs.status
+    app.add_json("/api/viewer", outputs.viewer_route)
     tls = None
     if config.server.tls:
         try:

@@ -1,6 +1,7 @@
 // The fullscreen viewer: receive the stream, play it with minimal latency,
 // reconnect by itself after a server restart. No controls over the picture.
 import { negotiate, openSocket } from "/rtc.js";
+import { watchJanus } from "/janus-play.js";
 
 const video = document.getElementById("video");
 const statusBox = document.getElementById("status");
@@ -27,11 +28,21 @@ function showProblem(detail) {
   problemTimer = setTimeout(() => { problem.hidden = true; }, PROBLEM_SECONDS * 1000);
 }
 
+// Where to play from: ganvj itself, or a Janus SFU when the server names one.
+async function route() {
+  try {
+    return await (await fetch("/api/viewer")).json();
+  } catch (_) {
+    return {};
+  }
+}
+
 async function connect() {
-  const ws = await openSocket();
+  const { janus, mountpoint } = await route();
+  const ws = janus ? null : await openSocket();
   const pc = new RTCPeerConnection({ iceServers: [] });
-  state.ws = ws; state.pc = pc;
-  pc.addTransceiver("video", { direction: "recvonly" });
+  state.ws = ws; state.pc = pc; state.janus = janus || null;
+  if (!janus) pc.addTransceiver("video", { direction: "recvonly" });
   pc.addEventListener("track", (event) => {
     // Play out as soon as a frame decodes: a live instrument, not a film.
     if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
@@ -39,7 +50,7 @@ async function connect() {
     video.play().catch(() => {});
   });
   const lost = new Promise((resolve, reject) => {
-    ws.addEventListener("close", resolve, { once: true });
+    if (ws) ws.addEventListener("close", resolve, { once: true });
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "failed") {
         // ICE found no path, or the DTLS handshake over it failed.
@@ -49,7 +60,8 @@ async function connect() {
       else if (pc.connectionState === "connected") { state.connected = true; state.retries = 0; problem.hidden = true; }
     });
   });
-  await negotiate(pc, ws);
+  if (janus) state.hangUp = await watchJanus(pc, janus, mountpoint);
+  else await negotiate(pc, ws);
   const timeout = new Promise((_, reject) => setTimeout(() => {
     if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${CONNECT_SECONDS} s`));
   }, CONNECT_SECONDS * 1000));
@@ -67,6 +79,8 @@ async function run() {
     state.connected = false;
     try { state.pc && state.pc.close(); } catch (_) {}
     try { state.ws && state.ws.close(); } catch (_) {}
+    try { state.hangUp && state.hangUp(); } catch (_) {}
+    state.hangUp = null;
     state.retries += 1;
     // Back off gently, but come back quickly after a server restart.
     await new Promise((r) => setTimeout(r, Math.min(500 * state.retries, 3000)));

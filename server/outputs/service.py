@@ -99,6 +99,14 @@ class Outputs:
             "janus": self.janus.status() if self.janus is not None else None,
         }
 
+    def viewer_route(self) -> dict[str, object]:
+        """GET /api/viewer: where the / page plays from (a Janus mountpoint, or here)."""
+        public = self.config.output.janus_public_url
+        mount = self.janus.mountpoint if self.janus is not None else None
+        if public and mount is not None:
+            return {"janus": public, "mountpoint": mount.id}
+        return {"janus": None}
+
     def _ndi_command(self, command: Command, now: float) -> list[Change]:
         """/output/ndi (render thread): loading the NDI runtime happens off it."""
         if command.query:
