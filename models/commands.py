@@ -17,6 +17,7 @@ from models.nets.dcgan import DCGANConfig
 from models.nets.encoder import EncoderConfig
 from models.nets.pix2pix import Pix2PixConfig
 from models.procedural import SCENES, ProceduralConfig, write_procedural_video
+from models.reactions import ReactError
 from models.render import RenderError
 from models.train import (
     TrainConfig,
@@ -34,6 +35,7 @@ USER_ERRORS = (
     DatasetError,
     TrainError,
     RenderError,
+    ReactError,
     FileExistsError,
     FileNotFoundError,
     ValueError,
@@ -142,9 +144,11 @@ def cmd_dataset(args: argparse.Namespace) -> int:
         )
     except DatasetError as exc:
         return fail(str(exc))
+    mirrored = ", mirrored copies added in training" if config.mirror else ""
     print(
         f"{data.path}: {data.info['count']} {'pairs' if data.paired else 'pictures'} at "
-        f"{config.size}px ({data.info['dropped_duplicates']} near-duplicates dropped)"
+        f"{config.size}px as PNG files ({data.info['dropped_duplicates']} near-duplicates "
+        f"dropped{mirrored})"
     )
     return 0
 
@@ -219,7 +223,9 @@ def add_train_parser(sub: Any, name: str, cls: type, help_text: str) -> argparse
         p.add_argument("--nef", type=int, default=None, help="encoder width (default 32)")
         p.add_argument("--max-channels", dest="max_channels", type=int, default=None)
     else:
-        p.add_argument("dataset", help="dataset folder made by `ganvj dataset`")
+        p.add_argument(
+            "dataset", help="a folder of images (e.g. made by `ganvj dataset`) or a dataset zip"
+        )
         add_config_flags(p, cls)
     p.add_argument("--run", required=True, help="run folder: checkpoints, samples, loss.csv")
     p.add_argument("--resume", action="store_true", help="continue the run in --run")
@@ -266,14 +272,14 @@ def cmd_render_images(args: argparse.Namespace) -> int:
 
 
 def add_render_parsers(sub: Any) -> None:
-    """render procedural | tour | walk | grid | feedback."""
+    """render procedural | tour | walk | grid | react | feedback."""
     from models import render
 
     p = sub.add_parser(
         "procedural", help="procedural VJ footage (the default models' training video)"
     )
     p.add_argument("out")
-    p.add_argument("--scene", choices=SCENES, default="plasma")
+    p.add_argument("--scene", choices=SCENES, default="shapes")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--fps", type=int, default=25)
@@ -366,7 +372,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_import)
 
     p = subparsers.add_parser(
-        "render", help="offline: procedural, tour, walk, grid, feedback mp4s; images (PNGs)"
+        "render", help="offline: procedural, tour, walk, grid, react, feedback mp4s; images (PNGs)"
     )
     add_render_parsers(p.add_subparsers(dest="mode", required=True))
 

@@ -1,17 +1,25 @@
-"""Datasets from video: sampled, squared, resized, mirrored, de-duplicated frames (and pairs).
+"""Datasets: folders of image files an artist can browse, curate and train on.
 
-A dataset is a folder: `images.npy` (N, R, R, 3) uint8 for unpaired data, or
-`pairs.npy` (N, 2, R, R, 3) uint8 (source, target) for pix2pix, plus
-`dataset.json` saying how it was made. Arrays load without pickle.
+`ganvj dataset` turns videos into a folder of PNGs (`frame-000000.png`, or
+`pair-000000.png` with the source on the left and the target on the right)
+plus `dataset.json` saying how it was made. Training reads any folder of PNG,
+JPEG or WebP files (mixed sizes are letterboxed or cropped to the square) or
+a zip in the layout of NVIDIA's `dataset_tool.py` (with optional labels in its
+`dataset.json`). The loaded pictures are cached as a memory-mapped `.npy`
+(inside the folder's `.cache/`, beside a zip as `NAME.zip.cache/`), rebuilt
+whenever a file is added, changed or deleted. Folders from older versions
+(`images.npy` / `pairs.npy`) still load.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
+import zipfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +27,10 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
+from models.images import EXTENSIONS, ImageFileError, decode_image, write_png
 from models.nets.dcgan import check_resolution
-from models.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +82,43 @@ class DatasetConfig:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A loaded dataset: images (N, R, R, 3) or pairs (N, 2, R, R, 3), uint8."""
+    """A loaded dataset: images (N, R, R, 3) or pairs (N, 2, R, R, 3), uint8.
+
+    With `mirror` the trainers also see every picture flipped left-right:
+    row i + N is row i mirrored (`len()` and `take()` count them).
+    """
 
     path: Path
     images: np.ndarray
     paired: bool
     info: dict[str, Any]
+    mirror: bool = False
+    labels: np.ndarray | None = None  # (N,) int64 class indices or (N, C) float32
+    names: tuple[str, ...] = ()  # the file behind each row
+    skipped: tuple[str, ...] = ()  # unreadable files left out, by name
+    digest: str = ""  # changes whenever the set of pictures changes
+
+    def __len__(self) -> int:
+        return self.images.shape[0] * (2 if self.mirror else 1)
+
+    def take(self, index: torch.Tensor) -> torch.Tensor:
+        """uint8 rows for indices in [0, len): (B, [2,] R, R, 3); mirrored rows flipped."""
+        n = self.images.shape[0]
+        index = index.to(torch.int64).reshape(-1)
+        flip = index >= n
+        rows = torch.from_numpy(np.asarray(self.images[(index % n).numpy()]))  # a copy
+        if bool(flip.any()):
+            rows[flip] = rows[flip].flip(-2)  # the width axis of (..., R, R, 3)
+        return rows
+
+    @property
+    def label_dim(self) -> int:
+        """0 unconditional; classes for integer labels, vector length for float ones."""
+        if self.labels is None:
+            return 0
+        if self.labels.ndim == 1:
+            return int(self.labels.max()) + 1
+        return int(self.labels.shape[1])
 
 
 def fit_square(image: np.ndarray, *, size: int, fit: str) -> np.ndarray:
@@ -100,6 +140,21 @@ def fit_square(image: np.ndarray, *, size: int, fit: str) -> np.ndarray:
     )  # (1, 3, S, S)
     t = F.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def square_frame(frame: av.VideoFrame, *, size: int, fit: str) -> np.ndarray:
+    """A decoded video frame -> (size, size, 3) uint8, framed as live input is.
+
+    One swscale call scales it (keeping its aspect) and converts it to RGB;
+    then `fit_square` adds the black bars or crops, as for the training data.
+    Live reactions and `render react` both frame their input here.
+    """
+    width, height = frame.width, frame.height
+    scale = size / (max(width, height) if fit == "letterbox" else min(width, height))
+    scaled_w = max(1, round(width * scale))
+    scaled_h = max(1, round(height * scale))
+    rgb = frame.reformat(width=scaled_w, height=scaled_h, format="rgb24").to_ndarray()
+    return fit_square(np.ascontiguousarray(rgb), size=size, fit=fit)
 
 
 def open_video(path: Path) -> av.container.InputContainer:
@@ -182,6 +237,11 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
     return F.adaptive_avg_pool2d(t, 32)[0].numpy()
 
 
+def frame_name(index: int, *, paired: bool) -> str:
+    """File name of a dataset row: frame-000012.png or pair-000012.png."""
+    return f"{'pair' if paired else 'frame'}-{index:06d}.png"
+
+
 def build_dataset(
     inputs: list[Path],
     out: Path,
@@ -190,7 +250,7 @@ def build_dataset(
     force: bool = False,
     progress: bool = True,
 ) -> Dataset:
-    """Build a dataset folder from videos; refuses to overwrite one unless force."""
+    """Write a folder of PNG frames (or side-by-side pairs) from videos; refuses to overwrite."""
     inputs = [Path(p) for p in inputs]
     out = Path(out)
     if not inputs:
@@ -202,19 +262,28 @@ def build_dataset(
     for path in inputs:
         open_video(path).close()  # fail early, naming the file
     total = sum(frame_count(p) for p in inputs)
-    bar = Progress(total=total, desc="dataset", unit="frames") if progress else None
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    out.mkdir(parents=True)
+    paired = config.pairing != "none"
+    bar = tqdm(total=total or None, desc="dataset", unit="frames", disable=not progress)
     kept: list[np.ndarray] = []
+    names: list[str] = []
     last: np.ndarray | None = None
     dropped = 0
 
     def keep(picture: np.ndarray) -> None:
         nonlocal last, dropped
-        thumb = thumbnail(picture[0] if config.pairing != "none" else picture)
+        thumb = thumbnail(picture[0] if paired else picture)
         if last is not None and config.dedup > 0 and np.abs(thumb - last).mean() < config.dedup:
             dropped += 1
             return
         last = thumb
+        name = frame_name(len(kept), paired=paired)
+        # A pair is one picture, source left and target right: deleting it drops both.
+        write_png(out / name, np.concatenate(list(picture), axis=1) if paired else picture)
         kept.append(picture)
+        names.append(name)
 
     def square(image: np.ndarray) -> np.ndarray:
         return fit_square(image, size=config.size, fit=config.fit)
@@ -238,8 +307,7 @@ def build_dataset(
                 keep(np.stack([wanted[j][1], square(choice)]))
                 j += 1
             previous = (t, img)
-            if bar:
-                bar.update()
+            bar.update()
             if j >= len(wanted):
                 break
     else:
@@ -247,8 +315,7 @@ def build_dataset(
             pending: dict[int, np.ndarray] = {}
             sampler = Sampler(config)
             for index, t, img in decode(path, config):
-                if bar:
-                    bar.update()
+                bar.update()
                 if config.pairing == "next-frame":
                     if index in pending:
                         keep(np.stack([pending.pop(index), square(img)]))
@@ -263,49 +330,296 @@ def build_dataset(
                     keep(np.stack([right, left] if config.swap else [left, right]))
                 else:
                     keep(square(img))
-    if bar:
-        bar.close()
+    bar.close()
     if not kept:
+        shutil.rmtree(out)
         raise DatasetError(f"{', '.join(map(str, inputs))}: no frames in the requested range")
-    array = np.stack(kept)  # (N, R, R, 3) or (N, 2, R, R, 3)
-    if config.mirror:
-        array = np.concatenate([array, array[..., ::-1, :]], axis=0)
-    paired = config.pairing != "none"
     info = {
-        "format": 1,
+        "format": 2,
         "paired": paired,
-        "count": int(array.shape[0]),
+        "count": len(kept),
         "resolution": config.size,
+        "mirror": config.mirror,
         "sources": [str(p) for p in inputs],
         "config": asdict(config),
         "dropped_duplicates": dropped,
     }
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    out.mkdir(parents=True)
-    np.save(
-        out / ("pairs.npy" if paired else "images.npy"),
-        np.ascontiguousarray(array),
-        allow_pickle=False,
-    )
     (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
-    logger.info("wrote %s: %d pictures (%d near-duplicates dropped)", out, array.shape[0], dropped)
-    return Dataset(path=out, images=array, paired=paired, info=info)
+    logger.info(
+        "wrote %s: %d %s (%d near-duplicates dropped)",
+        out,
+        len(kept),
+        "pairs" if paired else "frames",
+        dropped,
+    )
+    return Dataset(
+        path=out,
+        images=np.stack(kept),
+        paired=paired,
+        info=info,
+        mirror=config.mirror,
+        names=tuple(names),
+        digest=listing_digest([(n, 0, 0) for n in names]),
+    )
 
 
-def load_dataset(path: Path | str) -> Dataset:
-    """Read a dataset folder written by build_dataset."""
+# ---------------------------------------------------------------- loading
+
+
+@dataclass
+class Source:
+    """Where image files come from: a folder or a zip, listed once."""
+
+    path: Path
+    entries: list[tuple[str, int, int]]  # (name relative to the root, bytes, mtime or CRC)
+    metadata: dict[str, Any] = field(default_factory=dict)  # its dataset.json, if any
+
+    @staticmethod
+    def open(path: Path) -> Source:
+        """List the image files of a folder (recursively, hidden folders skipped) or a zip."""
+        if zipfile.is_zipfile(path):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    infos = archive.infolist()
+                    entries = [
+                        (i.filename, i.file_size, i.CRC)
+                        for i in infos
+                        if not i.is_dir() and i.filename.lower().endswith(EXTENSIONS)
+                    ]
+                    meta = {}
+                    if "dataset.json" in archive.namelist():
+                        meta = parse_json(archive.read("dataset.json"), f"{path}!dataset.json")
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise DatasetError(f"{path}: unreadable zip ({exc})") from exc
+            return Source(path=path, entries=sorted(entries), metadata=meta)
+        if not path.is_dir():
+            raise DatasetError(f"{path}: no such folder or zip")
+        entries = []
+        for file in path.rglob("*"):
+            rel = file.relative_to(path)
+            if any(part.startswith(".") for part in rel.parts):
+                continue  # our .cache, editors' and OSes' hidden files
+            if file.suffix.lower() in EXTENSIONS and file.is_file():
+                stat = file.stat()
+                entries.append((rel.as_posix(), stat.st_size, stat.st_mtime_ns))
+        meta = {}
+        if (path / "dataset.json").is_file():
+            meta = parse_json((path / "dataset.json").read_bytes(), f"{path / 'dataset.json'}")
+        return Source(path=path, entries=sorted(entries), metadata=meta)
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where the memory-mapped cache lives: .cache/ inside a folder, NAME.cache/ by a zip."""
+        if self.path.is_dir():
+            return self.path / ".cache"
+        return self.path.with_name(self.path.name + ".cache")
+
+    def files(self) -> Iterator[tuple[str, bytes]]:
+        """(name, encoded bytes) of every listed image, in listing order."""
+        if self.path.is_dir():
+            for name, _, _ in self.entries:
+                try:
+                    yield name, (self.path / name).read_bytes()
+                except OSError:
+                    yield name, b""  # vanished or unreadable: decoding reports it by name
+            return
+        with zipfile.ZipFile(self.path) as archive:
+            for name, _, _ in self.entries:
+                try:
+                    yield name, archive.read(name)
+                except (zipfile.BadZipFile, OSError):
+                    yield name, b""
+
+
+def parse_json(data: bytes, name: str) -> dict[str, Any]:
+    """A dataset.json's object, or DatasetError naming the file."""
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise DatasetError(f"{name}: not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise DatasetError(f"{name}: expected a JSON object")
+    return value
+
+
+def listing_digest(entries: list[tuple[str, int, int]], *extra: object) -> str:
+    """A short hash of a file listing (names, sizes, times) and the loading options."""
+    text = json.dumps([entries, list(extra)], separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_labels(metadata: dict[str, Any], names: list[str], where: Path) -> np.ndarray | None:
+    """NVIDIA dataset.json labels ([[name, label], ...] or null) for the kept files, in order."""
+    raw = metadata.get("labels")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise DatasetError(f"{where}: dataset.json labels must be a list of [file, label]")
+    table: dict[str, Any] = {}
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)):
+            raise DatasetError(f"{where}: dataset.json label entries must be [file, label]")
+        table[item[0].replace("\\", "/")] = item[1]
+    missing = [n for n in names if n not in table]
+    if missing:
+        raise DatasetError(f"{where}: no label for {missing[0]} ({len(missing)} files unlabelled)")
+    values = [table[n] for n in names]
+    try:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            labels = np.asarray(values, dtype=np.int64)
+            if labels.min() < 0:
+                raise DatasetError(f"{where}: class labels must be >= 0")
+            return labels
+        labels = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"{where}: labels must be class indices or equal-length lists") from exc
+    if labels.ndim != 2:
+        raise DatasetError(f"{where}: labels must be class indices or equal-length lists")
+    return labels
+
+
+def picture_of(image: np.ndarray, *, size: int, fit: str, paired: bool) -> np.ndarray:
+    """A decoded file -> (R, R, 3), or (2, R, R, 3) split at half width for a pair."""
+    if not paired:
+        return fit_square(image, size=size, fit=fit)
+    w = image.shape[1] // 2
+    if w < 1:
+        raise ImageFileError("too narrow for a side-by-side pair")
+    return np.stack(
+        [
+            fit_square(image[:, :w], size=size, fit=fit),
+            fit_square(image[:, w : 2 * w], size=size, fit=fit),
+        ]
+    )
+
+
+def build_cache(
+    source: Source, cache: Path, *, size: int, fit: str, paired: bool, progress: bool
+) -> tuple[list[str], list[str]]:
+    """Decode every file into a memory-mapped .npy; returns (kept names, skipped names)."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    shape = (len(source.entries), *((2,) if paired else ()), size, size, 3)
+    partial = cache.with_suffix(".partial.npy")
+    array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=shape)
+    kept: list[str] = []
+    skipped: list[str] = []
+    bar = tqdm(total=len(source.entries), desc="cache", unit="images", disable=not progress)
+    try:
+        for name, data in source.files():
+            bar.update()
+            try:
+                picture = picture_of(
+                    decode_image(data, name=name), size=size, fit=fit, paired=paired
+                )
+            except ImageFileError as exc:
+                logger.warning("%s: skipped: %s", source.path / name, exc)
+                skipped.append(name)
+                continue
+            array[len(kept)] = picture
+            kept.append(name)
+        array.flush()
+    finally:
+        bar.close()
+        del array
+    if not kept:
+        partial.unlink(missing_ok=True)
+        return kept, skipped
+    if len(kept) < shape[0]:  # rewrite without the skipped rows' room
+        full = np.load(partial, mmap_mode="r")
+        np.save(cache, np.ascontiguousarray(full[: len(kept)]), allow_pickle=False)
+        del full
+        partial.unlink()
+    else:
+        partial.replace(cache)
+    return kept, skipped
+
+
+def load_dataset(
+    path: Path | str,
+    *,
+    size: int | None = None,
+    fit: str = "letterbox",
+    paired: bool | None = None,
+    progress: bool = False,
+) -> Dataset:
+    """Open a dataset: a folder of images, a dataset_tool zip, or an older .npy folder.
+
+    `size` is the square side to train at (default: the resolution dataset.json
+    names); `paired` reads each file as a side-by-side pair (default: what
+    dataset.json says, else unpaired). Unreadable images are skipped and named
+    in a warning and in `Dataset.skipped`; a source with no readable image is refused.
+    """
     path = Path(path)
+    if fit not in FITS:
+        raise DatasetError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+    if path.is_dir() and any((path / n).is_file() for n in ("images.npy", "pairs.npy")):
+        return load_array_dataset(path)
+    source = Source.open(path)
+    info = source.metadata
+    if paired is None:
+        paired = bool(info.get("paired", False))
+    if size is None:
+        size = int(info.get("resolution", 0) or 0)
+        if not size:
+            raise DatasetError(f"{path}: give a resolution to train at (no dataset.json names one)")
+    try:
+        check_resolution(size, low=8, high=1024)
+    except ValueError as exc:
+        raise DatasetError(f"resolution: {exc}") from exc
+    if not source.entries:
+        raise DatasetError(f"{path}: no images (PNG, JPEG or WebP files) found")
+    key = listing_digest(source.entries, size, fit, paired)
+    cache = source.cache_dir / f"pictures-{key}.npy"
+    index = cache.with_suffix(".json")
+    if cache.is_file() and index.is_file():
+        listing = json.loads(index.read_text())
+        kept, skipped = listing["kept"], listing["skipped"]
+        for name in skipped:
+            logger.warning("%s: skipped (unreadable, see the first load)", source.path / name)
+    else:
+        for old in source.cache_dir.glob("pictures-*"):  # the folder changed: drop stale caches
+            old.unlink(missing_ok=True)
+        kept, skipped = build_cache(
+            source, cache, size=size, fit=fit, paired=paired, progress=progress
+        )
+        if not kept:
+            raise DatasetError(
+                f"{path}: none of its {len(skipped)} image files could be read "
+                f"(first: {skipped[0]})"
+            )
+        index.write_text(json.dumps({"kept": kept, "skipped": skipped}) + "\n")
+    images = np.load(cache, mmap_mode="r", allow_pickle=False)
+    labels = parse_labels(info, kept, path)
+    return Dataset(
+        path=path,
+        images=images,
+        paired=paired,
+        info=info,
+        mirror=bool(info.get("mirror", False)) if info.get("format") == 2 else False,
+        labels=labels,
+        names=tuple(kept),
+        skipped=tuple(skipped),
+        digest=key,
+    )
+
+
+def load_array_dataset(path: Path) -> Dataset:
+    """Read a folder written by older versions: images.npy / pairs.npy plus dataset.json."""
     meta_path = path / "dataset.json"
     if not meta_path.is_file():
         raise DatasetError(f"{path}: not a dataset (no dataset.json)")
     try:
         info = json.loads(meta_path.read_text())
         paired = bool(info["paired"])
-        images = np.load(path / ("pairs.npy" if paired else "images.npy"), allow_pickle=False)
+        images = np.load(
+            path / ("pairs.npy" if paired else "images.npy"), mmap_mode="r", allow_pickle=False
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise DatasetError(f"{path}: unreadable dataset: {exc}") from exc
     want = 5 if paired else 4
     if images.dtype != np.uint8 or images.ndim != want or images.shape[-1] != 3:
         raise DatasetError(f"{path}: unexpected array {images.shape} {images.dtype}")
-    return Dataset(path=path, images=images, paired=paired, info=info)
+    # Mirrored copies are already rows of the array in this layout.
+    return Dataset(
+        path=path, images=images, paired=paired, info=info, digest=f"npy-{images.shape[0]}"
+    )

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
 from models.checkpoint import LoadedModel, default_model_path, load_model
 from models.dataset import DatasetConfig, decode, fit_square
@@ -32,9 +33,8 @@ from models.generate import (
     parse_seed_range,
     synthesize_w,
 )
+from models.images import make_grid, to_uint8, write_png
 from models.latent import EASINGS, Wander, ease, interpolate, seed_latent
-from models.png import make_grid, to_uint8, write_png
-from models.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def render_latents(
     check_sampling(model, sampling)
     size = size or model.resolution
     device = next(model.module.parameters()).device
-    bar = Progress(total=total, desc="render", unit="frames")
+    bar = tqdm(total=total, desc="render", unit="frames")
     with Mp4Writer(out, fps=fps, width=size, height=size) as writer, torch.no_grad():
         for latent in latents:
             batch = latent.reshape(1, -1).to(device)
@@ -241,7 +241,7 @@ def render_grid(
     width, height = width + width % 2, height + height % 2
     n = round(seconds * fps)
     device = next(model.module.parameters()).device
-    bar = Progress(total=n, desc="render", unit="frames")
+    bar = tqdm(total=n, desc="render", unit="frames")
     with Mp4Writer(out, fps=fps, width=width, height=height) as writer, torch.no_grad():
         for i in range(n):
             drift = [w.at(i / fps * speed) for w in wanders]
@@ -273,7 +273,7 @@ def render_feedback(
     x = torch.from_numpy(fit_square(start, size=r, fit="crop")).permute(2, 0, 1)[None].float()
     x = (x / 127.5 - 1).to(device)  # (1, 3, R, R)
     n = round(seconds * fps)
-    bar = Progress(total=n, desc="render", unit="frames")
+    bar = tqdm(total=n, desc="render", unit="frames")
     with Mp4Writer(out, fps=fps, width=r, height=r) as writer, torch.no_grad():
         for _ in range(n):
             writer.write(to_uint8(x)[0])
@@ -296,7 +296,7 @@ def render_images(
 
         apply_transform(model, sampling)
     written = []
-    bar = Progress(total=len(seeds), desc="images", unit="images")
+    bar = tqdm(total=len(seeds), desc="images", unit="images")
     with torch.no_grad():
         for seed in seeds:
             z = seed_latent(seed, z_dim)[None].to(device)
@@ -351,8 +351,15 @@ def render_from_args(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise RenderError(f"{out}: already exists (use --force to overwrite)")
     # A feedback rollout iterates the shipped next-frame model, as live feedback does.
-    role = "feedback" if args.mode == "feedback" else "unconditional"
+    roles = {"feedback": "feedback", "react": "image2image"}
+    role = roles.get(args.mode, "unconditional")
     model = load_model(Path(args.model) if args.model else default_model_path(role), args.device)
+    if args.mode == "react":
+        from models.reactions import render_react
+
+        return render_react(
+            model, Path(args.input), out, loop=args.loop, fit=args.fit, size=args.size
+        )
     sampling = sampling_from_args(args)
     if args.mode == "tour":
         z_dim = latent_size(model)
@@ -457,7 +464,7 @@ def images_from_args(args: argparse.Namespace) -> list[Path]:
 
 
 def add_parsers(sub: Any, handler: Any) -> None:
-    """Add render tour | walk | grid | feedback to the render parser."""
+    """Add render tour | walk | grid | feedback | react to the render parser."""
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("out", help="output .mp4")
@@ -501,6 +508,19 @@ def add_parsers(sub: Any, handler: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", help="one cell per seed, e.g. 1-16 (the fakes grid)")
     add_sampling_flags(p)
+
+    p = sub.add_parser("react", help="pix2pix over a video: same frame rate, frames and audio")
+    p.add_argument("input", help="input video (its audio is carried over, not re-encoded)")
+    p.add_argument("out", help="output .mp4 (the input's frame rate)")
+    p.add_argument("--model", help="pix2pix model file (default: the shipped one)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--force", action="store_true", help="overwrite out")
+    p.set_defaults(func=handler)
+    p.add_argument(
+        "--loop", type=float, default=0.0, help="crossfade this many seconds end into start"
+    )
+    p.add_argument("--fit", choices=("letterbox", "crop"), help="default: as the model trained")
+    p.add_argument("--size", type=int, help="output size (default: the model's)")
 
     p = sub.add_parser("feedback", help="pix2pix rollout: output fed back as input")
     common(p)

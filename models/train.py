@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
 from models.checkpoint import (
     CheckpointError,
@@ -32,13 +33,12 @@ from models.checkpoint import (
     read_tensors,
     save_checkpoint,
 )
-from models.dataset import Dataset, DatasetError, load_dataset
+from models.dataset import FITS, Dataset, DatasetError, load_dataset
+from models.images import make_grid, write_png
 from models.latent import random_latent
 from models.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from models.nets.encoder import Encoder, EncoderConfig
 from models.nets.pix2pix import PatchDiscriminator, Pix2PixConfig, UNetGenerator
-from models.png import make_grid, write_png
-from models.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,12 @@ class TrainConfig:
     image_weight: float = 1.0  # encoder: weight of the image reconstruction loss
     real_weight: float = 0.0  # encoder: weight of the loss on real images (needs a dataset)
     half: bool = True  # store model.safetensors as float16
+    fit: str = "letterbox"  # image folders: pictures not square are letterboxed or cropped
+    mirror: bool = False  # also train on left-right flips (datasets made with --mirror always do)
+
+    def __post_init__(self) -> None:
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {', '.join(FITS)}, got {self.fit!r}")
 
 
 @dataclass
@@ -86,9 +92,9 @@ class TrainResult:
     interrupted: bool = False
 
 
-def batches_of(images: Tensor, *, batch_size: int, generator: torch.Generator) -> Tensor:
-    """A random batch of indices into the first dimension of images."""
-    return torch.randint(0, images.shape[0], (batch_size,), generator=generator)
+def batches_of(count: int, *, batch_size: int, generator: torch.Generator) -> Tensor:
+    """A random batch of indices in [0, count)."""
+    return torch.randint(0, count, (batch_size,), generator=generator)
 
 
 def to_float(images: Tensor, *, resolution: int, device: torch.device) -> Tensor:
@@ -236,7 +242,7 @@ class Run:
         """Run step_fn until steps or the time limit; save on the way and on Ctrl-C."""
         train = self.train
         start_step = self.step
-        bar = Progress(total=train.steps, desc="train", unit="steps", initial=self.step)
+        bar = tqdm(total=train.steps, desc="train", unit="steps", initial=self.step)
         started = time.monotonic()
         losses: dict[str, float] = {}
         interrupted = False
@@ -263,7 +269,8 @@ class Run:
                             **losses,
                         }
                     )
-                bar.update(postfix=" ".join(f"{k}={v:.3f}" for k, v in losses.items()))
+                bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in losses.items()), False)
+                bar.update()
                 if self.step % train.sample_every == 0:
                     sample()
                 if self.step % train.checkpoint_every == 0:
@@ -313,16 +320,27 @@ def restore_handlers(previous: dict[int, Any]) -> None:
         signal.signal(signum, handler)
 
 
-def open_dataset(path: Path, *, paired: bool) -> Dataset:
-    """Load a dataset and check it is the kind the model needs."""
+def open_dataset(path: Path, *, paired: bool, resolution: int, train: TrainConfig) -> Dataset:
+    """Load a dataset at the model's resolution and check it is the kind the model needs."""
     try:
-        data = load_dataset(path)
+        data = load_dataset(path, size=resolution, fit=train.fit, progress=True)
     except DatasetError as exc:
         raise TrainError(str(exc)) from exc
     if data.paired != paired:
         need = "a paired dataset (--pairing ...)" if paired else "an unpaired dataset"
         raise TrainError(f"{path}: this model needs {need}")
+    if data.skipped:
+        print(f"skipped {len(data.skipped)} unreadable image(s): {', '.join(data.skipped[:5])}")
+    if train.mirror and not data.mirror:
+        data = replace(data, mirror=True)
     return data
+
+
+def dataset_metadata(path: Path, data: Dataset, train: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint records of the data it was trained on (live input is framed by `fit`)."""
+    made = data.info.get("config", {})
+    fit = made.get("fit") if isinstance(made, dict) and made.get("fit") in FITS else train.fit
+    return {"dataset": {"path": str(path), "count": len(data), "digest": data.digest, "fit": fit}}
 
 
 def training_metadata(train: TrainConfig, step: int, **more: Any) -> dict[str, Any]:
@@ -340,12 +358,11 @@ def train_dcgan(
     force: bool = False,
 ) -> TrainResult:
     """Train an unconditional DCGAN on a folder of images."""
-    data = open_dataset(dataset, paired=False)
     run = Run(run_dir, train=train, resume=resume, force=force)
-    images = torch.from_numpy(data.images)  # (N, R, R, 3) uint8
     if resume:
         meta, weights, extras = run.load_last()
         model = DCGANConfig(**meta["config"])
+    data = open_dataset(dataset, paired=False, resolution=model.resolution, train=train)
     g = DCGANGenerator(config=model).to(run.device)
     d = DCGANDiscriminator(config=model).to(run.device)
     opt_g, opt_d = gan_optimizers(g, d, train)
@@ -359,7 +376,7 @@ def train_dcgan(
     def step() -> dict[str, float]:
         g.train()
         real = to_float(
-            images[batches_of(images, batch_size=train.batch_size, generator=run.rng)],
+            data.take(batches_of(len(data), batch_size=train.batch_size, generator=run.rng)),
             resolution=model.resolution,
             device=run.device,
         )
@@ -387,7 +404,7 @@ def train_dcgan(
             run.write_sample(g(fixed_z), columns=4)
 
     def save() -> None:
-        training = training_metadata(train, run.step, dataset=str(dataset))
+        training = training_metadata(train, run.step, **dataset_metadata(dataset, data, train))
         extras = gan_extras(d, opt_g, opt_d)
         run.save(arch="dcgan", config=model, weights=g, training=training, extras=extras)
 
@@ -437,28 +454,29 @@ def gan_extras(
 
 
 def split_held_out(data: Dataset, fraction: float = 0.1) -> tuple[Tensor, Tensor]:
-    """(train, held-out) pairs: the last `fraction` of the video, with its mirrored copies."""
-    pairs = torch.from_numpy(data.images)  # (N, 2, R, R, 3)
-    n = pairs.shape[0]
-    mirrored = bool(data.info.get("config", {}).get("mirror", False)) and n % 2 == 0
+    """(train, held-out) row indices: the last `fraction` of the video, with its mirrored copies."""
+    n = len(data)
+    # Older .npy datasets hold their mirrored copies as the second half of the rows.
+    legacy_mirror = not data.names and bool(data.info.get("config", {}).get("mirror", False))
+    mirrored = (data.mirror or legacy_mirror) and n % 2 == 0
     half = n // 2 if mirrored else n
     cut = max(1, int(half * (1 - fraction)))
-    if cut >= half:
-        return pairs, pairs
     index = torch.arange(n)
+    if cut >= half:
+        return index, index
     held = (index % half) >= cut if mirrored else index >= cut
-    return pairs[~held], pairs[held]
+    return index[~held], index[held]
 
 
 def pix2pix_quality(
-    g: UNetGenerator, held: Tensor, *, resolution: int, device: torch.device
+    g: UNetGenerator, data: Dataset, held: Tensor, *, resolution: int, device: torch.device
 ) -> dict[str, float]:
     """L1 (in [0, 1] pixel units) of the model and of returning the input, on held-out pairs."""
     g.eval()
     model_l1 = identity_l1 = 0.0
     with torch.no_grad():
         for chunk in held.split(32):
-            x = to_float(chunk, resolution=resolution, device=device)  # (B, 2, 3, r, r)
+            x = to_float(data.take(chunk), resolution=resolution, device=device)  # (B, 2, 3, r, r)
             src, tgt = x[:, 0], x[:, 1]
             model_l1 += float((g(src) - tgt).abs().mean(dim=(1, 2, 3)).sum()) / 2
             identity_l1 += float((src - tgt).abs().mean(dim=(1, 2, 3)).sum()) / 2
@@ -476,12 +494,12 @@ def train_pix2pix(
     force: bool = False,
 ) -> TrainResult:
     """Train a pix2pix model on a paired dataset; reports held-out L1 against the identity."""
-    data = open_dataset(dataset, paired=True)
     run = Run(run_dir, train=train, resume=resume, force=force)
-    pairs, held = split_held_out(data)
     if resume:
         meta, weights, extras = run.load_last()
         model = Pix2PixConfig(**meta["config"])
+    data = open_dataset(dataset, paired=True, resolution=model.resolution, train=train)
+    pairs, held = split_held_out(data)
     g = UNetGenerator(config=model).to(run.device)
     d = PatchDiscriminator(config=model).to(run.device)
     opt_g, opt_d = gan_optimizers(g, d, train)
@@ -493,7 +511,9 @@ def train_pix2pix(
     def step() -> dict[str, float]:
         g.train()
         x = to_float(
-            pairs[batches_of(pairs, batch_size=train.batch_size, generator=run.rng)],
+            data.take(
+                pairs[batches_of(len(pairs), batch_size=train.batch_size, generator=run.rng)]
+            ),
             resolution=model.resolution,
             device=run.device,
         )
@@ -525,17 +545,19 @@ def train_pix2pix(
     def sample() -> None:
         g.eval()
         with torch.no_grad():
-            x = to_float(shown, resolution=model.resolution, device=run.device)
+            x = to_float(data.take(shown), resolution=model.resolution, device=run.device)
             rows = torch.cat([x[:, 0], g(x[:, 0]), x[:, 1]])  # sources, outputs, targets
         run.write_sample(rows, columns=shown.shape[0])
 
     def save(quality: dict[str, float] | None = None) -> None:
-        training = training_metadata(train, run.step, dataset=str(dataset), quality=quality or {})
+        training = training_metadata(
+            train, run.step, **dataset_metadata(dataset, data, train), quality=quality or {}
+        )
         extras = gan_extras(d, opt_g, opt_d)
         run.save(arch="pix2pix", config=model, weights=g, training=training, extras=extras)
 
     result = run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
-    result.quality = pix2pix_quality(g, held, resolution=model.resolution, device=run.device)
+    result.quality = pix2pix_quality(g, data, held, resolution=model.resolution, device=run.device)
     save(result.quality)
     return result
 
@@ -583,9 +605,9 @@ def train_encoder(
     g = gen.module
     for p in g.parameters():
         p.requires_grad_(False)
-    real: Tensor | None = None
+    real: Dataset | None = None
     if dataset is not None and train.real_weight > 0:
-        real = torch.from_numpy(open_dataset(dataset, paired=False).images)
+        real = open_dataset(dataset, paired=False, resolution=gen.resolution, train=train)
     run = Run(run_dir, train=train, resume=resume, force=force)
     if model is None:
         model = EncoderConfig(resolution=gen.resolution, z_dim=gen.z_dim)
@@ -624,7 +646,9 @@ def train_encoder(
                 losses["loss_img"] = float(loss_img.detach())
             if real is not None:
                 x = to_float(
-                    real[batches_of(real, batch_size=train.batch_size, generator=run.rng)],
+                    real.take(
+                        batches_of(len(real), batch_size=train.batch_size, generator=run.rng)
+                    ),
                     resolution=model.resolution,
                     device=run.device,
                 )

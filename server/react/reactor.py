@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from models.checkpoint import CheckpointError, LoadedModel, check_encoder_pair
-from models.dataset import fit_square
+from models.dataset import square_frame
 from models.latent import lerp
 from server.media.convert import resize
 from server.media.inputs import InputFrame
@@ -36,18 +35,11 @@ def model_fit(model: LoadedModel) -> str:
 def input_tensor(incoming: InputFrame, *, size: int, fit: str, device: torch.device) -> Tensor:
     """An incoming picture -> (1, 3, size, size) in [-1, 1] on `device`.
 
-    One swscale call scales it (keeping its aspect) and converts it to RGB;
-    then the dataset command's own `fit_square` adds the black bars or crops,
-    so live input is framed exactly like the training data.
+    Framed by the dataset module's `square_frame`, so live input is framed
+    exactly like the training data (and like `ganvj render react`'s input).
     """
     frame = incoming.to_frame()  # this thread's own frame: swscale state is never shared
-    width, height = frame.width, frame.height
-    fits_inside = fit == "letterbox"
-    scale = size / (max(width, height) if fits_inside else min(width, height))
-    scaled_w = max(1, round(width * scale))
-    scaled_h = max(1, round(height * scale))
-    rgb = frame.reformat(width=scaled_w, height=scaled_h, format="rgb24").to_ndarray()
-    square = fit_square(np.ascontiguousarray(rgb), size=size, fit=fit)  # (size, size, 3)
+    square = square_frame(frame, size=size, fit=fit)  # (size, size, 3)
     tensor = torch.from_numpy(square).to(device).permute(2, 0, 1)[None].float()
     return tensor / 127.5 - 1.0  # (1, 3, size, size)
 

@@ -30,7 +30,7 @@ def test_procedural_dataset_train_render_models(
         run(["dataset", str(video), "--out", str(tmp_path / "d"), "--size", "64", "--every", "2"])
         == 0
     )
-    assert "10 pictures at 64px" in capsys.readouterr().out
+    assert "5 pictures at 64px as PNG files" in capsys.readouterr().out
     argv = [
         "train",
         "dcgan",

@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from models.dataset import DatasetConfig, DatasetError, build_dataset, load_dataset
 
@@ -76,9 +77,13 @@ def test_letterbox_has_black_bars_and_crop_has_none(video: Path, tmp_path: Path)
 
 def test_mirror_doubles_with_flipped_copies(video: Path, tmp_path: Path) -> None:
     images = build(video, tmp_path / "mirror", mirror=True, fit="crop")
-    assert images.shape[0] == 2 * FRAMES
-    assert np.array_equal(images[FRAMES:], images[:FRAMES, :, ::-1])
-    assert not np.array_equal(images[FRAMES], images[0])
+    assert images.shape[0] == FRAMES  # the folder holds the frames once ...
+    assert len(list((tmp_path / "mirror").glob("frame-*.png"))) == FRAMES
+    data = load_dataset(tmp_path / "mirror")
+    assert len(data) == 2 * FRAMES  # ... training also sees them flipped
+    both = data.take(torch.arange(2 * FRAMES)).numpy()
+    assert np.array_equal(both[FRAMES:], both[:FRAMES, :, ::-1])
+    assert not np.array_equal(both[FRAMES], both[0])
 
 
 def test_near_duplicates_are_dropped(tmp_path: Path) -> None:
@@ -96,7 +101,8 @@ def test_next_frame_pairs_are_k_apart(video: Path, tmp_path: Path) -> None:
 def test_two_videos_with_offset(video: Path, tmp_path: Path) -> None:
     config = DatasetConfig(size=16, mirror=True, dedup=0.0, pairing="two-videos", offset=0.5)
     data = build_dataset([video, video], tmp_path / "two", config=config, progress=False)
-    pairs = data.images
+    assert len(data) == 2 * (FRAMES - 5)
+    pairs = load_dataset(tmp_path / "two").take(torch.arange(len(data))).numpy()
     assert pairs.shape == (2 * (FRAMES - 5), 2, 16, 16, 3)
     originals = pairs[: FRAMES - 5]
     assert [index_of(s) for s, _ in originals] == list(range(FRAMES - 5))
@@ -117,9 +123,15 @@ def test_side_by_side_split(video: Path, tmp_path: Path) -> None:
 def test_dataset_round_trip(video: Path, tmp_path: Path) -> None:
     images = build(video, tmp_path / "rt", every=2)
     loaded = load_dataset(tmp_path / "rt")
-    assert np.array_equal(loaded.images, images)
+    assert np.array_equal(loaded.images, images)  # PNG is lossless
     assert not loaded.paired
     assert loaded.info["count"] == FRAMES // 2
+    assert loaded.names[0] == "frame-000000.png"
+    pairs = build(video, tmp_path / "rt-pairs", pairing="next-frame", k=1)
+    loaded_pairs = load_dataset(tmp_path / "rt-pairs")
+    assert loaded_pairs.paired and np.array_equal(loaded_pairs.images, pairs)
+    # One file per pair, source on the left: deleting it drops both halves.
+    assert (tmp_path / "rt-pairs" / "pair-000000.png").is_file()
 
 
 def test_existing_dataset_needs_force(video: Path, tmp_path: Path) -> None:
