@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from controllers.audio import AudioError, AudioHub, engine_sink
+from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
 from models.checkpoint import (
@@ -43,7 +44,7 @@ from server.media.inputs import SourceError, play_source
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 from server.outputs.service import OutputError, Outputs
 from server.play import Change
-from server.tempo import LinkSource, TempoClock
+from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ async def running(
             except OutputError as exc:
                 raise StartupError(str(exc)) from exc
             _start_audio(config, engine, app, stack)
+            _start_midi(config, engine, app, control, stack)
             port = await _listen(config, app, tls, stack)
             stack.push_async_callback(app.close)  # peers and websockets before the listener
             yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
@@ -290,6 +292,36 @@ def _start_audio(
         raise StartupError(f"{exc}; check audio.device, or set audio.enabled = false") from exc
     app.audio_in = audio.browser_block
     app.status_extras["audio"] = audio.status
+
+
+def _start_midi(
+    config: Config,
+    engine: Engine,
+    app: App,
+    control: ControlHub,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """MIDI controllers in (mappings from the patch), LEDs out, MIDI clock as tempo."""
+    tempo = engine.tempo
+
+    def follow(sample: BeatSample) -> None:
+        if not tempo.following_link:  # Link, when on, is the tempo
+            tempo.follow(sample)
+
+    midi = MidiPorts(
+        inputs=config.midi.inputs,
+        outputs=config.midi.outputs,
+        api=config.midi.api,
+        tables=lambda: engine.patch.tables,
+        submit=engine.submit,
+        follow_clock=follow if config.midi.clock else None,
+    )
+    try:
+        stack.enter_context(midi)
+    except MidiError as exc:
+        raise StartupError(f"{exc}; check midi.inputs and midi.outputs") from exc
+    control.on_change.append(midi.on_change)
+    app.status_extras["midi"] = midi.status
 
 
 async def _start_osc(
