@@ -40,7 +40,7 @@ def in_namespace() -> bool:
     return has_address(ADDRESS)
 
 
-def reexec_in_namespace(argv: Sequence[str], module: str) -> int:
+def reexec_in_namespace(argv: Sequence[str], module: str, limit_s: float = 3600.0) -> int:
     """Run `python -m module argv` again inside fresh network and mount namespaces."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         print(
@@ -52,6 +52,12 @@ def reexec_in_namespace(argv: Sequence[str], module: str) -> int:
     userns = [] if os.geteuid() == 0 else ["-r"]
     command = [sys.executable, "-m", module, *argv]
     script = f"export {PRIVATE_MOUNTS_ENV}=1; " + NAMESPACE_SETUP + 'exec "$@"'
-    return subprocess.call(
-        ["unshare", *userns, "-n", "-m", "sh", "-c", script, "sh", *command], cwd=REPO
+    # Bounded: a benchmark that has not finished in `limit_s` is stopped, never left running.
+    # `timeout` (coreutils) signals the whole command inside the namespace, then kills it.
+    bound = ["timeout", "--kill-after=20", f"{int(limit_s)}"]
+    code = subprocess.call(
+        [*bound, "unshare", *userns, "-n", "-m", "sh", "-c", script, "sh", *command], cwd=REPO
     )
+    if code == 124:
+        print(f"ganvj bench: stopped after its {limit_s:.0f} s limit", file=sys.stderr)
+    return code

@@ -466,7 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.osc_packets, args.ws_messages, args.churn = 3000, 1000, 20
         args.minutes, args.baseline = 0.25, 3.0
     if not in_namespace():
-        return reexec_in_namespace(argv, module="server.bench.soak")
+        limit = 900 + 60 * args.minutes + args.osc_packets / args.osc_rate
+        return reexec_in_namespace(argv, module="server.bench.soak", limit_s=limit)
     return asyncio.run(run(args))
 
 
