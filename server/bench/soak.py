@@ -91,7 +91,6 @@ class Soak:
         self.viewer: Viewer | None = None
         self.unloaded_fps = 0.0
         self.crashes = 0
-        self.seed = 0
 
     @property
     def ws_url(self) -> str:
@@ -105,11 +104,6 @@ class Soak:
 
     def alive(self) -> bool:
         return self.server.process.poll() is None
-
-    def move(self) -> None:
-        """Go somewhere new (a seed not used before), so the next store changes the show."""
-        self.seed += 1
-        self.osc("/latent/seed", 1000 + self.seed)
 
     def osc(self, address: str, *args: object) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -189,8 +183,7 @@ def interp_of(show: dict[str, object]) -> str:
 async def valid_then_compare(soak: Soak, before: dict[str, object]) -> str:
     """Send the phase's valid commands; the show must differ by exactly what they change."""
     await asyncio.sleep(1.0)  # what the fuzzers queued is applied
-    soak.move()
-    soak.osc("/keyframe/3/store")
+    soak.osc("/keyframe/3/reshuffle")
     soak.osc("/keyframe/interp", "slerp" if interp_of(before) == "lerp" else "lerp")
     expected = {"keyframe 3", "/keyframe/interp"}
     deadline = time.monotonic() + 15.0  # a socket's backlog of fuzz is drained first
@@ -311,16 +304,14 @@ async def long_run(soak: Soak, minutes: float, rate: float) -> Row:
 async def disk_fault(soak: Soak, fault: str) -> Row:
     """Fill the show's tmpfs (or make it read-only), store a keyframe, then heal it."""
     show_path = soak.state / "show.json"
-    soak.move()
-    soak.osc("/keyframe/7/store")
+    soak.osc("/keyframe/7/reshuffle")
     await asyncio.sleep(1.0)
     on_disk = show_path.read_text()
     filler = fill(soak.state) if fault == "full" else None
     if filler is None:
         set_read_only(soak.state, True)
     try:
-        soak.move()
-        soak.osc("/keyframe/8/store")
+        soak.osc("/keyframe/8/reshuffle")
         await asyncio.sleep(0.5)
         held, worst = await soak.watch(3.0)
         show_status = soak.get("/api/status").get("show") or {}
@@ -341,7 +332,8 @@ async def disk_fault(soak: Soak, fault: str) -> Row:
         f"{'saved after healing' if kept else 'NOT SAVED after healing'}"
     )
     short = error.split(";")[0].split(": ")[-1]
-    return Row(f"disk {fault}", "store a keyframe", held / soak.unloaded_fps, worst, state, short)
+    held /= soak.unloaded_fps
+    return Row(f"disk {fault}", "reshuffle a keyframe", held, worst, state, short)
 
 
 async def model_vanishes(soak: Soak) -> Row:
