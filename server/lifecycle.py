@@ -43,6 +43,7 @@ from server.http.tls import TlsError, server_context
 from server.media.inputs import SourceError, play_source
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 from server.outputs.service import OutputError, Outputs
+from server.outputs.whip import WhipWhep
 from server.play import Change
 from server.tempo import BeatSample, LinkSource, TempoClock
 
@@ -220,6 +221,9 @@ async def running(
     )
     app.status_extras["outputs"] = outputs.status
     app.add_json("/api/viewer", outputs.viewer_route)
+    whip = WhipWhep(app)
+    whip.register()
+    app.status_extras["whip"] = whip.status
     tls = None
     if config.server.tls:
         try:

@@ -291,15 +291,17 @@ class App:
             )
         )
 
-    async def _answer_camera(self, message: dict[str, Any], own: set[Peer]) -> str:
-        """A camera sending video to us; it becomes the input source."""
+    async def _answer_camera(
+        self, message: dict[str, Any], own: set[Peer], source: str = "camera"
+    ) -> str:
+        """A camera (or a WHIP publisher) sending video to us; it becomes the input source."""
         sdp = self._offer_sdp(message)
         peer = Peer(pc=self._new_pc(), track=None)
 
         @peer.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video" and peer.pump is None:
-                peer.pump = asyncio.ensure_future(pump_track(self.engine.inputs, track, "camera"))
+                peer.pump = asyncio.ensure_future(pump_track(self.engine.inputs, track, source))
 
         def receives_video() -> str | None:
             if any(t.kind == "video" for t in peer.pc.getTransceivers()):

@@ -1,0 +1,109 @@
+"""WHIP in and WHEP out: the standard HTTP signalling for one WebRTC stream each way.
+
+`POST /whip` (RFC 9725) takes an SDP offer from a publisher (OBS 30+,
+GStreamer's whip-client, a browser) and makes its video the reaction source,
+exactly as the /camera page does. `POST /whep` takes a viewer's offer and
+feeds it from the shared encoder, as the / page is fed. Each answers 201 with
+the SDP answer and a `Location` naming the session; `DELETE` on it hangs up.
+No trickle ICE: offers and answers carry every candidate, so PATCH is 405.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import secrets
+
+from aiohttp import web
+
+from server.http.app import MAX_SDP_CHARS, App, Peer, ProtocolError, error_response
+
+logger = logging.getLogger(__name__)
+
+# Limits
+MAX_SESSIONS = 64  # WHIP + WHEP sessions remembered for DELETE
+SDP = "application/sdp"
+
+
+class WhipWhep:
+    """The /whip and /whep endpoints and their sessions."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.sessions: dict[str, set[Peer]] = {}  # resource id -> its peer (while it lives)
+        self.published = 0
+
+    def register(self) -> None:
+        """Add the routes (before the server starts)."""
+        for kind in ("whip", "whep"):
+            self.app.add_route("POST", f"/{kind}", self._post)
+            self.app.add_route("DELETE", f"/{kind}/{{id}}", self._delete)
+            self.app.add_route("PATCH", f"/{kind}/{{id}}", self._no_trickle)
+            self.app.add_route("OPTIONS", f"/{kind}", self._options)
+
+    async def _post(self, request: web.Request) -> web.StreamResponse:
+        kind = request.path.strip("/")
+        if request.content_type != SDP:
+            return error_response(
+                http.HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"send the SDP offer as Content-Type: {SDP}, not {request.content_type!r}",
+            )
+        sdp = await request.text()
+        if len(sdp) > MAX_SDP_CHARS:
+            return error_response(
+                http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"the SDP is longer than {MAX_SDP_CHARS} characters",
+            )
+        self._forget_ended()
+        if len(self.sessions) >= MAX_SESSIONS:
+            return error_response(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, f"{MAX_SESSIONS} WHIP/WHEP sessions are open"
+            )
+        own: set[Peer] = set()
+        try:
+            if kind == "whip":
+                answer = await self.app._answer_camera({"sdp": sdp}, own, source="whip")
+                self.published += 1
+            else:
+                answer = await self.app._answer({"sdp": sdp}, own)
+        except ProtocolError as exc:
+            return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
+        resource = secrets.token_urlsafe(12)
+        self.sessions[resource] = own
+        location = f"/{kind}/{resource}"
+        return web.Response(
+            status=http.HTTPStatus.CREATED,
+            text=answer,
+            content_type=SDP,
+            headers={"Location": location, "Cache-Control": "no-store"},
+        )
+
+    async def _delete(self, request: web.Request) -> web.StreamResponse:
+        own = self.sessions.pop(request.match_info["id"], None)
+        if own is None:
+            return error_response(http.HTTPStatus.NOT_FOUND, "no such WHIP/WHEP session")
+        for peer in list(own):
+            await self.app._close_peer(peer)
+        return web.Response(status=http.HTTPStatus.OK)
+
+    async def _no_trickle(self, request: web.Request) -> web.StreamResponse:
+        return error_response(
+            http.HTTPStatus.METHOD_NOT_ALLOWED,
+            "no trickle ICE: the offer must carry every candidate",
+        )
+
+    async def _options(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            status=http.HTTPStatus.NO_CONTENT,
+            headers={"Accept-Post": SDP, "Allow": "POST, DELETE, OPTIONS"},
+        )
+
+    def _forget_ended(self) -> None:
+        """Drop sessions whose peer closed by itself (network gone, publisher quit)."""
+        for resource, own in list(self.sessions.items()):
+            if not own:
+                del self.sessions[resource]
+
+    def status(self) -> dict[str, object]:
+        """For /api/status."""
+        return {"sessions": len(self.sessions), "whip_published": self.published}
