@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from models.checkpoint import CheckpointError, LoadedModel, load_model
+from models.fastpath import enable as enable_fast_path
+from models.generate import STYLEGAN_ARCHS
 from models.latent import lerp
 from server.commands import Command, CommandError, parse
 from server.config import RenderConfig
@@ -303,7 +305,11 @@ class Engine:
             )
         module = model.module.to(self.device).eval()
         half = False
-        if self.device.type == "cuda" and self.config.half:
+        if self.device.type == "cuda" and self.config.half and model.arch in STYLEGAN_ARCHS:
+            # A StyleGAN's own fast path: fp16 only in the blocks its file flags.
+            fast = enable_fast_path(module, self.device)
+            logger.info("%s: %s (%s)", model.name, fast.describe(), "; ".join(fast.notes))
+        elif self.device.type == "cuda" and self.config.half:
             module, half = half_if_finite(module, z_dim=model.z_dim, device=self.device)
             if not half:
                 logger.info("%s is not finite in half precision; rendering in float32", model.name)

@@ -38,6 +38,8 @@ from models.nets.ops import (
 ARCHITECTURES = ("orig", "skip", "resnet")
 NOISE_MODES = ("const", "random", "none")
 MIN_RESOLUTION = 4
+# Devices whose fp16-flagged blocks may run in half precision when the fast path is on.
+HALF_DEVICE_TYPES: tuple[str, ...] = ("cuda",)
 MAX_RESOLUTION = 2048
 
 # Which repository wrote a pickle decides the defaults of kwargs it left out.
@@ -467,7 +469,7 @@ class SynthesisBlock(nn.Module):
         noise_strength: float = 1.0,
     ) -> tuple[Tensor, Tensor | None]:
         """x (B, I, r/2, r/2) | None, img (B, C, r/2, r/2) | None, ws (B, n_conv + n_rgb, w_dim)."""
-        half = fast and self.use_fp16 and ws.device.type == "cuda"
+        half = fast and self.use_fp16 and ws.device.type in HALF_DEVICE_TYPES
         dtype = torch.float16 if half else torch.float32
         memory_format = (
             torch.channels_last if half and self.channels_last else torch.contiguous_format
@@ -668,7 +670,8 @@ class DiscriminatorBlock(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """x (B, I, r, r) | None, img (B, C, r, r) -> x (B, O, r/2, r/2), img (B, C, r/2, r/2)."""
         device = (x if x is not None else img).device  # type: ignore[union-attr]
-        dtype = torch.float16 if fast and self.use_fp16 and device.type == "cuda" else torch.float32
+        half = fast and self.use_fp16 and device.type in HALF_DEVICE_TYPES
+        dtype = torch.float16 if half else torch.float32
         if x is not None:
             x = x.to(dtype)
         if self.in_channels == 0 or self.architecture == "skip":
