@@ -49,10 +49,11 @@ class FastPath:
 
 
 def synthesis_blocks(module: nn.Module) -> list[Any]:
-    """The synthesis blocks of a StyleGAN2-style generator (none for other networks)."""
+    """The parts of a StyleGAN synthesis network with a precision flag (SG2 blocks, SG3 layers)."""
     synthesis = getattr(module, "synthesis", None)
-    blocks = getattr(synthesis, "blocks", None)
-    return list(blocks()) if callable(blocks) else []
+    if not isinstance(synthesis, nn.Module):
+        return []
+    return [m for m in synthesis.modules() if hasattr(m, "use_fp16")]
 
 
 def plan(
@@ -107,7 +108,7 @@ def enable(
     if synthesis is not None and hasattr(synthesis, "fast"):
         synthesis.fast = chosen.fp16
     for block in synthesis_blocks(module):
-        if getattr(block, "use_fp16", False):
+        if block.use_fp16 and hasattr(block, "channels_last"):
             block.channels_last = chosen.channels_last
     if chosen.compile:
         compile_fn = compiler or _torch_compile

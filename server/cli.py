@@ -34,6 +34,7 @@ BENCHMARKS = {
     "control": "server.bench.control",
     "react": "server.bench.react",
     "soak": "server.bench.soak",
+    "forward": "server.bench.forward",
 }
 
 

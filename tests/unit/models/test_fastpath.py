@@ -117,3 +117,21 @@ def test_fp16_blocks_stay_within_half_precision_rounding(monkeypatch: pytest.Mon
     assert (half - exact).abs().mean() < 0.005
     assert (single - exact[:1]).abs().max() < 0.1
     assert not torch.equal(half, exact)  # it really ran in half precision
+
+
+def test_bench_forward_reports_both_paths(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from server.bench.forward import main
+    from tests.nvidia_pickles import stylegan2_ada_kwargs, write_network_pickle
+
+    monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
+    kwargs = stylegan2_ada_kwargs(
+        z_dim=8, c_dim=2, w_dim=8, img_resolution=16, channel_base=64, channel_max=8
+    )
+    module = StyleGAN2Generator(config=StyleGAN2Config.from_nvidia_kwargs(kwargs))
+    path = write_network_pickle(tmp_path / "tiny.pkl", module, init_kwargs=kwargs)
+    assert main(["--model", str(path), "--seconds", "0.05", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny (stylegan2, 16 px)" in out and " fp32 " in out
+    assert "fast path = fp32 here (cpu: the exact fp32 path" in out

@@ -1,0 +1,158 @@
+"""Generator forward speed at batch 1: fps and ms per frame, exact fp32 and the fast path.
+
+ganvj bench forward [--model FILE | --synthetic NAME] [--seconds 5] [--device auto]
+With neither, every shipped default model. `--synthetic` builds an official
+configuration (channel counts of NVIDIA's configs) with random weights, so GPU
+figures need no user's file. A StyleGAN frame is mapping + synthesis, as
+NVIDIA's visualizer renders one; both paths are measured in one run and the
+ratio printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.checkpoint import DEFAULT_FILES, LoadedModel, default_model_path, load_model
+from models.fastpath import disable, enable
+from models.generate import is_stylegan
+from models.latent import seed_latent
+from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from models.nets.stylegan3 import StyleGAN3Config, StyleGAN3Generator
+from server.device import cpu_threads, pick_device
+
+GOAL_FPS = 25.0
+MIN_RUNS = 3  # a slow model still gets a median of several frames
+MAX_RUNS = 10_000
+
+
+def synthetic(name: str) -> LoadedModel:
+    """An official StyleGAN configuration with random weights (the weights do not change speed)."""
+    torch.manual_seed(0)
+    module: Any
+    if name in ("stylegan2-512", "stylegan2-1024"):
+        # stylegan3's --cfg=stylegan2 (and stylegan2-ada's paper configs): cbase 32768,
+        # cmax 512, 8 mapping layers, fp16 in the 4 highest resolutions, clamp 256.
+        config: Any = StyleGAN2Config(
+            img_resolution=int(name.split("-")[1]),
+            channel_base=32768,
+            channel_max=512,
+            mapping_layers=8,
+            num_fp16_res=4,
+            conv_clamp=256,
+        )
+        module, arch = StyleGAN2Generator(config=config), "stylegan2"
+    elif name == "stylegan3-t-512":
+        config = StyleGAN3Config(img_resolution=512, channel_base=32768, channel_max=512)
+        module, arch = StyleGAN3Generator(config=config), "stylegan3"
+    else:
+        raise SystemExit(f"unknown --synthetic {name!r}: {', '.join(SYNTHETIC)}")
+    return LoadedModel(
+        name=name,
+        path=Path(f"{name}.synthetic"),
+        arch=arch,
+        kind="unconditional",
+        module=module.eval().requires_grad_(False),
+        resolution=config.img_resolution,
+        z_dim=config.z_dim,
+        metadata={},
+    )
+
+
+SYNTHETIC = ("stylegan2-512", "stylegan3-t-512", "stylegan2-1024")
+
+
+def frame_fn(model: LoadedModel, device: torch.device) -> Callable[[], Any]:
+    """One batch-1 frame of this model, as the engine renders one."""
+    module: Any = model.module
+    if model.kind == "unconditional" and model.z_dim is not None:
+        z = seed_latent(0, model.z_dim)[None].to(device)  # (1, z_dim)
+        if is_stylegan(model):
+            c = torch.zeros([1, module.c_dim], device=device) if module.c_dim else None
+            if c is not None:
+                c[:, 0] = 1
+            return lambda: module.synthesis(module.mapping(z, c), noise_mode="const")
+        return lambda: module(z)
+    x = torch.rand(1, 3, model.resolution, model.resolution, device=device) * 2 - 1
+    return lambda: module(x)
+
+
+def measure(fn: Callable[[], Any], *, seconds: float, device: torch.device) -> tuple[float, float]:
+    """(frames per second, median ms) of fn, after warm-up; bounded in time and count."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        for _ in range(2):
+            fn()
+        sync()
+        times: list[float] = []
+        start = time.perf_counter()
+        while len(times) < MAX_RUNS and (
+            len(times) < MIN_RUNS or time.perf_counter() - start < seconds
+        ):
+            t = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t)
+    times.sort()
+    return len(times) / sum(times), 1000 * times[len(times) // 2]
+
+
+def bench_model(
+    model: LoadedModel, *, device: torch.device, seconds: float, compile: bool
+) -> list[str]:
+    """Table rows: the exact path, then the fast path (where it differs), with the ratio."""
+    model.module.to(device).eval()
+    fn = frame_fn(model, device)
+    fps, ms = measure(fn, seconds=seconds, device=device)
+    label = f"{model.name} ({model.arch}, {model.resolution} px)"
+    rows = [row(label, "fp32", fps, ms)]
+    if is_stylegan(model):
+        with torch.inference_mode():
+            fast = enable(model.module, device, compile=compile, warmup=lambda m: fn())
+        if fast.describe() != "fp32":
+            fast_fps, fast_ms = measure(fn, seconds=seconds, device=device)
+            rows.append(row(label, fast.describe(), fast_fps, fast_ms))
+            rows.append(f"{'':44} fast / fp32 = {fast_fps / fps:.2f}x")
+        else:
+            rows.append(f"{'':44} fast path = fp32 here ({'; '.join(fast.notes)})")
+        disable(model.module)
+    return rows
+
+
+def row(label: str, path: str, fps: float, ms: float) -> str:
+    ok = "ok" if fps >= GOAL_FPS else "below 25"
+    return f"{label:44} {path:26} {fps:8.2f} {ms:10.2f}  {ok}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ganvj bench forward", description=__doc__)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", help="a model file (.safetensors or StyleGAN .pkl)")
+    source.add_argument("--synthetic", choices=SYNTHETIC, help="an official config, random weights")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per path (default 5)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: cores - 1)")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile (CUDA)")
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    torch.set_num_threads(cpu_threads(args.threads))
+    if args.synthetic:
+        models = [synthetic(args.synthetic)]
+    elif args.model:
+        models = [load_model(Path(args.model))]
+    else:
+        models = [load_model(default_model_path(k)) for k in DEFAULT_FILES]
+    print(
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, "
+        f"batch 1, {args.seconds:g} s per path"
+    )
+    print(f"{'model':44} {'path':26} {'fps':>8} {'median ms':>10}  goal {GOAL_FPS:.0f} fps")
+    for model in models:
+        for line in bench_model(model, device=device, seconds=args.seconds, compile=args.compile):
+            print(line)
+    return 0
