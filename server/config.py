@@ -36,7 +36,14 @@ class ServerConfig:
     tls: bool = False
     tls_cert: str = ""  # PEM files; both empty = a self-signed pair made once and kept
     tls_key: str = ""
-    state_dir: str = "~/.local/share/ganvj"  # show files, the self-signed certificate
+    state_dir: str = "~/.local/share/ganvj"  # show files, tokens, the self-signed certificate
+    # Who may play (server/http/auth.py): loopback and these addresses/CIDRs get
+    # every role without a token; others are viewers unless they bring one.
+    trust_loopback: bool = True
+    trusted: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()  # other web origins whose pages may use /ws
+    performer_token: str = ""  # "" = generated at first start and kept in state_dir
+    admin_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,8 @@ class LimitsConfig:
 
     ws_max_message_bytes: int = 256 * 1024
     ws_max_connections: int = 64
+    ws_messages_per_s: int = 200  # per connection, a second's worth at once; more: an error
+    ws_offers_per_min: int = 12  # WebRTC offers per connection
     command_queue: int = 1024
     viewer_packet_queue: int = 8
 
@@ -277,6 +286,27 @@ def _check_ranges(section: Any) -> None:
         _require(
             1 <= section.max_viewers <= 256, "server.max_viewers", section.max_viewers, "1..256"
         )
+        for spec in section.trusted:
+            _require(
+                _is_network(spec), "server.trusted", spec, 'addresses or CIDRs ("10.0.0.0/24")'
+            )
+        for origin in section.allowed_origins:
+            _require(
+                origin.startswith(("http://", "https://")) and "/" not in origin.split("//", 1)[1],
+                "server.allowed_origins",
+                origin,
+                'origins such as "https://visuals.example:8443" (scheme, host, port; no path)',
+            )
+        for key, token in (
+            ("performer_token", section.performer_token),
+            ("admin_token", section.admin_token),
+        ):
+            _require(
+                not token or len(token) >= 16,
+                f"server.{key}",
+                "…",
+                "at least 16 characters, or empty",
+            )
         for url in section.ice_servers:
             _require(
                 url.split(":", 1)[0] in ("stun", "turn", "turns"),
@@ -381,6 +411,14 @@ def _check_ranges(section: Any) -> None:
             _require(
                 1 <= value <= 64 * 1024 * 1024, f"limits.{f.name}", value, "a positive whole number"
             )
+
+
+def _is_network(spec: str) -> bool:
+    try:
+        ipaddress.ip_network(spec, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_cuda_index(device: str) -> bool:

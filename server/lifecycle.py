@@ -37,6 +37,7 @@ from server.control import ControlHub
 from server.device import pick_device
 from server.engine import ERROR_ADDRESS, Engine
 from server.http.app import App
+from server.http.auth import Access, Role, load_tokens
 from server.http.client import Client
 from server.http.site import listening
 from server.http.tls import TlsError, server_context
@@ -210,6 +211,7 @@ async def running(
         encoder=encoder_thread,
         hub=hub,
         control=control,
+        access=_access(config),
     )
     _add_routes(app, engine, saver)
     outputs = Outputs(
@@ -260,6 +262,23 @@ async def running(
         if encoder_thread is not None:
             encoder_thread.stop()
         await saver.flush()
+
+
+def _access(config: Config) -> Access:
+    """Roles at the edge: the tokens (kept in state_dir) and who is trusted."""
+    server = config.server
+    try:
+        tokens = load_tokens(
+            state_dir(config), performer=server.performer_token, admin=server.admin_token
+        )
+    except OSError as exc:
+        raise StartupError(f"cannot keep the access tokens in {state_dir(config)}: {exc}") from exc
+    return Access(
+        tokens=tokens,
+        trust_loopback=server.trust_loopback,
+        trusted=server.trusted,
+        allowed_origins=server.allowed_origins,
+    )
 
 
 async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExitStack) -> int:
@@ -376,7 +395,7 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
         return {"models": found}
 
     app.add_json("/api/models", models)
-    app.add_json("/api/show", lambda: saver.show.to_json())
+    app.add_json("/api/show", lambda: saver.show.to_json(), role=Role.ADMIN)
 
     async def import_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -392,8 +411,8 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
     async def export_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
         return {"type": "show", "show": saver.show.to_json()}
 
-    app.add_message("show/import", import_show)
-    app.add_message("show/export", export_show)
+    app.add_message("show/import", import_show, role=Role.ADMIN)
+    app.add_message("show/export", export_show, role=Role.ADMIN)
 
 
 def _load_show(path: Path) -> showfile.Show:

@@ -78,6 +78,9 @@ def server_config(host: str, **render: object) -> Config:
     base = Config()
     overrides: dict[str, object] = {
         "server.host": host,
+        # The namespace address is not loopback: trusting it explicitly keeps these
+        # tests about what they test; tests/integration/test_access.py drops it.
+        "server.trusted": [host],
         "server.port": 0,
         "server.state_dir": tempfile.mkdtemp(prefix="ganvj-test-"),
         "render.size": 64,

@@ -21,7 +21,7 @@ async function listDevices() {
 
 async function ensureSocket() {
   if (state.ws && state.ws.readyState === WebSocket.OPEN) return state.ws;
-  state.ws = await openSocket();
+  state.ws = await openSocket(true); // a camera needs the performer's token
   state.ws.addEventListener("message", (event) => {
     const msg = JSON.parse(event.data);
     if (msg.type === "state" && msg.address.startsWith("/react/")) {

@@ -2,6 +2,8 @@
 // Sends {"address", "args"}; follows {"type": "state"} feedback so several
 // controllers stay in sync; reconnects after a server restart.
 
+import { forgetToken, whoAmI, withToken } from "/token.js";
+
 const KEYFRAMES = 16;
 const DIRECTIONS = 8;
 const LONG_PRESS_MS = 600;
@@ -20,7 +22,7 @@ let queryAddresses = [];
 
 function wsUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws`;
+  return withToken(`${scheme}//${location.host}/ws`);
 }
 
 function connect() {
@@ -251,5 +253,31 @@ $("#model-load").addEventListener("click", () => {
 });
 handlers.set("/model/load", ([name]) => ($("#model").value = name));
 
-await Promise.all([loadQueries(), loadModels()]);
-connect();
+// -- access ----------------------------------------------------------------
+
+// Without the performer's link this page cannot play: say so, do nothing else.
+function lock(reason) {
+  $("main").hidden = true;
+  statusEl.textContent = "not connected";
+  $("#locked").hidden = false;
+  if (reason) $("#locked-reason").textContent = reason;
+}
+
+// A link pasted into this open page changes only the fragment: start again with it.
+window.addEventListener("hashchange", () => {
+  if (/(?:^#|&)t=/.test(location.hash)) location.reload();
+});
+
+let who;
+try {
+  who = await whoAmI();
+} catch {
+  who = { role: null, error: "the server did not answer: reload to try again" };
+}
+if (who.role === "performer" || who.role === "admin") {
+  await Promise.all([loadQueries(), loadModels()]);
+  connect();
+} else {
+  if (who.error) forgetToken(); // a stale or mistyped link: ask for a new one
+  lock(who.error);
+}

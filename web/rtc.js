@@ -1,8 +1,11 @@
 // Shared WebRTC signalling over /ws: one offer out, one answer back (no trickle ICE).
+import { withToken } from "/token.js";
 
-export function wsUrl() {
+// `authorised`: bring the performer's token (the camera); a viewer needs none.
+export function wsUrl(authorised = false) {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws`;
+  const url = `${scheme}//${location.host}/ws`;
+  return authorised ? withToken(url) : url;
 }
 
 // Resolve once ICE gathering is complete: the one offer must carry every candidate.
@@ -36,9 +39,9 @@ export async function negotiate(pc, ws, extra = {}) {
   await pc.setRemoteDescription({ type: "answer", sdp: await answer });
 }
 
-export function openSocket() {
+export function openSocket(authorised = false) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl());
+    const ws = new WebSocket(wsUrl(authorised));
     ws.addEventListener("open", () => resolve(ws), { once: true });
     ws.addEventListener("error", () => reject(new Error("websocket failed")), { once: true });
   });

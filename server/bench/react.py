@@ -62,6 +62,7 @@ async def measure(
     config = Config().with_overrides(
         {
             "server.host": ADDRESS,
+            "server.trusted": [ADDRESS],  # its own camera peer plays the performer
             "server.port": 0,
             "server.state_dir": "/tmp/ganvj-bench-react",
             "render.fps": 1000.0,

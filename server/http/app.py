@@ -46,6 +46,7 @@ from aiortc import (
 from server.config import Config
 from server.control import ControlHub
 from server.engine import Engine
+from server.http.auth import Access, AccessError, Role, is_loopback, message_role
 from server.http.client import Client, ClientGone
 from server.media.inputs import pump_track
 from server.media.rtc import answer_offer
@@ -60,8 +61,39 @@ MAX_BODY_BYTES = 1024 * 1024  # an HTTP request body (an SDP offer, an imported 
 HEARTBEAT_S = 20.0  # ping a quiet websocket this often; no pong within half of it closes it
 CLOSE_TIMEOUT_S = 2.0
 
+ROLE = web.RequestKey("role", Role)  # every request's role, set at the edge
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MessageHandler = Callable[[Client, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def request_token(request: web.Request) -> str | None:
+    """The token a request brings: `Authorization: Bearer ...`, else `?t=...`."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.query.get("t") or None
+
+
+def needs(role: Role, what: str) -> str:
+    """The refusal for a client whose role is too low."""
+    hint = (
+        "ask the performer for the control link"
+        if role == Role.PERFORMER
+        else "use the admin token"
+    )
+    return f"{what} needs the {role} role: {hint}"
+
+
+def describe_message(message: dict[str, Any]) -> str:
+    """A websocket message named for an error reply."""
+    kind = message.get("type")
+    if kind == "offer":
+        role = message.get("role")
+        return f"a {role} offer" if role in ("camera", "audio") else "an offer"
+    if kind is None:
+        address = message.get("address")
+        return f"{address}" if isinstance(address, str) else "a control message"
+    return f"{kind!r}"
 
 
 class ProtocolError(ValueError):
@@ -108,8 +140,10 @@ class App:
         encoder: StreamEncoder | None,
         hub: PacketHub | None,
         control: ControlHub,
+        access: Access,
     ) -> None:
         self.config = config
+        self.access = access
         self.engine = engine
         self.encoder = encoder
         self.hub = hub
@@ -123,28 +157,80 @@ class App:
         self.status_extras: dict[str, Callable[[], object]] = {}  # more /api/status sections
         # Where a browser's audio (the /audio page) goes: samples and their rate.
         self.audio_in: Callable[[Any, int], None] | None = None
-        self.web = web.Application(client_max_size=MAX_BODY_BYTES)
+        self.web = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._edge])
         self.message_types: dict[str, MessageHandler] = {}
+        self.message_roles: dict[str, Role] = {}
+        self.refused = 0  # websocket messages refused for their role
+        self.throttled = 0  # websocket messages over a client's rate
+        self._warned_clear: set[str] = set()
         self.add_json("/api/status", self.status)
+        self.add_json("/api/role", None)
         self.add_route("GET", "/ws", self._websocket)
 
     # -- routes -------------------------------------------------------------
 
-    def add_route(self, method: str, path: str, handler: Handler) -> None:
-        """Serve `method path` with an aiohttp request handler (before the server starts)."""
-        self.web.router.add_route(method, path, handler)
+    def add_route(
+        self, method: str, path: str, handler: Handler, *, role: Role = Role.VIEWER
+    ) -> None:
+        """Serve `method path` to clients with at least `role` (before the server starts).
 
-    def add_json(self, path: str, produce: Callable[[], Any]) -> None:
-        """Serve GET `path` with the JSON of what `produce()` returns."""
+        `handler` is an aiohttp request handler; `request[ROLE]` holds the caller's role.
+        """
+        if role > Role.VIEWER:
+
+            async def guarded(request: web.Request) -> web.StreamResponse:
+                if request[ROLE] < role:
+                    return error_response(http.HTTPStatus.FORBIDDEN, needs(role, path))
+                return await handler(request)
+
+            self.web.router.add_route(method, path, guarded)
+        else:
+            self.web.router.add_route(method, path, handler)
+
+    def add_json(
+        self, path: str, produce: Callable[[], Any] | None, *, role: Role = Role.VIEWER
+    ) -> None:
+        """Serve GET `path` with the JSON of what `produce()` returns (None: the caller's role)."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
+            if produce is None:
+                return json_response({"role": str(request[ROLE])})
             return json_response(produce())
 
-        self.add_route("GET", path, handler)
+        self.add_route("GET", path, handler, role=role)
 
-    def add_message(self, kind: str, handler: MessageHandler) -> None:
+    def add_message(
+        self, kind: str, handler: MessageHandler, *, role: Role = Role.PERFORMER
+    ) -> None:
         """Answer websocket messages of `{"type": kind}`; a ValueError becomes an error reply."""
         self.message_types[kind] = handler
+        self.message_roles[kind] = role
+
+    @web.middleware
+    async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every request's Origin and role, decided once, before any handler runs."""
+        remote = request.remote or ""
+        token = request_token(request)
+        try:
+            if request.path == "/ws" or request.method not in ("GET", "HEAD", "OPTIONS"):
+                self.access.check_origin(request.headers.get("Origin"), request.host)
+            role = self.access.role(remote=remote, token=token)
+        except AccessError as exc:
+            self.access.refused += 1
+            logger.info("refused %s %s from %s: %s", request.method, request.path, remote, exc)
+            return error_response(http.HTTPStatus.FORBIDDEN, str(exc))
+        request[ROLE] = role
+        if token and not request.secure and not is_loopback(remote):
+            self._warn_clear(remote)
+        return await handler(request)
+
+    def _warn_clear(self, remote: str) -> None:
+        if remote not in self._warned_clear and len(self._warned_clear) < 1024:
+            self._warned_clear.add(remote)
+            logger.warning(
+                "a token from %s travels in the clear: set server.tls = true on a shared network",
+                remote,
+            )
 
     def finish_routes(self) -> web.Application:
         """The aiohttp application with the static pages behind every other route."""
@@ -181,6 +267,11 @@ class App:
                 "shared_encoder": self.encoder is not None,
                 "websockets": len(self.connections),
                 "bad_messages": self.bad_messages,
+                "refused": {
+                    "requests": self.access.refused,
+                    "messages": self.refused,
+                    "throttled": self.throttled,
+                },
                 "rejected_commands": self.control.rejected,
                 "osc": self.osc_stats() if self.osc_stats else None,
                 "input": self.engine.inputs.status(),
@@ -209,21 +300,35 @@ class App:
                 http.HTTPStatus.UPGRADE_REQUIRED, "/ws is a websocket: connect with ws:// or wss://"
             )
         await ws.prepare(request)
-        client = Client(ws, remote=request.remote or "")
+        limits = self.config.limits
+        client = Client(
+            ws,
+            remote=request.remote or "",
+            role=request[ROLE],
+            messages_per_s=limits.ws_messages_per_s,
+            offers_per_min=limits.ws_offers_per_min,
+        )
         await self.handle(client)
         return ws
 
     async def handle(self, connection: Client) -> None:
         """Serve one accepted websocket until it closes."""
         self.connections.add(connection)
-        self.control.join(connection)
+        if connection.role >= Role.PERFORMER:  # feedback is for those who play
+            self.control.join(connection)
         own: set[Peer] = set()
         try:
             async for frame in connection.ws:
                 if frame.type == WSMsgType.ERROR:  # e.g. over the size limit: closed (1009)
                     break
                 try:
+                    if not connection.messages.take():
+                        await self._throttled(
+                            connection, "messages", self.config.limits.ws_messages_per_s, "a second"
+                        )
+                        continue
                     message = self._decode(frame.data if frame.type == WSMsgType.TEXT else b"")
+                    await self._admit(connection, message)
                     await self._dispatch(connection, message, own)
                 except ProtocolError as exc:
                     self.bad_messages += 1
@@ -236,6 +341,32 @@ class App:
             # A viewer's peer lives as long as its websocket; the page
             # reconnects both together.
             await asyncio.gather(*(self._close_peer(p) for p in own))
+
+    async def _admit(self, connection: Client, message: dict[str, Any]) -> None:
+        """Refuse a message its sender's role does not allow, or an offer over the rate."""
+        wanted = message_role(message, self.message_roles)
+        if connection.role < wanted:
+            self.refused += 1
+            raise ProtocolError(needs(wanted, describe_message(message)))
+        if message.get("type") == "offer" and not connection.offers.take():
+            self.throttled += 1
+            raise ProtocolError(
+                f"too many offers: at most {self.config.limits.ws_offers_per_min} a minute"
+            )
+
+    async def _throttled(self, connection: Client, what: str, rate: int, per: str) -> None:
+        """Count a message over the rate; say so at most once a second (no reply flood)."""
+        self.throttled += 1
+        if connection.may_warn_throttled():
+            await connection.send(
+                json.dumps(
+                    {
+                        "type": "error",
+                        "error": f"too many {what}: at most {rate} {per}; "
+                        "the rest are dropped, slow down",
+                    }
+                )
+            )
 
     def _decode(self, raw: str | bytes) -> dict[str, Any]:
         if isinstance(raw, bytes):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
+
+from server.http.auth import Role
+from server.http.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -16,9 +20,30 @@ class ClientGone(ConnectionError):
 class Client:
     """A /ws connection: where to send, who it is, and what it may do."""
 
-    def __init__(self, ws: web.WebSocketResponse, *, remote: str) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        *,
+        remote: str,
+        role: Role,
+        messages_per_s: float = 200.0,
+        offers_per_min: float = 12.0,
+    ) -> None:
         self.ws = ws
         self.remote = remote  # the peer's IP address
+        self.role = role  # decided once, at the handshake
+        # Limits: a flood from this client is dropped here, nobody else notices.
+        self.messages = TokenBucket(rate=messages_per_s, burst=max(1.0, messages_per_s))
+        self.offers = TokenBucket(rate=offers_per_min / 60.0, burst=min(4.0, offers_per_min))
+        self._warned_at = -1.0
+
+    def may_warn_throttled(self) -> bool:
+        """Whether to tell this client it is throttled (at most once a second)."""
+        now = time.monotonic()
+        if now - self._warned_at < 1.0:
+            return False
+        self._warned_at = now
+        return True
 
     @property
     def closed(self) -> bool:
@@ -39,4 +64,4 @@ class Client:
         await self.ws.close(code=code, message=reason.encode())
 
     def __repr__(self) -> str:
-        return f"Client({self.remote})"
+        return f"Client({self.remote}, {self.role})"
