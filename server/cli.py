@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--size", type=int, help="output size in pixels; 0 = native")
     serve.add_argument("--codec", choices=["vp8", "h264"])
     serve.add_argument("--bitrate", type=int, help="video bitrate in kbit/s")
+    serve.add_argument(
+        "--qr",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print the performer's link as a QR code (default: on a terminal)",
+    )
     serve.set_defaults(func=run_serve)
 
     bench = commands.add_parser("bench", help="print performance figures (see benchmarks/)")
@@ -105,7 +111,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     try:
         config = serve_config(args)
-        run_loop(serve_forever(config))
+        run_loop(serve_forever(config, qr=args.qr))
     except (ConfigError, StartupError, CheckpointError) as exc:
         print(f"ganvj: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,9 @@ from server.config import Config
 from server.control import ControlHub
 from server.device import pick_device
 from server.engine import ERROR_ADDRESS, Engine
+from server.http.announce import announcement, lan_addresses, links
 from server.http.app import App
-from server.http.auth import Access, Role, load_tokens
+from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
 from server.http.client import Client
 from server.http.site import listening
 from server.http.tls import TlsError, server_context
@@ -544,8 +546,8 @@ class LeadMeter:
         self._engine.tempo.lead_seconds = self._average + self._display
 
 
-async def serve_forever(config: Config) -> None:
-    """Serve until SIGINT or SIGTERM."""
+async def serve_forever(config: Config, *, qr: bool | None = None) -> None:
+    """Serve until SIGINT or SIGTERM; print the links (`qr`: a QR code, None = on a terminal)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -560,11 +562,19 @@ async def serve_forever(config: Config) -> None:
             run.engine.output_size,
             run.engine.device,
         )
-        host = config.server.host
-        shown = "localhost" if host in ("0.0.0.0", "::") else host
-        scheme = "https" if config.server.tls else "http"
-        if run.osc is not None:
-            print(f"ganvj: OSC on udp port {run.osc.address[1]}", flush=True)
-        print(f"ganvj: open {scheme}://{shown}:{run.port}/ (Ctrl-C stops)", flush=True)
+        found = links(
+            addresses=lan_addresses(config.server.host),
+            port=run.port,
+            tls=config.server.tls,
+            tokens=run.app.access.tokens,
+            osc_port=run.osc.address[1] if run.osc is not None else None,
+        )
+        admin = (
+            "config.toml (server.admin_token)"
+            if config.server.admin_token
+            else str(state_dir(config) / TOKEN_FILE)
+        )
+        show_qr = sys.stdout.isatty() if qr is None else qr
+        print(announcement(found, tls=config.server.tls, admin=admin, qr=show_qr), flush=True)
         await stop.wait()
         print("ganvj: stopping", flush=True)

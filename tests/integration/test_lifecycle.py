@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,3 +154,35 @@ def test_a_model_file_that_is_not_a_model_fails_at_start(tmp_path: Path) -> None
     assert process.returncode == 2
     assert "fake.safetensors" in err and "Traceback" not in err
     assert "pwned" not in out + err
+
+
+@pytest.mark.webrtc
+def test_serve_prints_a_play_link_and_qr_that_work_from_the_lan(
+    model_file: Path, tmp_path: Path, webrtc_host: str
+) -> None:
+    config = tmp_path / "serve.toml"
+    config.write_text(f'[server]\nstate_dir = "{tmp_path / "state"}"\n[osc]\nport = 0\n')
+    port = free_port(webrtc_host)
+    play = f"http://{webrtc_host}:{port}/control#t="
+    process = start(
+        "serve", "--config", str(config), "--model", str(model_file),
+        "--host", webrtc_host, "--port", str(port), "--size", "32", "--qr",
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = []
+        while not (line := process.stdout.readline()).startswith("ganvj: open"):
+            assert line, "serve exited before it listened"
+            lines.append(line)
+        text = "".join(lines)
+        tokens = json.loads((tmp_path / "state" / "tokens.json").read_text())
+        assert (tmp_path / "state" / "tokens.json").stat().st_mode & 0o077 == 0
+        assert f"ganvj: play     {play}{tokens['performer']}\n" in text
+        assert "▀" in text and "scan to play" in text  # the QR code
+        assert tokens["admin"] not in text
+        url = f"http://{webrtc_host}:{port}/api/role?t={tokens['performer']}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert json.loads(response.read()) == {"role": "performer"}
+    finally:
+        process.kill()
+        process.communicate()
