@@ -73,8 +73,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         "unconditional", StyleGAN3Config, lambda c: StyleGAN3Generator(config=c)
     ),
 }
-# Files converted on load (cached by content): NVIDIA network pickles.
-PICKLE_SUFFIXES = (".pkl",)
+# Files converted on load (cached by content): NVIDIA network pickles and
+# rosinality/stylegan2-pytorch checkpoints.
+PICKLE_SUFFIXES = (".pkl", ".pt", ".pth")
 
 
 @dataclass(frozen=True)

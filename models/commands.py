@@ -363,7 +363,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "import", help="convert a StyleGAN .pkl into a .safetensors model (runs no code)"
     )
-    p.add_argument("file", help="a stylegan2-ada-pytorch or stylegan3 network pickle")
+    p.add_argument("file", help="a stylegan2-ada-pytorch / stylegan3 .pkl or a rosinality .pt")
     p.add_argument("--out", help="model file to write (default: FILE with .safetensors)")
     p.add_argument(
         "--samples", type=int, default=4096, help="mapping samples for GANSpace (default 4096)"

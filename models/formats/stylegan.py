@@ -21,6 +21,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from models.checkpoint import CheckpointError, file_sha256, save_checkpoint, user_models_dir
+from models.formats import rosinality
 from models.formats.nvidia_pkl import (
     PersistentObject,
     PickleError,
@@ -122,6 +123,42 @@ def convert_pickle(path: Path | str) -> ImportedNetwork:
     return ImportedNetwork(arch=arch, config=config, module=module, source=source)
 
 
+def convert_rosinality(path: Path | str) -> ImportedNetwork:
+    """A rosinality/stylegan2-pytorch .pt (g_ema [+ latent_avg]) in our StyleGAN2 module."""
+    path = Path(path)
+    config, tensors = rosinality.convert(rosinality.read_checkpoint(path), path=path)
+    module = StyleGAN2Generator(config=config)
+    expected = module.state_dict()
+    # Buffers rosinality does not store (the FIR filters) keep our values.
+    for name, tensor in expected.items():
+        if name.endswith("resample_filter"):
+            tensors[name] = tensor
+    missing = sorted(set(expected) - set(tensors))
+    shapes = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or shapes:
+        raise rosinality.RosinalityError(
+            f"{path}: g_ema does not fit a StyleGAN2 config F layout "
+            f"(missing {missing[:1]}, wrong shapes {shapes[:1]})"
+        )
+    module.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
+    module.eval().requires_grad_(False)
+    source = {
+        "name": path.name,
+        "sha256": file_sha256(path),
+        "format": "rosinality",
+        "class_name": "Generator",
+        "flavor": "rosinality",
+    }
+    return ImportedNetwork(arch="stylegan2", config=config, module=module, source=source)
+
+
+def convert_file(path: Path | str) -> ImportedNetwork:
+    """A network pickle (.pkl) or a rosinality checkpoint (.pt, .pth) in our module."""
+    if Path(path).suffix.lower() in (".pt", ".pth"):
+        return convert_rosinality(path)
+    return convert_pickle(path)
+
+
 @torch.no_grad()
 def ganspace(
     module: nn.Module,
@@ -163,7 +200,7 @@ def import_pickle(src: Path | str, out: Path | str, *, samples: int = GANSPACE_S
     if samples < 2:
         raise ValueError(f"GANSpace needs at least 2 mapping samples, got {samples}")
     started = time.monotonic()
-    imported = convert_pickle(src)
+    imported = convert_file(src)
     module: Any = imported.module
     components, stdev = ganspace(module, samples=samples)
     out = Path(out)
