@@ -17,6 +17,7 @@ import secrets
 from aiohttp import web
 
 from server.http.app import MAX_SDP_CHARS, App, Peer, ProtocolError, error_response
+from server.http.auth import Role
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class WhipWhep:
     def register(self) -> None:
         """Add the routes (before the server starts)."""
         for kind in ("whip", "whep"):
-            self.app.add_route("POST", f"/{kind}", self._post)
-            self.app.add_route("DELETE", f"/{kind}/{{id}}", self._delete)
+            # Publishing steers the show: the performer's; watching is anyone's.
+            role = Role.PERFORMER if kind == "whip" else Role.VIEWER
+            self.app.add_route("POST", f"/{kind}", self._post, role=role)
+            self.app.add_route("DELETE", f"/{kind}/{{id}}", self._delete, role=role)
             self.app.add_route("PATCH", f"/{kind}/{{id}}", self._no_trickle)
             self.app.add_route("OPTIONS", f"/{kind}", self._options)
 

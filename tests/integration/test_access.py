@@ -185,6 +185,27 @@ async def test_a_camera_offer_without_the_performer_role_is_refused(server: Runn
         await camera.close()
 
 
+async def test_whip_needs_the_performer_role(server: Running) -> None:
+    url = f"http://{server.app.config.server.host}:{server.port}/whip"
+
+    def post(token: str | None) -> tuple[int, str]:
+        request = urllib.request.Request(url, data=b"v=0\r\n", method="POST")
+        request.add_header("Content-Type", "application/sdp")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    status, body = await asyncio.to_thread(post, None)
+    assert status == 403 and "needs the performer role" in body
+    assert not server.app.cameras
+    status, body = await asyncio.to_thread(post, performer(server))
+    assert status == 400 and "offer" in body  # past the edge, to the offer itself
+
+
 async def test_a_flooding_client_is_throttled_and_others_play_on(webrtc_host: str) -> None:
     config = untrusted(
         webrtc_host, **{"limits.ws_messages_per_s": 20, "limits.ws_offers_per_min": 2}
