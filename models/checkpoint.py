@@ -386,6 +386,7 @@ def list_models(dirs: list[Path] | None = None) -> list[ModelInfo]:
     for folder in folders:
         if not Path(folder).is_dir():
             continue
+        found.extend(_convertible_models(Path(folder)))
         for path in sorted(Path(folder).glob("*.safetensors")):
             try:
                 meta, _ = read_header(path)
@@ -405,6 +406,37 @@ def list_models(dirs: list[Path] | None = None) -> list[ModelInfo]:
                 )
             except (CheckpointError, TypeError, ValueError) as exc:
                 logger.warning("skipping %s: %s", path, exc)
+    return found
+
+
+def _convertible_models(folder: Path) -> list[ModelInfo]:
+    """StyleGAN .pkl / .pt files in a folder: described from their cached conversion if any."""
+    from models.formats.stylegan import converted_path  # imports this module
+
+    found = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES):
+        converted = converted_path(path)
+        meta: dict[str, Any] = {"converted": False}
+        arch, resolution, z_dim = "pickle", 0, None
+        if converted is not None:
+            try:
+                meta, _ = read_header(converted)
+                arch, resolution = meta["arch"], int(meta.get("resolution") or 0)
+                z_dim = (meta.get("config") or {}).get("z_dim")
+            except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+                logger.warning("cached conversion of %s unreadable: %s", path, exc)
+        found.append(
+            ModelInfo(
+                name=path.stem,
+                path=path,
+                arch=arch,
+                kind="unconditional",
+                resolution=resolution,
+                z_dim=z_dim,
+                size_bytes=path.stat().st_size,
+                metadata=meta,
+            )
+        )
     return found
 
 

@@ -22,6 +22,7 @@ from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
 from models.checkpoint import (
+    PICKLE_SUFFIXES,
     CheckpointError,
     LoadedModel,
     check_encoder_pair,
@@ -119,9 +120,12 @@ def find_model(name: str) -> Path | None:
         path = folder / f"{name}.safetensors"
         if path.is_file():
             return path
-    # A StyleGAN network pickle in the user's folder: converted (once) on load.
-    pickle_path = user_models_dir() / f"{name}.pkl"
-    return pickle_path if pickle_path.is_file() else None
+    # A StyleGAN .pkl (or rosinality .pt) in the user's folder: converted once, on load.
+    for suffix in PICKLE_SUFFIXES:
+        other = user_models_dir() / f"{name}{suffix}"
+        if other.is_file():
+            return other
+    return None
 
 
 def media_source(config: Config, spec: str) -> str:

@@ -9,7 +9,9 @@ under the user models folder's `.cache/`, named by the pickle's sha256.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +238,7 @@ def cache_dir() -> Path:
 
 
 def cached_import(src: Path | str, *, cache: Path | None = None) -> Path:
-    """The checkpoint converted from this pickle's content, converting it on first use."""
+    """The checkpoint converted from this file's content, converting it on first use."""
     src = Path(src)
     try:
         digest = file_sha256(src)
@@ -244,7 +246,58 @@ def cached_import(src: Path | str, *, cache: Path | None = None) -> Path:
         raise CheckpointError(f"{src}: cannot read: {exc.strerror or exc}") from exc
     folder = cache if cache is not None else cache_dir()
     target = folder / f"{digest}.safetensors"
-    if target.is_file():
-        return target
-    import_pickle(src, target)
+    if not target.is_file():
+        try:
+            import_pickle(src, target)
+        except OSError as exc:
+            raise CheckpointError(
+                f"{src}: cannot write the converted model to {folder}: {exc.strerror or exc}"
+            ) from exc
+    _remember(folder, src, digest)
     return target
+
+
+INDEX_FILE = "index.json"  # source file -> content hash, so listings need no hashing
+
+
+def _remember(folder: Path, src: Path, digest: str) -> None:
+    """Note which cache entry a source file (as it is now: size, mtime) converted to."""
+    index = _read_index(folder)
+    stat = src.stat()
+    index[str(src.resolve())] = {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "sha256": digest,
+    }
+    tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(json.dumps(index, indent=1))
+        os.replace(tmp, folder / INDEX_FILE)
+    except OSError as exc:  # a listing then shows the file as not yet converted
+        logger.warning("cannot update %s: %s", folder / INDEX_FILE, exc)
+        tmp.unlink(missing_ok=True)
+
+
+def _read_index(folder: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((folder / INDEX_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def converted_path(src: Path, *, cache: Path | None = None) -> Path | None:
+    """The cached conversion of src if it exists and src has not changed since; no hashing."""
+    folder = cache if cache is not None else cache_dir()
+    entry = _read_index(folder).get(str(src.resolve()))
+    try:
+        stat = src.stat()
+    except OSError:
+        return None
+    if not isinstance(entry, dict) or (entry.get("size"), entry.get("mtime_ns")) != (
+        stat.st_size,
+        stat.st_mtime_ns,
+    ):
+        return None
+    target = folder / f"{entry.get('sha256')}.safetensors"
+    return target if target.is_file() else None

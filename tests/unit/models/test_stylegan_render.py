@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models.checkpoint import default_model_path, load_model, read_tensors
+from models.checkpoint import default_model_path, list_models, load_model, read_tensors
 from models.commands import main
 from models.generate import Sampling, SamplingError, generate, nvidia_uint8, parse_seed_range
 from models.latent import seed_latent
@@ -74,7 +74,11 @@ def test_pkl_is_converted_once_and_cached_by_content(
     stylegan: tuple[Path, StyleGAN2Generator], models_dir: Path
 ) -> None:
     pkl, generator = stylegan
+    listed = {m.name: m for m in list_models([models_dir])}
+    assert (listed["faces"].arch, listed["faces"].resolution) == ("pickle", 0)
     first = load_model(pkl)
+    listed = {m.name: m for m in list_models([models_dir])}
+    assert (listed["faces"].arch, listed["faces"].resolution) == ("stylegan2", 16)
     cache = sorted((models_dir / ".cache").glob("*.safetensors"))
     assert len(cache) == 1
     stamp = cache[0].stat().st_mtime_ns
