@@ -243,6 +243,19 @@ COMMANDS: tuple[CommandSpec, ...] = (
         queryable=False,
     ),
     CommandSpec(
+        "/keyframe/{n}/thumb",
+        "Read only: version of keyframe n's thumbnail (the JPEG is GET /api/thumb/n)",
+        path=_KEYFRAME,
+        owner="engine",
+        settable=False,
+    ),
+    CommandSpec(
+        "/keyframe/progress",
+        "Read only: the keyframe being morphed to (0: none) and how far the morph is, 0..1",
+        owner="engine",
+        settable=False,
+    ),
+    CommandSpec(
         "/keyframe/current",
         "The keyframe last jumped to (0: none); setting it jumps with the default morph",
         (ArgSpec("n", "i", f"1..{KEYFRAMES}", 1, KEYFRAMES),),

@@ -31,13 +31,15 @@ from models.checkpoint import CheckpointError, LoadedModel, load_model
 from models.fastpath import enable as enable_fast_path
 from models.generate import STYLEGAN_ARCHS
 from models.latent import lerp
-from server.commands import Command, CommandError, parse
+from server.commands import KEYFRAMES, Command, CommandError, parse
 from server.config import RenderConfig
 from server.device import cpu_threads, half_if_finite
-from server.media.convert import resize, to_yuv420
+from server.media.convert import resize, to_rgb_uint8, to_yuv420
 from server.media.inputs import InputHub
 from server.media.master import OUTPUT_ADDRESSES, Master
 from server.media.slot import LatestSlot
+from server.media.thumbs import SIZE as THUMB_SIZE
+from server.media.thumbs import Thumbnails
 from server.meters import RateMeter
 from server.patch import Patch, Sources, continuous_arg
 from server.play import Change, PlayState
@@ -189,6 +191,10 @@ class Engine:
         self._held: torch.Tensor | None = None  # the picture /output/freeze holds
         self._beat_seen: int | None = None
         self._patch_dirty = False
+        self.thumbs = Thumbnails()
+        self._thumbs_due: dict[int, None] = dict.fromkeys(range(1, KEYFRAMES + 1))
+        self._progress: tuple[int, float] = (0, 1.0)
+        self._progress_sent = 0.0
         self._fading: Deck | None = None  # the previous model, during a switch
         self._fade_started = 0.0
         self._incoming: list[tuple[LoadedModel, Command | None]] = []
@@ -416,6 +422,9 @@ class Engine:
         self.frames.put(frame)
         self.render_rate.tick(finished)
         self._step_started = None
+        # After the frame is out: at most one thumbnail per frame, and the morph's progress.
+        changes.extend(self._thumbnail(changes))
+        changes.extend(self._morph_progress(now))
         self._publish(changes, now)
         if self.step_log is not None:
             applied, self._applied = self._applied, []
@@ -433,6 +442,39 @@ class Engine:
             return image
         old = fading.render(fading.play.latent(now, dt).to(self.device), size)
         return lerp(old, image, max(t, 0.0))
+
+    PROGRESS_SECONDS = 0.1  # morph progress is reported at most this often
+
+    def _thumbnail(self, changes: list[Change]) -> list[Change]:
+        """Draw the next due keyframe thumbnail (stored, reshuffled, or after a switch)."""
+        for change in changes:
+            parts = change.address.split("/")
+            if len(parts) == 4 and parts[1] == "keyframe" and parts[3] in ("store", "reshuffle"):
+                self._thumbs_due[int(parts[2])] = None
+        if not self._thumbs_due:
+            return []
+        n = next(iter(self._thumbs_due))
+        del self._thumbs_due[n]
+        bank = self.deck.play.bank
+        if n > bank.shape[0]:
+            return []
+        with torch.inference_mode():
+            image = self.deck.render(bank[n - 1].to(self.device), THUMB_SIZE)
+            rgb = to_rgb_uint8(image)[0].cpu().numpy()  # (S, S, 3)
+        version = self.thumbs.put(n, rgb)
+        return [Change(f"/keyframe/{n}/thumb", (version,))]
+
+    def _morph_progress(self, now: float) -> list[Change]:
+        """Report how far a morph to a keyframe has come, a few times a second."""
+        progress = self.deck.play.morph(now)
+        if progress == self._progress:
+            return []
+        finished = progress[1] >= 1.0 or progress[0] != self._progress[0]
+        if not finished and now - self._progress_sent < self.PROGRESS_SECONDS:
+            return []
+        self._progress = progress
+        self._progress_sent = now
+        return [Change("/keyframe/progress", (progress[0], round(progress[1], 3)))]
 
     def _source_values(self, now: float) -> dict[str, float]:
         """Every modulation source now: the audio features, and the beat grid."""
@@ -545,6 +587,9 @@ class Engine:
             if not command.query:
                 self._patch_dirty = True
             return self.patch.apply(command, self._source_values(now) if command.query else None)
+        if command.query and name == "/keyframe/{n}/thumb":
+            version = self.thumbs.version(command.index())
+            return [Change(command.address, (version,), command.origin)]
         if command.query:
             return [Change(command.address, self._query(name, now), command.origin)]
         if name == "/react/trigger":
@@ -590,6 +635,8 @@ class Engine:
             return (self.deck.model.name,)
         if name in OUTPUT_ADDRESSES:
             return self.master.query(name, now)
+        if name == "/keyframe/progress":
+            return self._progress
         return ()
 
     def _react_state(self, now: float) -> tuple[object, ...]:
@@ -663,6 +710,7 @@ class Engine:
         changes: list[Change] = []
         if imported is not None:
             self.snapshots = imported
+            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1))
             saved = imported.get(self.deck.model.name)
             if saved is not None:
                 try:
@@ -681,6 +729,7 @@ class Engine:
             # Keep the outgoing model's keyframes for when it comes back.
             self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
             self._fading, self.deck = self.deck, deck
+            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1))
             self.reactor.fit_generator(model)
             self._fade_started = now
             self._loading = None

@@ -14,8 +14,11 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
@@ -33,13 +36,13 @@ from models.checkpoint import (
     weights_dir,
 )
 from server import showfile
-from server.commands import describe, parse
+from server.commands import KEYFRAMES, describe, parse
 from server.config import Config
 from server.control import ControlHub
 from server.device import pick_device
 from server.engine import ERROR_ADDRESS, Engine
 from server.http.announce import announcement, lan_addresses, links
-from server.http.app import App
+from server.http.app import App, error_response, http_response
 from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
 from server.http.client import Client
 from server.http.site import listening
@@ -402,6 +405,24 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
 
     app.add_json("/api/models", models)
     app.add_json("/api/show", lambda: saver.show.to_json(), role=Role.ADMIN)
+
+    async def thumbnail(request: web.Request) -> web.StreamResponse:
+        """GET /api/thumb/N: keyframe N's thumbnail as JPEG (encoded off the event loop)."""
+        try:
+            n = int(request.match_info["n"])
+        except ValueError:
+            n = 0
+        if not 1 <= n <= KEYFRAMES:
+            return error_response(HTTPStatus.NOT_FOUND, f"keyframes are 1..{KEYFRAMES}")
+        found = await asyncio.to_thread(engine.thumbs.jpeg, n)
+        if found is None:
+            return error_response(HTTPStatus.NOT_FOUND, f"keyframe {n} has no thumbnail yet")
+        version, body = found
+        response = http_response(HTTPStatus.OK, body, "image/jpeg")
+        response.headers["ETag"] = f'"{version}"'
+        return response
+
+    app.add_route("GET", "/api/thumb/{n}", thumbnail)
 
     async def import_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
         try:

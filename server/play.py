@@ -156,6 +156,16 @@ class PlayState:
             z = self.mean + self.truncation * (z - self.mean)
         return z  # (z_dim,)
 
+    def morph(self, now: float) -> tuple[int, float]:
+        """The keyframe the picture is heading to (0: none) and the morph's progress 0..1."""
+        if self._pending is not None:
+            return (self._pending.keyframe, 0.0)
+        if self._to is None or self.current == 0:
+            return (0, 1.0)
+        if self._duration <= 0.0:
+            return (self.current, 1.0)
+        return (self.current, min(max((now - self._start) / self._duration, 0.0), 1.0))
+
     def take_changes(self) -> list[Change]:
         """Changes that happened with time (a sequence step, a quantized jump landing)."""
         events, self._events = self._events, []
