@@ -3,6 +3,7 @@
 // controllers stay in sync; reconnects after a server restart.
 
 import { forgetToken, whoAmI, withToken } from "/token.js";
+import { setupInstrument } from "/instrument.js";
 
 const KEYFRAMES = 16;
 const DIRECTIONS = 8;
@@ -80,8 +81,10 @@ async function loadQueries() {
       for (let i = min; i <= max; i++) out.push(command.address.replace(`{${names[0]}}`, i));
     }
     queryAddresses = out;
+    return commands;
   } catch {
     queryAddresses = ["/latent/xy", "/latent/wander", "/keyframe/current", "/tempo/bpm"];
+    return [];
   }
 }
 
@@ -199,7 +202,20 @@ const keys = $("#keys");
 const keyButtons = [];
 for (let n = 1; n <= KEYFRAMES; n++) {
   const button = document.createElement("button");
-  button.textContent = n;
+  button.dataset.learn = `/keyframe/${n}/jump`;
+  // A thumbnail drawn by the server, the number over it, and the morph's progress below.
+  const thumb = document.createElement("img");
+  thumb.alt = "";
+  thumb.hidden = true;
+  thumb.addEventListener("load", () => (thumb.hidden = false));
+  const label = document.createElement("span");
+  label.textContent = n;
+  const morph = document.createElement("div");
+  morph.className = "morph";
+  button.append(thumb, label, morph);
+  handlers.set(`/keyframe/${n}/thumb`, ([version]) => {
+    if (version > 0) thumb.src = `/api/thumb/${n}?v=${version}`;
+  });
   let timer = 0;
   let stored = false;
   button.addEventListener("pointerdown", () => {
@@ -227,6 +243,12 @@ for (let n = 1; n <= KEYFRAMES; n++) {
 }
 handlers.set("/keyframe/current", ([n]) => {
   keyButtons.forEach((button, i) => button.classList.toggle("current", i + 1 === n));
+});
+handlers.set("/keyframe/progress", ([n, progress]) => {
+  keyButtons.forEach((button, i) => {
+    const bar = button.querySelector(".morph");
+    bar.style.width = i + 1 === n && progress < 1 ? `${progress * 100}%` : "0";
+  });
 });
 
 // -- models ----------------------------------------------------------------
@@ -275,7 +297,9 @@ try {
   who = { role: null, error: "the server did not answer: reload to try again" };
 }
 if (who.role === "performer" || who.role === "admin") {
-  await Promise.all([loadQueries(), loadModels()]);
+  const [commands] = await Promise.all([loadQueries(), loadModels()]);
+  // Master, modulation and MIDI (web/instrument.js) share this page's socket and handlers.
+  setupInstrument({ send, handlers, commands, isOpen: () => socket && socket.readyState === WebSocket.OPEN });
   connect();
 } else {
   if (who.error) forgetToken(); // a stale or mistyped link: ask for a new one

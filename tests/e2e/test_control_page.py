@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,3 +110,81 @@ async def test_page_reconnects_after_a_server_restart(browser: Browser) -> None:
     await page.wait_for_selector("#status:not(.ok)")
     async with running(config.with_overrides({"server.port": port}), model=tiny_model()):
         await page.wait_for_selector("#status.ok", timeout=10_000)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+PHONE = {"width": 390, "height": 844}  # held upright
+TABLET = {"width": 1180, "height": 820}  # held sideways
+
+THUMBS_JS = """() => [...document.querySelectorAll('#keys button img')].map(
+    (img) => ({src: img.getAttribute('src') || '',
+               loaded: img.complete && img.naturalWidth > 0}))"""
+
+
+@pytest.mark.webrtc
+async def test_preview_plays_and_thumbnails_appear_after_a_store(
+    browser: Browser, webrtc_host: str
+) -> None:
+    # The shipped default model: the README's screenshots show what a user gets.
+    async with running(server_config(webrtc_host, size=128)) as run:
+        page = await browser.new_page(viewport=PHONE)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"http://{webrtc_host}:{run.port}/control")
+        await page.wait_for_selector("#status.ok")
+        # The preview: the shared stream, playing (frames presented, not just connected).
+        await page.wait_for_function(
+            "() => window.ganvjPreview.frames > 15 && "
+            "document.getElementById('preview').videoWidth === 128",
+            timeout=20_000,
+        )
+        assert run.app.status()["viewers"] == 1
+        # Every pad shows its keyframe, drawn by the server.
+        await page.wait_for_function(
+            f"() => ({THUMBS_JS})().every((t) => t.loaded)", timeout=10_000
+        )
+        before = (await page.evaluate(THUMBS_JS))[4]["src"]
+        # Move somewhere new, then long-press pad 5: stored, and its thumbnail follows.
+        async with connect(f"ws://{webrtc_host}:{run.port}/ws") as ws:
+            await ws.send(json.dumps({"address": "/keyframe/morph", "args": [0]}))
+            await ws.send(json.dumps({"address": "/latent/seed", "args": [4242]}))
+        await asyncio.sleep(0.3)
+        button = page.locator("#keys button:nth-child(5)")
+        await button.hover()
+        await page.mouse.down()
+        await asyncio.sleep(0.8)
+        await page.mouse.up()
+        await page.wait_for_function(
+            f"() => {{ const t = ({THUMBS_JS})()[4]; return t.loaded && t.src !== {before!r}; }}",
+            timeout=10_000,
+        )
+        # A morph shows its progress on the target pad.
+        async with connect(f"ws://{webrtc_host}:{run.port}/ws") as ws:
+            await ws.send(json.dumps({"address": "/keyframe/2/jump", "args": [2.0]}))
+        await page.wait_for_function(
+            "() => parseFloat(document.querySelector('#keys button:nth-child(2) .morph')"
+            ".style.width) > 0",
+            timeout=5_000,
+        )
+        await page.evaluate("window.scrollTo(0, 0)")
+        await shoot(page, "control-phone.png")
+        await page.set_viewport_size(TABLET)
+        await page.evaluate("window.scrollTo(0, 0)")
+        await asyncio.sleep(0.5)
+        # Sideways, the preview and the pads are both on the first screen.
+        pads = await page.locator("#keys").bounding_box()
+        preview = await page.locator("#preview").bounding_box()
+        assert pads is not None and preview is not None
+        assert preview["y"] + preview["height"] <= TABLET["height"]
+        assert pads["y"] + pads["height"] <= TABLET["height"]
+        await shoot(page, "control-tablet.png")
+        assert errors == []
+
+
+async def shoot(page: Page, name: str) -> None:
+    """The README's screenshots: written only when asked (GANVJ_SCREENSHOTS=1) or missing."""
+    shot = await page.screenshot()
+    assert len(shot) > 10_000
+    target = DOCS / name
+    if os.environ.get("GANVJ_SCREENSHOTS") == "1" or not target.exists():
+        target.write_bytes(shot)
