@@ -185,7 +185,14 @@ async def cpu_per_second(
 
 
 async def run(
-    model: Path, seconds: float, viewer_counts: Sequence[int], fps: float, sizes: Sequence[int]
+    model: Path,
+    seconds: float,
+    viewer_counts: Sequence[int],
+    fps: float,
+    sizes: Sequence[int],
+    janus_viewers: Sequence[int] = (),
+    janus_size: int = 128,
+    outputs: bool = False,
 ) -> None:
     """Measure and print everything."""
     loaded = load_model(model)
@@ -225,6 +232,37 @@ async def run(
                 f"{each['cpu_per_s']:>7.2f} ({each['min_viewer_fps']:4.1f}) "
                 f"{each['cpu_per_s'] / once['cpu_per_s']:>16.2f}"
             )
+    if janus_viewers or outputs:
+        await output_tables(model, seconds, fps, janus_viewers, janus_size, outputs)
+
+
+async def output_tables(
+    model: Path,
+    seconds: float,
+    fps: float,
+    janus_viewers: Sequence[int],
+    janus_size: int,
+    outputs: bool,
+) -> None:
+    """The Janus fan-out row and the NDI / recording cost row (server/bench/outputs.py)."""
+    from server.bench.outputs import janus_rows, output_rows
+
+    if janus_viewers:
+        print()
+        print(
+            f"server CPU seconds per second, {janus_size} px at {fps:g} fps: one viewer direct "
+            "against viewers through Janus (should stay flat; min fps a viewer received):"
+        )
+        for label, cpu, fps_min in await janus_rows(model, janus_viewers, seconds, fps, janus_size):
+            print(f"{label:>24} {cpu:>7.2f} ({fps_min:4.1f})")
+    if outputs:
+        print()
+        print(f"cost of each output, server CPU seconds per second at 512 px, {fps:g} fps:")
+        rows = await output_rows(model, seconds, fps, 512)
+        base = rows[0][1]
+        for label, cpu, note in rows:
+            extra = "" if label == rows[0][0] else f"  (+{cpu - base:.2f})"
+            print(f"{label:>24} {cpu:>7.2f}{extra} {note}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,11 +282,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[0, 512],
         help="output sizes for the CPU table; 0 = native (512 is what serve streams)",
     )
+    parser.add_argument(
+        "--janus-viewers",
+        type=int,
+        nargs="*",
+        default=[1, 10, 50],
+        help="viewer counts through Janus (none: skip the Janus row)",
+    )
+    parser.add_argument("--janus-size", type=int, default=128, help="output size for that row")
+    parser.add_argument(
+        "--no-outputs", action="store_true", help="skip the NDI and recording cost row"
+    )
     args = parser.parse_args(argv)
     if not in_namespace():
         return reexec_in_namespace(argv, module="server.bench.stream")
     model = args.model or default_model_path("unconditional")
-    asyncio.run(run(model.resolve(), args.seconds, args.viewers, args.fps, args.sizes))
+    asyncio.run(
+        run(
+            model.resolve(),
+            args.seconds,
+            args.viewers,
+            args.fps,
+            args.sizes,
+            janus_viewers=args.janus_viewers,
+            janus_size=args.janus_size,
+            outputs=not args.no_outputs,
+        )
+    )
     return 0
 
 
