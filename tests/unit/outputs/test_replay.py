@@ -129,3 +129,38 @@ def test_recording_name_with_a_path_is_refused_and_nothing_starts(tmp_path: Path
     assert not recorder.recording
     assert any("recording name" in str(c.args) for c in errors)  # type: ignore[attr-defined]
     assert not (tmp_path / "recordings").exists() or not any((tmp_path / "recordings").iterdir())
+
+
+def test_render_replay_command_writes_the_video_at_the_asked_size(tmp_path: Path) -> None:
+    import av
+
+    from models.checkpoint import default_model_path, load_model
+    from server.cli import main
+
+    # The shipped model, so the log names a model file the command can load.
+    config = RenderConfig(size=32, fps=FPS, device="cpu", threads=1)
+    engine = Engine(
+        model=load_model(default_model_path("unconditional")),
+        config=config,
+        device=torch.device("cpu"),
+    )
+    recorder = Recorder(
+        engine=engine, folder=tmp_path / "recordings", codec="vp8", request_keyframe=None
+    )
+    now = 50.0
+    engine.submit([parse("/record/start", ["cli"])])
+    for i in range(20):
+        if i == 8:
+            engine.submit([parse("/keyframe/2/jump", [0.0])])
+        now += 1 / FPS
+        engine.render_at(now, 1 / FPS)
+    recorder.close()
+    log = tmp_path / "recordings" / "cli.perf.jsonl"
+    out = tmp_path / "replay.mp4"
+    assert main(["render", "replay", str(log), str(out), "--size", "64"]) == 0
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 19  # frames 2..20: the log starts after /record/start's frame
+    assert frames[0].shape == (64, 64, 3)
+    assert main(["render", "replay", str(log), str(out), "--size", "64"]) == 2  # no overwrite
+    assert main(["render", "replay", str(log), str(out), "--size", "63", "--force"]) == 2
