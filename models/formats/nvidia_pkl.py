@@ -122,6 +122,8 @@ def _numpy_reconstruct(cls: Any, shape: Any, dtype_code: Any) -> np.ndarray:
     """numpy.core.multiarray._reconstruct: an empty ndarray that BUILD then fills."""
     if cls is not np.ndarray:
         raise PickleError("numpy _reconstruct of a class other than ndarray is refused")
+    if np.dtype(dtype_code).hasobject:
+        raise PickleError("numpy object arrays are refused")
     return np.ndarray.__new__(np.ndarray, shape, dtype_code)
 
 
@@ -149,7 +151,6 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("builtins", "set"): set,
     ("__builtin__", "set"): set,
     ("dnnlib.util", "EasyDict"): EasyDictData,
-    ("dnnlib.EasyDict", "EasyDict"): EasyDictData,
     ("numpy.core.multiarray", "scalar"): _numpy_scalar,
     ("numpy._core.multiarray", "scalar"): _numpy_scalar,
     ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,

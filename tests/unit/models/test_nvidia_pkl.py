@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -180,3 +181,10 @@ def test_errors_are_checkpoint_errors_for_callers() -> None:
     # The engine and the CLI catch CheckpointError for every bad model file.
     assert issubclass(PickleError, CheckpointError)
     assert issubclass(RefusedGlobalError, PickleError)
+
+
+def test_numpy_object_arrays_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "objects.pkl"
+    path.write_bytes(pickle.dumps({"G_ema": np.array(["text", 1], dtype=object)}, protocol=4))
+    with pytest.raises(PickleError, match="object"):
+        read_pickle(path)
