@@ -27,6 +27,7 @@ from models.train import (
     train_encoder,
     train_pix2pix,
 )
+from models.train_stylegan2 import StyleGAN2Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train one model."""
     try:
         train = config_from_args(TrainConfig, args)
-        if args.model in ("dcgan", "pix2pix"):
+        if args.model == "stylegan2":
+            from models.train_stylegan2 import TRAIN_DEFAULTS, train_stylegan2
+
+            given = {f.name for f in fields(StyleGAN2Recipe) if getattr(args, f.name) is not None}
+            result = train_stylegan2(
+                Path(args.dataset),
+                Path(args.run),
+                recipe=config_from_args(StyleGAN2Recipe, args),
+                train=config_from_args(
+                    TrainConfig,
+                    args,
+                    **{k: v for k, v in TRAIN_DEFAULTS.items() if getattr(args, k) is None},
+                ),
+                resume=args.resume,
+                force=args.force,
+                changed=given,
+            )
+        elif args.model in ("dcgan", "pix2pix"):
             trainers: dict[str, tuple[type, Callable[..., TrainResult]]] = {
                 "dcgan": (DCGANConfig, train_dcgan),
                 "pix2pix": (Pix2PixConfig, train_pix2pix),
@@ -232,6 +250,8 @@ def add_train_parser(sub: Any, name: str, cls: type, help_text: str) -> argparse
     p.add_argument("--force", action="store_true", help="start over in an existing --run")
     p.add_argument("--export", help="also copy the final model file here")
     add_config_flags(p, TrainConfig)
+    if name == "stylegan2":
+        p.add_argument("--batch", dest="batch_size", type=int, help="same as --batch-size")
     p.set_defaults(func=cmd_train, model=name)
     return p
 
@@ -354,9 +374,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing dataset")
     p.set_defaults(func=cmd_dataset)
 
-    p = subparsers.add_parser("train", help="train dcgan | pix2pix | encoder")
+    p = subparsers.add_parser("train", help="train dcgan | stylegan2 | pix2pix | encoder")
     sub = p.add_subparsers(dest="model", required=True)
     add_train_parser(sub, "dcgan", DCGANConfig, "unconditional DCGAN on a dataset")
+    add_train_parser(
+        sub,
+        "stylegan2",
+        StyleGAN2Recipe,
+        "StyleGAN2 on a dataset, or fine-tune one (--resume-from)",
+    )
     add_train_parser(sub, "pix2pix", Pix2PixConfig, "image-to-image on a paired dataset")
     add_train_parser(sub, "encoder", EncoderConfig, "an inverter for an unconditional generator")
 

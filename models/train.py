@@ -195,6 +195,7 @@ class Run:
         training: dict[str, Any],
         extras: dict[str, Tensor],
         metadata: dict[str, Any] | None = None,
+        model_extras: dict[str, Tensor] | None = None,
     ) -> None:
         """Write the resumable checkpoint (with optimiser state) and the model file."""
         save_checkpoint(
@@ -212,6 +213,7 @@ class Run:
             config=config,
             weights=weights,
             training=training,
+            extra_tensors=model_extras,
             half=self.train.half,
             extra_metadata=metadata,
         )
@@ -320,8 +322,10 @@ def restore_handlers(previous: dict[int, Any]) -> None:
         signal.signal(signum, handler)
 
 
-def open_dataset(path: Path, *, paired: bool, resolution: int, train: TrainConfig) -> Dataset:
-    """Load a dataset at the model's resolution and check it is the kind the model needs."""
+def open_dataset(
+    path: Path, *, paired: bool, resolution: int | None, train: TrainConfig
+) -> Dataset:
+    """Load a dataset at the model's resolution (None: the one dataset.json names)."""
     try:
         data = load_dataset(path, size=resolution, fit=train.fit, progress=True)
     except DatasetError as exc:
