@@ -140,10 +140,14 @@ def faders(seconds: float, rate: float) -> Iterator[bytes]:
 
 
 async def send_ws(url: str, count: int, connections: int, seed: int, token: str | None) -> int:
-    """`count` hostile messages over `connections` sockets at once; reconnect when closed."""
-    headers = {"Authorization": f"Bearer {token}"} if token else None
+    """`count` hostile messages over `connections` sockets at once; reconnect when closed.
+
+    Even-numbered connections bring `token` (a performer's client gone bad), odd
+    ones bring none (a stranger, refused at the edge).
+    """
 
     async def one(index: int) -> int:
+        headers = {"Authorization": f"Bearer {token}"} if token and index % 2 == 0 else None
         sent = 0
         messages = ws_messages(count // connections, seed=seed + index)
         ws = await connect(url, additional_headers=headers, max_size=None)

@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import math
+import secrets
 import socket
 import subprocess
 import sys
@@ -40,6 +41,10 @@ from server.bench.peers import Viewer, connect_viewer
 from server.bench.stream import REPO, ServerProcess, free_port
 
 RSS_GROWTH_LIMIT_MB = 50.0
+# The bench's own tokens: its admin reads /api/show, half the websocket fuzzers are
+# performers (garbage from a client that may play), half are nobody (refused at the edge).
+PERFORMER_TOKEN = "soak-performer-" + secrets.token_urlsafe(12)
+ADMIN_TOKEN = "soak-admin-" + secrets.token_urlsafe(12)
 
 
 @dataclass
@@ -98,7 +103,8 @@ class Soak:
 
     def get(self, path: str) -> dict[str, object]:
         url = f"http://{ADDRESS}:{self.server.port}{path}"
-        with urllib.request.urlopen(url, timeout=10) as response:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
             data: dict[str, object] = json.loads(response.read())
         return data
 
@@ -217,7 +223,7 @@ async def osc_fuzz(soak: Soak, count: int, rate: float) -> Row:
 async def ws_fuzz(soak: Soak, count: int, connections: int) -> Row:
     before = soak.get("/api/show")
     bad0 = int(str(soak.get("/api/status").get("bad_messages", 0)))
-    fuzz = sender("ws", soak.ws_url, count, connections, 2)
+    fuzz = sender("ws", soak.ws_url, count, connections, 2, PERFORMER_TOKEN)
     held, worst = await soak.during(fuzz, 600)
     state = await valid_then_compare(soak, before)
     bad = int(str(soak.get("/api/status").get("bad_messages", 0))) - bad0
@@ -340,7 +346,8 @@ async def model_vanishes(soak: Soak) -> Row:
     """/model/load of a file deleted as it loads: a clear error, the picture plays on."""
     folder = soak.models
     outcomes: list[str] = []
-    async with connect(soak.ws_url) as ws:
+    headers = {"Authorization": f"Bearer {PERFORMER_TOKEN}"}
+    async with connect(soak.ws_url, additional_headers=headers) as ws:
         for attempt in range(3):
             name = f"vanishing{attempt}"
             path = folder / f"{name}.safetensors"
@@ -396,7 +403,11 @@ async def run(args: argparse.Namespace) -> int:
             shared_encoder=True,
             size=args.size,
             tables={
-                "server": {"state_dir": str(state)},
+                "server": {
+                    "state_dir": str(state),
+                    "performer_token": PERFORMER_TOKEN,
+                    "admin_token": ADMIN_TOKEN,
+                },
                 "osc": {"enabled": True, "host": ADDRESS, "port": osc_port},
             },
             env={"GANVJ_MODELS_DIR": str(models)},
