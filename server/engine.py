@@ -188,6 +188,7 @@ class Engine:
         self.patch = Patch()
         # Modulation sources (audio features); any thread writes, the render thread reads.
         self.sources = Sources()
+        self.sources_used: dict[str, float] = {}  # this frame's modulation inputs (the log)
         self._held: torch.Tensor | None = None  # the picture /output/freeze holds
         self._beat_seen: int | None = None
         self._patch_dirty = False
@@ -380,7 +381,7 @@ class Engine:
         # scaled to the output size once, inside the colour conversion.
         compose = max(self.deck.model.resolution, self.reactor.image_resolution(now))
         self._tempo_events(now)
-        values = self._source_values(now)
+        values = self.sources_used = self._source_values(now)
         bases = self._modulate(values, now)  # routes on top of the performer's values
         shown = self.deck.play.latent(now, dt)  # (z_dim,) on the CPU, where play keeps it
         z = shown.to(self.device)

@@ -145,6 +145,7 @@ class PerfLog:
         self._started = False
         self._last_model: str | None = None
         self._last_tempo: list[float] | None = None
+        self._last_sources: dict[str, float] = {}
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=QUEUE_LINES)
         self._thread = threading.Thread(target=self._run, name="ganvj-perflog", daemon=True)
         self._thread.start()
@@ -183,6 +184,10 @@ class PerfLog:
                 "tempo": tempo,
                 "snapshots": engine.snapshots,
                 "reaction": {"mode": engine.reaction.mode, "active": engine.reaction.active},
+                # The master grade and the modulation routes (not triggers: what they
+                # fire is logged as batches) shape the picture too.
+                "master": {k: to_data(v, k) for k, v in vars(engine.master).items()},
+                "routes": [c for c in engine.patch.commands() if c[0] == "/mod/route"],
             }
         )
         self._started = True
@@ -204,6 +209,13 @@ class PerfLog:
         if tempo != self._last_tempo:
             line["tempo"] = tempo  # tap, Link or the render lead moved the grid
             self._last_tempo = tempo
+        if engine.patch.routes:
+            # The audio features this frame was modulated with (the beat grid is
+            # recomputed from the tempo line).
+            sources = {k: v for k, v in engine.sources_used.items() if not k.startswith("tempo/")}
+            if sources != self._last_sources:
+                line["sources"] = sources
+                self._last_sources = sources
         if engine.reaction.weight(now) > 0:
             line["react"] = round(float(engine.reaction.weight(now)), 4)
         self._put(line)

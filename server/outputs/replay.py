@@ -8,9 +8,12 @@ another rate the timeline is resampled on an even grid and each batch lands
 on the first frame at or after its time. The size is free: 1024 px from a
 set played at 512.
 
-Not replayed: reactions to incoming video (pix2pix, mirror, feedback); the log
-marks the frames that showed one, and the replay renders the latent picture
-there. Ableton Link and tap tempo are replayed through the logged beat grid.
+Replayed besides latent motion: the master grade (`/output/*`), modulation
+routes with the audio features logged per frame, and whatever triggers and
+MIDI fired (logged as batches). Ableton Link and tap tempo replay through the
+logged beat grid. Not replayed: reactions to incoming video (pix2pix, mirror,
+feedback); the log marks the frames that showed one, and the replay renders
+the latent picture there.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from models.checkpoint import LoadedModel, load_model
 from server.commands import Command, CommandError, parse
 from server.config import RenderConfig
 from server.engine import Engine, Frame
+from server.media.master import OUTPUT_ADDRESSES
 from server.outputs import perflog
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,14 @@ def resolve_model(start: dict[str, Any], find: Callable[[str], Path | None]) -> 
     return load_model(path, device="cpu")
 
 
+def replayed(command: Command) -> bool:
+    """Engine commands that replay: the master grade and modulation routes."""
+    name = command.name
+    if name.startswith("/output/"):
+        return name in OUTPUT_ADDRESSES
+    return name in ("/mod/route", "/mod/clear")
+
+
 def _commands(line: dict[str, Any], engine: Engine) -> list[Command]:
     """The line's latent commands; engine work (reactions, models, outputs) is left out."""
     out: list[Command] = []
@@ -63,7 +75,7 @@ def _commands(line: dict[str, Any], engine: Engine) -> list[Command]:
                 command = parse(address, args, received=received)
             except CommandError as exc:
                 raise ReplayError(f"frame {line.get('i')}: {exc}") from exc
-            if not command.query and engine.play.handles(command):
+            if not command.query and (engine.play.handles(command) or replayed(command)):
                 out.append(command)
     return out
 
@@ -133,7 +145,14 @@ def replay(
     try:
         perflog.restore_play(engine.deck.play, start["play"])
         perflog.restore_tempo(engine.tempo, start["tempo"])
-    except (KeyError, TypeError, ValueError) as exc:
+        for key, value in (start.get("master") or {}).items():
+            if not hasattr(engine.master, key):
+                raise ValueError(f"master: unknown field {key!r}")
+            setattr(engine.master, key, perflog.from_data(value, key))
+        routes = [parse(address, args) for address, args in start.get("routes", [])]
+        if routes:
+            engine.submit(routes)
+    except (KeyError, TypeError, ValueError, CommandError) as exc:
         raise ReplayError(f"{log}: the start state cannot be restored: {exc}") from exc
     reacted = 0
     count = 0
@@ -143,6 +162,8 @@ def replay(
                 engine.offer_model(_switch_model(str(line["model"]), find_model))
             if "tempo" in line:
                 perflog.restore_tempo(engine.tempo, line["tempo"])
+            if "sources" in line:
+                engine.sources.update(line["sources"])
             reacted += "react" in line
             commands = _commands(line, engine)
             if commands:

@@ -30,6 +30,7 @@ def live_engine(tmp_path: Path) -> tuple[Engine, Recorder]:
 
 # frame -> commands sent before it: jumps (cut, morph, quantized), XY moves, a sequence.
 SCRIPT: dict[int, list[tuple[str, list[object]]]] = {
+    2: [("/mod/route", ["audio/rms", "/latent/truncation", 0.6])],
     3: [("/record/start", ["perf"])],
     8: [("/keyframe/3/jump", [0.0])],
     14: [("/keyframe/quantize", ["beat"]), ("/keyframe/5/jump", [0.4])],
@@ -37,14 +38,20 @@ SCRIPT: dict[int, list[tuple[str, list[object]]]] = {
     26: [("/latent/xy", [0.3, 0.6]), ("/latent/dir/2", [0.5])],
     27: [("/latent/xy", [0.9, 0.1])],
     35: [("/keyframe/7/reshuffle", []), ("/keyframe/7/jump", [0.2])],
+    30: [("/output/dim", [0.5]), ("/mod/route", ["audio/mid", "/latent/dir/1", -0.5])],
     40: [("/sequence/step", [0.25]), ("/sequence/length", [4]), ("/sequence/play", [1])],
+    50: [("/output/hue", [0.25]), ("/output/blackout", [1, 0.1])],
+    60: [("/output/blackout", [0, 0.2])],
     70: [("/latent/wander", [1])],
     85: [("/record/stop", [])],
 }
 
 
-def perform(engine: Engine, frames: int) -> dict[int, torch.Tensor]:
-    """Render `frames` frames on a jittery live clock, sending the script."""
+def perform(
+    engine: Engine, frames: int, yuv: dict[int, object] | None = None
+) -> dict[int, torch.Tensor]:
+    """Render `frames` frames on a jittery live clock, sending the script; audio
+    features (modulation sources) change every frame, as a live input's would."""
     latents: dict[int, torch.Tensor] = {}
     now = 1000.0
     for i in range(1, frames + 1):
@@ -53,7 +60,10 @@ def perform(engine: Engine, frames: int) -> dict[int, torch.Tensor]:
         # A live render loop is never exactly periodic: steps of 25..41 ms.
         dt = 1.0 / FPS + 0.008 * ((i * 7) % 5 - 2) / 2
         now += dt
+        engine.sources.update({"audio/rms": (i % 10) / 10, "audio/mid": (i % 7) / 7})
         frame = engine.render_at(now, dt)
+        if yuv is not None:
+            yuv[frame.index] = frame.yuv
         assert frame.latent is not None
         latents[frame.index] = frame.latent.clone()
     return latents
@@ -79,6 +89,26 @@ def test_replay_at_twice_the_size_has_the_live_latents_frame_for_frame(tmp_path:
     # The performance really moved: jumps, XY and the tour changed the latent.
     distinct = {tuple(live[i].tolist()) for i in range(4, 85)}
     assert len(distinct) > 40
+
+
+def test_replay_at_the_live_size_gives_the_live_pictures_bit_for_bit(tmp_path: Path) -> None:
+    """Latent motion, audio modulation and the master grade (dim, hue, blackout) replay."""
+    engine, recorder = live_engine(tmp_path)
+    pictures: dict[int, object] = {}
+    perform(engine, 95, pictures)
+    recorder.close()
+    log = tmp_path / "recordings" / "perf.perf.jsonl"
+    start, lines = perflog.read(log)
+    assert start["routes"] == [["/mod/route", ["audio/rms", "/latent/truncation", 0.6]]]
+    assert sum("sources" in line for line in lines) > 50
+    replayed: list[Frame] = []
+    replay(log, size=32, model=tiny_model(), on_frame=replayed.append)
+    dimmed = 0
+    for line, frame in zip(lines, replayed, strict=True):
+        live = pictures[line["i"]]
+        assert (frame.yuv == live).all(), f"frame {line['i']} differs"  # type: ignore[union-attr]
+        dimmed += line["i"] > 50 and frame.yuv[:32].mean() < 20
+    assert dimmed >= 3  # the blackout fade is in the pictures
 
 
 def test_replay_at_another_rate_lands_jumps_on_the_same_time(tmp_path: Path) -> None:
