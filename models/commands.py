@@ -222,6 +222,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 model=enc,
                 train=train,
                 dataset=Path(args.dataset) if args.dataset else None,
+                discriminator=Path(args.discriminator) if args.discriminator else None,
+                init_from=Path(args.init_from) if args.init_from else None,
                 resume=args.resume,
                 force=args.force,
             )
@@ -238,6 +240,11 @@ def add_train_parser(sub: Any, name: str, cls: type, help_text: str) -> argparse
     if name == "encoder":
         p.add_argument("generator", help="the unconditional generator (.safetensors) to invert")
         p.add_argument("--dataset", help="real images (an unpaired dataset folder), optional")
+        p.add_argument(
+            "--discriminator",
+            help="the generator's run's last.safetensors: adds a loss in its feature space",
+        )
+        p.add_argument("--init-from", dest="init_from", help="start from this encoder's weights")
         p.add_argument("--nef", type=int, default=None, help="encoder width (default 32)")
         p.add_argument("--max-channels", dest="max_channels", type=int, default=None)
     else:

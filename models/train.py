@@ -71,6 +71,9 @@ class TrainConfig:
     l1_weight: float = 100.0  # pix2pix: weight of the L1 term
     image_weight: float = 1.0  # encoder: weight of the image reconstruction loss
     real_weight: float = 0.0  # encoder: weight of the loss on real images (needs a dataset)
+    feature_weight: float = (
+        1.0  # encoder: weight of the discriminator-feature loss (--discriminator)
+    )
     half: bool = True  # store model.safetensors as float16
     fit: str = "letterbox"  # image folders: pictures not square are letterboxed or cropped
     mirror: bool = False  # also train on left-right flips (datasets made with --mirror always do)
@@ -594,10 +597,17 @@ def train_encoder(
     model: EncoderConfig | None,
     train: TrainConfig,
     dataset: Path | None = None,
+    discriminator: Path | None = None,
+    init_from: Path | None = None,
     resume: bool = False,
     force: bool = False,
 ) -> TrainResult:
-    """Train an encoder on the generator's samples (z -> G(z) -> E -> z), real images optional."""
+    """Train an encoder on the generator's samples (z -> G(z) -> E -> z), real images optional.
+
+    `discriminator` (the generator's training run's last.safetensors) adds a
+    perceptual loss in its feature space; `init_from` starts from another
+    encoder's weights (same shape), which converges faster than from scratch.
+    """
     try:
         gen = load_model(generator, run_device(train))
     except CheckpointError as exc:
@@ -624,6 +634,13 @@ def train_encoder(
             f"the generator's {gen.resolution}/{gen.z_dim}"
         )
     e = Encoder(config=model).to(run.device)
+    if init_from is not None and not resume:
+        start_from(e, init_from)
+    features = (
+        discriminator_features(discriminator, gen.resolution, run.device)
+        if discriminator is not None and train.feature_weight > 0
+        else None
+    )
     opt = torch.optim.Adam(e.parameters(), lr=train.lr, betas=(0.9, 0.999))
     if resume:
         e.load_state_dict(weights)
@@ -644,10 +661,15 @@ def train_encoder(
             loss_z = F.mse_loss(z_hat.float(), z)
             loss = loss_z
             losses = {"loss_z": 0.0}
-            if train.image_weight > 0:
-                loss_img = (g(z_hat).float() - images.float()).abs().mean()
+            if train.image_weight > 0 or features is not None:
+                again = g(z_hat).float()
+                loss_img = (again - images.float()).abs().mean()
                 loss = loss + train.image_weight * loss_img
                 losses["loss_img"] = float(loss_img.detach())
+                if features is not None:
+                    loss_feat = feature_distance(features, again, images.float())
+                    loss = loss + train.feature_weight * loss_feat
+                    losses["loss_feat"] = float(loss_feat.detach())
             if real is not None:
                 x = to_float(
                     real.take(
@@ -690,6 +712,49 @@ def train_encoder(
     result.quality = encoder_quality(g, e, z_dim=model.z_dim, device=run.device)
     save(result.quality)
     return result
+
+
+def start_from(e: Encoder, path: Path) -> None:
+    """Load another encoder file's weights into e (same shape), or raise TrainError."""
+    try:
+        other = load_model(path, "cpu")
+    except CheckpointError as exc:
+        raise TrainError(str(exc)) from exc
+    if other.kind != "encoder" or asdict(other.module.config) != asdict(e.config):
+        raise TrainError(f"{path}: --init-from needs an encoder of the same shape ({e.config})")
+    e.load_state_dict({k: v.float() for k, v in other.module.state_dict().items()})
+    logger.info("encoder starts from %s", path)
+
+
+def discriminator_features(path: Path, resolution: int, device: torch.device) -> nn.Sequential:
+    """The feature stack of a DCGAN run's discriminator (its last.safetensors), frozen."""
+    try:
+        meta, tensors = read_tensors(path)
+    except (CheckpointError, OSError) as exc:
+        raise TrainError(f"{path}: {exc}") from exc
+    if meta.get("arch") != "dcgan" or not any(k.startswith("extra/disc.") for k in tensors):
+        raise TrainError(f"{path}: not a DCGAN training checkpoint (last.safetensors of a run)")
+    config = DCGANConfig(**meta["config"])
+    if config.resolution != resolution:
+        raise TrainError(f"{path}: its discriminator sees {config.resolution} px, not {resolution}")
+    d = DCGANDiscriminator(config=config)
+    load_module("disc", d, extra_tensors(tensors))
+    d = d.to(device).eval()
+    for p in d.parameters():
+        p.requires_grad_(False)
+    return d.features
+
+
+def feature_distance(features: nn.Sequential, a: Tensor, b: Tensor) -> Tensor:
+    """Mean L1 between two images' activations after every stage of a feature stack."""
+    total = a.new_zeros(())
+    count = 0
+    for layer in features:
+        a, b = layer(a), layer(b)
+        if isinstance(layer, nn.LeakyReLU):  # the end of a stage
+            total = total + (a - b).abs().mean()
+            count += 1
+    return total / max(count, 1)
 
 
 def run_device(train: TrainConfig) -> torch.device:

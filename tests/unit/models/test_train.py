@@ -106,6 +106,32 @@ def test_encoder_two_steps_links_generator(data: dict[str, Path], tmp_path: Path
         resume=True,
     )
     assert resumed.step == 3
+    # The generator's own discriminator as a perceptual loss, from the first encoder's weights.
+    tuned = train_encoder(
+        generator,
+        tmp_path / "e2",
+        model=EncoderConfig(resolution=16, z_dim=8, nef=4),
+        train=TINY_TRAIN,
+        discriminator=tmp_path / "g" / "last.safetensors",
+        init_from=tmp_path / "e" / "model.safetensors",
+    )
+    assert "loss_feat" in tuned.losses and finite(tuned.losses)
+    with pytest.raises(TrainError, match="not a DCGAN training checkpoint"):
+        train_encoder(
+            generator,
+            tmp_path / "e3",
+            model=EncoderConfig(resolution=16, z_dim=8, nef=4),
+            train=TINY_TRAIN,
+            discriminator=generator,
+        )
+    with pytest.raises(TrainError, match="same shape"):
+        train_encoder(
+            generator,
+            tmp_path / "e4",
+            model=EncoderConfig(resolution=16, z_dim=8, nef=8),
+            train=TINY_TRAIN,
+            init_from=tmp_path / "e" / "model.safetensors",
+        )
 
 
 def test_encoder_refuses_image2image_generator(data: dict[str, Path], tmp_path: Path) -> None:
