@@ -720,7 +720,7 @@ def start_from(e: Encoder, path: Path) -> None:
         other = load_model(path, "cpu")
     except CheckpointError as exc:
         raise TrainError(str(exc)) from exc
-    if other.kind != "encoder" or asdict(other.module.config) != asdict(e.config):
+    if other.kind != "encoder" or other.metadata.get("config") != asdict(e.config):
         raise TrainError(f"{path}: --init-from needs an encoder of the same shape ({e.config})")
     e.load_state_dict({k: v.float() for k, v in other.module.state_dict().items()})
     logger.info("encoder starts from %s", path)
