@@ -456,10 +456,13 @@ def check_encoder_pair(encoder: LoadedModel, generator: LoadedModel) -> None:
     link = encoder.metadata.get("generator")
     if not isinstance(link, dict) or "sha256" not in link:
         raise CheckpointError(f"{encoder.path}: does not record which generator it inverts")
-    if (encoder.resolution, encoder.z_dim) != (generator.resolution, generator.z_dim):
+    # A StyleGAN's encoder predicts w (w_dim wide), a DCGAN's predicts z.
+    space = link.get("space", "z")
+    latent = generator.z_dim if space == "z" else generator.metadata.get("w_dim")
+    if (encoder.resolution, encoder.z_dim) != (generator.resolution, latent):
         raise CheckpointError(
-            f"{encoder.path}: {encoder.resolution} px / z {encoder.z_dim} does not fit "
-            f"{generator.path} ({generator.resolution} px / z {generator.z_dim})"
+            f"{encoder.path}: {encoder.resolution} px / {space} {encoder.z_dim} does not fit "
+            f"{generator.path} ({generator.resolution} px / {space} {latent})"
         )
     if link["sha256"] != file_sha256(generator.path):
         raise CheckpointError(

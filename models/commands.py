@@ -215,9 +215,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                 force=args.force,
             )
         else:
-            enc = config_from_args(EncoderConfig, args) if args.nef or args.max_channels else None
+            generator = args.generator or args.generator_file
+            if not generator:
+                return fail("train encoder: name the generator (GENERATOR or --generator FILE)")
+            enc = None
+            if args.nef or args.max_channels or args.space:
+                # Resolution and latent size come from the generator.
+                enc = config_from_args(EncoderConfig, args, space=args.space or "z")
             result = train_encoder(
-                Path(args.generator),
+                Path(generator),
                 Path(args.run),
                 model=enc,
                 train=train,
@@ -238,7 +244,19 @@ def add_train_parser(sub: Any, name: str, cls: type, help_text: str) -> argparse
     """One `train <model>` parser with the model's and the training flags."""
     p: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
     if name == "encoder":
-        p.add_argument("generator", help="the unconditional generator (.safetensors) to invert")
+        p.add_argument(
+            "generator_file",
+            nargs="?",
+            metavar="GENERATOR",
+            help="the generator to invert: a DCGAN or StyleGAN .safetensors, or a StyleGAN .pkl",
+        )
+        p.add_argument("--generator", help="the same, as a flag")
+        p.add_argument(
+            "--space",
+            choices=("z", "w", "w+"),
+            default=None,
+            help="what to predict: z (DCGAN), w (StyleGAN, the default there) or w+",
+        )
         p.add_argument("--dataset", help="real images (an unpaired dataset folder), optional")
         p.add_argument(
             "--discriminator",

@@ -35,6 +35,7 @@ from models.checkpoint import (
 )
 from models.dataset import FITS, Dataset, DatasetError, load_dataset
 from models.images import make_grid, write_png
+from models.inversion import Inversion
 from models.latent import random_latent
 from models.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from models.nets.encoder import Encoder, EncoderConfig
@@ -142,12 +143,6 @@ def load_module(prefix: str, module: nn.Module, tensors: dict[str, Tensor]) -> N
     """Restore a module saved by module_tensors."""
     n = len(prefix) + 1
     module.load_state_dict({k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
-
-
-def psnr(a: Tensor, b: Tensor) -> float:
-    """Mean PSNR in dB of images in [-1, 1] (peak 1 after mapping to [0, 1])."""
-    mse = ((a.float() - b.float()) / 2).pow(2).flatten(1).mean(1).clamp_min(1e-10)
-    return float((10 * torch.log10(1.0 / mse)).mean())
 
 
 class Run:
@@ -569,27 +564,6 @@ def train_pix2pix(
     return result
 
 
-def encoder_quality(
-    g: nn.Module, e: Encoder, *, z_dim: int, device: torch.device, count: int = 128
-) -> dict[str, float]:
-    """PSNR of G(E(G(z))) against G(z) on held-out latents (seeds never used in training)."""
-    e.eval()
-    z = torch.stack([random_latent(EVAL_SEED + 1000 + i, z_dim) for i in range(count)]).to(device)
-    with torch.no_grad():
-        images = g(z)
-        again = g(e(images))
-        base = g(
-            torch.stack([random_latent(EVAL_SEED + 5000 + i, z_dim) for i in range(count)]).to(
-                device
-            )
-        )
-    return {
-        "heldout_samples": float(count),
-        "psnr_db": psnr(again, images),
-        "psnr_random_pair_db": psnr(base, images),  # baseline: an unrelated sample
-    }
-
-
 def train_encoder(
     generator: Path,
     run_dir: Path,
@@ -619,20 +593,30 @@ def train_encoder(
     g = gen.module
     for p in g.parameters():
         p.requires_grad_(False)
-    real: Dataset | None = None
-    if dataset is not None and train.real_weight > 0:
-        real = open_dataset(dataset, paired=False, resolution=gen.resolution, train=train)
     run = Run(run_dir, train=train, resume=resume, force=force)
-    if model is None:
-        model = EncoderConfig(resolution=gen.resolution, z_dim=gen.z_dim)
     if resume:
         meta, weights, extras = run.load_last()
         model = EncoderConfig(**meta["config"])
-    if (model.resolution, model.z_dim) != (gen.resolution, gen.z_dim):
+    try:
+        space = Inversion(gen, space=model.space if model else "z", device=run.device)
+    except ValueError as exc:
+        raise TrainError(str(exc)) from exc
+    if model is None:
+        model = EncoderConfig(resolution=gen.resolution, z_dim=space.latent_dim)
+    elif not resume:  # the generator decides what goes in and what comes out
+        model = replace(model, resolution=gen.resolution, z_dim=space.latent_dim)
+    if space.stylegan and model.space == "z":
+        model = replace(model, space=space.space)
+    if space.space == "w+":
+        model = replace(model, num_ws=space.num_ws)
+    if (model.resolution, model.z_dim) != (gen.resolution, space.latent_dim):
         raise TrainError(
-            f"encoder resolution/z_dim {model.resolution}/{model.z_dim} do not match "
-            f"the generator's {gen.resolution}/{gen.z_dim}"
+            f"encoder resolution/latent size {model.resolution}/{model.z_dim} do not match "
+            f"the generator's {gen.resolution}/{space.latent_dim}"
         )
+    real: Dataset | None = None
+    if dataset is not None and train.real_weight > 0:
+        real = open_dataset(dataset, paired=False, resolution=gen.resolution, train=train)
     e = Encoder(config=model).to(run.device)
     if init_from is not None and not resume:
         start_from(e, init_from)
@@ -646,23 +630,20 @@ def train_encoder(
         e.load_state_dict(weights)
         load_optimizer("opt_e", opt, extras)
         run.step = int(meta["training"]["step"])
-    link = {"name": Path(generator).stem, "sha256": file_sha256(generator)}
-    fixed_z = torch.stack([random_latent(EVAL_SEED + i, model.z_dim) for i in range(8)]).to(
-        run.device
-    )
+    link = {"name": Path(generator).stem, "sha256": file_sha256(generator), "space": space.space}
+    fixed = space.held_out(8, offset=-1000)  # the sample grid's latents
 
     def step() -> dict[str, float]:
         e.train()
-        z = torch.randn(train.batch_size, model.z_dim, device=run.device)
-        with torch.no_grad(), run.autocast():
-            images = g(z)
         with run.autocast():
-            z_hat = e(images.float())
-            loss_z = F.mse_loss(z_hat.float(), z)
+            target, images = space.sample(train.batch_size)
+        with run.autocast():
+            predicted = e(images.float())
+            loss_z = space.latent_loss(predicted, target)
             loss = loss_z
             losses = {"loss_z": 0.0}
             if train.image_weight > 0 or features is not None:
-                again = g(z_hat).float()
+                again = space.decode(predicted).float()
                 loss_img = (again - images.float()).abs().mean()
                 loss = loss + train.image_weight * loss_img
                 losses["loss_img"] = float(loss_img.detach())
@@ -678,7 +659,7 @@ def train_encoder(
                     resolution=model.resolution,
                     device=run.device,
                 )
-                loss_real = (g(e(x)).float() - x).abs().mean()
+                loss_real = (space.decode(e(x)).float() - x).abs().mean()
                 loss = loss + train.real_weight * loss_real
                 losses["loss_real"] = float(loss_real.detach())
         opt.zero_grad(set_to_none=True)
@@ -690,9 +671,9 @@ def train_encoder(
     def sample() -> None:
         e.eval()
         with torch.no_grad():
-            images = g(fixed_z)
-            rows = torch.cat([images, g(e(images))])  # originals, reconstructions
-        run.write_sample(rows, columns=fixed_z.shape[0])
+            images = space.decode(fixed)
+            rows = torch.cat([images, space.decode(e(images))])  # originals, reconstructions
+        run.write_sample(rows, columns=fixed.shape[0])
 
     def save(quality: dict[str, float] | None = None) -> None:
         training = training_metadata(
@@ -709,7 +690,7 @@ def train_encoder(
         )
 
     result = run.loop(step, save=save, sample=sample, images_per_step=train.batch_size)
-    result.quality = encoder_quality(g, e, z_dim=model.z_dim, device=run.device)
+    result.quality = space.quality(e)
     save(result.quality)
     return result
 

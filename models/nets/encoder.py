@@ -1,4 +1,8 @@
-"""Encoder: an image back to a generator's latent (the inverter behind mirror mode)."""
+"""Encoder: an image back to a generator's latent (the inverter behind mirror mode).
+
+For a DCGAN the latent is z; for a StyleGAN it is a point in W (one w_dim
+vector, broadcast to every layer) or in W+ (one vector per synthesis layer).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from models.nets.dcgan import check_resolution, init_weights, stage_channels
 logger = logging.getLogger(__name__)
 
 
+SPACES = ("z", "w", "w+")
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     """Shape of an encoder: input size, the latent size it predicts, widths."""
@@ -21,17 +28,21 @@ class EncoderConfig:
     z_dim: int = 128  # the generator's latent size
     nef: int = 32  # channels at the first layer
     max_channels: int = 256  # cap on every layer's width
+    space: str = "z"  # what it predicts: "z" (DCGAN), "w" or "w+" (StyleGAN; z_dim = w_dim)
+    num_ws: int = 1  # "w+": one w per synthesis layer
 
     def __post_init__(self) -> None:
         check_resolution(self.resolution)
-        for name in ("z_dim", "nef", "max_channels"):
+        if self.space not in SPACES:
+            raise ValueError(f"EncoderConfig.space must be one of {', '.join(SPACES)}")
+        for name in ("z_dim", "nef", "max_channels", "num_ws"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"EncoderConfig.{name} must be a positive int, got {value!r}")
 
 
 class Encoder(nn.Module):
-    """Image (B, 3, R, R) in [-1, 1] -> latent (B, z_dim)."""
+    """Image (B, 3, R, R) in [-1, 1] -> latent (B, z_dim), or (B, num_ws, w_dim) in W+."""
 
     def __init__(self, *, config: EncoderConfig) -> None:
         super().__init__()
@@ -49,9 +60,13 @@ class Encoder(nn.Module):
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             size, c_in = size // 2, c_out
         self.features = nn.Sequential(*layers)
-        self.to_latent = nn.Linear(c_in * 16, config.z_dim)
+        outputs = config.z_dim * (config.num_ws if config.space == "w+" else 1)
+        self.to_latent = nn.Linear(c_in * 16, outputs)
         self.apply(init_weights)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.features(x)  # (B, C, 4, 4)
-        return self.to_latent(h.flatten(1))  # (B, z_dim)
+        latent = self.to_latent(h.flatten(1))  # (B, z_dim) or (B, num_ws * w_dim)
+        if self.config.space == "w+":
+            return latent.reshape(x.shape[0], self.config.num_ws, self.z_dim)  # (B, num_ws, w_dim)
+        return latent
