@@ -8,7 +8,7 @@ picture, scores a prediction, and measures held-out quality against floors.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ class Inversion:
 
     def __init__(self, model: LoadedModel, *, space: str, device: torch.device) -> None:
         self.model = model
-        self.g: Any = model.module  # a DCGAN or a StyleGAN generator (mapping, synthesis)
+        self.g: Any = cast(Any, model.module)  # a DCGAN or a StyleGAN (mapping, synthesis)
         self.device = device
         self.stylegan = model.arch in STYLEGANS
         if self.stylegan and space == "z":
