@@ -27,7 +27,7 @@ from models.nets.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 from server.device import cpu_threads, pick_device
 
 GOAL_FPS = 25.0
-MIN_RUNS = 3  # a slow model still gets a median of several frames
+MIN_RUNS = 2  # a slow model (seconds a frame on a CPU) still gets more than one
 MAX_RUNS = 10_000
 
 
@@ -86,8 +86,7 @@ def measure(fn: Callable[[], Any], *, seconds: float, device: torch.device) -> t
     """(frames per second, median ms) of fn, after warm-up; bounded in time and count."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     with torch.inference_mode():
-        for _ in range(2):
-            fn()
+        fn()  # warm-up: allocations, lazy init, autotuning
         sync()
         times: list[float] = []
         start = time.perf_counter()
