@@ -26,6 +26,8 @@ MAX_ADDRESS_CHARS = 128
 MAX_STRING_CHARS = 256
 MAX_SEED = 2**31 - 1
 MIDI_KINDS = ("cc", "cc14", "note")
+MAX_CLASS = 9999  # /latent/class; the model's own class count is checked when applied
+STYLE_RANGES = ("coarse", "middle", "fine")  # style mixing layer ranges, /style/{range}/...
 
 
 class CommandError(ValueError):
@@ -214,13 +216,21 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "/latent/seed",
-        "Morph to the latent of this seed (the default morph time)",
+        "Morph to the latent of this seed, NVIDIA's RandomState(seed).randn(z_dim) as in "
+        "gen_images.py (mapped to W for a StyleGAN), with the default morph time",
         (ArgSpec("seed", "i", "0..2^31-1", 0, MAX_SEED),),
     ),
     CommandSpec(
         "/latent/truncation",
-        "Scale toward the mean latent: 1 unchanged, 0 the mean picture",
+        "Truncation psi: StyleGAN pulls W toward w_avg, DCGAN scales z toward 0; "
+        "1 unchanged, 0 the mean picture",
         (ArgSpec("psi", "f", "0..2", 0.0, 2.0),),
+    ),
+    CommandSpec(
+        "/latent/class",
+        "Class of a conditional model: seeds, reshuffles and wander use it, and the picture "
+        "morphs to the current seed in that class",
+        (ArgSpec("class", "i", "0..classes-1", 0, MAX_CLASS),),
     ),
     # Keyframes
     CommandSpec(
@@ -238,7 +248,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "/keyframe/{n}/reshuffle",
-        "Replace keyframe n with a new random latent",
+        "Replace keyframe n with the latent of a new random seed (the reply carries the seed)",
         path=_KEYFRAME,
         queryable=False,
     ),
@@ -290,6 +300,59 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/keyframe/quantize",
         "Start jumps on the next beat or bar",
         (ArgSpec("grid", "s", "", choices=("off", "beat", "bar")),),
+    ),
+    # Style (StyleGAN)
+    *(
+        CommandSpec(
+            f"/style/{name}/keyframe",
+            f"Style mixing: take the {name} layers from keyframe n (0: none); StyleGAN only",
+            (ArgSpec("n", "i", f"0..{KEYFRAMES}", 0, KEYFRAMES),),
+        )
+        for name in STYLE_RANGES
+    ),
+    *(
+        CommandSpec(
+            f"/style/{name}/amount",
+            f"Style mixing: how much of the {name} layers comes from that keyframe",
+            (ArgSpec("amount", "f", "0..1", 0.0, 1.0),),
+        )
+        for name in STYLE_RANGES
+    ),
+    CommandSpec(
+        "/style/noise/mode",
+        "Per-pixel noise: const (the same every frame), random (new every frame) or none",
+        (ArgSpec("mode", "s", "", choices=("const", "random", "none")),),
+    ),
+    CommandSpec(
+        "/style/noise/strength",
+        "Noise strength: 1 as trained, 0 none",
+        (ArgSpec("strength", "f", "0..4", 0.0, 4.0),),
+    ),
+    # Transform (StyleGAN3)
+    CommandSpec(
+        "/transform/rotate",
+        "Rotate the picture (StyleGAN3's input transform), degrees counter-clockwise",
+        (ArgSpec("degrees", "f", "-180..180", -180.0, 180.0),),
+    ),
+    CommandSpec(
+        "/transform/translate",
+        "Move the picture (StyleGAN3), in picture widths",
+        (ArgSpec("x", "f", "-2..2", -2.0, 2.0), ArgSpec("y", "f", "-2..2", -2.0, 2.0)),
+    ),
+    CommandSpec(
+        "/transform/zoom",
+        "Zoom the picture (StyleGAN3): above 1 magnifies",
+        (ArgSpec("zoom", "f", "0.25..4", 0.25, 4.0),),
+    ),
+    CommandSpec(
+        "/transform/spin",
+        "Keep rotating (StyleGAN3), degrees per second; 0 stops",
+        (ArgSpec("speed", "f", "-180..180", -180.0, 180.0),),
+    ),
+    CommandSpec(
+        "/transform/reset",
+        "Back to no rotation, translation, zoom or spin (StyleGAN3)",
+        queryable=False,
     ),
     # Sequence
     CommandSpec(
@@ -520,6 +583,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Send the picture as an NDI source (Resolume, TouchDesigner, OBS): 1 on, 0 off",
         (_SWITCH,),
         owner="engine",
+    ),
+    CommandSpec(
+        "/model/info",
+        "Read only: architecture, latent space (z or w), classes (0: unconditional), "
+        "and 1 if the picture can be rotated and moved (StyleGAN3)",
+        (),
+        settable=False,
     ),
     # Feedback
     CommandSpec(

@@ -30,6 +30,8 @@ _SECTIONS = {
     "latent": "Latent motion",
     "keyframe": "Keyframes",
     "sequence": "Sequence",
+    "style": "Style (StyleGAN)",
+    "transform": "Transform (StyleGAN3)",
     "tempo": "Tempo",
     "react": "Reactions",
     "model": "Models",
@@ -128,7 +130,30 @@ _ANSWERS = """## Answers, errors and who may send
 """.splitlines()
 
 
-_WIRING = """## Wiring TouchOSC
+_WIRING = """## Playing a StyleGAN
+
+- **Seeds** are NVIDIA's: seed N is `RandomState(N).randn(z_dim)`, as in
+  `gen_images.py` and every StyleGAN notebook, for every model kind. Keyframe n
+  starts as seed `render.seed + n - 1`; a reshuffle answers with its new seed.
+- **W, not z.** A StyleGAN's keyframes, morphs (slerp and lerp), the XY pad,
+  wander and the sequence move in W, after the mapping network; the show file
+  keeps W keyframes per model (`ganvj render tour --show FILE --model M` draws
+  them offline). A DCGAN keeps moving in z.
+- **Truncation** pulls W toward `w_avg` live (psi 1: none, 0: the average
+  picture). `/latent/dir/{k}` follows the file's GANSpace components (one
+  fader unit is three standard deviations of W along component k).
+- **Style mixing:** `/style/coarse/keyframe 5` then `/style/coarse/amount 1`
+  takes the coarse layers (pose, shape: 4-8 px for StyleGAN2) from keyframe 5;
+  middle is 16-32 px (features), fine 64 px and up (colour, texture). Models
+  under 64 px and StyleGAN3 split their layers in thirds.
+- **StyleGAN3** rotates, moves and zooms through its input transform;
+  `/transform/spin` keeps it turning.
+- A control the playing model cannot take (style on a DCGAN, a transform on a
+  StyleGAN2, a class on an unconditional model) changes nothing and is answered
+  with `/error` (address, reason) to its sender. `/model/info ?` says what the
+  model offers.
+
+## Wiring TouchOSC
 
 1. Copy `controllers/touchosc/ganvj.tosc` to the tablet (or open it in the
    TouchOSC editor and sync).
@@ -276,7 +301,7 @@ def _pattern_of(address: str) -> str:
 
 
 def touchosc_xml() -> str:
-    """The layout as XML: XY pad, direction faders, keyframe grid, transport, tempo."""
+    """The layout as XML: XY pad, direction faders, keyframe grid, transport, tempo, style."""
     nodes: list[str] = []
     xy_message = _osc(
         "/latent/xy",
@@ -316,6 +341,19 @@ def touchosc_xml() -> str:
         "/latent/truncation", "/latent/truncation", _Box(x + 120, 570, 40, 150), "trunc"
     )
     nodes += _fader("/react/mix", "/react/mix", _Box(x + 180, 570, 40, 150), "mix")
+    # StyleGAN: style mixing amounts (sources: /style/{range}/keyframe) and noise;
+    # StyleGAN3: spin and zoom. A DCGAN answers these with /error.
+    for i, (address, text) in enumerate(
+        (
+            ("/style/coarse/amount", "coarse"),
+            ("/style/middle/amount", "middle"),
+            ("/style/fine/amount", "fine"),
+            ("/style/noise/strength", "noise"),
+        )
+    ):
+        nodes += _fader(address, address, _Box(810 + i * 50, 20, 40, 340), text)
+    nodes += _fader("/transform/spin", "/transform/spin", _Box(x + 240, 570, 40, 150), "spin")
+    nodes += _fader("/transform/zoom", "/transform/zoom", _Box(x + 300, 570, 40, 150), "zoom")
     root = _node(
         "GROUP",
         "ganvj",

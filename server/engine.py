@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from models.checkpoint import CheckpointError, LoadedModel, load_model
 from models.fastpath import enable as enable_fast_path
 from models.generate import STYLEGAN_ARCHS
 from models.latent import lerp
+from models.latent_space import LatentSpace, Pose, space_for
 from server.commands import KEYFRAMES, Command, CommandError, parse
 from server.config import RenderConfig
 from server.device import cpu_threads, half_if_finite
@@ -42,7 +43,7 @@ from server.media.thumbs import SIZE as THUMB_SIZE
 from server.media.thumbs import Thumbnails
 from server.meters import RateMeter
 from server.patch import Patch, Sources, continuous_arg
-from server.play import Change, PlayState
+from server.play import ERROR_ADDRESS, Change, PlayState, error
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
 from server.tempo import TempoClock
@@ -50,7 +51,7 @@ from server.tempo import TempoClock
 logger = logging.getLogger(__name__)
 
 Batch = Sequence[Command]  # commands applied together, between two frames
-ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
+__all__ = ["ERROR_ADDRESS", "Engine", "Frame", "coalesce", "error"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Frame:
     rendered_at: float  # time.monotonic() when the frame was finished
     render_ms: float  # generator + conversion time
     applied_at: float | None  # arrival time of the newest command this frame shows
-    latent: torch.Tensor | None = None  # (z_dim,) on the CPU: the position it shows
+    latent: torch.Tensor | None = None  # (dim,) on the CPU: the position it shows (z or W)
     input_at: float | None = None  # arrival of the incoming frame it reacts to
 
 
@@ -76,12 +77,11 @@ class Deck:
     module: nn.Module
     half: bool
     play: PlayState
+    space: LatentSpace
 
-    def render(self, z: torch.Tensor, size: int) -> torch.Tensor:
-        """Latent (z_dim,) -> image (1, 3, size, size) in [-1, 1], float32."""
-        if self.half:
-            z = z.half()
-        return resize(self.module(z[None]).float(), size)
+    def render(self, pose: Pose, size: int) -> torch.Tensor:
+        """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device."""
+        return resize(self.space.render(pose).float(), size)
 
 
 # Absolute setters: applied at one instant, only the last value of an address
@@ -93,6 +93,14 @@ COALESCED = frozenset(
         "/latent/dir/{k}",
         "/latent/truncation",
         "/latent/speed",
+        "/style/coarse/amount",
+        "/style/middle/amount",
+        "/style/fine/amount",
+        "/style/noise/strength",
+        "/transform/rotate",
+        "/transform/translate",
+        "/transform/zoom",
+        "/transform/spin",
         "/react/mix",
         "/react/smoothing",
         "/react/inject",
@@ -115,11 +123,6 @@ def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
         ]
         for b, batch in enumerate(batches)
     ]
-
-
-def error(command: Command, message: str) -> Change:
-    """A refusal addressed to the command's sender only."""
-    return Change(ERROR_ADDRESS, (command.address, message), command.origin)
 
 
 class Engine:
@@ -320,11 +323,13 @@ class Engine:
             module, half = half_if_finite(module, z_dim=model.z_dim, device=self.device)
             if not half:
                 logger.info("%s is not finite in half precision; rendering in float32", model.name)
+        space = space_for(model, module, half=half)
         play = PlayState(
-            z_dim=model.z_dim,
+            space=space,
             seed=self.config.seed,
             wander_speed=self.config.wander_speed,
             tempo=self.tempo,
+            model_name=model.name,
         )
         saved = self.snapshots.get(model.name)
         if saved is not None:
@@ -334,7 +339,7 @@ class Engine:
                 logger.warning(
                     "the show's state for %s is unusable (%s); starting fresh", model.name, exc
                 )
-        return Deck(model=model, module=module, half=half, play=play)
+        return Deck(model=model, module=module, half=half, play=play, space=space)
 
     def _run(self) -> None:
         period = 1.0 / self.config.fps
@@ -383,8 +388,8 @@ class Engine:
         self._tempo_events(now)
         values = self.sources_used = self._source_values(now)
         bases = self._modulate(values, now)  # routes on top of the performer's values
-        shown = self.deck.play.latent(now, dt)  # (z_dim,) on the CPU, where play keeps it
-        z = shown.to(self.device)
+        pose = self.deck.play.pose(now, dt)  # position (dim,) on the CPU, where play keeps it
+        shown = pose.latent
         changes.extend(self.deck.play.take_changes())
         held = self._held if self.master.freeze else None
         with torch.inference_mode():
@@ -393,8 +398,10 @@ class Engine:
             else:
                 latent_image = None
                 if self.reactor.needs_latent_image(now):
-                    z = self.reactor.latent(z, now, seq, incoming)
-                    latent_image = self.deck.render(z, compose)  # (1, 3, R, R)
+                    if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
+                        z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
+                        pose = replace(pose, latent=z)
+                    latent_image = self.deck.render(pose, compose)  # (1, 3, R, R)
                     latent_image = self._crossfade(latent_image, now, dt, compose)
                 image = self.reactor.image(latent_image, now, seq, incoming, compose)
                 self._held = image
@@ -441,7 +448,7 @@ class Engine:
         if t >= 1.0:
             self._fading = None
             return image
-        old = fading.render(fading.play.latent(now, dt).to(self.device), size)
+        old = fading.render(fading.play.pose(now, dt), size)
         return lerp(old, image, max(t, 0.0))
 
     PROGRESS_SECONDS = 0.1  # morph progress is reported at most this often

@@ -1,7 +1,7 @@
 """The performer-facing latent state: where in latent space the picture is.
 
 Pure and clock-driven: the render thread applies commands with `apply()` and
-calls `latent()` once per frame with the frame's time. No threads, no I/O, no
+calls `pose()` once per frame with the frame's time. No threads, no I/O, no
 clock of its own, so it is tested with a simulated clock.
 
 The position is a motion from `from` to a target (a fixed latent, or the
@@ -9,6 +9,11 @@ moving wander loop) over a duration with an easing; every new target starts
 from wherever the picture is, so nothing ever jumps unless asked to (a morph
 of 0 seconds). Directions and truncation are live layers on top: a stored
 keyframe is the position under them.
+
+The position lives in the model's latent space (models.latent_space): z for a
+DCGAN, W for a StyleGAN, where style mixing, noise and the SG3 transform are
+further live layers. A StyleGAN control sent to a DCGAN changes nothing and
+is answered with an /error naming why.
 """
 
 from __future__ import annotations
@@ -21,8 +26,24 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.latent import Wander, ease, interpolate, random_latent
-from server.commands import DIRECTIONS, KEYFRAMES, Command, CommandError, lookup, parse
+from models.latent import ease, interpolate
+from models.latent_space import (
+    STYLE_RANGES,
+    LatentSpace,
+    Mix,
+    Pose,
+    Style,
+    ZSpace,
+)
+from server.commands import (
+    DIRECTIONS,
+    KEYFRAMES,
+    MAX_SEED,
+    Command,
+    CommandError,
+    lookup,
+    parse,
+)
 from server.tempo import TempoClock
 
 logger = logging.getLogger(__name__)
@@ -30,6 +51,8 @@ logger = logging.getLogger(__name__)
 DIRECTION_SCALE = 3.0  # a fader at 1.0 moves this far along a unit direction
 WANDER_FADE_SECONDS = 2.0  # turning wander on glides onto the loop
 XY_GLIDE_SECONDS = 0.08  # XY pad messages glide, so a coarse pad never cuts
+
+ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
 
 # Settings kept in the show file, as the commands that restore them.
 PERSISTED = (
@@ -45,6 +68,18 @@ PERSISTED = (
     "/sequence/step",
     "/tempo/bpm",
     *(f"/latent/dir/{k}" for k in range(1, DIRECTIONS + 1)),
+)
+PERSISTED_W = (
+    *(f"/style/{name}/{what}" for name in STYLE_RANGES for what in ("keyframe", "amount")),
+    "/style/noise/mode",
+    "/style/noise/strength",
+)
+PERSISTED_CLASS = ("/latent/class",)
+PERSISTED_TRANSFORM = (
+    "/transform/rotate",
+    "/transform/translate",
+    "/transform/zoom",
+    "/transform/spin",
 )
 
 
@@ -65,12 +100,9 @@ class _Pending:
     keyframe: int  # 0 when the target is not a keyframe
 
 
-def orthonormal_directions(z_dim: int, count: int, seed: int = 0) -> Tensor:
-    """`count` orthonormal directions of a z_dim space, the same for a seed."""
-    generator = torch.Generator().manual_seed(int(seed) + 104729)
-    basis = torch.randn(z_dim, count, generator=generator)
-    q, _ = torch.linalg.qr(basis)  # (z_dim, count), orthonormal columns
-    return q.T.contiguous()  # (count, z_dim)
+def error(command: Command, message: str) -> Change:
+    """A refusal addressed to the command's sender only."""
+    return Change(ERROR_ADDRESS, (command.address, message), command.origin)
 
 
 def bilinear(corners: Tensor, x: float, y: float, *, mode: str) -> Tensor:
@@ -86,28 +118,38 @@ class PlayState:
     def __init__(
         self,
         *,
-        z_dim: int,
+        z_dim: int | None = None,
+        space: LatentSpace | None = None,
         seed: int = 0,
         wander_speed: float = 1.0,
         keyframes: int = KEYFRAMES,
         directions: Tensor | None = None,
         mean: Tensor | None = None,
         tempo: TempoClock | None = None,
+        model_name: str = "this model",
     ) -> None:
         if keyframes < 4:
             raise ValueError(f"keyframes must be at least 4 (the XY corners), got {keyframes}")
-        self.z_dim = z_dim
+        if space is None:
+            if z_dim is None:
+                raise ValueError("give z_dim or a latent space")
+            space = ZSpace(z_dim)
+        self.space = space
+        self.dim = space.dim
+        self.model_name = model_name
         self.tempo = tempo if tempo is not None else TempoClock()
         self._seed = seed
         self._rng = torch.Generator().manual_seed(int(seed) + 15485863)
-        self.bank = torch.stack(
-            [random_latent(seed * 1009 + i + 1, z_dim) for i in range(keyframes)]
-        )  # (keyframes, z_dim)
+        self.label = 0  # class of a conditional model
+        # Keyframe n starts as seed (seed + n - 1), as `ganvj render tour` numbers them.
+        self.bank = space.seeds([(seed + i) % 2**32 for i in range(keyframes)])  # (n, dim)
+        self.bank_seeds: list[int | None] = [seed + i for i in range(keyframes)]
         if directions is None:
-            count = min(DIRECTIONS, z_dim)
-            directions = orthonormal_directions(z_dim, count, seed)
-        self.directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        self.mean = mean if mean is not None else torch.zeros(z_dim)
+            directions = space.directions(DIRECTIONS, seed)
+        elif space.name == "z":
+            directions = directions / directions.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        self.directions = directions  # (k, dim): a fader at 1 moves DIRECTION_SCALE of one
+        self.mean = mean if mean is not None else space.mean
         # Settings
         self.interp = "slerp"
         self.easing = "smooth"
@@ -124,8 +166,16 @@ class PlayState:
         self.sequence_length = min(8, keyframes)
         self.sequence_step = 4.0
         self.playing = False
+        # StyleGAN layers: style mixing per range [keyframe, amount], noise, SG3 transform
+        self.mix: dict[str, tuple[int, float]] = {name: (0, 0.0) for name in STYLE_RANGES}
+        self.noise_mode = "const"
+        self.noise_strength = 1.0
+        self.angle = 0.0
+        self.translate = (0.0, 0.0)
+        self.zoom = 1.0
+        self.spin = 0.0
         # Motion
-        self._wander = Wander(z_dim=z_dim, seed=seed)
+        self._wander = space.wander(seed)
         self._wander_clock = 0.0
         start = self._wander.at(0.0)
         self._from = start
@@ -138,8 +188,34 @@ class PlayState:
 
     # Per frame
 
+    @property
+    def z_dim(self) -> int:
+        """Length of a position (z_dim for a DCGAN, w_dim for a StyleGAN)."""
+        return self.dim
+
+    def pose(self, now: float, dt: float) -> Pose:
+        """Everything the frame at `now` shows: position, style mixes, synthesis settings."""
+        latent = self.latent(now, dt)
+        if self.spin:
+            self.angle = (self.angle + self.spin * dt + 180.0) % 360.0 - 180.0
+        if self.space.name == "z":
+            return Pose(latent)
+        mixes = []
+        for name, (n, amount) in self.mix.items():
+            start, stop = self.space.ranges[name]
+            if 0 < n <= self.bank.shape[0] and amount > 0.0 and stop > start:
+                mixes.append(Mix(start, stop, self._truncate(self.bank[n - 1]), amount))
+        style = Style(
+            noise_mode=self.noise_mode,
+            noise_strength=self.noise_strength,
+            angle=self.angle,
+            translate=self.translate,
+            zoom=self.zoom,
+        )
+        return Pose(latent, tuple(mixes), style)
+
     def latent(self, now: float, dt: float) -> Tensor:
-        """The latent for the frame at `now`, `dt` seconds after the previous one."""
+        """The position for the frame at `now`, `dt` seconds after the previous one."""
         self._now = now
         if self.wander and self._to is None:
             self._wander_clock += dt * self.wander_speed
@@ -152,9 +228,14 @@ class PlayState:
             count = self.directions.shape[0]
             weights = torch.tensor(self.amounts[:count], dtype=z.dtype)
             z = z + DIRECTION_SCALE * (weights[:, None] * self.directions[: len(weights)]).sum(0)
-        if self.truncation != 1.0:
-            z = self.mean + self.truncation * (z - self.mean)
-        return z  # (z_dim,)
+        return self._truncate(z)  # (dim,)
+
+    def _truncate(self, z: Tensor) -> Tensor:
+        # Linear and the same for every layer, so truncating the position and each
+        # mixing source equals NVIDIA's truncation of the mixed (num_ws, w_dim).
+        if self.truncation == 1.0:
+            return z
+        return self.mean + self.truncation * (z - self.mean)
 
     def morph(self, now: float) -> tuple[int, float]:
         """The keyframe the picture is heading to (0: none) and the morph's progress 0..1."""
@@ -221,32 +302,57 @@ class PlayState:
 
     # Show file
 
+    def persisted(self) -> tuple[str, ...]:
+        """The settings this model's show entry keeps."""
+        out = PERSISTED
+        if self.space.name == "w":
+            out += PERSISTED_W
+        if self.space.classes:
+            out += PERSISTED_CLASS
+        if self.space.transformable:
+            out += PERSISTED_TRANSFORM
+        return out
+
     def snapshot(self) -> dict[str, object]:
-        """Keyframes and settings as JSON-ready data."""
+        """Keyframes (z, or W for a StyleGAN) and settings as JSON-ready data."""
+        space = self.space.name
         return {
-            "z_dim": self.z_dim,
+            **({} if space == "z" else {"space": space}),
+            f"{space}_dim": self.dim,
             "keyframes": [[float(v) for v in row] for row in self.bank.tolist()],
-            "settings": {address: list(self.query(address).args) for address in PERSISTED},
+            "settings": {address: list(self.query(address).args) for address in self.persisted()},
         }
 
     def restore(self, data: Mapping[str, object], now: float) -> list[Change]:
         """Load a snapshot (validated here, through the registry); ValueError if bad."""
+        space = data.get("space", "z")
+        if space != self.space.name:
+            raise ValueError(
+                f"keyframes are in {space}, {self.model_name} plays in {self.space.name}"
+            )
         keyframes = data.get("keyframes")
         if keyframes is not None:
             bank = torch.tensor(keyframes, dtype=torch.float32)
-            if bank.ndim != 2 or bank.shape[1] != self.z_dim:
-                raise ValueError(f"keyframes must be (n, {self.z_dim}), got {tuple(bank.shape)}")
+            if bank.ndim != 2 or bank.shape[1] != self.dim:
+                raise ValueError(f"keyframes must be (n, {self.dim}), got {tuple(bank.shape)}")
             if not bool(torch.isfinite(bank).all()):
                 raise ValueError("keyframes contain NaN or infinity")
             count = min(bank.shape[0], self.bank.shape[0])
             self.bank[:count] = bank[:count]
+            self.bank_seeds[:count] = [None] * count
         settings = data.get("settings", {})
         if not isinstance(settings, Mapping):
             raise ValueError("settings must be an object of address -> args")
         commands = [parse(address, args) for address, args in settings.items()]
         changes: list[Change] = []
         for command in commands:
-            changes.extend(self.apply(command, now))
+            for change in self.apply(command, now):
+                if change.address == ERROR_ADDRESS:
+                    # A setting this model cannot take (say, style mixing kept for a
+                    # DCGAN by hand): skipped, the rest of the show still loads.
+                    logger.warning("show setting skipped: %s: %s", *change.args)
+                else:
+                    changes.append(change)
         return changes
 
     # Motion
@@ -364,11 +470,81 @@ class PlayState:
     def _on_seed(self, command: Command, now: float) -> list[Change]:
         self.seed = int(command.args[0])  # type: ignore[call-overload]
         changes = self._stop_sequence()
-        changes += self._jump(
-            random_latent(self.seed, self.z_dim), now, self._seconds(self.morph_time), 0
-        )
+        target = self.space.seed(self.seed, self.label)
+        changes += self._jump(target, now, self._seconds(self.morph_time), 0)
         self.current = 0
         return [*changes, Change("/latent/seed", (self.seed,))]
+
+    def _on_class(self, command: Command, now: float) -> list[Change]:
+        n = int(command.args[0])  # type: ignore[call-overload]
+        classes = self.space.classes
+        if not classes:
+            return [error(command, f"{self.model_name} is not conditional: it has no classes")]
+        if n >= classes:
+            return [error(command, f"{self.model_name} has classes 0..{classes - 1}, not {n}")]
+        self.label = n
+        self._wander = self.space.wander(self._seed, n)
+        changes: list[Change] = []
+        if self.wander:
+            self._glide(None, now, self._seconds(self.morph_time))
+        else:
+            changes = self._stop_sequence()
+            target = self.space.seed(self.seed, n)
+            changes += self._jump(target, now, self._seconds(self.morph_time), 0)
+            self.current = 0
+        return [*changes, Change("/latent/class", (n,))]
+
+    def _refuse(self, command: Command, needs: str) -> list[Change] | None:
+        """An /error when this model lacks what the command needs, else None."""
+        if needs == "w" and self.space.name != "w":
+            why = f"{self.model_name} is a {self.space.arch}: {command.address} needs a StyleGAN"
+        elif needs == "transform" and not self.space.transformable:
+            why = (
+                f"{self.model_name} is a {self.space.arch} with no input transform: "
+                f"{command.address} needs a StyleGAN3"
+            )
+        else:
+            return None
+        return [error(command, why)]
+
+    def _on_style(self, command: Command, now: float) -> list[Change]:
+        refused = self._refuse(command, "w")
+        if refused:
+            return refused
+        _, _, name, what = command.name.split("/")
+        value = command.args[0]
+        if name == "noise":
+            if what == "mode":
+                self.noise_mode = str(value)
+            else:
+                self.noise_strength = float(value)  # type: ignore[arg-type]
+        elif what == "keyframe":
+            self.mix[name] = (int(value), self.mix[name][1])  # type: ignore[call-overload]
+        else:
+            self.mix[name] = (self.mix[name][0], float(value))  # type: ignore[arg-type]
+        return [Change(command.address, (value,))]
+
+    def _on_transform(self, command: Command, now: float) -> list[Change]:
+        refused = self._refuse(command, "transform")
+        if refused:
+            return refused
+        what = command.name.rsplit("/", 1)[1]
+        args = command.args
+        if what == "reset":
+            self.angle, self.translate, self.zoom, self.spin = 0.0, (0.0, 0.0), 1.0, 0.0
+            return [
+                Change(f"/transform/{name}", _QUERIES[f"/transform/{name}"](self, {}))
+                for name in ("rotate", "translate", "zoom", "spin")
+            ]
+        if what == "rotate":
+            self.angle = float(args[0])  # type: ignore[arg-type]
+        elif what == "translate":
+            self.translate = (float(args[0]), float(args[1]))  # type: ignore[arg-type]
+        elif what == "zoom":
+            self.zoom = float(args[0])  # type: ignore[arg-type]
+        else:
+            self.spin = float(args[0])  # type: ignore[arg-type]
+        return [Change(command.address, _QUERIES[command.name](self, {}))]
 
     def _on_truncation(self, command: Command, now: float) -> list[Change]:
         self.truncation = float(command.args[0])  # type: ignore[arg-type]
@@ -395,12 +571,15 @@ class PlayState:
     def _on_store(self, command: Command, now: float) -> list[Change]:
         n = command.index()
         self.bank[n - 1] = self._anchor(now)
+        self.bank_seeds[n - 1] = None
         return [Change(command.address, ())]
 
     def _on_reshuffle(self, command: Command, now: float) -> list[Change]:
         n = command.index()
-        self.bank[n - 1] = torch.randn(self.z_dim, generator=self._rng)
-        return [Change(command.address, ())]
+        seed = int(torch.randint(0, MAX_SEED + 1, (1,), generator=self._rng))
+        self.bank[n - 1] = self.space.seed(seed, self.label)
+        self.bank_seeds[n - 1] = seed
+        return [Change(command.address, (seed,))]
 
     def _on_setting(self, command: Command, now: float) -> list[Change]:
         value = command.args[0]
@@ -461,6 +640,10 @@ def _attribute_query(attribute: str) -> Callable[[PlayState, dict[str, int]], tu
     return lambda state, path: (getattr(state, attribute),)
 
 
+def _mix_query(name: str, i: int) -> Callable[[PlayState, dict[str, int]], tuple[object, ...]]:
+    return lambda state, path: (state.mix[name][i],)
+
+
 _HANDLERS = {
     "/latent/xy": PlayState._on_xy,
     "/latent/dir/{k}": PlayState._on_dir,
@@ -468,6 +651,19 @@ _HANDLERS = {
     "/latent/speed": PlayState._on_speed,
     "/latent/seed": PlayState._on_seed,
     "/latent/truncation": PlayState._on_truncation,
+    "/latent/class": PlayState._on_class,
+    **dict.fromkeys(
+        [
+            *(f"/style/{name}/{what}" for name in STYLE_RANGES for what in ("keyframe", "amount")),
+            "/style/noise/mode",
+            "/style/noise/strength",
+        ],
+        PlayState._on_style,
+    ),
+    **dict.fromkeys(
+        [f"/transform/{what}" for what in ("rotate", "translate", "zoom", "spin", "reset")],
+        PlayState._on_transform,
+    ),
     "/keyframe/{n}/jump": PlayState._on_jump,
     "/keyframe/{n}/store": PlayState._on_store,
     "/keyframe/{n}/reshuffle": PlayState._on_reshuffle,
@@ -489,6 +685,24 @@ _QUERIES = {
     "/latent/speed": lambda s, p: (s.wander_speed,),
     "/latent/seed": lambda s, p: (s.seed,),
     "/latent/truncation": lambda s, p: (s.truncation,),
+    "/latent/class": lambda s, p: (s.label,),
+    **{
+        f"/style/{name}/{what}": _mix_query(name, i)
+        for name in STYLE_RANGES
+        for i, what in enumerate(("keyframe", "amount"))
+    },
+    "/style/noise/mode": lambda s, p: (s.noise_mode,),
+    "/style/noise/strength": lambda s, p: (s.noise_strength,),
+    "/transform/rotate": lambda s, p: (round(s.angle, 3),),
+    "/transform/translate": lambda s, p: s.translate,
+    "/transform/zoom": lambda s, p: (s.zoom,),
+    "/transform/spin": lambda s, p: (s.spin,),
+    "/model/info": lambda s, p: (
+        s.space.arch,
+        s.space.name,
+        s.space.classes,
+        int(s.space.transformable),
+    ),
     "/keyframe/current": lambda s, p: (s.current,),
     "/sequence/play": lambda s, p: (int(s.playing),),
     "/tempo/bpm": lambda s, p: (s.tempo.bpm,),

@@ -1,5 +1,9 @@
 """The show file: keyframe banks per model and settings, as JSON, written atomically.
 
+A model's entry holds its keyframes in the space it is played in: z
+(`"z_dim"`, the default) for a DCGAN, W (`"space": "w"`, `"w_dim"`) for a
+StyleGAN, so `ganvj render tour --show` can draw exactly what was stored live.
+
 A show survives a restart: the engine saves it after changes and loads it at
 start. A file that cannot be read is reported and kept (a `.bad` copy), never
 overwritten silently.
@@ -29,6 +33,7 @@ MAX_MODELS = 256
 MAX_KEYFRAMES = 256
 MAX_Z_DIM = 4096
 MAX_PATCH = 512
+SPACES = ("z", "w")
 
 
 class ShowFileError(ValueError):
@@ -72,9 +77,14 @@ def validate(data: object, where: str = "show file") -> Show:
         key = f"{where}: models.{name}"
         if not isinstance(model, dict):
             raise ShowFileError(f"{key}: expected an object")
-        z_dim = model.get("z_dim")
+        space = model.get("space", "z")
+        if space not in SPACES:
+            raise ShowFileError(f"{key}.space: expected one of {', '.join(SPACES)}, got {space!r}")
+        z_dim = model.get(f"{space}_dim")
         if not isinstance(z_dim, int) or isinstance(z_dim, bool) or not 0 < z_dim <= MAX_Z_DIM:
-            raise ShowFileError(f"{key}.z_dim: expected an integer 1..{MAX_Z_DIM}, got {z_dim!r}")
+            raise ShowFileError(
+                f"{key}.{space}_dim: expected an integer 1..{MAX_Z_DIM}, got {z_dim!r}"
+            )
         keyframes = model.get("keyframes")
         if not isinstance(keyframes, list) or not 0 < len(keyframes) <= MAX_KEYFRAMES:
             raise ShowFileError(f"{key}.keyframes: expected a list of 1..{MAX_KEYFRAMES} latents")

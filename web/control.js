@@ -152,6 +152,28 @@ for (let k = 1; k <= DIRECTIONS; k++) {
   dirs.append(wrap);
 }
 
+// -- StyleGAN: mixing rows (keyframe + amount), translate, what the model offers --
+
+for (const row of document.querySelectorAll("[data-mix]")) {
+  const base = `/style/${row.dataset.mix}`;
+  row.insertAdjacentHTML(
+    "beforeend",
+    `<input type="number" min="0" max="${KEYFRAMES}" step="1" value="0" data-address="${base}/keyframe">` +
+      `<input type="range" min="0" max="1" step="0.01" value="0" data-address="${base}/amount">`,
+  );
+}
+const moves = document.querySelectorAll("#translate input");
+for (const input of moves) {
+  input.addEventListener("input", () => send("/transform/translate", ...[...moves].map((m) => parseFloat(m.value))));
+}
+handlers.set("/transform/translate", (xy) => xy.forEach((v, i) => (moves[i].value = v)));
+handlers.set("/model/info", ([arch, space, classes, transform]) => {
+  $("#model-info").textContent = `${arch} · ${space}`;
+  $("#stylegan").classList.toggle("off", space !== "w");
+  $("#class").closest(".row").classList.toggle("off", !classes);
+  for (const row of document.querySelectorAll(".sg3")) row.classList.toggle("off", !transform);
+});
+
 // -- generic bindings: data-address, data-send, data-toggle -----------------
 
 for (const input of document.querySelectorAll("[data-address]")) {

@@ -26,6 +26,12 @@ def test_round_trip_with_a_play_state(tmp_path):
     assert loads(dumps(show)) == show  # export and import
 
 
+def test_a_stylegan_entry_keeps_w_keyframes(tmp_path):
+    text = '{"version": 1, "models": {"sg": {"space": "w", "w_dim": 2, "keyframes": [[1, 2]]}}}'
+    show = loads(text)
+    assert show.models["sg"]["keyframes"] == [[1, 2]] and show.models["sg"]["space"] == "w"
+
+
 def test_missing_file_is_none(tmp_path):
     assert load(tmp_path / "none.json") is None
 
@@ -40,6 +46,8 @@ def test_missing_file_is_none(tmp_path):
         '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1]]}}}',
         '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1, NaN]]}}}',
         '{"version": 1, "settings": {"/a": 1}}',
+        '{"version": 1, "models": {"m": {"space": "u", "u_dim": 1, "keyframes": [[1]]}}}',
+        '{"version": 1, "models": {"m": {"space": "w", "z_dim": 2, "keyframes": [[1, 2]]}}}',
     ],
 )
 def test_corrupt_file_is_reported_and_kept(tmp_path, text):
