@@ -90,6 +90,9 @@ class LoadedModel:
     resolution: int
     z_dim: int | None  # None for image2image
     metadata: dict[str, Any]  # the whole JSON metadata
+    # Extra tensors the player uses (GANSpace "ganspace/components", "ganspace/stdev");
+    # training state (discriminator, optimisers) is not kept in memory.
+    extras: dict[str, Tensor] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -351,6 +354,7 @@ def load_model(
         resolution=config.resolution,
         z_dim=None if kind == "image2image" else config.z_dim,
         metadata=meta,
+        extras={k: v for k, v in extra_tensors(tensors).items() if k.startswith("ganspace/")},
     )
 
 

@@ -14,25 +14,24 @@ draw a `Pose`. Seeds always mean NVIDIA's `RandomState(seed).randn(z_dim)`.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from models.formats.stylegan import ganspace
 from models.latent import Wander, lerp, seed_latent
+from models.nets.stylegan3 import set_transform
 
 logger = logging.getLogger(__name__)
 
 STYLE_RANGES = ("coarse", "middle", "fine")
 NOISE_MODES = ("const", "random", "none")
-GANSPACE_SAMPLES = 2000  # mapping samples for directions when the file stores none
-GANSPACE_SEED = 0
+GANSPACE_SAMPLES = 1024  # mapping samples for directions when the file stores none
 
 
 @dataclass(frozen=True)
@@ -243,7 +242,8 @@ class WSpace(LatentSpace):
     def directions(self, count: int, seed: int = 0) -> Tensor:
         """GANSpace: the principal components of W stored with the model, one stdev long."""
         if self._components is None or self._stdev is None:
-            self._components, self._stdev = ganspace(self, samples=GANSPACE_SAMPLES)
+            # A model made before import stored them (or built in memory): compute once.
+            self._components, self._stdev = ganspace(self.module, samples=GANSPACE_SAMPLES)
         k = min(count, self._components.shape[0])
         return (self._components[:k] * self._stdev[:k, None]).float()  # (k, w_dim)
 
@@ -277,91 +277,15 @@ class WSpace(LatentSpace):
         if key == self._transform:
             return  # unchanged: no upload
         self._transform = key
-        set_input_transform(
+        set_transform(
             self.module, angle_deg=style.angle, translate=style.translate, zoom=style.zoom
         )
 
 
-def input_transform(
-    *, angle_deg: float = 0.0, translate: tuple[float, float] = (0.0, 0.0), zoom: float = 1.0
-) -> Tensor:
-    """The (3, 3) matrix SG3's input takes: the inverse of rotate-then-translate, zoomed.
-
-    As NVIDIA's gen_images.py and visualizer do: the picture rotates by
-    `angle_deg` and moves by `translate`; zoom > 1 magnifies (the input is
-    sampled over a smaller area).
-    """
-    a = math.radians(angle_deg)
-    forward = torch.tensor(
-        [
-            [math.cos(a), math.sin(a), translate[0]],
-            [-math.sin(a), math.cos(a), translate[1]],
-            [0.0, 0.0, 1.0],
-        ],
-        dtype=torch.float64,
-    )
-    m = torch.linalg.inv(forward)
-    m[:2, :2] /= zoom
-    return m.float()
-
-
-def set_input_transform(
-    module: nn.Module,
-    *,
-    angle_deg: float = 0.0,
-    translate: tuple[float, float] = (0.0, 0.0),
-    zoom: float = 1.0,
-) -> None:
-    """Set an SG3 generator's input transform (its own helper where it has one)."""
-    try:
-        helper = getattr(importlib.import_module("models.nets.stylegan3"), "set_transform", None)
-    except ImportError:
-        helper = None
-    if helper is not None:
-        helper(module, angle_deg=angle_deg, translate=translate, zoom=zoom)
-        return
-    buffer: Tensor = module.synthesis.input.transform  # type: ignore[union-attr,assignment]
-    matrix = input_transform(angle_deg=angle_deg, translate=translate, zoom=zoom)
-    with torch.no_grad():
-        buffer.copy_(matrix.to(buffer.device, buffer.dtype))
-
-
-def ganspace(space: WSpace, *, samples: int, count: int = 32) -> tuple[Tensor, Tensor]:
-    """Principal components (count, w_dim) of mapped W and their stdev (count,), by SVD."""
-    generator = torch.Generator().manual_seed(GANSPACE_SEED)
-    z = torch.randn(samples, space.z_dim, generator=generator)
-    labels = torch.randint(0, max(space.classes, 1), (samples,), generator=generator)
-    rows = []
-    for label in labels.unique().tolist():
-        rows.append(space.map(z[labels == label], int(label)))
-    w = torch.cat(rows).double()
-    centred = w - w.mean(0)
-    _, s, vh = torch.linalg.svd(centred, full_matrices=False)
-    k = min(count, vh.shape[0])
-    stdev = s[:k] / math.sqrt(max(samples - 1, 1))
-    return vh[:k].float(), stdev.float()
-
-
 def stored_ganspace(model: Any) -> tuple[Tensor | None, Tensor | None]:
     """GANSpace components and stdev a model file stores (extra/ganspace/*), if any."""
-    extras = getattr(model, "extras", None)
-    if isinstance(extras, dict) and "ganspace/components" in extras:
-        return extras["ganspace/components"], extras.get("ganspace/stdev")
-    path = Path(getattr(model, "path", ""))
-    if path.suffix != ".safetensors" or not path.is_file():
-        return None, None
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            keys = set(f.keys())
-            if {"extra/ganspace/components", "extra/ganspace/stdev"} <= keys:
-                return f.get_tensor("extra/ganspace/components"), f.get_tensor(
-                    "extra/ganspace/stdev"
-                )
-    except Exception as exc:  # noqa: BLE001 - directions are optional; computed instead
-        logger.warning("%s: GANSpace directions unreadable (%s); computing them", path, exc)
-    return None, None
+    extras = getattr(model, "extras", None) or {}
+    return extras.get("ganspace/components"), extras.get("ganspace/stdev")
 
 
 def space_for(model: Any, module: nn.Module, *, half: bool = False) -> LatentSpace:

@@ -178,17 +178,19 @@ def ganspace(
     """
     mapping: Any = module.mapping
     z_dim, c_dim, w_dim = int(module.z_dim), int(module.c_dim), int(module.w_dim)  # type: ignore[arg-type]
+    device = mapping.w_avg.device  # the live engine asks on the render device
     rng = np.random.RandomState(seed)
     ws = []
     for start in range(0, samples, batch):
         n = min(batch, samples - start)
-        z = torch.from_numpy(rng.randn(n, z_dim).astype(np.float32))
+        z = torch.from_numpy(rng.randn(n, z_dim).astype(np.float32)).to(device)
         c = None
         if c_dim > 0:
             c = torch.zeros([n, c_dim])
             c[torch.arange(n), torch.from_numpy(rng.randint(0, c_dim, size=n))] = 1.0
+            c = c.to(device)
         w = mapping(z, c)  # (n, num_ws, w_dim)
-        ws.append(w[:, 0].float())
+        ws.append(w[:, 0].float().cpu())
     w_all = torch.cat(ws)  # (N, w_dim)
     centred = w_all - w_all.mean(dim=0, keepdim=True)
     _, s, vh = torch.linalg.svd(centred, full_matrices=False)  # vh (min(N, w_dim), w_dim)

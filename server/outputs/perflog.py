@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import torch
 
 from models.latent import Wander
+from models.latent_space import WLoop
 from server import play as play_module
 from server import tempo as tempo_module
 from server.commands import Command
@@ -40,10 +41,13 @@ QUEUE_LINES = 4096  # lines waiting for the writer (two minutes of frames)
 # The only classes a log may rebuild.
 CLASSES: dict[str, type] = {
     "Wander": Wander,
+    "WLoop": WLoop,
     "_Pending": play_module._Pending,
     "_Grid": tempo_module._Grid,
 }
-SKIPPED = ("tempo", "_events")  # the tempo is captured on its own; events are per frame
+# The tempo is captured on its own; events are per frame; the latent space (the
+# model's mapping, directions) is rebuilt from the same model on replay.
+SKIPPED = ("tempo", "_events", "space")
 
 
 class NotReplayable(ValueError):
@@ -62,6 +66,8 @@ def to_data(value: Any, where: str = "state") -> Any:
         return [to_data(v, where) for v in value]
     if isinstance(value, tuple):
         return {"$tuple": [to_data(v, where) for v in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"$dict": {k: to_data(v, f"{where}.{k}") for k, v in value.items()}}
     name = type(value).__name__
     if CLASSES.get(name) is type(value):
         return {
@@ -90,6 +96,8 @@ def from_data(data: Any, where: str = "state") -> Any:
         return generator
     if "$tuple" in data:
         return tuple(from_data(v, where) for v in data["$tuple"])
+    if "$dict" in data and isinstance(data["$dict"], Mapping):
+        return {str(k): from_data(v, f"{where}.{k}") for k, v in data["$dict"].items()}
     if "$object" in data:
         cls = CLASSES.get(str(data["$object"]))
         fields = data.get("fields")

@@ -141,7 +141,7 @@ async def test_a_dcgan_answers_stylegan_controls_with_an_error() -> None:
 
 
 async def test_sg3_spins_live() -> None:
-    model = tiny_stylegan(name="tiny-sg3", fourier=True)
+    model = tiny_stylegan(name="tiny-sg3", sg3=True)
     async with running(server_config(HOST), model=model) as run:
         engine = run.engine
         async with await ws_control(run) as ws:

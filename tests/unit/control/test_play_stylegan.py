@@ -3,11 +3,14 @@ seeds as NVIDIA draws them; every StyleGAN control refused clearly on a DCGAN.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 from models.latent import seed_latent
-from models.latent_space import WSpace, input_transform, space_for, style_ranges
+from models.latent_space import WSpace, space_for, style_ranges
+from models.nets.stylegan3 import transform_matrix
 from server.commands import COMMANDS, parse
 from server.play import DIRECTION_SCALE, ERROR_ADDRESS, Change, PlayState
 from tests.tiny_stylegan import tiny_stylegan
@@ -181,25 +184,31 @@ def test_ganspace_directions_come_from_the_file(sg) -> None:
     assert bool((norms[:-1] >= norms[1:] - 1e-6).all())  # ordered by variance
 
 
+def matrix(**kwargs: object) -> torch.Tensor:
+    return torch.as_tensor(transform_matrix(**kwargs), dtype=torch.float32)  # type: ignore[arg-type]
+
+
 def test_sg3_transform_rotates_and_spins() -> None:
-    sg3 = tiny_stylegan(name="tiny-sg3", fourier=True)
+    sg3 = tiny_stylegan(name="tiny-sg3", sg3=True)
     state = PlayState(space=space_for(sg3, sg3.module), model_name=sg3.name)
     assert state.space.transformable and state.query("/model/info").args[3] == 1
     run(state, "/style/noise/mode", "none")
     run(state, "/keyframe/1/jump", 0)
+    buffer = sg3.module.synthesis.input.transform
     with torch.no_grad():
         upright = state.space.render(state.pose(0.0, 0.0))
         run(state, "/transform/rotate", 90)
         turned = state.space.render(state.pose(0.0, 0.0))
-        matrix = sg3.module.synthesis.input.transform.clone()
-    # A quarter turn of the input is a quarter turn of the picture (the grid maps onto itself).
-    assert torch.allclose(turned, torch.rot90(upright, 1, dims=(2, 3)), atol=1e-4)
-    assert torch.allclose(matrix, input_transform(angle_deg=90.0), atol=1e-6)
+        assert torch.allclose(buffer, matrix(angle_deg=90.0), atol=1e-6)
+        run(state, "/transform/rotate", 0)
+        back = state.space.render(state.pose(0.0, 0.0))
+    assert (turned - upright).abs().mean() > 1e-3 and torch.allclose(back, upright, atol=1e-5)
     run(state, "/transform/translate", 0.25, -0.5)
     run(state, "/transform/zoom", 2.0)
     state.space.render(state.pose(0.0, 0.0))
-    expected = input_transform(angle_deg=90.0, translate=(0.25, -0.5), zoom=2.0)
-    assert torch.allclose(sg3.module.synthesis.input.transform, expected, atol=1e-6)
+    expected = matrix(angle_deg=0.0, translate=(0.25, -0.5), zoom=2.0)
+    assert torch.allclose(buffer, expected, atol=1e-6)
+    run(state, "/transform/rotate", 90)
     run(state, "/transform/spin", 30.0)
     state.pose(1.0, 0.5)
     assert state.angle == pytest.approx(105.0)
@@ -277,3 +286,16 @@ def test_w_snapshot_round_trip_and_space_check(sg, state: PlayState) -> None:
         PlayState(z_dim=16).restore(data, 0.0)
     with pytest.raises(ValueError, match="keyframes are in z"):
         other.restore(PlayState(z_dim=16).snapshot(), 0.0)
+
+
+def test_a_stylegan_set_is_logged_for_replay(sg, state: PlayState) -> None:
+    from server.outputs.perflog import capture_play, restore_play
+
+    run(state, "/style/fine/keyframe", 2)
+    run(state, "/style/fine/amount", 0.5)
+    state.latent(1.0, 1.0)  # wandering in W
+    data = json.loads(json.dumps(capture_play(state)))
+    other = PlayState(space=space_for(sg, sg.module), seed=3)
+    restore_play(other, data)
+    assert other.mix == state.mix
+    assert torch.equal(other.latent(2.0, 1.0), state.latent(2.0, 1.0))
