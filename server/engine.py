@@ -463,11 +463,10 @@ class Engine:
             return []
         n = next(iter(self._thumbs_due))
         del self._thumbs_due[n]
-        bank = self.deck.play.bank
-        if n > bank.shape[0]:
+        if n > self.deck.play.bank.shape[0]:
             return []
         with torch.inference_mode():
-            image = self.deck.render(bank[n - 1].to(self.device), THUMB_SIZE)
+            image = self.deck.render(self.deck.play.keyframe_pose(n), THUMB_SIZE)
             rgb = to_rgb_uint8(image)[0].cpu().numpy()  # (S, S, 3)
         version = self.thumbs.put(n, rgb)
         return [Change(f"/keyframe/{n}/thumb", (version,))]

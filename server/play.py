@@ -205,14 +205,21 @@ class PlayState:
             start, stop = self.space.ranges[name]
             if 0 < n <= self.bank.shape[0] and amount > 0.0 and stop > start:
                 mixes.append(Mix(start, stop, self._truncate(self.bank[n - 1]), amount))
-        style = Style(
+        return Pose(latent, tuple(mixes), self._style())
+
+    def keyframe_pose(self, n: int) -> Pose:
+        """Keyframe n as the live picture would show it (truncation, noise, transform)."""
+        latent = self._truncate(self.bank[n - 1])
+        return Pose(latent) if self.space.name == "z" else Pose(latent, style=self._style())
+
+    def _style(self) -> Style:
+        return Style(
             noise_mode=self.noise_mode,
             noise_strength=self.noise_strength,
             angle=self.angle,
             translate=self.translate,
             zoom=self.zoom,
         )
-        return Pose(latent, tuple(mixes), style)
 
     def latent(self, now: float, dt: float) -> Tensor:
         """The position for the frame at `now`, `dt` seconds after the previous one."""
