@@ -156,18 +156,20 @@ def render_tour(
     fps: int = 25,
     size: int | None = None,
     sampling: Sampling = DEFAULT_SAMPLING,
+    space: str | None = None,
 ) -> int:
     """A looping tour of keyframes (K, z_dim) to mp4; returns the frame count.
 
     A StyleGAN tours in W, as it plays live: the keyframes are mapped once
-    (untruncated), blended in W, and truncated per frame.
+    (untruncated), blended in W, and truncated per frame. Keyframes already in
+    W (space="w", a show's) are toured as they are.
     """
-    space = "z"
-    if is_stylegan(model):
+    if space is None and is_stylegan(model):
         with torch.no_grad():
             device = next(model.module.parameters()).device
             keyframes = map_to_w(model, keyframes.to(device), sampling).cpu()
         space = "w"
+    space = space or "z"
 
     def latents() -> Iterator[Tensor]:
         for _ in range(loops):
@@ -363,23 +365,33 @@ def render_from_args(args: argparse.Namespace) -> int:
     sampling = sampling_from_args(args)
     if args.mode == "tour":
         z_dim = latent_size(model)
-        seeds = (
-            parse_seed_range(args.seeds)
-            if args.seeds
-            else list(range(args.seed, args.seed + args.keyframes))
-        )
-        keyframes = torch.stack([seed_latent(s, z_dim) for s in seeds])
+        space = None
+        tour: dict[str, Any] = {"interp": "slerp", "ease": "smooth", "frames_per_step": 50}
+        if args.show:
+            if args.seeds:
+                raise RenderError("tour: give --seeds or --show, not both")
+            keyframes, space, tour = show_tour(Path(args.show), model, fps=args.fps)
+        else:
+            seeds = (
+                parse_seed_range(args.seeds)
+                if args.seeds
+                else list(range(args.seed, args.seed + (args.keyframes or 8)))
+            )
+            keyframes = torch.stack([seed_latent(s, z_dim) for s in seeds])
+        if args.keyframes:
+            keyframes = keyframes[: args.keyframes]
         return render_tour(
             model,
             out,
             keyframes=keyframes,
-            frames_per_step=args.frames_per_step,
-            interp=args.interp,
-            easing=args.ease,
+            frames_per_step=args.frames_per_step or int(tour["frames_per_step"]),
+            interp=args.interp or str(tour["interp"]),
+            easing=args.ease or str(tour["ease"]),
             loops=args.loops,
             fps=args.fps,
             size=args.size,
             sampling=sampling,
+            space=space,
         )
     if args.mode == "walk":
         anchors = parse_seed_range(args.seeds) if args.seeds else None
@@ -419,6 +431,51 @@ def render_from_args(args: argparse.Namespace) -> int:
     return render_feedback(
         model, out, start=start, seconds=args.seconds, fps=args.fps, mix=args.mix
     )
+
+
+def show_tour(path: Path, model: LoadedModel, *, fps: int) -> tuple[Tensor, str, dict[str, Any]]:
+    """The keyframes (K, dim) a show stored live for `model`, their space, and its tour settings.
+
+    The live sequence visits keyframes 1..`/sequence/length`, one `/sequence/step`
+    each, with the show's interpolation and easing; so does this tour.
+    """
+    from server import showfile  # the show file's format and checks live with the server
+
+    try:
+        show = showfile.load(path)
+    except showfile.ShowFileError as exc:
+        raise RenderError(str(exc)) from exc
+    if show is None:
+        raise RenderError(f"{path}: no such show file")
+    entry = show.models.get(model.name)
+    if entry is None:
+        stored = ", ".join(sorted(show.models)) or "none"
+        raise RenderError(f"{path}: no keyframes for model {model.name!r} (stored: {stored})")
+    space = str(entry.get("space", "z"))
+    wanted = "w" if is_stylegan(model) else "z"
+    keyframes = torch.tensor(entry["keyframes"], dtype=torch.float32)  # (K, dim)
+    dim = int(getattr(model.module, "w_dim", 0)) if wanted == "w" else latent_size(model)
+    if space != wanted or keyframes.shape[1] != dim:
+        raise RenderError(
+            f"{path}: {model.name}'s keyframes are {keyframes.shape[1]} numbers in {space}; "
+            f"this {model.arch} plays {dim} in {wanted}"
+        )
+    settings = entry.get("settings") or {}
+
+    def setting(address: str, default: object) -> Any:
+        value = settings.get(address)
+        return value[0] if isinstance(value, list) and len(value) == 1 else default
+
+    length = int(setting("/sequence/length", keyframes.shape[0]))
+    step = float(setting("/sequence/step", 2.0))
+    if setting("/keyframe/unit", "seconds") == "beats":
+        step *= 60.0 / float(setting("/tempo/bpm", 120.0))
+    tour = {
+        "interp": setting("/keyframe/interp", "slerp"),
+        "ease": setting("/keyframe/ease", "smooth"),
+        "frames_per_step": max(1, round(step * fps)),
+    }
+    return keyframes[: max(1, length)], space, tour
 
 
 def sampling_from_args(args: argparse.Namespace) -> Sampling:
@@ -481,11 +538,18 @@ def add_parsers(sub: Any, handler: Any) -> None:
     p.add_argument(
         "--seeds", help="keyframe seeds, comma-separated (default: --keyframes from --seed)"
     )
-    p.add_argument("--keyframes", type=int, default=8)
+    p.add_argument(
+        "--show",
+        help="tour the keyframes stored live in this show file (the server's show.json or an "
+        "export) for --model; its sequence length, step, interp and ease unless given",
+    )
+    p.add_argument("--keyframes", type=int, help="how many keyframes (default 8)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames-per-step", dest="frames_per_step", type=int, default=50)
-    p.add_argument("--interp", choices=("lerp", "slerp"), default="slerp")
-    p.add_argument("--ease", choices=EASINGS, default="smooth")
+    p.add_argument(
+        "--frames-per-step", dest="frames_per_step", type=int, help="default 50 (--show: its step)"
+    )
+    p.add_argument("--interp", choices=("lerp", "slerp"), help="default slerp")
+    p.add_argument("--ease", choices=EASINGS, help="default smooth")
     p.add_argument("--loops", type=int, default=1)
     p.add_argument("--size", type=int, help="output size (default: the model's)")
     add_sampling_flags(p)
