@@ -188,3 +188,34 @@ async def shoot(page: Page, name: str) -> None:
     target = DOCS / name
     if os.environ.get("GANVJ_SCREENSHOTS") == "1" or not target.exists():
         target.write_bytes(shot)
+
+
+async def test_stylegan_section_plays_a_stylegan_and_greys_out_for_a_dcgan(
+    browser: Browser,
+) -> None:
+    from tests.tiny_stylegan import tiny_stylegan
+
+    host = "127.0.0.1"
+    async with running(server_config(host), model=tiny_stylegan()) as run:
+        page = await open_control(browser, run, host)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.wait_for_selector("#model-info:has-text('stylegan2')")
+        assert not await page.locator("#stylegan.off").count()
+        assert await page.locator("#stylegan .sg3.off").count() == 4  # no transform on SG2
+        source = page.locator("[data-address='/style/coarse/keyframe']")
+        await source.fill("3")
+        await source.dispatch_event("change")
+        await page.locator("[data-address='/style/coarse/amount']").evaluate(
+            "(el) => { el.value = 0.75; el.dispatchEvent(new Event('input')); }"
+        )
+        await until(lambda: run.engine.play.mix["coarse"] == (3, 0.75))
+        await page.select_option("[data-address='/style/noise/mode']", "random")
+        await until(lambda: run.engine.play.noise_mode == "random")
+        assert errors == []
+    async with running(server_config(host), model=tiny_model()) as run:
+        page = await open_control(browser, run, host)
+        await page.wait_for_selector("#stylegan.off")
+        await page.select_option("[data-address='/style/noise/mode']", "random")
+        await page.wait_for_selector("#error:has-text('needs a StyleGAN')")  # said, not silent
+        assert run.engine.play.noise_mode == "const"
