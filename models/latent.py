@@ -62,9 +62,17 @@ def _slerp_vector(a: Tensor, b: Tensor, t: float) -> Tensor:
     return a * wa + b * wb
 
 
-def interpolate(a: Tensor, b: Tensor, t: float, *, mode: str) -> Tensor:
-    """Blend by name: "lerp" or "slerp"."""
+def interpolate(
+    a: Tensor, b: Tensor, t: float, *, mode: str, centre: Tensor | None = None
+) -> Tensor:
+    """Blend by name: "lerp" or "slerp"; slerp turns about `centre` (StyleGAN: w_avg) if given.
+
+    In W, halfway between two pictures then stays as far from the average
+    picture as they are, as slerp in z keeps the norm (lerp is the same either way).
+    """
     if mode == "slerp":
+        if centre is not None:
+            return centre + slerp(a - centre, b - centre, t)
         return slerp(a, b, t)
     if mode == "lerp":
         return lerp(a, b, t)

@@ -84,14 +84,19 @@ def tour_latents(
     interp: str = "slerp",
     easing: str = "smooth",
     loop: bool = True,
+    centre: Tensor | None = None,
 ) -> Iterator[Tensor]:
-    """Latents visiting each keyframe (K, D) in turn, eased, back to the first when looping."""
+    """Latents visiting each keyframe (K, D) in turn, eased, back to the first when looping.
+
+    `centre`: what slerp turns about (a StyleGAN's w_avg, as the live engine does).
+    """
     k = keyframes.shape[0]
     steps = k if loop else k - 1
     for i in range(steps):
         a, b = keyframes[i], keyframes[(i + 1) % k]
         for f in range(frames_per_step):
-            yield interpolate(a, b, ease(easing, f / frames_per_step), mode=interp)
+            t = ease(easing, f / frames_per_step)
+            yield interpolate(a, b, t, mode=interp, centre=centre)
     if not loop:
         yield keyframes[-1]
 
@@ -170,11 +175,17 @@ def render_tour(
             keyframes = map_to_w(model, keyframes.to(device), sampling).cpu()
         space = "w"
     space = space or "z"
+    module: Any = model.module
+    centre = module.mapping.w_avg.detach().float().cpu() if space == "w" else None
 
     def latents() -> Iterator[Tensor]:
         for _ in range(loops):
             yield from tour_latents(
-                keyframes, frames_per_step=frames_per_step, interp=interp, easing=easing
+                keyframes,
+                frames_per_step=frames_per_step,
+                interp=interp,
+                easing=easing,
+                centre=centre,
             )
 
     total = loops * keyframes.shape[0] * frames_per_step

@@ -105,13 +105,6 @@ def error(command: Command, message: str) -> Change:
     return Change(ERROR_ADDRESS, (command.address, message), command.origin)
 
 
-def bilinear(corners: Tensor, x: float, y: float, *, mode: str) -> Tensor:
-    """Blend four corner latents (4, z_dim): (0,0), (1,0), (0,1), (1,1)."""
-    top = interpolate(corners[0], corners[1], x, mode=mode)
-    bottom = interpolate(corners[2], corners[3], x, mode=mode)
-    return interpolate(top, bottom, y, mode=mode)
-
-
 class PlayState:
     """Latent position of the live picture; the render thread is its only user."""
 
@@ -373,7 +366,11 @@ class PlayState:
         progress = ease(self.easing, (now - self._start) / self._duration)
         if progress >= 1.0:
             return target
-        return interpolate(self._from, target, progress, mode=self.interp)
+        return self._blend(self._from, target, progress)
+
+    def _blend(self, a: Tensor, b: Tensor, t: float) -> Tensor:
+        centre = self.space.mean if self.space.name == "w" else None  # slerp about w_avg
+        return interpolate(a, b, t, mode=self.interp, centre=centre)
 
     def _glide(self, target: Tensor | None, now: float, duration: float) -> None:
         self._from = self._anchor(now)
@@ -449,7 +446,9 @@ class PlayState:
         self.xy = (x, y)
         changes = self._stop_wander() + self._stop_sequence()
         self._pending = None
-        self._glide(bilinear(self.bank[:4], x, y, mode=self.interp), now, XY_GLIDE_SECONDS)
+        corners = self.bank[:4]
+        top, bottom = self._blend(corners[0], corners[1], x), self._blend(corners[2], corners[3], x)
+        self._glide(self._blend(top, bottom, y), now, XY_GLIDE_SECONDS)
         self.current = 0
         return [*changes, Change("/latent/xy", (x, y))]
 
