@@ -147,6 +147,9 @@ def upfirdn2d(
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     batch, channels, height, width = x.shape
     x0, x1, y0, y1 = _pads(padding)
+    if up > 1 and f.ndim == 1:
+        return _upsample_separable(x, f, up=up, down=down, pads=(x0, x1, y0, y1), gain=gain,
+                                   flip_filter=flip_filter)  # fmt: skip
     if up > 1:
         # Zero insertion: each pixel followed by up-1 zeros, along both axes.
         x = x.reshape(batch, channels, height, 1, width, 1)
@@ -158,17 +161,83 @@ def upfirdn2d(
     f = f.to(x.dtype)
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
+    if f.ndim == 1:
+        # separable: along x, then along y; decimation skips the dropped pixels
+        x = _correlate_axis(x, f, stride=down, axis=3)
+        return _correlate_axis(x, f, stride=down, axis=2)
     # Depthwise: the same filter for every channel. The weight is repeated, not
     # expanded: CPU depthwise convolution runs twice as fast on a contiguous one.
     # Decimation is the convolution's stride: the dropped pixels are never computed.
-    if f.ndim == 2:
-        return F.conv2d(x, f[None, None].repeat(channels, 1, 1, 1), groups=channels, stride=down)
-    x = F.conv2d(
-        x, f[None, None, None, :].repeat(channels, 1, 1, 1), groups=channels, stride=(1, down)
-    )
-    return F.conv2d(
-        x, f[None, None, :, None].repeat(channels, 1, 1, 1), groups=channels, stride=(down, 1)
-    )
+    return F.conv2d(x, f[None, None].repeat(channels, 1, 1, 1), groups=channels, stride=down)
+
+
+def _upsample_separable(
+    x: Tensor,
+    f: Tensor,
+    *,
+    up: int,
+    down: int,
+    pads: tuple[int, int, int, int],
+    gain: float,
+    flip_filter: bool,
+) -> Tensor:
+    """upfirdn2d for a 1-D filter and up > 1, without multiplying the inserted zeros.
+
+    The full convolution of the zero-stuffed signal has (n - 1) * up + k samples per
+    axis; upfirdn2d's output starts k - 1 - pad0 samples into it and ends
+    pad1 + up - k past its end (negative pads crop). One axis at a time.
+    """
+    k = f.shape[0]
+    f = (f * gain**0.5).to(x.dtype)
+    if flip_filter:
+        f = f.flip(0)
+    x0, x1, y0, y1 = pads
+    x = F.pad(_scatter_axis(x, f, up=up, axis=3), [x0 - k + 1, x1 + up - k])
+    x = F.pad(_scatter_axis(x, f, up=up, axis=2), [0, 0, y0 - k + 1, y1 + up - k])
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def _scatter_axis(x: Tensor, f: Tensor, *, up: int, axis: int) -> Tensor:
+    """Full convolution of x, zero-stuffed by `up` along `axis` (2 or 3), with the taps f."""
+    k, n = f.shape[0], x.shape[axis]
+    channels = x.shape[1]
+    if x.is_cuda:
+        # a depthwise transposed convolution: one kernel
+        shape = (1, 1, 1, k) if axis == 3 else (1, 1, k, 1)
+        stride = (1, up) if axis == 3 else (up, 1)
+        weight = f.view(shape).repeat(channels, 1, 1, 1)
+        return F.conv_transpose2d(x, weight, stride=stride, groups=channels)
+    # CPU: k strided multiply-adds beat the depthwise kernels several times over
+    size = list(x.shape)
+    size[axis] = (n - 1) * up + k
+    out = x.new_zeros(size)
+    for t in range(k):
+        out[_every(axis, up, start=t, count=n)].add_(x, alpha=float(f[t]))
+    return out
+
+
+def _correlate_axis(x: Tensor, g: Tensor, *, stride: int, axis: int) -> Tensor:
+    """Valid correlation of x with the taps g along `axis` (2 or 3), keeping every stride-th."""
+    k, n = g.shape[0], x.shape[axis]
+    channels = x.shape[1]
+    if x.is_cuda:
+        shape = (1, 1, 1, k) if axis == 3 else (1, 1, k, 1)
+        strides = (1, stride) if axis == 3 else (stride, 1)
+        weight = g.view(shape).repeat(channels, 1, 1, 1)
+        return F.conv2d(x, weight, stride=strides, groups=channels)
+    m = (n - k) // stride + 1  # outputs
+    out = x[_every(axis, stride, start=0, count=m)] * float(g[0])
+    for t in range(1, k):
+        out.add_(x[_every(axis, stride, start=t, count=m)], alpha=float(g[t]))
+    return out
+
+
+def _every(axis: int, step: int, *, start: int, count: int | None = None) -> tuple[slice, ...]:
+    """An index taking elements start, start + step, ... (count of them) along `axis`."""
+    stop = None if count is None else start + (count - 1) * step + 1
+    return (slice(None),) * axis + (slice(start, stop, step),)
 
 
 def upsample2d(x: Tensor, f: Tensor, *, up: int = 2, gain: float = 1.0) -> Tensor:

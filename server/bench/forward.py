@@ -23,7 +23,7 @@ from models.fastpath import disable, enable
 from models.generate import is_stylegan
 from models.latent import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from models.nets.stylegan3 import StyleGAN3Config, StyleGAN3Generator
+from models.nets.stylegan3 import SYNTHETIC_RESOLUTIONS, StyleGAN3Generator, synthetic_config
 from server.device import cpu_threads, pick_device
 
 GOAL_FPS = 25.0
@@ -47,8 +47,10 @@ def synthetic(name: str) -> LoadedModel:
             conv_clamp=256,
         )
         module, arch = StyleGAN2Generator(config=config), "stylegan2"
-    elif name == "stylegan3-t-512":
-        config = StyleGAN3Config(img_resolution=512, channel_base=32768, channel_max=512)
+    elif name.startswith("stylegan3-"):
+        # stylegan3's train.py for --cfg=stylegan3-t / -r (-r: twice the channels, 1x1
+        # convolutions, radial filters)
+        config = synthetic_config(name)
         module, arch = StyleGAN3Generator(config=config), "stylegan3"
     else:
         raise SystemExit(f"unknown --synthetic {name!r}: {', '.join(SYNTHETIC)}")
@@ -64,7 +66,11 @@ def synthetic(name: str) -> LoadedModel:
     )
 
 
-SYNTHETIC = ("stylegan2-512", "stylegan3-t-512", "stylegan2-1024")
+SYNTHETIC = (
+    "stylegan2-512",
+    "stylegan2-1024",
+    *(f"stylegan3-{v}-{r}" for v in ("t", "r") for r in SYNTHETIC_RESOLUTIONS),
+)
 
 
 def frame_fn(model: LoadedModel, device: torch.device) -> Callable[[], Any]:
