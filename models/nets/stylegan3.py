@@ -49,6 +49,8 @@ _SYNTHESIS_KWARGS = (
     "magnitude_ema_beta",
 )
 NOISE_MODES = ("const", "random", "none")
+# Devices whose fp16-flagged layers may run in half precision when the fast path is on.
+HALF_DEVICE_TYPES: tuple[str, ...] = ("cuda",)
 
 
 @dataclass(frozen=True)
@@ -527,7 +529,7 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)  # (B, I)
         if self.is_torgb:
             styles = styles * (1 / math.sqrt(self.in_channels * self.kernel**2))
-        half = fast and self.use_fp16 and x.device.type == "cuda"
+        half = fast and self.use_fp16 and x.device.type in HALF_DEVICE_TYPES
         dtype = torch.float16 if half else torch.float32
         x = modulated_conv2d(
             x.to(dtype),

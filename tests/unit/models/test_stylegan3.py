@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import torch
 
+import models.nets.stylegan3 as sg3
 from models.checkpoint import load_model
+from models.fastpath import enable
 from models.formats.nvidia_pkl import read_pickle
 from models.nets.stylegan3 import (
     StyleGAN3Config,
@@ -302,6 +304,23 @@ def test_fp16_layers_render_in_fp32_on_the_cpu() -> None:
         fast = module.synthesis(ws)
     assert fast.dtype == torch.float32
     torch.testing.assert_close(fast, exact, atol=0, rtol=0)
+
+
+def test_fp16_layers_stay_within_half_precision_rounding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fp16 arithmetic of the CUDA fast path, run on the CPU by letting the CPU count
+    # as a half-precision device: the picture moves by rounding, never overflows.
+    module = build("t32")
+    ws = module.mapping(torch.from_numpy(np.random.RandomState(5).randn(1, 32)), None)
+    with torch.no_grad():
+        exact = module.synthesis(ws)
+        monkeypatch.setattr(sg3, "HALF_DEVICE_TYPES", ("cuda", "cpu"))
+        enable(module, torch.device("cuda"))  # the CUDA decision; nothing runs on CUDA
+        assert module.synthesis.fast
+        half = module.synthesis(ws)
+    assert half.dtype == torch.float32 and bool(torch.isfinite(half).all())
+    diff = (to_uint8(half).int() - to_uint8(exact).int()).abs()
+    assert int(diff.max()) <= 2 and float((diff > 1).float().mean()) < 0.01
+    assert not torch.equal(half, exact)  # it really ran in half precision
 
 
 def test_config_from_nvidia_kwargs() -> None:
