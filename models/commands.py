@@ -357,7 +357,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         return fail(f"{out}: already exists (use --force to overwrite)")
     try:
-        import_pickle(src, out, samples=args.samples)
+        import_pickle(src, out, samples=args.samples, discriminator=args.discriminator)
     except USER_ERRORS as exc:
         return fail(str(exc))
     meta = list_models([out.parent])
@@ -418,6 +418,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="model file to write (default: FILE with .safetensors)")
     p.add_argument(
         "--samples", type=int, default=4096, help="mapping samples for GANSpace (default 4096)"
+    )
+    p.add_argument(
+        "--discriminator",
+        action="store_true",
+        help="also keep the snapshot's D (to fine-tune from the file)",
     )
     p.add_argument("--force", action="store_true", help="overwrite an existing model file")
     p.set_defaults(func=cmd_import)

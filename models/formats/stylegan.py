@@ -9,6 +9,7 @@ under the user models folder's `.cache/`, named by the pickle's sha256.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,15 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from models.checkpoint import CheckpointError, file_sha256, save_checkpoint, user_models_dir
+from models.checkpoint import (
+    CheckpointError,
+    config_from_dict,
+    extra_tensors,
+    file_sha256,
+    read_tensors,
+    save_checkpoint,
+    user_models_dir,
+)
 from models.formats import rosinality
 from models.formats.nvidia_pkl import (
     PersistentObject,
@@ -33,7 +42,14 @@ from models.formats.nvidia_pkl import (
     read_pickle,
     state_dict,
 )
-from models.nets.stylegan2 import FLAVOR_ADA, FLAVOR_SG3, StyleGAN2Config, StyleGAN2Generator
+from models.nets.stylegan2 import (
+    FLAVOR_ADA,
+    FLAVOR_SG3,
+    StyleGAN2Config,
+    StyleGAN2Discriminator,
+    StyleGAN2DiscriminatorConfig,
+    StyleGAN2Generator,
+)
 from models.nets.stylegan3 import StyleGAN3Config, StyleGAN3Generator
 
 logger = logging.getLogger(__name__)
@@ -42,6 +58,7 @@ CACHE_FOLDER = ".cache"
 GANSPACE_SAMPLES = 4096  # mapping samples behind the principal components
 GANSPACE_COMPONENTS = 64  # directions kept (at most w_dim)
 GANSPACE_SEED = 0
+DISCRIMINATOR_PREFIX = "discriminator/"  # extra tensors of an import that keeps D
 # Module classes that make a pickled Generator a stylegan3 (alias-free) network.
 STYLEGAN3_MARKERS = {"SynthesisInput"}
 
@@ -199,14 +216,79 @@ def ganspace(
     return vh[:k].contiguous(), stdev.contiguous()
 
 
-def import_pickle(src: Path | str, out: Path | str, *, samples: int = GANSPACE_SAMPLES) -> Path:
-    """Convert a StyleGAN pickle into a ganvj checkpoint at `out`; returns `out`."""
+def read_discriminator(path: Path | str) -> StyleGAN2Discriminator:
+    """A snapshot's D (NVIDIA's StyleGAN2 discriminator, also stylegan3's) in our module."""
+    path = Path(path)
+    network = read_pickle(path)
+    root = network.root
+    d_obj = root.get("D") if isinstance(root, dict) else None
+    if not isinstance(d_obj, PersistentObject) or d_obj.class_name != "Discriminator":
+        raise PickleError(f"{path}: no discriminator (D) in this file: a bare generator?")
+    g_obj = pick_generator(network)
+    flavor = FLAVOR_ADA if "synthesis_kwargs" in g_obj.init_kwargs else FLAVOR_SG3
+    try:
+        config = StyleGAN2DiscriminatorConfig.from_nvidia_kwargs(
+            plain(d_obj.init_kwargs), flavor=flavor
+        )
+        module = StyleGAN2Discriminator(config=config)
+        module.load_state_dict({k: v.float() for k, v in state_dict(d_obj).items()})
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise PickleError(f"{path}: unsupported discriminator: {exc}") from None
+    return module.eval().requires_grad_(False)
+
+
+def load_discriminator(path: Path | str) -> StyleGAN2Discriminator:
+    """The discriminator `ganvj import --discriminator` stored in a checkpoint (for fine-tuning)."""
+    path = Path(path)
+    meta, tensors = read_tensors(path)
+    info = meta.get("discriminator")
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: holds no discriminator (import with --discriminator)")
+    config = config_from_dict(StyleGAN2DiscriminatorConfig, info.get("config"), path=path)
+    module = StyleGAN2Discriminator(config=config)
+    n = len(DISCRIMINATOR_PREFIX)
+    state = {
+        k[n:]: v.float()
+        for k, v in extra_tensors(tensors).items()
+        if k.startswith(DISCRIMINATOR_PREFIX)
+    }
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: discriminator tensors do not fit: {exc}") from None
+    return module
+
+
+def import_pickle(
+    src: Path | str,
+    out: Path | str,
+    *,
+    samples: int = GANSPACE_SAMPLES,
+    discriminator: bool = False,
+) -> Path:
+    """Convert a StyleGAN pickle into a ganvj checkpoint at `out`; returns `out`.
+
+    `discriminator` also keeps the snapshot's D (extra tensors `discriminator/...`),
+    so training can fine-tune from the file; live play never loads it.
+    """
     if samples < 2:
         raise ValueError(f"GANSpace needs at least 2 mapping samples, got {samples}")
     started = time.monotonic()
     imported = convert_file(src)
     module: Any = imported.module
     components, stdev = ganspace(module, samples=samples)
+    extras: dict[str, Tensor] = {"ganspace/components": components, "ganspace/stdev": stdev}
+    metadata: dict[str, Any] = {
+        "w_dim": int(module.w_dim),
+        "num_ws": int(module.num_ws),
+        "c_dim": int(module.c_dim),
+        "source": imported.source,
+        "ganspace": {"samples": samples, "components": int(components.shape[0])},
+    }
+    if discriminator:
+        d = read_discriminator(src)
+        extras.update({DISCRIMINATOR_PREFIX + k: v for k, v in d.state_dict().items()})
+        metadata["discriminator"] = {"config": dataclasses.asdict(d.config)}
     out = Path(out)
     save_checkpoint(
         out,
@@ -214,14 +296,8 @@ def import_pickle(src: Path | str, out: Path | str, *, samples: int = GANSPACE_S
         config=imported.config,
         weights=module,
         training={},
-        extra_tensors={"ganspace/components": components, "ganspace/stdev": stdev},
-        extra_metadata={
-            "w_dim": int(module.w_dim),
-            "num_ws": int(module.num_ws),
-            "c_dim": int(module.c_dim),
-            "source": imported.source,
-            "ganspace": {"samples": samples, "components": int(components.shape[0])},
-        },
+        extra_tensors=extras,
+        extra_metadata=metadata,
     )
     logger.info(
         "imported %s -> %s (%s, %d px) in %.1f s",

@@ -785,6 +785,17 @@ class StyleGAN2DiscriminatorConfig:
     mbstd_num_channels: int = 1
     mapping_layers: int = 8  # of the class-embedding mapping (conditional only)
 
+    def __post_init__(self) -> None:
+        r = self.img_resolution
+        if not isinstance(r, int) or r < 8 or r > MAX_RESOLUTION or r & (r - 1):
+            raise ValueError(f"discriminator img_resolution must be a power of two, got {r!r}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"discriminator architecture {self.architecture!r} is not one of {ARCHITECTURES}"
+            )
+        if self.c_dim < 0 or self.img_channels < 1 or self.mbstd_num_channels < 0:
+            raise ValueError("discriminator c_dim >= 0, img_channels >= 1, mbstd_num_channels >= 0")
+
     @classmethod
     def from_nvidia_kwargs(
         cls, init_kwargs: dict[str, Any], *, flavor: str | None = None

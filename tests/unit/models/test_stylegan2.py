@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import torch
 
+from models.checkpoint import CheckpointError, load_model
 from models.formats.nvidia_pkl import pick_generator, read_pickle, state_dict
-from models.formats.stylegan import convert_pickle
+from models.formats.stylegan import convert_pickle, import_pickle, load_discriminator
 from models.latent import seed_latent
 from models.nets.stylegan2 import (
     StyleGAN2Config,
@@ -29,6 +30,7 @@ from models.nets.stylegan2 import (
     StyleGAN2Generator,
 )
 from tests.nvidia_pickles import (
+    EasyDict,
     perturb,
     stylegan2_ada_kwargs,
     stylegan3_sg2_kwargs,
@@ -259,3 +261,47 @@ def test_config_from_nvidia_kwargs_refuses_what_it_cannot_build() -> None:
     assert (sg3.conv_clamp, sg3.num_fp16_res) == (256, 4)
     assert (ada.conv_clamp, ada.num_fp16_res) == (None, 0)
     assert StyleGAN2Config(**sg3.to_dict()) == sg3
+
+
+def test_import_can_keep_the_discriminator_for_fine_tuning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
+    init_kwargs, generator, discriminator = build_networks("ada_cond_resnet64_fp16")
+    d = discriminator.config
+    d_kwargs = {  # as stylegan2-ada-pytorch's train.py passes them
+        "c_dim": d.c_dim,
+        "img_resolution": d.img_resolution,
+        "img_channels": d.img_channels,
+        "architecture": d.architecture,
+        "channel_base": d.channel_base,
+        "channel_max": d.channel_max,
+        "num_fp16_res": d.num_fp16_res,
+        "conv_clamp": d.conv_clamp,
+        "block_kwargs": EasyDict(),
+        "mapping_kwargs": EasyDict(),
+        "epilogue_kwargs": EasyDict(mbstd_group_size=d.mbstd_group_size),
+    }
+    path = write_network_pickle(
+        tmp_path / "snap.pkl",
+        generator,
+        init_kwargs=init_kwargs,
+        discriminator=discriminator,
+        discriminator_kwargs=d_kwargs,
+    )
+    out = import_pickle(path, tmp_path / "snap.safetensors", samples=64, discriminator=True)
+    restored = load_discriminator(out)
+    assert restored.config == discriminator.config  # NVIDIA's stylegan2-ada defaults read back
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    c = torch.eye(4)[:2]
+    with torch.no_grad():
+        assert torch.equal(restored(image, c), discriminator(image, c))
+    assert load_model(out).arch == "stylegan2"  # live play ignores the extra tensors
+    plain = import_pickle(path, tmp_path / "plain.safetensors", samples=64)
+    with pytest.raises(CheckpointError, match="no discriminator"):
+        load_discriminator(plain)
+    bare = write_network_pickle(
+        tmp_path / "bare.pkl", generator, init_kwargs=init_kwargs, snapshot=False
+    )
+    with pytest.raises(CheckpointError, match="no discriminator"):
+        import_pickle(bare, tmp_path / "bare.safetensors", samples=64, discriminator=True)
