@@ -434,9 +434,10 @@ class Engine:
         changes.extend(self._thumbnail(changes))
         changes.extend(self._morph_progress(now))
         self._publish(changes, now)
-        if self.step_log is not None:
+        step_log = self.step_log  # read once: a failing recording clears it from its thread
+        if step_log is not None:
             applied, self._applied = self._applied, []
-            self.step_log(self._index, now, dt, applied)
+            step_log(self._index, now, dt, applied)
         return frame
 
     def _crossfade(self, image: torch.Tensor, now: float, dt: float, size: int) -> torch.Tensor:
