@@ -84,16 +84,12 @@ def cutout(x: Tensor, p: float, *, generator: torch.Generator | None = None) -> 
     b, _, h, w = x.shape
     on = _chosen(b, p, device=torch.device("cpu"), generator=generator).reshape(b, 1, 1)
     size_y, size_x = int(h * CUTOUT_FRACTION + 0.5), int(w * CUTOUT_FRACTION + 0.5)
-    cy = torch.randint(0, h + (1 - size_y % 2), [b, 1, 1], generator=generator)
-    cx = torch.randint(0, w + (1 - size_x % 2), [b, 1, 1], generator=generator)
+    # The square's centre anywhere in the picture: near an edge, part of it falls outside.
+    top = torch.randint(0, h, [b, 1, 1], generator=generator) - size_y // 2
+    left = torch.randint(0, w, [b, 1, 1], generator=generator) - size_x // 2
     ys = torch.arange(h).reshape(1, h, 1)
     xs = torch.arange(w).reshape(1, 1, w)
-    inside = (
-        ((ys - cy + size_y // 2) >= 0)
-        & ((ys - cy + size_y // 2) < size_y)
-        & ((xs - cx + size_x // 2) >= 0)
-        & ((xs - cx + size_x // 2) < size_x)
-    )  # (B, H, W)
+    inside = (ys >= top) & (ys < top + size_y) & (xs >= left) & (xs < left + size_x)  # (B, H, W)
     keep = 1 - (inside.float() * on)
     return x * keep.unsqueeze(1).to(x.device, x.dtype)
 

@@ -11,8 +11,8 @@
   the per-channel colour mean and spread of fakes against the data.
 
 FID needs an Inception network, which ganvj neither ships nor downloads: with
-`--metrics fid --inception FILE` (a TorchScript feature network the user
-supplies) it is computed here with the usual Fréchet formula.
+`--metrics fid --inception FILE` (a feature network the user supplies, as a
+`torch.export` program or a TorchScript archive) it is computed here with the usual Fréchet formula.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import csv
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -190,16 +191,38 @@ def loss_plot(
 
 
 def load_feature_network(path: Path, device: torch.device) -> nn.Module:
-    """A user-supplied TorchScript feature network (B, 3, H, W) in 0..255 -> (B, D)."""
+    """A user-supplied feature network, (B, 3, H, W) in 0..255 -> (B, D).
+
+    A `torch.export` program (`.pt2`, torch.export.save) or a TorchScript archive
+    (torch.jit.save; the format of the common FID Inception files). Neither is a
+    pickle: both hold a graph of tensor operations and their weights.
+    """
     if not path.is_file():
         raise CheckError(f"--inception {path}: no such file")
-    try:
-        net = torch.jit.load(str(path), map_location=device)
-    except (RuntimeError, ValueError) as exc:
-        raise CheckError(
-            f"--inception {path}: not a TorchScript archive ({str(exc).splitlines()[0]}); "
-            f"save the feature network with torch.jit.save"
-        ) from exc
+    errors = []
+    loaders = [_load_exported, _load_torchscript]
+    if path.suffix.lower() != ".pt2":
+        loaders.reverse()
+    for loader in loaders:
+        try:
+            return loader(path, device)
+        except Exception as exc:  # noqa: BLE001 - each format raises its own error types
+            errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    raise CheckError(
+        f"--inception {path}: not a torch.export program (.pt2) or a TorchScript archive "
+        f"({'; '.join(errors)})"
+    )
+
+
+def _load_exported(path: Path, device: torch.device) -> nn.Module:
+    program = torch.export.load(str(path))
+    return program.module().to(device)
+
+
+def _load_torchscript(path: Path, device: torch.device) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # still how FID files ship
+        net: nn.Module = torch.jit.load(str(path), map_location=device)
     return net.eval()
 
 

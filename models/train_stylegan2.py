@@ -89,7 +89,7 @@ class StyleGAN2Recipe:
     augment: str = "ada"  # "ada" (adaptive p) | "diffaug" (fixed p) | "none"
     augment_p: float = -1.0  # < 0: 0 for ada (the start), 1 for diffaug
     ada_target: float = 0.6
-    ada_kimg: float = 100.0  # pictures for p to move 0 -> 1, in thousands
+    ada_kimg: float = 10.0  # pictures for p to move 0 -> 1, in thousands (ADA: 500 on GPUs)
     cond: bool = True  # train on the dataset's labels when it has them
     resume_from: str = ""  # fine-tune from this model (ours or an NVIDIA .pkl)
     metrics: str = ""  # "fid" (needs --inception)
