@@ -122,7 +122,13 @@ async def negotiate(
     if rewrite is not None:
         sdp = rewrite(sdp)
     await ws.send(json.dumps({**extra, "type": "offer", "sdp": sdp}))
-    reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+    # State feedback (thumbnails, keyframes) shares the socket: skip it, as a page does.
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=max(remaining, 0.01)))
+        if reply.get("type") != "state":
+            break
     if reply.get("type") != "answer":
         await pc.close()
         await ws.close()

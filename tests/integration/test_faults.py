@@ -84,8 +84,14 @@ async def test_show_disk_fault_keeps_playing_and_loses_nothing(
     name = run.engine.model.name
     async with connect(f"ws://{HOST}:{run.port}/ws") as ws:
         await ws.send(json.dumps({"address": "/keyframe/3/store", "args": []}))
-        await eventually(lambda: (state / "show.json").exists())
-        await eventually(lambda: run.app.status()["show"]["saved"] is True)
+
+        def stored_3() -> bool:
+            if not (state / "show.json").exists():
+                return False
+            saved = saved_keyframe(showfile_text(run), name, 3)
+            return saved == pytest.approx(run.engine.play.bank[2].tolist(), abs=1e-6)
+
+        await eventually(stored_3)
         before = showfile_text(run)
 
         filler = fill(state) if fault == "full" else None
