@@ -59,6 +59,22 @@ def test_plan_uses_fp16_where_the_file_says() -> None:
     assert not missing.compile and "not available" in missing.notes[-1]
 
 
+def test_plan_finds_stylegan3_fp16_layers() -> None:
+    from models.nets.stylegan3 import StyleGAN3Config, StyleGAN3Generator
+
+    def sg3(num_fp16_res: int) -> StyleGAN3Generator:
+        config = StyleGAN3Config(
+            z_dim=8, w_dim=8, img_resolution=16, channel_base=256, channel_max=16,
+            num_fp16_res=num_fp16_res,
+        )  # fmt: skip
+        return StyleGAN3Generator(config=config)
+
+    flagged = plan(sg3(4), CUDA)
+    assert flagged.fp16 and flagged.fp16_blocks > 0
+    assert not plan(sg3(0), CUDA).fp16
+    assert not plan(sg3(4), CPU).fp16
+
+
 def test_compile_failure_falls_back_to_the_same_pictures() -> None:
     module = generator(2)
     z = seed_latent(1, 8)[None]
