@@ -454,6 +454,9 @@ class PlayState:
 
     def _on_dir(self, command: Command, now: float) -> list[Change]:
         k = command.index("k")
+        count = self.directions.shape[0]
+        if k > count:
+            return [error(command, f"{self.model_name} has {count} directions, not {k}")]
         self.amounts[k - 1] = float(command.args[0])  # type: ignore[arg-type]
         return [Change(command.address, (self.amounts[k - 1],))]
 

@@ -180,6 +180,11 @@ def test_ganspace_directions_come_from_the_file(sg) -> None:
     moved = state.latent(0.1, 0.1) - base
     assert torch.allclose(moved, DIRECTION_SCALE * stdev[1] * components[1], atol=1e-5)
     # Without stored components, the principal components of mapped W.
+    few = PlayState(space=WSpace(sg.module, resolution=32, components=components[:3],
+                                 stdev=stdev[:3]), model_name="few")  # fmt: skip
+    refused = run(few, "/latent/dir/4", 0.5)
+    assert refused[0].address == ERROR_ADDRESS and "3 directions" in str(refused[0].args[1])
+    assert few.amounts[3] == 0.0
     computed = PlayState(space=space_for(sg, sg.module)).directions
     assert computed.shape == (8, 16)
     norms = computed.norm(dim=1)
