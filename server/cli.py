@@ -35,6 +35,7 @@ BENCHMARKS = {
     "react": "server.bench.react",
     "soak": "server.bench.soak",
     "forward": "server.bench.forward",
+    "latency": "server.bench.latency",
 }
 
 

@@ -77,6 +77,8 @@ class StreamConfig:
     # One encoder shared by every viewer. False makes aiortc encode per viewer:
     # only the benchmark wants that, as the comparison.
     shared_encoder: bool = True
+    # Ask browsers to show each frame as soon as it decodes (playout-delay 0).
+    zero_playout_delay: bool = True
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from server.http.client import Client
 from server.http.site import listening
 from server.http.tls import TlsError, server_context
 from server.media.inputs import SourceError, play_source
+from server.media.playout import disable_zero_playout_delay, enable_zero_playout_delay
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 from server.outputs.service import OutputError, Outputs
 from server.outputs.whip import WhipWhep
@@ -245,6 +246,11 @@ async def running(
             )
         except TlsError as exc:
             raise StartupError(str(exc)) from exc
+    # Process-wide: aiortc negotiates and writes the extension on video senders.
+    if config.stream.zero_playout_delay:
+        enable_zero_playout_delay()
+    else:
+        disable_zero_playout_delay()
     engine.start()
     if encoder_thread is not None:
         encoder_thread.start()
