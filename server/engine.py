@@ -196,7 +196,7 @@ class Engine:
         self._beat_seen: int | None = None
         self._patch_dirty = False
         self.thumbs = Thumbnails()
-        self._thumbs_due: dict[int, None] = dict.fromkeys(range(1, KEYFRAMES + 1))
+        self._thumbs_due: dict[int, bool] = dict.fromkeys(range(1, KEYFRAMES + 1), False)
         self._progress: tuple[int, float] = (0, 1.0)
         self._progress_sent = 0.0
         self._fading: Deck | None = None  # the previous model, during a switch
@@ -459,18 +459,20 @@ class Engine:
         for change in changes:
             parts = change.address.split("/")
             if len(parts) == 4 and parts[1] == "keyframe" and parts[3] in ("store", "reshuffle"):
-                self._thumbs_due[int(parts[2])] = None
+                self._thumbs_due[int(parts[2])] = True
         if not self._thumbs_due:
             return []
         n = next(iter(self._thumbs_due))
-        del self._thumbs_due[n]
+        announce = self._thumbs_due.pop(n)
         if n > self.deck.play.bank.shape[0]:
             return []
         with torch.inference_mode():
             image = self.deck.render(self.deck.play.keyframe_pose(n), THUMB_SIZE)
             rgb = to_rgb_uint8(image)[0].cpu().numpy()  # (S, S, 3)
         version = self.thumbs.put(n, rgb)
-        return [Change(f"/keyframe/{n}/thumb", (version,))]
+        # After a store or reshuffle every controller hears of it; the start's and a
+        # model switch's thumbnails are state, asked for with "?" (no flood at connect).
+        return [Change(f"/keyframe/{n}/thumb", (version,))] if announce else []
 
     def _morph_progress(self, now: float) -> list[Change]:
         """Report how far a morph to a keyframe has come, a few times a second."""
@@ -718,7 +720,7 @@ class Engine:
         changes: list[Change] = []
         if imported is not None:
             self.snapshots = imported
-            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1))
+            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
             saved = imported.get(self.deck.model.name)
             if saved is not None:
                 try:
@@ -737,7 +739,7 @@ class Engine:
             # Keep the outgoing model's keyframes for when it comes back.
             self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
             self._fading, self.deck = self.deck, deck
-            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1))
+            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
             self.reactor.fit_generator(model)
             self._fade_started = now
             self._loading = None

@@ -222,6 +222,16 @@ handlers.set("/latent/seed", ([seed]) => ($("#seed").value = seed));
 
 const keys = $("#keys");
 const keyButtons = [];
+// Thumbnail versions: a store is announced; those drawn at start or after a model
+// switch are asked for until they exist (version 0, or the old model's version).
+const thumbVersions = new Array(KEYFRAMES).fill(0);
+const thumbStale = new Array(KEYFRAMES).fill(0);
+setInterval(() => {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  thumbVersions.forEach((version, i) => {
+    if (version === thumbStale[i]) send(`/keyframe/${i + 1}/thumb`, "?");
+  });
+}, 1000);
 for (let n = 1; n <= KEYFRAMES; n++) {
   const button = document.createElement("button");
   button.dataset.learn = `/keyframe/${n}/jump`;
@@ -236,7 +246,8 @@ for (let n = 1; n <= KEYFRAMES; n++) {
   morph.className = "morph";
   button.append(thumb, label, morph);
   handlers.set(`/keyframe/${n}/thumb`, ([version]) => {
-    if (version > 0) thumb.src = `/api/thumb/${n}?v=${version}`;
+    thumbVersions[n - 1] = version;
+    if (version > 0 && version !== thumbStale[n - 1]) thumb.src = `/api/thumb/${n}?v=${version}`;
   });
   let timer = 0;
   let stored = false;
@@ -295,7 +306,10 @@ $("#model-load").addEventListener("click", () => {
   const name = $("#model").value;
   if (name) send("/model/load", name);
 });
-handlers.set("/model/load", ([name]) => ($("#model").value = name));
+handlers.set("/model/load", ([name]) => {
+  if ($("#model").value !== name) thumbStale.splice(0, KEYFRAMES, ...thumbVersions);
+  $("#model").value = name;
+});
 
 // -- access ----------------------------------------------------------------
 
