@@ -4,6 +4,7 @@
 
 import { forgetToken, whoAmI, withToken } from "/token.js";
 import { setupInstrument } from "/instrument.js";
+import { startPreview } from "/preview.js";
 
 const KEYFRAMES = 16;
 const DIRECTIONS = 8;
@@ -337,6 +338,7 @@ if (who.role === "performer" || who.role === "admin") {
   // Master, modulation and MIDI (web/instrument.js) share this page's socket and handlers.
   setupInstrument({ send, handlers, commands, isOpen: () => socket && socket.readyState === WebSocket.OPEN });
   connect();
+  startPreview();
 } else {
   if (who.error) forgetToken(); // a stale or mistyped link: ask for a new one
   lock(who.error);

@@ -7,6 +7,7 @@ const video = document.getElementById("preview");
 const toggle = document.getElementById("preview-toggle");
 const KEY = "ganvj.preview";
 const state = { pc: null, ws: null, connected: false, frames: 0, on: localStorage.getItem(KEY) !== "off" };
+let started = false;
 window.ganvjPreview = state; // for tests and the curious
 
 function countFrames() {
@@ -65,17 +66,22 @@ async function run() {
 }
 
 function show() {
+  started = true;
   toggle.classList.toggle("on", state.on);
   video.hidden = !state.on;
 }
 
 toggle.addEventListener("click", () => {
+  if (!started) return;
   state.on = !state.on;
   localStorage.setItem(KEY, state.on ? "on" : "off");
   if (!state.on) hangUp();
   show();
 });
 
-show();
-countFrames();
-run();
+// Started by the control page once it may play: a locked page opens no socket at all.
+export function startPreview() {
+  show();
+  countFrames();
+  run();
+}
