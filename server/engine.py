@@ -429,10 +429,11 @@ class Engine:
         )
         self.frames.put(frame)
         self.render_rate.tick(finished)
-        self._step_started = None
-        # After the frame is out: at most one thumbnail per frame, and the morph's progress.
+        # After the frame is out: at most one thumbnail per frame, and the morph's progress
+        # (still inside the step: a thumbnail that stalls is a stall).
         changes.extend(self._thumbnail(changes))
         changes.extend(self._morph_progress(now))
+        self._step_started = None
         self._publish(changes, now)
         step_log = self.step_log  # read once: a failing recording clears it from its thread
         if step_log is not None:
