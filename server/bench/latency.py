@@ -251,6 +251,32 @@ def measure_audio(onsets: int, block: int = 256, rate: int = 48000) -> list[floa
     return out
 
 
+def encode_ms(size: int, frames: int, bitrate_kbps: int) -> tuple[float, float]:
+    """VP8 as the shared encoder runs it, on the default model's frames: ms/frame, kbit/s."""
+    import av
+    import torch
+
+    from models.checkpoint import load_model
+    from server.config import RenderConfig
+    from server.engine import Engine
+    from server.media.stream import open_codec
+
+    model = load_model(default_model_path("unconditional"), device="cpu")
+    engine = Engine(model=model, config=RenderConfig(size=size), device=torch.device("cpu"))
+    pictures = [engine.render_once().yuv for _ in range(frames)]  # a drifting picture
+    codec = open_codec("vp8", width=size, height=size, bitrate=bitrate_kbps * 1000, fps=30.0)
+    spent = 0.0
+    sent = 0
+    for i, yuv in enumerate(pictures):
+        video = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        video.pts = i * 3000
+        started = time.perf_counter()
+        packets = codec.encode(video)
+        spent += time.perf_counter() - started
+        sent += sum(packet.size for packet in packets)
+    return 1000.0 * spent / frames, sent * 8 / 1000.0 / (frames / 30.0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: `ganvj bench latency`."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -304,6 +330,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if base and result.latencies:
             ratio = percentile(result.latencies, 95) / percentile(base, 95)
             print(f"p95 {result.variant.name} / {results[0].variant.name}: {ratio:.2f}")
+    # The control page's preview: the shared stream (bandwidth only) or a second,
+    # low-resolution encoder (CPU on the render machine, every frame, always).
+    shared_ms, shared_kbps = encode_ms(args.size, 150, 6000)
+    small_ms, small_kbps = encode_ms(128, 150, 500)
+    print()
+    print(
+        f"preview as the shared stream: no extra encode, {shared_kbps:.0f} kbit/s to the tablet "
+        f"(the viewers' {args.size} px stream; its encode is {shared_ms:.2f} ms/frame, paid once)"
+    )
+    print(
+        f"preview as a second 128 px stream: +{small_ms:.2f} ms of encoding per frame "
+        f"({small_ms * 30 / 10:.1f}% of a core at 30 fps), {small_kbps:.0f} kbit/s"
+    )
     audio = measure_audio(args.onsets)
     print()
     print(
