@@ -142,11 +142,19 @@ def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: An
     return data
 
 
+def _rebuild_parameter_with_state(
+    data: Any, requires_grad: Any = False, backward_hooks: Any = None, state: Any = None
+) -> Tensor:
+    """torch._utils._rebuild_parameter_with_state (a Parameter with attributes): the tensor only."""
+    return _rebuild_parameter(data)
+
+
 ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
     ("torch.storage", "_load_from_bytes"): _load_storage_bytes,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter_with_state,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("__builtin__", "set"): set,

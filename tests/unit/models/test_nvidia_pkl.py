@@ -188,3 +188,14 @@ def test_numpy_object_arrays_are_refused(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps({"G_ema": np.array(["text", 1], dtype=object)}, protocol=4))
     with pytest.raises(PickleError, match="object"):
         read_pickle(path)
+
+
+def test_parameters_with_attributes_read_as_tensors(tmp_path: Path) -> None:
+    # torch pickles a Parameter that carries attributes through
+    # _rebuild_parameter_with_state; the attributes are dropped, the weights kept.
+    weight = torch.nn.Parameter(torch.arange(3.0))
+    weight.note = "hello"  # type: ignore[attr-defined]
+    path = tmp_path / "param.pkl"
+    path.write_bytes(pickle.dumps({"w": weight}, protocol=4))
+    root = read_pickle(path).root
+    assert torch.equal(root["w"], torch.arange(3.0))
