@@ -35,5 +35,5 @@ def test_quick_soak_survives_and_changes_only_what_valid_commands_change(
     for fault in ("disk full", "disk read-only"):
         if fault in rows:  # needs a mount namespace (scripts/test has one)
             assert "old file intact; saved after healing" in rows[fault], out
-    assert "model deleted as it loads" in rows, out
+    assert "NO ANSWER" not in rows["model deleted as it loads"], out
     assert all(line.rstrip().endswith("| 0 |") for line in rows.values() if "phase" not in line)
