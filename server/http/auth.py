@@ -90,13 +90,21 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
-def is_loopback(remote: str) -> bool:
-    """Whether an address string is on this machine's loopback."""
+def peer_address(remote: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A peer's address as the socket gives it; an IPv4 client of an IPv6 socket as IPv4."""
     try:
         address = ipaddress.ip_address(remote.split("%", 1)[0])
     except ValueError:
-        return False
-    return any(address in net for net in LOOPBACK)
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_loopback(remote: str) -> bool:
+    """Whether an address string is on this machine's loopback."""
+    address = peer_address(remote)
+    return address is not None and any(address in net for net in LOOPBACK)
 
 
 def parse_networks(specs: Sequence[str]) -> tuple[Network, ...]:
@@ -128,11 +136,8 @@ class Access:
 
     def trusts(self, remote: str) -> bool:
         """Whether this source address gets every role without a token."""
-        try:
-            address = ipaddress.ip_address(remote.split("%", 1)[0])
-        except ValueError:
-            return False
-        return any(address in net for net in self._trusted)
+        address = peer_address(remote)
+        return address is not None and any(address in net for net in self._trusted)
 
     def role(self, *, remote: str, token: str | None) -> Role:
         """The role of a client; AccessError for a token that is not one of ours."""

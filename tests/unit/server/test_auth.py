@@ -32,6 +32,8 @@ def test_roles_come_from_tokens_and_trusted_addresses() -> None:
     assert access.role(remote="127.0.0.1", token=None) == Role.ADMIN
     assert access.role(remote="::1", token="stale link") == Role.ADMIN
     assert access.role(remote="192.168.5.7", token=None) == Role.ADMIN
+    assert access.role(remote="::ffff:127.0.0.1", token=None) == Role.ADMIN  # host "::"
+    assert access.role(remote="::ffff:10.0.0.9", token=None) == Role.VIEWER
     with pytest.raises(AccessError, match="ask the performer"):
         access.role(remote="10.0.0.9", token="guess")
     strict = Access(tokens=TOKENS, trust_loopback=False)
