@@ -375,6 +375,8 @@ class App:
             message = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ProtocolError(f"not JSON: {exc.msg} at position {exc.pos}") from exc
+        except RecursionError as exc:  # "[[[[...": the parser's stack, not ours, gives out
+            raise ProtocolError("not JSON this server takes: nested too deeply") from exc
         if not isinstance(message, dict):
             raise ProtocolError("a message must be a JSON object")
         return message

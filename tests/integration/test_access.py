@@ -185,6 +185,16 @@ async def test_a_camera_offer_without_the_performer_role_is_refused(server: Runn
         await camera.close()
 
 
+async def test_json_nested_too_deeply_gets_an_error_reply_not_a_closed_socket(
+    server: Running,
+) -> None:
+    async with connect(ws_url(server)) as ws:
+        await ws.send("[" * 50_000 + "]" * 50_000)
+        assert "nested too deeply" in (await reply(ws, "error"))["error"]
+        await ws.send(json.dumps({"type": "ping", "t": 1}))
+        assert (await reply(ws, "pong"))["t"] == 1
+
+
 async def test_whip_needs_the_performer_role(server: Running) -> None:
     url = f"http://{server.app.config.server.host}:{server.port}/whip"
 
