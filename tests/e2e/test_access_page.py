@@ -8,6 +8,7 @@ import time
 import pytest
 from playwright.async_api import Browser
 
+from server.http.auth import Role
 from server.lifecycle import running
 from tests.conftest import server_config, tiny_model
 
@@ -36,7 +37,8 @@ async def test_control_asks_for_the_link_and_plays_with_it(
         await locked.wait_for(state="visible")
         assert "Ask the performer for the link" in await locked.inner_text()
         assert await page.locator("main").is_hidden()
-        assert not run.app.connections  # it did not even open the websocket
+        # Its preview may watch, as anyone may; nothing on it plays.
+        assert all(c.role == Role.VIEWER for c in run.app.connections)
 
         # Pasted into the open page: only the fragment changes, and the page starts again.
         await page.goto(f"{base}#t=not-a-token-we-made")
