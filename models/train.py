@@ -701,7 +701,12 @@ def start_from(e: Encoder, path: Path) -> None:
         other = load_model(path, "cpu")
     except CheckpointError as exc:
         raise TrainError(str(exc)) from exc
-    if other.kind != "encoder" or other.metadata.get("config") != asdict(e.config):
+    stored = other.metadata.get("config")
+    if (
+        other.kind != "encoder"
+        or not isinstance(stored, dict)
+        or EncoderConfig(**stored) != e.config
+    ):
         raise TrainError(f"{path}: --init-from needs an encoder of the same shape ({e.config})")
     e.load_state_dict({k: v.float() for k, v in other.module.state_dict().items()})
     logger.info("encoder starts from %s", path)
