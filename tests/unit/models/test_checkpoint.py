@@ -238,3 +238,10 @@ def test_encoder_pair_check(tmp_path: Path) -> None:
     check_encoder_pair(encoder, load_model(g_path))
     with pytest.raises(CheckpointError, match=r"e\.safetensors.*trained for 'g'"):
         check_encoder_pair(encoder, load_model(other_path))
+
+
+def test_shipped_encoder_pairs_with_the_shipped_dcgan() -> None:
+    """Mirror mode works out of the box: the shipped encoder inverts the shipped generator."""
+    from models.checkpoint import check_encoder_pair
+
+    check_encoder_pair(load_model(default_model_path("encoder")), load_model(default_model_path()))
