@@ -6,6 +6,18 @@ then StyleGAN2 (the default recipe, batch 8) at 32, 64 and 128 px; with
 
     .venv/bin/python benchmarks/train.py [--threads 2] [--steps 20] [--device cpu]
     .venv/bin/python benchmarks/train.py --only stylegan2 --synthetic --device cuda
+
+`--phases` times each phase of a StyleGAN2 round on its own (G main, G path
+length, D main, D R1; after a warm-up call) and amortises the regularisers over
+their intervals, for the default network and a CPU-sized one at 32, 64 and 128
+px, batch 8 (with `--synthetic`: ADA's 256 and 512 px networks, for a GPU):
+
+    .venv/bin/python benchmarks/train.py --phases --threads 1 [--networks cpu-small]
+
+`--augment-study DATASET` trains the CPU-sized StyleGAN2 at 32 px for `--steps`
+rounds with each augmentation (none, diffaug, ada) on the dataset's first 90%
+of frames, then reports how far D tells its training frames from the held-out
+last 10% (ADA's overfitting measure) and the sample check's figures.
 """
 
 from __future__ import annotations
@@ -14,7 +26,9 @@ import argparse
 import logging
 import sys
 import tempfile
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +42,16 @@ from models.nets.dcgan import DCGANConfig
 from models.nets.pix2pix import Pix2PixConfig
 from models.procedural import ProceduralConfig, render_frame, write_procedural_video
 from models.train import TrainConfig, train_dcgan, train_encoder, train_pix2pix
-from models.train_stylegan2 import TRAIN_DEFAULTS, StyleGAN2Recipe, train_stylegan2
+from models.train_stylegan2 import (
+    TRAIN_DEFAULTS,
+    StyleGAN2Recipe,
+    StyleGAN2Trainer,
+    apply_precision,
+    build_networks,
+    default_configs,
+    precision_for,
+    train_stylegan2,
+)
 
 # The shipped defaults' shapes and batch sizes (docs/recipe.md).
 DCGAN = DCGANConfig(resolution=128, z_dim=128, ngf=32, ndf=16, max_channels=256)
@@ -84,9 +107,17 @@ def main() -> int:
     parser.add_argument(
         "--synthetic", action="store_true", help="StyleGAN2 at 256 and 512 px, random pictures"
     )
+    parser.add_argument("--phases", action="store_true", help="StyleGAN2 phase timings")
+    parser.add_argument("--repeats", type=int, default=2, help="--phases: timed calls per phase")
+    parser.add_argument("--networks", help="--phases: only these rows, e.g. cpu-small,default")
+    parser.add_argument("--augment-study", metavar="DATASET", help="compare augmentations")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)
+    if args.augment_study:
+        return augment_study(Path(args.augment_study), args)
+    if args.phases:
+        return stylegan2_table(args)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
 
@@ -150,6 +181,156 @@ def default_rows(root: Path, recipe: Callable[[int], TrainConfig]) -> list[tuple
     )
     rows.append(("encoder 128", ENCODER_BATCH, e.images_per_second))
     return rows
+
+
+# name -> (recipe, {resolution: batch}); the default is `ganvj train stylegan2`'s network.
+SG2_CPU = {
+    "default": (StyleGAN2Recipe(), {32: 8, 64: 8, 128: 8}),
+    "cpu-small": (
+        StyleGAN2Recipe(z_dim=128, w_dim=128, channel_base=2048, channel_max=64),
+        {32: 8, 64: 8, 128: 8},
+    ),
+}
+# ADA's configuration at 256 (channel_base 16384, batch 16) and 512 px (32768, batch 8).
+SG2_SYNTHETIC = {
+    "ada-256": (StyleGAN2Recipe(), {256: 16}),
+    "ada-512": (StyleGAN2Recipe(channel_base=32768), {512: 8}),
+}
+
+
+def stylegan2_table(args: argparse.Namespace) -> int:
+    """Time each StyleGAN2 phase and print amortised images per second."""
+    device = torch.device(args.device)
+    configs = SG2_SYNTHETIC if args.synthetic else SG2_CPU
+    rows = []
+    wanted = args.networks.split(",") if args.networks else list(configs)
+    for name, (recipe, sizes) in configs.items():
+        if name not in wanted:
+            continue
+        for resolution, batch in sizes.items():
+            times = stylegan2_phases(recipe, resolution, batch, device, args.repeats)
+            per_round = (
+                times["g_main"]
+                + times["g_pl"] / recipe.pl_every
+                + times["d_main"]
+                + times["d_r1"] / recipe.r1_every
+            )
+            rows.append((name, resolution, batch, times, batch / per_round))
+            print_row(*rows[-1])
+    return 0
+
+
+def print_row(name: str, res: int, batch: int, times: dict[str, float], rate: float) -> None:
+    """One StyleGAN2 line: phase times in ms and the amortised rate."""
+    if not hasattr(print_row, "header"):
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        print(
+            f"{'network':10} {'px':>4} {'batch':>5} {'G main':>9} {'G pl':>9} {'D main':>9} "
+            f"{'D R1':>9} {'images/s':>9}"
+        )
+        print_row.header = True  # type: ignore[attr-defined]
+    ms = " ".join(f"{times[k] * 1000:>9.0f}" for k in ("g_main", "g_pl", "d_main", "d_r1"))
+    print(f"{name:10} {res:>4} {batch:>5} {ms} {rate:>9.2f}", flush=True)
+
+
+def stylegan2_phases(
+    recipe: StyleGAN2Recipe, resolution: int, batch: int, device: torch.device, repeats: int
+) -> dict[str, float]:
+    """Seconds per call of each phase (after one warm-up call), on random pictures."""
+    train = TrainConfig(batch_size=batch, lr=0.0025, beta1=0.0, beta2=0.99, device=str(device))
+    g_config, d_config = default_configs(recipe, resolution=resolution, c_dim=0, batch=batch)
+    nets = build_networks(g_config, d_config)
+    for module in (nets.g, nets.g_ema, nets.d):
+        module.to(device)
+    trainer = StyleGAN2Trainer(
+        nets, recipe=replace(recipe, augment="diffaug"), train=train, device=device,
+        rng=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    precision = precision_for(device, train.amp)
+    apply_precision(nets, precision)
+    trainer.channels_last = precision.channels_last
+    real = torch.rand(batch, 3, resolution, resolution, device=device) * 2 - 1
+    phases = {
+        "g_main": lambda: trainer.g_main(None),
+        "g_pl": lambda: trainer.g_path_length(None),
+        "d_main": lambda: trainer.d_main(real, None, None),
+        "d_r1": lambda: trainer.d_r1(real, None),
+    }
+    times = {}
+    for name, phase in phases.items():
+        requires = nets.g if name.startswith("g") else nets.d
+        nets.g.requires_grad_(requires is nets.g)
+        nets.d.requires_grad_(requires is nets.d)
+        phase()
+        sync(device)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            phase()
+        sync(device)
+        times[name] = (time.perf_counter() - started) / repeats
+    return times
+
+
+def augment_study(dataset: Path, args: argparse.Namespace) -> int:
+    """Train with each augmentation on 90% of the frames; D's view of the held-out 10%."""
+    from models.checkpoint import read_tensors
+    from models.dataset import load_dataset
+    from models.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2DiscriminatorConfig
+
+    frames = sorted(p for p in dataset.iterdir() if p.suffix == ".png")
+    cut = int(len(frames) * 0.9)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name, part in (("train", frames[:cut]), ("held", frames[cut:])):
+            (root / name).mkdir()
+            for frame in part:
+                (root / name / frame.name).write_bytes(frame.read_bytes())
+        for augment in ("none", "diffaug", "ada"):
+            recipe = replace(SG2_CPU["cpu-small"][0], resolution=32, augment=augment, pl_weight=0)
+            train = TrainConfig(
+                steps=args.steps, batch_size=8, lr=0.0025, beta1=0.0, beta2=0.99,
+                threads=args.threads, checkpoint_every=10**9, sample_every=10**9,
+                log_every=10, mirror=True, seed=0,
+            )  # fmt: skip
+            started = time.monotonic()
+            result = train_stylegan2(root / "train", root / augment, recipe=recipe, train=train)
+            seconds = time.monotonic() - started
+            meta, tensors = read_tensors(root / augment / "last.safetensors")
+            d = StyleGAN2Discriminator(
+                config=StyleGAN2DiscriminatorConfig(**meta["discriminator"])
+            ).eval()
+            prefix = "extra/disc."
+            d.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if prefix in k})
+            logits = {}
+            for name in ("train", "held"):
+                data = load_dataset(root / name, size=32)
+                x = torch.from_numpy(np.array(data.images)).permute(0, 3, 1, 2).float()
+                with torch.no_grad():
+                    chunks = [b for b in x.split(32) if len(b) % 4 == 0]  # D groups of 4
+                    logits[name] = torch.cat([d(b / 127.5 - 1) for b in chunks])
+            rows.append((augment, seconds, result, logits))
+    print(f"\n{args.steps} rounds at batch 8, 32 px, {cut} training frames (mirrored), "
+          f"{len(frames) - cut} held out")  # fmt: skip
+    print(f"{'augment':8} {'final p':>7} {'sign D(train)':>13} {'sign D(held)':>12} "
+          f"{'D(train)-D(held)':>16} {'nearest rms':>11} {'colour gap':>10} "
+          f"{'seconds':>8}")  # fmt: skip
+    for augment, seconds, result, logits in rows:
+        q = result.quality
+        gap = float(logits["train"].mean() - logits["held"].mean())
+        print(
+            f"{augment:8} {result.losses.get('augment_p', 0):>7.3f} "
+            f"{float(logits['train'].sign().mean()):>13.3f} "
+            f"{float(logits['held'].sign().mean()):>12.3f} {gap:>16.3f} "
+            f"{q['nearest_rms_mean']:>11.1f} {q['colour_mean_gap']:>10.1f} {seconds:>8.0f}"
+        )
+    return 0
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work (timings)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 if __name__ == "__main__":

@@ -106,7 +106,7 @@ class StyleGAN2Recipe:
         if self.metrics == "fid" and not self.inception:
             raise ValueError(
                 "--metrics fid needs --inception FILE: FID compares Inception features, "
-                "and ganvj ships no Inception network (see docs/stylegan2.md)"
+                "and ganvj ships no Inception network (see docs/stylegan2-training.md)"
             )
 
     def gamma(self, resolution: int, batch: int) -> float:
@@ -618,6 +618,10 @@ def train_stylegan2(
     `changed` names the recipe fields given on the command line: on resume they
     replace the run's saved values (None: the whole recipe replaces them).
     """
+    if recipe.metrics == "fid":  # a bad feature network fails now, not after hours of training
+        from models.sample_check import load_feature_network
+
+        load_feature_network(Path(recipe.inception), torch.device("cpu"))
     run = Run(run_dir, train=train, resume=resume, force=force)
     nets: Networks | None = None
     saved_step = 0

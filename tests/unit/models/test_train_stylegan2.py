@@ -311,3 +311,20 @@ def test_networks_dataclass_shapes() -> None:
     assert d_config.mbstd_group_size == 2  # the largest group dividing 6
     nets: Networks = build_networks(g_config, d_config)
     assert not any(p.requires_grad for p in nets.g_ema.parameters())
+
+
+def test_fid_without_a_usable_feature_network_fails_before_training(
+    folder: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="needs --inception FILE"):
+        replace(TINY, metrics="fid")
+    bad = tmp_path / "inception.pt"
+    bad.write_bytes(b"junk")
+    with pytest.raises(ValueError, match=r"inception\.pt: not a torch.export program"):
+        train_stylegan2(
+            folder,
+            tmp_path / "run",
+            recipe=replace(TINY, resolution=32, metrics="fid", inception=str(bad)),
+            train=TRAIN,
+        )
+    assert not (tmp_path / "run").exists()  # nothing started
