@@ -86,7 +86,7 @@ class StyleGAN2Recipe:
     style_mixing: float = 0.9
     ema_kimg: float = -1.0  # < 0: batch * 10 / 32 thousand pictures (half-life of G_ema)
     ema_rampup: float = 0.05  # G_ema's half-life at most this fraction of the pictures seen
-    augment: str = "ada"  # "ada" (adaptive p) | "diffaug" (fixed p) | "none"
+    augment: str = "diffaug"  # "diffaug" (fixed p) | "ada" (adaptive p) | "none"
     augment_p: float = -1.0  # < 0: 0 for ada (the start), 1 for diffaug
     ada_target: float = 0.6
     ada_kimg: float = 10.0  # pictures for p to move 0 -> 1, in thousands (ADA: 500 on GPUs)
