@@ -111,7 +111,6 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="--phases: timed calls per phase")
     parser.add_argument("--networks", help="--phases: only these rows, e.g. cpu-small,default")
     parser.add_argument("--augment-study", metavar="DATASET", help="compare augmentations")
-    parser.add_argument("--networks", help="StyleGAN2: only these rows, e.g. cpu-small,default")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)
