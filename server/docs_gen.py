@@ -295,6 +295,21 @@ def _button(address: str, box: _Box, text: str, *, toggle: bool = False) -> list
     return [button, caption]
 
 
+def _choice(address: str, value: str | int, box: _Box, text: str) -> list[str]:
+    """A momentary button that sends one fixed argument (a choice or an index)."""
+    spec = _spec(_pattern_of(address))
+    kind = spec.args[0].type
+    conversion = {"s": "STRING", "i": "INTEGER", "f": "FLOAT"}[kind]
+    message = _osc(
+        address, [_partial("CONSTANT", conversion, str(value))], trigger="RISE", receive=False
+    )
+    props = (_prop("i", "buttonType", "0"),)
+    values = (_value("x", "0"), _value("touch", "false"))
+    name = f"choice {address} {value}"
+    button = _node("BUTTON", name, box, props=props, values=values, messages=(message,))
+    return [button, _label(name, box, text)]
+
+
 def _pattern_of(address: str) -> str:
     spec, _ = lookup(address)
     return spec.pattern
@@ -354,10 +369,45 @@ def touchosc_xml() -> str:
         nodes += _fader(address, address, _Box(810 + i * 50, 20, 40, 340), text)
     nodes += _fader("/transform/spin", "/transform/spin", _Box(x + 240, 570, 40, 150), "spin")
     nodes += _fader("/transform/zoom", "/transform/zoom", _Box(x + 300, 570, 40, 150), "zoom")
+    # The bottom row: style sources (which keyframe lends its coarse, middle or fine
+    # layers; 0 = none), noise mode, and StyleGAN3's rotation and position.
+    for row, name in enumerate(("coarse", "middle", "fine")):
+        for col, n in enumerate((0, 1, 2, 3, 4)):
+            box = _Box(20 + col * 56, 780 + row * 40, 50, 34)
+            nodes += _choice(f"/style/{name}/keyframe", n, box, f"{name[0]}{n}" if n else "off")
+    for i, mode in enumerate(("const", "random", "none")):
+        nodes += _choice("/style/noise/mode", mode, _Box(320, 780 + i * 40, 80, 34), mode)
+    translate = _osc(
+        "/transform/translate",
+        [_partial("VALUE", "FLOAT", "x", -1, 1), _partial("VALUE", "FLOAT", "y", -1, 1)],
+        receive=True,
+    )
+    nodes.append(
+        _node(
+            "XY",
+            "/transform/translate",
+            _Box(420, 780, 110, 110),
+            values=(_value("x", "0.5"), _value("y", "0.5"), _value("touch", "false")),
+            messages=(translate,),
+        )
+    )
+    nodes.append(_label("translate", _Box(420, 892, 110, 18), "move (SG3)"))
+    rotate = _osc("/transform/rotate", [_partial("VALUE", "FLOAT", "x", -180, 180)], receive=True)
+    nodes.append(
+        _node(
+            "FADER",
+            "/transform/rotate",
+            _Box(550, 800, 300, 40),
+            values=(_value("x", "0.5"), _value("touch", "false")),
+            messages=(rotate,),
+        )
+    )
+    nodes.append(_label("rotate", _Box(550, 842, 300, 18), "rotate (SG3)"))
+    nodes += _button("/transform/reset", _Box(870, 790, 120, 60), "reset SG3")
     root = _node(
         "GROUP",
         "ganvj",
-        _Box(0, 0, 1024, 768),
+        _Box(0, 0, 1024, 920),
         props=(_color(0.08, 0.08, 0.1),),
         children=tuple(nodes),
     )

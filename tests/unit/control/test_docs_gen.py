@@ -29,3 +29,16 @@ def test_touchosc_layout_is_zlib_xml_whose_addresses_are_all_in_the_registry():
     assert "/latent/xy" in paths and "/keyframe/16/jump" in paths
     for path in paths:
         lookup(path)  # raises for an address the registry does not know
+    # Buttons that send a fixed argument send one the command accepts.
+    from server.commands import parse
+
+    fixed = 0
+    for osc in root.iter("osc"):
+        address = osc.findtext("path/partial/value") or ""
+        for argument in osc.findall("arguments/partial"):
+            if argument.findtext("type") == "CONSTANT":
+                text = argument.findtext("value") or ""
+                integer = argument.findtext("conversion") == "INTEGER"
+                parse(address, [int(text) if integer else text])  # raises if refused
+                fixed += 1
+    assert fixed >= 18  # style sources and noise modes
