@@ -295,6 +295,19 @@ def _button(address: str, box: _Box, text: str, *, toggle: bool = False) -> list
     return [button, caption]
 
 
+def _xy(address: str, box: _Box, text: str, *, scale: float | None = None) -> list[str]:
+    """An XY pad sending two floats: 0..1, or -scale..scale."""
+    lo, hi = (0.0, 1.0) if scale is None else (-scale, scale)
+    message = _osc(
+        address,
+        [_partial("VALUE", "FLOAT", "x", lo, hi), _partial("VALUE", "FLOAT", "y", lo, hi)],
+        receive=True,
+    )
+    values = (_value("x", "0.5"), _value("y", "0.5"), _value("touch", "false"))
+    pad = _node("XY", address, box, values=values, messages=(message,))
+    return [pad, _label(address, _Box(box.x, box.y + box.h + 2, box.w, 18), text)]
+
+
 def _choice(address: str, value: str | int, box: _Box, text: str) -> list[str]:
     """A momentary button that sends one fixed argument (a choice or an index)."""
     spec = _spec(_pattern_of(address))
@@ -318,21 +331,7 @@ def _pattern_of(address: str) -> str:
 def touchosc_xml() -> str:
     """The layout as XML: XY pad, direction faders, keyframe grid, transport, tempo, style."""
     nodes: list[str] = []
-    xy_message = _osc(
-        "/latent/xy",
-        [_partial("VALUE", "FLOAT", "x"), _partial("VALUE", "FLOAT", "y")],
-        receive=True,
-    )
-    nodes.append(
-        _node(
-            "XY",
-            "/latent/xy",
-            _Box(20, 20, 360, 360),
-            values=(_value("x", "0.5"), _value("y", "0.5"), _value("touch", "false")),
-            messages=(xy_message,),
-        )
-    )
-    nodes.append(_label("xy", _Box(20, 382, 360, 18), "XY: keyframes 1-4 at the corners"))
+    nodes += _xy("/latent/xy", _Box(20, 20, 360, 360), "XY: keyframes 1-4 at the corners")
     for k in range(1, DIRECTIONS + 1):
         nodes += _fader(
             f"/latent/dir/{k}", "/latent/dir/{k}", _Box(400 + (k - 1) * 50, 20, 40, 340), f"d{k}"
@@ -377,21 +376,7 @@ def touchosc_xml() -> str:
             nodes += _choice(f"/style/{name}/keyframe", n, box, f"{name[0]}{n}" if n else "off")
     for i, mode in enumerate(("const", "random", "none")):
         nodes += _choice("/style/noise/mode", mode, _Box(320, 780 + i * 40, 80, 34), mode)
-    translate = _osc(
-        "/transform/translate",
-        [_partial("VALUE", "FLOAT", "x", -1, 1), _partial("VALUE", "FLOAT", "y", -1, 1)],
-        receive=True,
-    )
-    nodes.append(
-        _node(
-            "XY",
-            "/transform/translate",
-            _Box(420, 780, 110, 110),
-            values=(_value("x", "0.5"), _value("y", "0.5"), _value("touch", "false")),
-            messages=(translate,),
-        )
-    )
-    nodes.append(_label("translate", _Box(420, 892, 110, 18), "move (SG3)"))
+    nodes += _xy("/transform/translate", _Box(420, 780, 110, 110), "move (SG3)", scale=1.0)
     rotate = _osc("/transform/rotate", [_partial("VALUE", "FLOAT", "x", -180, 180)], receive=True)
     nodes.append(
         _node(

@@ -17,14 +17,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 
+from server.bench.peers import Receiver, collect_frames
 from server.outputs.janus import JanusError, JanusSession
 
 JANUS = "/usr/bin/janus"
@@ -142,33 +141,16 @@ async def _wait_ready(url: str, process: subprocess.Popen[bytes], folder: Path) 
     raise RuntimeError("janus did not answer within 20 s")
 
 
-@dataclass
-class JanusViewer:
+@dataclass(kw_only=True)
+class JanusViewer(Receiver):
     """An aiortc viewer of one Janus mountpoint."""
 
     janus: JanusSession
     http: aiohttp.ClientSession
-    pc: RTCPeerConnection
-    frames: list[np.ndarray] = field(default_factory=list)
-    arrival: list[float] = field(default_factory=list)
-    count: int = 0
-    task: asyncio.Task[None] | None = None
-
-    async def wait_frames(self, count: int, timeout: float) -> None:
-        """Wait until `count` frames have been decoded."""
-        deadline = time.monotonic() + timeout
-        while self.count < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"got {self.count} of {count} frames in {timeout} s")
-            await asyncio.sleep(0.02)
 
     async def close(self) -> None:
         """Hang up."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
-                await self.task
-        await self.pc.close()
+        await self._stop()
         await self.janus.close()
         await self.http.close()
 
@@ -190,19 +172,7 @@ async def watch(url: str, mountpoint: int, *, keep: int = 60, pixels: bool = Tru
             event = await janus.event()
         offer = event["jsep"]
 
-        @pc.on("track")
-        def on_track(track: object) -> None:
-            async def pump() -> None:
-                while True:
-                    frame = await track.recv()  # type: ignore[attr-defined]
-                    viewer.count += 1
-                    viewer.arrival.append(time.monotonic())
-                    if pixels:
-                        viewer.frames.append(frame.to_ndarray(format="rgb24"))
-                    del viewer.frames[:-keep]
-                    del viewer.arrival[:-keep]
-
-            viewer.task = asyncio.ensure_future(pump())
+        collect_frames(viewer, keep=keep, pixels=pixels)
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())

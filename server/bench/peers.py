@@ -27,17 +27,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 
-@dataclass
-class Viewer:
-    """One connected viewer: its websocket, peer connection and received frames."""
+@dataclass(kw_only=True)
+class Receiver:
+    """A peer connection receiving the picture, and what it decoded."""
 
-    ws: ClientConnection
     pc: RTCPeerConnection
     frames: list[np.ndarray] = field(default_factory=list)
     arrival: list[float] = field(default_factory=list)
     count: int = 0  # frames decoded since connecting (frames/arrival keep the newest)
     task: asyncio.Task[None] | None = None
-    drain: asyncio.Task[None] | None = None  # reads (and drops) the server's state feedback
 
     async def wait_frames(self, count: int, timeout: float) -> None:
         """Wait until `count` frames have been decoded."""
@@ -47,15 +45,44 @@ class Viewer:
                 raise TimeoutError(f"got {self.count} of {count} frames in {timeout} s")
             await asyncio.sleep(0.02)
 
-    async def close(self) -> None:
-        """Hang up."""
-        for task in (self.task, self.drain):
+    async def _stop(self, *tasks: asyncio.Task[None] | None) -> None:
+        for task in (self.task, *tasks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
                     await task
         await self.pc.close()
+
+
+@dataclass(kw_only=True)
+class Viewer(Receiver):
+    """One viewer of ganvj itself: its websocket, peer connection and received frames."""
+
+    ws: ClientConnection
+    drain: asyncio.Task[None] | None = None  # reads (and drops) the server's state feedback
+
+    async def close(self) -> None:
+        """Hang up."""
+        await self._stop(self.drain)
         await self.ws.close()
+
+
+def collect_frames(viewer: Receiver, *, keep: int, pixels: bool) -> None:
+    """Decode the viewer's incoming track into `viewer` (counts, arrival times, pictures)."""
+
+    @viewer.pc.on("track")
+    def on_track(track: object) -> None:
+        async def pump() -> None:
+            while True:
+                frame = await track.recv()  # type: ignore[attr-defined]
+                viewer.count += 1
+                viewer.arrival.append(time.monotonic())
+                if pixels:
+                    viewer.frames.append(frame.to_ndarray(format="rgb24"))
+                del viewer.frames[:-keep]
+                del viewer.arrival[:-keep]
+
+        viewer.task = asyncio.ensure_future(pump())
 
 
 async def connect_viewer(
@@ -77,19 +104,7 @@ async def connect_viewer(
     viewer = Viewer(ws=ws, pc=pc)
     pc.addTransceiver("video", direction="recvonly")
 
-    @pc.on("track")
-    def on_track(track: object) -> None:
-        async def pump() -> None:
-            while True:
-                frame = await track.recv()  # type: ignore[attr-defined]
-                viewer.count += 1
-                viewer.arrival.append(time.monotonic())
-                if pixels:
-                    viewer.frames.append(frame.to_ndarray(format="rgb24"))
-                del viewer.frames[:-keep]
-                del viewer.arrival[:-keep]
-
-        viewer.task = asyncio.ensure_future(pump())
+    collect_frames(viewer, keep=keep, pixels=pixels)
 
     await negotiate(ws, pc, rewrite=rewrite)
     # A browser's page reads every message; a viewer that never read its socket
