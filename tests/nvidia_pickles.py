@@ -240,26 +240,11 @@ def stylegan2_ada_kwargs(
     }
 
 
-def stylegan3_sg2_kwargs(
-    *,
-    z_dim: int,
-    c_dim: int,
-    w_dim: int,
-    img_resolution: int,
-    img_channels: int = 3,
-    mapping_layers: int = 2,
-    **synthesis: Any,
-) -> dict[str, Any]:
-    """init_kwargs as stylegan3's train.py writes them for --cfg=stylegan2 (flat)."""
-    return {
-        "z_dim": z_dim,
-        "c_dim": c_dim,
-        "w_dim": w_dim,
-        "img_resolution": img_resolution,
-        "img_channels": img_channels,
-        "mapping_kwargs": EasyDict(num_layers=mapping_layers),
-        **synthesis,
-    }
+def stylegan3_sg2_kwargs(**kwargs: Any) -> dict[str, Any]:
+    """init_kwargs as stylegan3's train.py writes them for --cfg=stylegan2 (synthesis flat)."""
+    flat = stylegan2_ada_kwargs(**kwargs)
+    flat.update(flat.pop("synthesis_kwargs"))
+    return flat
 
 
 def perturb(module: nn.Module, seed: int) -> None:

@@ -199,16 +199,22 @@ def _upsample_separable(
     return x
 
 
+def _depthwise(taps: Tensor, channels: int, step: int, axis: int) -> tuple[Tensor, tuple[int, int]]:
+    """A 1-D filter along `axis` (2 or 3) as a depthwise kernel, and its stride there."""
+    k = taps.shape[0]
+    shape = (1, 1, 1, k) if axis == 3 else (1, 1, k, 1)
+    strides = (1, step) if axis == 3 else (step, 1)
+    return taps.view(shape).repeat(channels, 1, 1, 1), strides
+
+
 def _scatter_axis(x: Tensor, f: Tensor, *, up: int, axis: int) -> Tensor:
     """Full convolution of x, zero-stuffed by `up` along `axis` (2 or 3), with the taps f."""
     k, n = f.shape[0], x.shape[axis]
     channels = x.shape[1]
     if x.is_cuda:
         # a depthwise transposed convolution: one kernel
-        shape = (1, 1, 1, k) if axis == 3 else (1, 1, k, 1)
-        stride = (1, up) if axis == 3 else (up, 1)
-        weight = f.view(shape).repeat(channels, 1, 1, 1)
-        return F.conv_transpose2d(x, weight, stride=stride, groups=channels)
+        weight, strides = _depthwise(f, channels, up, axis)
+        return F.conv_transpose2d(x, weight, stride=strides, groups=channels)
     # CPU: k strided multiply-adds beat the depthwise kernels several times over
     size = list(x.shape)
     size[axis] = (n - 1) * up + k
@@ -223,9 +229,7 @@ def _correlate_axis(x: Tensor, g: Tensor, *, stride: int, axis: int) -> Tensor:
     k, n = g.shape[0], x.shape[axis]
     channels = x.shape[1]
     if x.is_cuda:
-        shape = (1, 1, 1, k) if axis == 3 else (1, 1, k, 1)
-        strides = (1, stride) if axis == 3 else (stride, 1)
-        weight = g.view(shape).repeat(channels, 1, 1, 1)
+        weight, strides = _depthwise(g, channels, stride, axis)
         return F.conv2d(x, weight, stride=strides, groups=channels)
     m = (n - k) // stride + 1  # outputs
     out = x[_every(axis, stride, start=0, count=m)] * float(g[0])
