@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from models.train import (
     train_encoder,
     train_pix2pix,
 )
-from models.train_stylegan2 import StyleGAN2Recipe
+from models.train_stylegan2 import TRAIN_DEFAULTS, StyleGAN2Recipe
 
 logger = logging.getLogger(__name__)
 
@@ -43,29 +45,62 @@ USER_ERRORS = (
 )
 
 
+# TrainConfig's loss weights that only one model has; `train X --help` shows X's alone.
+TRAIN_FLAGS_FOR = {
+    "l1_weight": ("pix2pix",),
+    "image_weight": ("encoder",),
+    "real_weight": ("encoder",),
+    "feature_weight": ("encoder",),
+}
+
+
 def fail(message: str) -> int:
     """Print one line to stderr and return the user-error exit code."""
     print(f"ganvj: error: {message}", file=sys.stderr)
     return 2
 
 
+def field_comments(cls: type) -> dict[str, str]:
+    """The trailing comment of each field in a config dataclass's source: its help text."""
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source (frozen app): the defaults alone
+        return {}
+    return dict(re.findall(r"^\s+(\w+): [^#\n]*#\s*(.+)$", source, flags=re.MULTILINE))
+
+
 def add_config_flags(
-    parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    skip: Collection[str] = (),
+    defaults: Mapping[str, Any] | None = None,
 ) -> None:
-    """One --flag per field of a config dataclass (defaults left to the dataclass)."""
+    """One --flag per field of a config dataclass (defaults left to the dataclass).
+
+    `defaults` are the values the command really uses where they differ from
+    the dataclass's (StyleGAN2's learning rate, say), shown in the help only.
+    """
+    comments = field_comments(cls)
     for f in fields(cls):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
+        default = (defaults or {}).get(f.name, f.default)
+        text = f"{comments[f.name]} (default {default})" if f.name in comments else None
         kind = str(f.type)
         if kind == "bool":
             parser.add_argument(
-                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=text or f"default {default}",
             )
         else:
             convert: Any = {"int": int, "float": float}.get(kind.split(" ")[0], str)
             parser.add_argument(
-                flag, dest=f.name, type=convert, default=None, help=f"default {f.default}"
+                flag, dest=f.name, type=convert, default=None, help=text or f"default {default}"
             )
 
 
@@ -184,7 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         train = config_from_args(TrainConfig, args)
         if args.model == "stylegan2":
-            from models.train_stylegan2 import TRAIN_DEFAULTS, train_stylegan2
+            from models.train_stylegan2 import train_stylegan2
 
             given = {f.name for f in fields(StyleGAN2Recipe) if getattr(args, f.name) is not None}
             result = train_stylegan2(
@@ -274,7 +309,12 @@ def add_train_parser(sub: Any, name: str, cls: type, help_text: str) -> argparse
     p.add_argument("--resume", action="store_true", help="continue the run in --run")
     p.add_argument("--force", action="store_true", help="start over in an existing --run")
     p.add_argument("--export", help="also copy the final model file here")
-    add_config_flags(p, TrainConfig)
+    add_config_flags(
+        p,
+        TrainConfig,
+        skip=[k for k, models in TRAIN_FLAGS_FOR.items() if name not in models],
+        defaults=TRAIN_DEFAULTS if name == "stylegan2" else None,
+    )
     if name == "stylegan2":
         p.add_argument("--batch", dest="batch_size", type=int, help="same as --batch-size")
     p.set_defaults(func=cmd_train, model=name)

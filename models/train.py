@@ -72,9 +72,7 @@ class TrainConfig:
     l1_weight: float = 100.0  # pix2pix: weight of the L1 term
     image_weight: float = 1.0  # encoder: weight of the image reconstruction loss
     real_weight: float = 0.0  # encoder: weight of the loss on real images (needs a dataset)
-    feature_weight: float = (
-        1.0  # encoder: weight of the discriminator-feature loss (--discriminator)
-    )
+    feature_weight: float = 1.0  # encoder: weight of the --discriminator feature loss
     half: bool = True  # store model.safetensors as float16
     fit: str = "letterbox"  # image folders: pictures not square are letterboxed or cropped
     mirror: bool = False  # also train on left-right flips (datasets made with --mirror always do)

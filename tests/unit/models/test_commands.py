@@ -91,3 +91,23 @@ def test_user_errors_print_one_line_and_return_2(
     assert err.count("\n") == 1 and "bad.safetensors" in err
     assert run(["dataset", str(fake), "--out", str(tmp_path / "d"), "--size", "100"]) == 2
     assert "power of two" in capsys.readouterr().err
+
+
+def help_text(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        run([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # the same at any terminal width
+
+
+def test_train_help_lists_each_models_own_flags_and_real_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sg2 = help_text(["train", "stylegan2", "data"], capsys)
+    assert "--l1-weight" not in sg2 and "--feature-weight" not in sg2
+    assert "--lr LR default 0.0025" in sg2  # the StyleGAN2 recipe's, not DCGAN's
+    assert "0: the pretrained model's, else the dataset's" in sg2  # from the field's comment
+    pix = help_text(["train", "pix2pix", "data"], capsys)
+    assert "--l1-weight" in pix and "--image-weight" not in pix
+    assert "--lr LR default 0.0002" in pix
+    enc = help_text(["train", "encoder", "g.safetensors"], capsys)
+    assert "--feature-weight" in enc and "--l1-weight" not in enc
