@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from models.checkpoint import save_checkpoint
 from server.engine import Engine
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model, tiny_pix2pix
+from tests.integration.test_stylegan_live import reply_for
 
 HOST = "127.0.0.1"
 
@@ -49,14 +50,6 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         yield run
 
 
-async def reply_for(ws: ClientConnection, predicate: object) -> dict[str, object]:
-    deadline = time.monotonic() + 10
-    while True:
-        message = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
-        if predicate(message):  # type: ignore[operator]
-            return dict(message)
-
-
 def watch(engine: Engine, seconds: float) -> list[np.ndarray]:
     """Every rendered frame's luma for a while (on a thread)."""
     frames: list[np.ndarray] = []
@@ -75,7 +68,7 @@ async def test_switch_crossfades_without_a_black_frame(server: Running) -> None:
         watching = asyncio.ensure_future(asyncio.to_thread(watch, engine, 3.0))
         await asyncio.sleep(0.3)
         await ws.send(json.dumps({"address": "/model/load", "args": ["beta"]}))
-        state = await reply_for(ws, lambda m: m.get("address") == "/model/load")
+        state = await reply_for(ws, lambda m: m.get("address") == "/model/load", timeout=10)
         assert state["args"] == ["beta"]
         frames = await watching
     assert engine.model.name == "beta" and engine.model.resolution == 64
@@ -103,7 +96,7 @@ async def test_a_bad_model_file_is_refused_and_the_show_goes_on(
     engine = server.engine
     async with connect(f"ws://{HOST}:{server.port}/ws") as ws:
         await ws.send(json.dumps({"address": "/model/load", "args": [name]}))
-        reply = await reply_for(ws, lambda m: m.get("type") == "error")
+        reply = await reply_for(ws, lambda m: m.get("type") == "error", timeout=10)
         assert needle in str(reply["error"]).lower() or needle in str(reply["error"])
         before = engine.frames.latest()[0]
         await asyncio.sleep(0.5)

@@ -87,6 +87,24 @@ def watch(engine: Engine, stop: threading.Event, limit: float = 60.0) -> list[np
     return frames
 
 
+async def load_watching(
+    ws: ClientConnection, engine: Engine, name: str, *, lead: float = 0.0
+) -> list[np.ndarray]:
+    """`/model/load name` over the websocket; every frame's luma from `lead` s before it
+    until a second after the fade."""
+    stop = threading.Event()
+    watching = asyncio.ensure_future(asyncio.to_thread(watch, engine, stop))
+    try:
+        await asyncio.sleep(lead)
+        await ws.send(json.dumps({"address": "/model/load", "args": [name]}))
+        state = await reply_for(ws, lambda m: m.get("address") == "/model/load")
+        assert state["args"] == [name]
+        await asyncio.sleep(engine.MODEL_FADE_SECONDS + 1.0)
+    finally:
+        stop.set()
+    return await watching
+
+
 async def luma_in(engine: Engine, seconds: float) -> np.ndarray:
     """The luma of the newest frame after a while (a held picture is not re-rendered)."""
     await asyncio.sleep(seconds)
@@ -97,19 +115,9 @@ async def luma_in(engine: Engine, seconds: float) -> np.ndarray:
 
 async def test_pkl_crossfades_in_and_osc_moves_it(server: Running) -> None:
     engine = server.engine
-    stop = threading.Event()
     async with connect(f"ws://{HOST}:{server.port}/ws") as ws:
         # Watch from before the load to after the fade: conversion time varies with load.
-        watching = asyncio.ensure_future(asyncio.to_thread(watch, engine, stop))
-        try:
-            await asyncio.sleep(0.3)
-            await ws.send(json.dumps({"address": "/model/load", "args": ["faces"]}))
-            state = await reply_for(ws, lambda m: m.get("address") == "/model/load")
-            assert state["args"] == ["faces"]
-            await asyncio.sleep(engine.MODEL_FADE_SECONDS + 1.0)
-        finally:
-            stop.set()
-        frames = await watching
+        frames = await load_watching(ws, engine, "faces", lead=0.3)
     assert engine.model.name == "faces" and engine.model.arch == "stylegan2"
     # Never black (luma 16 is black in yuv420p), never stuck: every frame a picture.
     assert len(frames) > 10

@@ -21,6 +21,7 @@ from server.engine import Engine, Frame
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model
 from tests.integration.test_control_server import frame_after, next_message, ws_control
+from tests.integration.test_model_switch import watch
 from tests.tiny_stylegan import tiny_stylegan
 
 HOST = "127.0.0.1"
@@ -155,17 +156,6 @@ async def test_sg3_spins_live() -> None:
             await ws.send(json.dumps({"address": "/transform/rotate", "args": ["?"]}))
             answer = await next_message(ws, lambda m: m.get("address") == "/transform/rotate")
             assert answer["args"][0] != 0.0
-
-
-def watch(engine: Engine, seconds: float) -> list[np.ndarray]:
-    frames: list[np.ndarray] = []
-    seen = engine.frames.latest()[0]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        seen, frame = engine.frames.wait_newer(seen, 0.2)
-        if frame is not None:
-            frames.append(frame.yuv[: frame.height].astype(float))
-    return frames
 
 
 async def test_dcgan_to_stylegan_and_back_crossfades_without_a_black_frame() -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +20,7 @@ from models.checkpoint import load_model, read_tensors
 from models.commands import main as models_main
 from server.lifecycle import running
 from tests.conftest import server_config, tiny_model
-from tests.integration.test_stylegan_live import luma_in, reply_for, watch
+from tests.integration.test_stylegan_live import load_watching, luma_in
 from tests.unit.models.test_train_stylegan2 import TINY, TRAIN, write_folder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,17 +110,8 @@ async def test_the_trained_file_plays_in_the_live_server(
     monkeypatch.setenv("GANVJ_MODELS_DIR", str(models))
     async with running(server_config(HOST, size=64), model=tiny_model(resolution=32)) as server:
         engine = server.engine
-        stop = threading.Event()
         async with connect(f"ws://{HOST}:{server.port}/ws") as ws:
-            watching = asyncio.ensure_future(asyncio.to_thread(watch, engine, stop))
-            try:
-                await ws.send(json.dumps({"address": "/model/load", "args": ["mine"]}))
-                state = await reply_for(ws, lambda m: m.get("address") == "/model/load")
-                assert state["args"] == ["mine"]
-                await asyncio.sleep(engine.MODEL_FADE_SECONDS + 1.0)
-            finally:
-                stop.set()
-            frames = await watching
+            frames = await load_watching(ws, engine, "mine")
             assert engine.model.name == "mine" and engine.model.arch == "stylegan2"
             assert len(frames) > 10 and min(f.mean() for f in frames) > 16  # never black
             # Frames change when the performer jumps between keyframes.
