@@ -19,9 +19,9 @@ import torch
 from torch import Tensor
 
 from models.checkpoint import LoadedModel
+from models.nets.ops import NOISE_MODES
 
 STYLEGAN_ARCHS = ("stylegan2", "stylegan3")
-NOISE_MODES = ("const", "random", "none")
 MAX_SEEDS = 100_000  # a range like 0-99999 is a lot of PNGs already
 
 

@@ -30,7 +30,6 @@ from models.nets.stylegan3 import set_transform
 logger = logging.getLogger(__name__)
 
 STYLE_RANGES = ("coarse", "middle", "fine")
-NOISE_MODES = ("const", "random", "none")
 GANSPACE_SAMPLES = 1024  # mapping samples for directions when the file stores none
 
 

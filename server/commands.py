@@ -28,6 +28,7 @@ MAX_SEED = 2**31 - 1
 MIDI_KINDS = ("cc", "cc14", "note")
 MAX_CLASS = 9999  # /latent/class; the model's own class count is checked when applied
 STYLE_RANGES = ("coarse", "middle", "fine")  # style mixing layer ranges, /style/{range}/...
+NOISE_MODES = ("const", "random", "none")  # /style/noise/mode, as synthesis() takes it
 
 
 class CommandError(ValueError):
@@ -321,7 +322,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "/style/noise/mode",
         "Per-pixel noise: const (the same every frame), random (new every frame) or none",
-        (ArgSpec("mode", "s", "", choices=("const", "random", "none")),),
+        (ArgSpec("mode", "s", "", choices=NOISE_MODES),),
     ),
     CommandSpec(
         "/style/noise/strength",

@@ -20,7 +20,16 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from controllers.osc import TYPE_TABLE
-from server.commands import COMMANDS, DIRECTIONS, KEYFRAMES, REGISTRY, CommandSpec, lookup
+from server.commands import (
+    COMMANDS,
+    DIRECTIONS,
+    KEYFRAMES,
+    NOISE_MODES,
+    REGISTRY,
+    STYLE_RANGES,
+    CommandSpec,
+    lookup,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OSC_MD = ROOT / "docs" / "osc.md"
@@ -370,11 +379,11 @@ def touchosc_xml() -> str:
     nodes += _fader("/transform/zoom", "/transform/zoom", _Box(x + 300, 570, 40, 150), "zoom")
     # The bottom row: style sources (which keyframe lends its coarse, middle or fine
     # layers; 0 = none), noise mode, and StyleGAN3's rotation and position.
-    for row, name in enumerate(("coarse", "middle", "fine")):
+    for row, name in enumerate(STYLE_RANGES):
         for col, n in enumerate((0, 1, 2, 3, 4)):
             box = _Box(20 + col * 56, 780 + row * 40, 50, 34)
             nodes += _choice(f"/style/{name}/keyframe", n, box, f"{name[0]}{n}" if n else "off")
-    for i, mode in enumerate(("const", "random", "none")):
+    for i, mode in enumerate(NOISE_MODES):
         nodes += _choice("/style/noise/mode", mode, _Box(320, 780 + i * 40, 80, 34), mode)
     nodes += _xy("/transform/translate", _Box(420, 780, 110, 110), "move (SG3)", scale=1.0)
     rotate = _osc("/transform/rotate", [_partial("VALUE", "FLOAT", "x", -180, 180)], receive=True)

@@ -23,6 +23,8 @@ from torch import Tensor
 
 # Activation name -> (function of (x, alpha), default alpha, default gain). The gain
 # keeps unit variance through the layer (He et al.'s sqrt(2) for ReLU-like ones).
+NOISE_MODES = ("const", "random", "none")  # what synthesis() takes as noise_mode
+
 ACTIVATIONS = {
     "linear": (lambda x, alpha: x, 0.0, 1.0),
     "relu": (lambda x, alpha: F.relu(x), 0.0, math.sqrt(2.0)),

@@ -23,6 +23,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from models.nets.ops import (
+    NOISE_MODES,
     Conv2dLayer,
     FullyConnectedLayer,
     activation_gain,
@@ -36,7 +37,6 @@ from models.nets.ops import (
 )
 
 ARCHITECTURES = ("orig", "skip", "resnet")
-NOISE_MODES = ("const", "random", "none")
 MIN_RESOLUTION = 4
 # Devices whose fp16-flagged blocks may run in half precision when the fast path is on.
 HALF_DEVICE_TYPES: tuple[str, ...] = ("cuda",)

@@ -24,7 +24,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.nets.ops import FullyConnectedLayer, bias_act, normalize_2nd_moment, upfirdn2d
+from models.nets.ops import (
+    NOISE_MODES,
+    FullyConnectedLayer,
+    bias_act,
+    normalize_2nd_moment,
+    upfirdn2d,
+)
 
 # Constructor arguments of NVIDIA's stylegan3 Generator, by where they go.
 _TOP_KWARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
@@ -48,7 +54,6 @@ _SYNTHESIS_KWARGS = (
     "conv_clamp",
     "magnitude_ema_beta",
 )
-NOISE_MODES = ("const", "random", "none")
 # Devices whose fp16-flagged layers may run in half precision when the fast path is on.
 HALF_DEVICE_TYPES: tuple[str, ...] = ("cuda",)
 

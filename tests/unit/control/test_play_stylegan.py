@@ -316,3 +316,12 @@ def test_live_morphs_and_offline_tours_blend_w_alike(state: PlayState) -> None:
     live = state.latent(0.3, 0.3)
     tour = tour_latents(state.bank[:2], frames_per_step=10, loop=False, centre=state.space.mean)
     assert torch.allclose(live, list(tour)[3], atol=1e-5)
+
+
+def test_the_registry_and_the_networks_name_the_same_ranges_and_noise_modes() -> None:
+    # The registry stays free of torch, so it keeps its own copy of these names.
+    from models.latent_space import STYLE_RANGES as model_ranges
+    from models.nets.ops import NOISE_MODES as model_modes
+    from server.commands import NOISE_MODES, STYLE_RANGES
+
+    assert model_modes == NOISE_MODES and model_ranges == STYLE_RANGES
