@@ -87,8 +87,12 @@ def style_ranges(
     return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
 
 
-def is_stylegan(module: nn.Module) -> bool:
-    """True for a generator with the StyleGAN interface (mapping, synthesis, w_avg)."""
+def has_w_space(module: nn.Module) -> bool:
+    """True for a module with the StyleGAN interface (mapping, synthesis, w_avg).
+
+    By the module, not the file's arch (models.generate.is_stylegan): an
+    in-memory or wrapped generator is played in W when it has the interface.
+    """
     mapping = getattr(module, "mapping", None)
     return hasattr(module, "synthesis") and hasattr(mapping, "w_avg")
 
@@ -194,7 +198,7 @@ class WSpace(LatentSpace):
         components: Tensor | None = None,
         stdev: Tensor | None = None,
     ) -> None:
-        if not is_stylegan(module):
+        if not has_w_space(module):
             raise ValueError(f"{type(module).__name__} has no mapping/synthesis/w_avg")
         self.module = module
         generator: Any = module  # the contract's attributes, not nn.Module's
@@ -289,7 +293,7 @@ def stored_ganspace(model: Any) -> tuple[Tensor | None, Tensor | None]:
 
 def space_for(model: Any, module: nn.Module, *, half: bool = False) -> LatentSpace:
     """The space a loaded model is played in: W for a StyleGAN, z otherwise."""
-    if is_stylegan(module):
+    if has_w_space(module):
         components, stdev = stored_ganspace(model)
         return WSpace(
             module,
