@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.checkpoint import LoadedModel
+from models.generate import is_stylegan
 from models.latent import random_latent
 
 EVAL_SEED = 424242 + 1000  # held-out latents: seeds never drawn in training
-STYLEGANS = ("stylegan2", "stylegan3")
 
 
 def psnr(a: Tensor, b: Tensor) -> float:
@@ -34,7 +34,7 @@ class Inversion:
         self.model = model
         self.g: Any = cast(Any, model.module)  # a DCGAN or a StyleGAN (mapping, synthesis)
         self.device = device
-        self.stylegan = model.arch in STYLEGANS
+        self.stylegan = is_stylegan(model)
         if self.stylegan and space == "z":
             space = "w"  # z of a StyleGAN is not what mirror moves: W is
         if not self.stylegan and space != "z":

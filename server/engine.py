@@ -29,7 +29,7 @@ from torch import nn
 
 from models.checkpoint import CheckpointError, LoadedModel, load_model
 from models.fastpath import enable as enable_fast_path
-from models.generate import STYLEGAN_ARCHS
+from models.generate import is_stylegan
 from models.latent import lerp
 from models.latent_space import LatentSpace, Pose, space_for
 from server.commands import KEYFRAMES, Command, CommandError, parse
@@ -315,7 +315,7 @@ class Engine:
             )
         module = model.module.to(self.device).eval()
         half = False
-        if self.device.type == "cuda" and self.config.half and model.arch in STYLEGAN_ARCHS:
+        if self.device.type == "cuda" and self.config.half and is_stylegan(model):
             # A StyleGAN's own fast path: fp16 only in the blocks its file flags.
             fast = enable_fast_path(module, self.device)
             logger.info("%s: %s (%s)", model.name, fast.describe(), "; ".join(fast.notes))
