@@ -71,3 +71,18 @@ async def wait_playing(page: Page) -> None:
         " return v.readyState >= 2 && v.videoWidth > 0; }",
         timeout=20_000,
     )
+
+
+async def start_sending(browser: Browser, url: str, ready: str) -> tuple[Page, list[str]]:
+    """Open a sender page (camera, audio) over HTTPS, press Send, wait until `ready` (JS) holds.
+
+    Returns the page and the list its uncaught page errors collect into.
+    """
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(url)
+    assert await page.evaluate("() => window.isSecureContext")
+    await page.click("#send")
+    await page.wait_for_function(ready, timeout=20_000)
+    return page, errors

@@ -11,6 +11,7 @@ from playwright.async_api import Browser
 
 from server.lifecycle import running
 from tests.conftest import server_config, tiny_model
+from tests.e2e.conftest import start_sending
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.browser]
 
@@ -22,13 +23,11 @@ async def test_a_browser_microphone_feeds_the_audio_features(
         {"server.tls": True, "server.state_dir": str(tmp_path)}
     )
     async with running(config, model=tiny_model()) as run:
-        page = await camera_browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(f"https://{webrtc_host}:{run.port}/audio")
-        assert await page.evaluate("() => window.isSecureContext")
-        await page.click("#send")
-        await page.wait_for_function("() => window.ganvjAudio.connected", timeout=20_000)
+        page, errors = await start_sending(
+            camera_browser,
+            f"https://{webrtc_host}:{run.port}/audio",
+            "() => window.ganvjAudio.connected",
+        )
         # Chromium's fake microphone beeps: blocks arrive at the feature worker,
         # and the sources it sets rise above silence.
         loudest = 0.0

@@ -11,7 +11,7 @@ from playwright.async_api import Browser
 
 from server.lifecycle import running
 from tests.conftest import server_config, tiny_encoder, tiny_model, tiny_pix2pix
-from tests.e2e.conftest import wait_playing
+from tests.e2e.conftest import start_sending, wait_playing
 from tests.e2e.test_viewer import SAMPLE_JS
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.browser]
@@ -41,13 +41,9 @@ async def test_camera_over_https_drives_the_reaction(
         latent_b = await viewer.evaluate(SAMPLE_JS)
         still = change(latent_a, latent_b)
 
-        camera = await camera_browser.new_page()
-        errors: list[str] = []
-        camera.on("pageerror", lambda exc: errors.append(str(exc)))
-        await camera.goto(f"{base}/camera")
-        assert await camera.evaluate("() => window.isSecureContext")
-        await camera.click("#send")
-        await camera.wait_for_function("() => window.ganvjCamera.sending", timeout=20_000)
+        camera, errors = await start_sending(
+            camera_browser, f"{base}/camera", "() => window.ganvjCamera.sending"
+        )
         deadline = time.monotonic() + 10
         while run.engine.inputs.source != "camera" or run.engine.inputs.rate.rate() < 5:
             assert time.monotonic() < deadline, "no camera frames reached the server"
