@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+
 PLACEHOLDER_SRC = "# module source placeholder written by ganvj's tests\n"
 PERSISTENCE_VERSION = 6
 
@@ -245,6 +247,14 @@ def stylegan3_sg2_kwargs(**kwargs: Any) -> dict[str, Any]:
     flat = stylegan2_ada_kwargs(**kwargs)
     flat.update(flat.pop("synthesis_kwargs"))
     return flat
+
+
+def seeded_stylegan2(kwargs: dict[str, Any], *, seed: int, noise_seed: int) -> StyleGAN2Generator:
+    """Our StyleGAN2 built from NVIDIA init_kwargs, initialised from `seed`, then perturbed."""
+    torch.manual_seed(seed)
+    generator = StyleGAN2Generator(config=StyleGAN2Config.from_nvidia_kwargs(kwargs)).eval()
+    perturb(generator, noise_seed)
+    return generator
 
 
 def perturb(module: nn.Module, seed: int) -> None:

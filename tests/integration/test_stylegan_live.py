@@ -19,14 +19,13 @@ import torch
 from pythonosc.udp_client import SimpleUDPClient
 from websockets.asyncio.client import ClientConnection, connect
 
-from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from server.engine import Engine
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model
 from tests.nvidia_pickles import (
     dumps,
     persistent_tree,
-    perturb,
+    seeded_stylegan2,
     stylegan2_ada_kwargs,
     write_network_pickle,
 )
@@ -48,9 +47,7 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     kwargs = stylegan2_ada_kwargs(
         z_dim=16, c_dim=0, w_dim=16, img_resolution=32, channel_base=256, channel_max=32
     )
-    torch.manual_seed(11)
-    generator = StyleGAN2Generator(config=StyleGAN2Config.from_nvidia_kwargs(kwargs)).eval()
-    perturb(generator, 12)
+    generator = seeded_stylegan2(kwargs, seed=11, noise_seed=12)
     good = write_network_pickle(tmp_path / "faces.pkl", generator, init_kwargs=kwargs)
     data = good.read_bytes()
     (tmp_path / "torn.pkl").write_bytes(data[: len(data) // 2])

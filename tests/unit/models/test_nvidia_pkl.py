@@ -15,12 +15,12 @@ import torch
 from models.checkpoint import CheckpointError, load_model
 from models.formats.nvidia_pkl import PickleError, RefusedGlobalError, read_pickle
 from models.formats.stylegan import convert_pickle
-from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from models.nets.stylegan2 import StyleGAN2Generator
 from tests.nvidia_pickles import (
     EasyDict,
     dumps,
     persistent_tree,
-    perturb,
+    seeded_stylegan2,
     stylegan2_ada_kwargs,
     stylegan2_class_name,
     write_network_pickle,
@@ -44,9 +44,7 @@ def tiny_generator() -> tuple[dict[str, Any], StyleGAN2Generator]:
     kwargs = stylegan2_ada_kwargs(
         z_dim=8, c_dim=0, w_dim=8, img_resolution=16, channel_base=128, channel_max=16
     )
-    torch.manual_seed(0)
-    generator = StyleGAN2Generator(config=StyleGAN2Config.from_nvidia_kwargs(kwargs)).eval()
-    perturb(generator, 1)
+    generator = seeded_stylegan2(kwargs, seed=0, noise_seed=1)
     return kwargs, generator
 
 

@@ -13,12 +13,15 @@ from models.checkpoint import load_model
 from models.commands import main
 from models.images import to_uint8
 from models.latent_space import Pose, space_for
-from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from models.render import resize
 from server.commands import parse
 from server.play import PlayState
 from server.showfile import Show, save
-from tests.nvidia_pickles import perturb, stylegan2_ada_kwargs, write_network_pickle
+from tests.nvidia_pickles import (
+    seeded_stylegan2,
+    stylegan2_ada_kwargs,
+    write_network_pickle,
+)
 
 SIZE = 48
 
@@ -29,9 +32,7 @@ def faces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     kwargs = stylegan2_ada_kwargs(
         z_dim=8, c_dim=0, w_dim=8, img_resolution=16, channel_base=128, channel_max=16
     )
-    torch.manual_seed(5)
-    generator = StyleGAN2Generator(config=StyleGAN2Config.from_nvidia_kwargs(kwargs)).eval()
-    perturb(generator, 6)
+    generator = seeded_stylegan2(kwargs, seed=5, noise_seed=6)
     return write_network_pickle(tmp_path / "faces.pkl", generator, init_kwargs=kwargs)
 
 

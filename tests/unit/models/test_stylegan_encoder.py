@@ -9,9 +9,12 @@ import torch
 
 from models.checkpoint import CheckpointError, check_encoder_pair, load_model
 from models.commands import main
-from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from models.train import TrainConfig, train_encoder
-from tests.nvidia_pickles import perturb, stylegan2_ada_kwargs, write_network_pickle
+from tests.nvidia_pickles import (
+    seeded_stylegan2,
+    stylegan2_ada_kwargs,
+    write_network_pickle,
+)
 
 
 @pytest.fixture
@@ -21,9 +24,7 @@ def stylegan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     kwargs = stylegan2_ada_kwargs(
         z_dim=16, c_dim=0, w_dim=16, img_resolution=32, channel_base=256, channel_max=32
     )
-    torch.manual_seed(3)
-    generator = StyleGAN2Generator(config=StyleGAN2Config.from_nvidia_kwargs(kwargs)).eval()
-    perturb(generator, 7)
+    generator = seeded_stylegan2(kwargs, seed=3, noise_seed=7)
     return write_network_pickle(tmp_path / "tiny.pkl", generator, init_kwargs=kwargs)
 
 

@@ -16,7 +16,12 @@ from models.commands import main
 from models.generate import Sampling, SamplingError, generate, nvidia_uint8, parse_seed_range
 from models.latent import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from tests.nvidia_pickles import perturb, stylegan3_sg2_kwargs, write_network_pickle
+from tests.nvidia_pickles import (
+    perturb,
+    seeded_stylegan2,
+    stylegan3_sg2_kwargs,
+    write_network_pickle,
+)
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -41,9 +46,7 @@ def stylegan(models_dir: Path) -> tuple[Path, StyleGAN2Generator]:
     kwargs = stylegan3_sg2_kwargs(
         z_dim=8, c_dim=3, w_dim=8, img_resolution=16, channel_base=128, channel_max=16
     )
-    torch.manual_seed(3)
-    generator = StyleGAN2Generator(config=StyleGAN2Config.from_nvidia_kwargs(kwargs)).eval()
-    perturb(generator, 4)
+    generator = seeded_stylegan2(kwargs, seed=3, noise_seed=4)
     path = write_network_pickle(models_dir / "faces.pkl", generator, init_kwargs=kwargs)
     return path, generator
 

@@ -14,7 +14,6 @@ import torch
 from models.checkpoint import load_model, read_tensors
 from models.images import write_png
 from models.nets.stylegan2 import (
-    StyleGAN2Config,
     StyleGAN2Discriminator,
     StyleGAN2DiscriminatorConfig,
     StyleGAN2Generator,
@@ -30,7 +29,12 @@ from models.train_stylegan2 import (
     precision_for,
     train_stylegan2,
 )
-from tests.nvidia_pickles import EasyDict, perturb, stylegan2_ada_kwargs, write_network_pickle
+from tests.nvidia_pickles import (
+    EasyDict,
+    seeded_stylegan2,
+    stylegan2_ada_kwargs,
+    write_network_pickle,
+)
 
 TINY = StyleGAN2Recipe(
     z_dim=16, w_dim=16, channel_base=256, channel_max=32, r1_every=2, pl_every=2, check=False
@@ -182,9 +186,7 @@ def tiny_snapshot(
         z_dim=16, c_dim=0, w_dim=16, img_resolution=resolution, img_channels=channels,
         channel_base=256, channel_max=32, num_fp16_res=0, conv_clamp=None,
     )  # fmt: skip
-    torch.manual_seed(3)
-    g = StyleGAN2Generator(config=StyleGAN2Config.from_nvidia_kwargs(kwargs)).eval()
-    perturb(g, 4)
+    g = seeded_stylegan2(kwargs, seed=3, noise_seed=4)
     d_kwargs = EasyDict(
         c_dim=0, img_resolution=resolution, img_channels=channels, architecture="resnet",
         channel_base=256, channel_max=32, num_fp16_res=0, conv_clamp=None, cmap_dim=None,
