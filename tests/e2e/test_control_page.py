@@ -193,7 +193,7 @@ async def shoot(page: Page, name: str) -> None:
 async def test_stylegan_section_plays_a_stylegan_and_greys_out_for_a_dcgan(
     browser: Browser,
 ) -> None:
-    from tests.tiny_stylegan import tiny_stylegan
+    from tests.support.tiny_stylegan import tiny_stylegan
 
     host = "127.0.0.1"
     async with running(server_config(host), model=tiny_stylegan()) as run:

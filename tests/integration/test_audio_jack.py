@@ -17,8 +17,8 @@ from server.commands import parse
 from server.config import RenderConfig
 from server.engine import Engine
 from tests.conftest import tiny_model
-from tests.jack import PERIOD, RATE, jack_server, reload_portaudio
-from tests.signals import KICKS_S, kick_pattern
+from tests.support.jack import PERIOD, RATE, jack_server, reload_portaudio
+from tests.support.signals import KICKS_S, kick_pattern
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def start_player() -> subprocess.Popen[str]:
     """The kick player, in a process of its own, connected to our input and waiting."""
     root = Path(__file__).resolve().parents[2]
     player = subprocess.Popen(
-        [sys.executable, "-m", "tests.jack_player"],
+        [sys.executable, "-m", "tests.support.jack_player"],
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
         stdin=subprocess.PIPE,

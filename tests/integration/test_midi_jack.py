@@ -12,7 +12,7 @@ from server.commands import parse
 from server.config import Config
 from server.lifecycle import running
 from tests.conftest import server_config, tiny_model
-from tests.jack import jack_server
+from tests.support.jack import jack_server
 
 HOST = "127.0.0.1"
 CONTROLLER = "ganvj-test-knobs"

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from server.engine import Engine
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model
-from tests.nvidia_pickles import (
+from tests.support.nvidia_pickles import (
     dumps,
     persistent_tree,
     seeded_stylegan2,

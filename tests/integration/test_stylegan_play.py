@@ -22,7 +22,7 @@ from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model
 from tests.integration.test_control_server import frame_after, next_message, ws_control
 from tests.integration.test_model_switch import watch
-from tests.tiny_stylegan import tiny_stylegan
+from tests.support.tiny_stylegan import tiny_stylegan
 
 HOST = "127.0.0.1"
 

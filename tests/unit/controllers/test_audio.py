@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from controllers.audio import AudioFeatures, Follower, to_mono
-from tests.signals import hats, kick_pattern
+from tests.support.signals import hats, kick_pattern
 
 RATE = 48000
 BLOCK = 256

@@ -12,7 +12,7 @@ from models.fastpath import disable, enable, plan
 from models.latent import seed_latent
 from models.nets.dcgan import DCGANConfig, DCGANGenerator
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from tests.nvidia_pickles import perturb
+from tests.support.nvidia_pickles import perturb
 
 CUDA = torch.device("cuda")  # a device object only: nothing runs on it here
 CPU = torch.device("cpu")
@@ -139,7 +139,7 @@ def test_bench_forward_reports_both_paths(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     from server.bench.forward import main
-    from tests.nvidia_pickles import stylegan2_ada_kwargs, write_network_pickle
+    from tests.support.nvidia_pickles import stylegan2_ada_kwargs, write_network_pickle
 
     monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
     kwargs = stylegan2_ada_kwargs(

@@ -16,7 +16,7 @@ from models.checkpoint import CheckpointError, load_model
 from models.formats.nvidia_pkl import PickleError, RefusedGlobalError, read_pickle
 from models.formats.stylegan import convert_pickle
 from models.nets.stylegan2 import StyleGAN2Generator
-from tests.nvidia_pickles import (
+from tests.support.nvidia_pickles import (
     EasyDict,
     dumps,
     persistent_tree,

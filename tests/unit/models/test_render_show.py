@@ -17,7 +17,7 @@ from models.render import resize
 from server.commands import parse
 from server.play import PlayState
 from server.showfile import Show, save
-from tests.nvidia_pickles import (
+from tests.support.nvidia_pickles import (
     seeded_stylegan2,
     stylegan2_ada_kwargs,
     write_network_pickle,

@@ -14,7 +14,7 @@ from torch import Tensor
 from models.checkpoint import CheckpointError, load_model
 from models.latent import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from tests.nvidia_pickles import perturb
+from tests.support.nvidia_pickles import perturb
 
 
 def rosinality_state(generator: StyleGAN2Generator) -> dict[str, Tensor]:

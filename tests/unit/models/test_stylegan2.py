@@ -29,7 +29,7 @@ from models.nets.stylegan2 import (
     StyleGAN2DiscriminatorConfig,
     StyleGAN2Generator,
 )
-from tests.nvidia_pickles import (
+from tests.support.nvidia_pickles import (
     EasyDict,
     perturb,
     stylegan2_ada_kwargs,

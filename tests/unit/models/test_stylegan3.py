@@ -29,13 +29,13 @@ from models.nets.stylegan3 import (
     synthetic_config,
     transform_matrix,
 )
-from tests.nvidia_pickles import (
+from tests.support.nvidia_pickles import (
     EasyDict,
     stylegan3_attributes,
     stylegan3_class_name,
     write_network_pickle,
 )
-from tests.stylegan_weights import fill_weights
+from tests.support.stylegan_weights import fill_weights
 
 # NVIDIA's kwargs for the tiny reference networks (as their train.py writes them).
 EMA_BETA = 0.5 ** (32 / 20000)

@@ -10,7 +10,7 @@ import torch
 from models.checkpoint import CheckpointError, check_encoder_pair, load_model
 from models.commands import main
 from models.train import TrainConfig, train_encoder
-from tests.nvidia_pickles import (
+from tests.support.nvidia_pickles import (
     seeded_stylegan2,
     stylegan2_ada_kwargs,
     write_network_pickle,

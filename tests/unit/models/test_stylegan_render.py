@@ -16,7 +16,7 @@ from models.commands import main
 from models.generate import Sampling, SamplingError, generate, nvidia_uint8, parse_seed_range
 from models.latent import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
-from tests.nvidia_pickles import (
+from tests.support.nvidia_pickles import (
     perturb,
     seeded_stylegan2,
     stylegan3_sg2_kwargs,

@@ -29,7 +29,7 @@ from models.train_stylegan2 import (
     precision_for,
     train_stylegan2,
 )
-from tests.nvidia_pickles import (
+from tests.support.nvidia_pickles import (
     EasyDict,
     seeded_stylegan2,
     stylegan2_ada_kwargs,
@@ -181,7 +181,7 @@ def test_channels_last_and_precision_logic_on_cpu(folder: Path) -> None:
 def tiny_snapshot(
     path: Path, *, resolution: int = 32, channels: int = 3, with_d: bool = True
 ) -> tuple[Path, StyleGAN2Generator, StyleGAN2Discriminator]:
-    """An NVIDIA-layout snapshot (G, G_ema, D) written by tests/nvidia_pickles.py."""
+    """An NVIDIA-layout snapshot (G, G_ema, D) written by tests/support/nvidia_pickles.py."""
     kwargs = stylegan2_ada_kwargs(
         z_dim=16, c_dim=0, w_dim=16, img_resolution=resolution, img_channels=channels,
         channel_base=256, channel_max=32, num_fp16_res=0, conv_clamp=None,

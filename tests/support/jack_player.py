@@ -1,6 +1,6 @@
 """Play the generated kick pattern into every other JACK input, from a process of its own.
 
-Run as `python -m tests.jack_player`: a separate process, so the test's own
+Run as `python -m tests.support.jack_player`: a separate process, so the test's own
 threads (rendering, feature extraction) never make it miss a JACK cycle.
 Reads "go" on stdin, prints "playing" and then "done".
 """
@@ -12,7 +12,7 @@ import threading
 
 import jack
 
-from tests.signals import kick_pattern
+from tests.support.signals import kick_pattern
 
 
 def main() -> int:

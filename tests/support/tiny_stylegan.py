@@ -9,7 +9,7 @@ import torch
 from models.checkpoint import LoadedModel
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from models.nets.stylegan3 import StyleGAN3Config, StyleGAN3Generator
-from tests.stylegan_weights import fill_weights
+from tests.support.stylegan_weights import fill_weights
 
 Z_DIM = W_DIM = 16
 

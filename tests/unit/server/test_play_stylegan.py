@@ -13,7 +13,7 @@ from models.latent_space import WSpace, space_for, style_ranges
 from models.nets.stylegan3 import transform_matrix
 from server.commands import COMMANDS, parse
 from server.play import DIRECTION_SCALE, ERROR_ADDRESS, Change, PlayState
-from tests.tiny_stylegan import tiny_stylegan
+from tests.support.tiny_stylegan import tiny_stylegan
 
 
 def run(state: PlayState, address: str, *args: object, now: float = 0.0) -> list[Change]:
