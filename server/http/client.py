@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 
 from server.http.auth import Role
-from server.http.ratelimit import TokenBucket
+from server.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 

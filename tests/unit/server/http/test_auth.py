@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server.http.auth import Access, AccessError, Role, Tokens, load_tokens, message_role
-from server.http.ratelimit import TokenBucket
+from server.ratelimit import TokenBucket
 
 TOKENS = Tokens(performer="p" * 24, admin="a" * 24)
 
