@@ -25,7 +25,7 @@ from types import TracebackType
 
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from controllers.osc_access import AllowList, SenderRate
+from controllers.osc_access import AllowList
 from controllers.osc_packet import (
     IMPULSE,
     Char,
@@ -38,6 +38,7 @@ from controllers.osc_packet import (
 )
 from server.commands import QUERY, REGISTRY, Command, CommandError, CommandSpec, lookup, parse
 from server.play import Change
+from server.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ ERROR_REPLIES_PER_SECOND = 10  # /error replies to one host
 MAX_REASON_CHARS = 200
 MAX_REFUSED_SENDERS = 1024  # distinct refused addresses remembered for the count
 PACKETS_PER_SECOND_PER_HOST = 2000.0  # more from one host is a flood, dropped unparsed
+MAX_RATE_HOSTS = 1024  # sending hosts whose packet rate is remembered
 
 # How each OSC type tag reaches a command: (tag, OSC type, what ganvj does with it).
 TYPE_TABLE: tuple[tuple[str, str, str], ...] = (
@@ -149,7 +151,7 @@ class OscFeedback:
         self._max = max_targets
         self._targets: dict[tuple[str, int], None] = {}
         self._transport: asyncio.DatagramTransport | None = None
-        self._error_window: dict[str, tuple[float, int]] = {}  # host -> (window start, count)
+        self._error_replies = TokenBucket(rate=ERROR_REPLIES_PER_SECOND, max_keys=MAX_TARGETS * 4)
         self.stats = OscStats()
         for host, port in targets:
             self.subscribe(host, port)
@@ -190,17 +192,9 @@ class OscFeedback:
         transport = self._transport
         if transport is None or transport.is_closing():
             return False
-        now = time.monotonic()
-        window, count = self._error_window.get(origin.host, (now, 0))
-        if now - window >= 1.0:
-            window, count = now, 0
-        if count >= ERROR_REPLIES_PER_SECOND:
+        if not self._error_replies.take(origin.host):
             self.stats.error_replies_suppressed += 1
             return False
-        self._error_window.pop(origin.host, None)
-        self._error_window[origin.host] = (window, count + 1)
-        while len(self._error_window) > MAX_TARGETS * 4:
-            del self._error_window[next(iter(self._error_window))]
         data = encode("/error", [address, reason[:MAX_REASON_CHARS]])
         for destination in self.route(origin):
             try:
@@ -263,7 +257,11 @@ class OscController:
         self.stats = self.feedback.stats  # one set of counters for /api/status
         self._allow = allow if allow is not None else AllowList()
         self._token = token
-        self._rate = SenderRate(packets_per_second)
+        # A flood from one host is dropped before it is parsed (the cheapest
+        # place), and counted; other hosts are unaffected. The default is far
+        # above what a performer's controllers send (a TouchOSC page of faders
+        # moving at once is a few hundred messages a second).
+        self._rate = TokenBucket(rate=packets_per_second, max_keys=MAX_RATE_HOSTS)
         self._refused: set[str] = set()
         self._log = RateLimitedLog()
         self._greeting = _greeting_addresses()
@@ -310,10 +308,10 @@ class OscController:
         if not self._allow.allows(origin.host):
             self._refuse_sender(origin)
             return
-        if not self._rate.allows(origin.host, time.monotonic()):
+        if not self._rate.take(origin.host):
             self.stats.rate_limited += 1
             self._log.warning(
-                "OSC: %s sends more than %g packets/s: dropping", origin.host, self._rate.per_second
+                "OSC: %s sends more than %g packets/s: dropping", origin.host, self._rate.rate
             )
             return
         try:

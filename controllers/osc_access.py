@@ -82,33 +82,3 @@ class AllowList:
 
     def _match(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
         return any(address.version == net.version and address in net for net in self._networks)
-
-
-class SenderRate:
-    """A token bucket per sending host: a flood from one host cannot starve the event loop.
-
-    Packets over the rate are dropped before they are parsed (the cheapest
-    place), and counted; other hosts are unaffected. The default is far above
-    what a performer's controllers send (a TouchOSC page of faders moving at
-    once is a few hundred messages a second).
-    """
-
-    def __init__(
-        self, per_second: float, burst: float | None = None, max_hosts: int = 1024
-    ) -> None:
-        self.per_second = per_second
-        self.burst = burst if burst is not None else per_second
-        self._buckets: dict[str, tuple[float, float]] = {}  # host -> (tokens, last time)
-        self._max_hosts = max_hosts
-
-    def allows(self, host: str, now: float) -> bool:
-        """Take one packet's token for `host`; False if it has none left."""
-        tokens, last = self._buckets.get(host, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.per_second)
-        if len(self._buckets) >= self._max_hosts and host not in self._buckets:
-            self._buckets.clear()  # bounded memory: forgetting only refills buckets
-        if tokens < 1.0:
-            self._buckets[host] = (tokens, now)
-            return False
-        self._buckets[host] = (tokens - 1.0, now)
-        return True
