@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
-from pythonosc.osc_message_builder import OscMessageBuilder
-
 from controllers.osc_access import AllowList
 from controllers.osc_packet import (
     IMPULSE,
@@ -34,6 +32,7 @@ from controllers.osc_packet import (
     OscParseError,
     Rgba,
     TimeTag,
+    encode,
     parse_packet,
 )
 from server.commands import QUERY, REGISTRY, Command, CommandError, CommandSpec, lookup, parse
@@ -132,14 +131,6 @@ class RateLimitedLog:
             args = (*args, self._suppressed, now - self._last)
         self._last, self._suppressed = now, 0
         logger.warning(message, *args)
-
-
-def encode(address: str, args: Iterable[object]) -> bytes:
-    """One OSC message as a datagram."""
-    builder = OscMessageBuilder(address=address)
-    for value in args:
-        builder.add_arg(value)  # type: ignore[arg-type]
-    return builder.build().dgram
 
 
 class OscFeedback:

@@ -1,18 +1,22 @@
-"""OSC 1.0 datagrams to Python values, every type tag included (no I/O).
+"""OSC 1.0 datagrams to Python values and back, every type tag included (no I/O).
 
 Our own parser because python-osc 1.10 misreads some tags controllers send:
 it skips a `c` (char) tag without consuming its four bytes, so whatever follows
-is read from the wrong offset (`/latent/speed ,cf a 3.0` reads 1.36e-43). We
-keep python-osc for building replies.
+is read from the wrong offset (`/latent/speed ,cf a 3.0` reads 1.36e-43). The
+encoder for replies and feedback lives next to it, so one module holds both
+directions of the wire format and a round trip tests them against each other.
 
 Values: `i` `h` -> int; `f` `d` -> float; `s` `S` -> str; `T` `F` -> bool;
 `N` -> None; `I` -> IMPULSE; `c` -> Char; `r` -> Rgba; `m` -> Midi;
-`b` -> bytes; `t` -> TimeTag; `[` ... `]` -> list.
+`b` -> bytes; `t` -> TimeTag; `[` ... `]` -> list. `encode` writes the same
+values back, choosing the tag from the Python type as python-osc's builder did:
+int -> `i` (`h` past 32 bits), float -> `f`, bool -> `T`/`F`, None -> `N`.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # Limits
@@ -77,6 +81,74 @@ class OscMessage:
     address: str
     tags: str
     args: tuple[object, ...]
+
+
+class OscEncodeError(ValueError):
+    """A value no OSC type tag carries; the message names it."""
+
+
+def encode(address: str, args: Iterable[object] = ()) -> bytes:
+    """One OSC message as a datagram; OscEncodeError for an address or value OSC cannot carry."""
+    if not address.startswith("/"):
+        raise OscEncodeError(f"an OSC address starts with '/': {address!r}")
+    tags: list[str] = []
+    payload: list[bytes] = []
+    for value in args:
+        _encode_value(value, tags, payload, depth=0)
+    return _pad_string(address) + _pad_string("," + "".join(tags)) + b"".join(payload)
+
+
+def _pad_string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    if b"\0" in raw:
+        raise OscEncodeError(f"an OSC string cannot hold a null character: {text[:40]!r}")
+    return raw + b"\0" * (4 - len(raw) % 4)  # at least one null, then to a multiple of four
+
+
+def _encode_value(value: object, tags: list[str], payload: list[bytes], depth: int) -> None:
+    # bool before int: True is an int in Python, but T on the wire.
+    if value is True or value is False:
+        tags.append("T" if value else "F")
+    elif value is None:
+        tags.append("N")
+    elif value is IMPULSE:
+        tags.append("I")
+    elif isinstance(value, int):
+        wide = value.bit_length() > 31
+        if value.bit_length() > 63:
+            raise OscEncodeError(f"{value} does not fit a 64-bit OSC integer")
+        tags.append("h" if wide else "i")
+        payload.append(struct.pack(">q" if wide else ">i", value))
+    elif isinstance(value, float):
+        tags.append("f")
+        payload.append(struct.pack(">f", value))
+    elif isinstance(value, str):
+        tags.append("s")
+        payload.append(_pad_string(value))
+    elif isinstance(value, bytes):
+        tags.append("b")
+        payload.append(struct.pack(">i", len(value)) + value + b"\0" * (-len(value) % 4))
+    elif isinstance(value, Char):
+        tags.append("c")
+        payload.append(struct.pack(">I", ord(value.value)))
+    elif isinstance(value, Rgba):
+        tags.append("r")
+        payload.append(struct.pack(">4B", value.r, value.g, value.b, value.a))
+    elif isinstance(value, Midi):
+        tags.append("m")
+        payload.append(struct.pack(">4B", value.port, value.status, value.data1, value.data2))
+    elif isinstance(value, TimeTag):
+        tags.append("t")
+        payload.append(struct.pack(">II", value.seconds, value.fraction))
+    elif isinstance(value, list):
+        if depth >= MAX_ARRAY_DEPTH:
+            raise OscEncodeError(f"arrays nested more than {MAX_ARRAY_DEPTH} deep")
+        tags.append("[")
+        for item in value:
+            _encode_value(item, tags, payload, depth + 1)
+        tags.append("]")
+    else:
+        raise OscEncodeError(f"no OSC type tag carries a {type(value).__name__}: {value!r}")
 
 
 def parse_packet(data: bytes) -> list[OscMessage]:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from controllers.osc import encode
+from controllers.osc_packet import encode
 
 # Addresses whose valid forms move the picture but touch nothing stored.
 MOVING = ("/latent/xy", "/latent/seed", "/keyframe/2/jump", "/keyframe/next")

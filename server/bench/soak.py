@@ -33,7 +33,7 @@ from pathlib import Path
 from aiortc import RTCConfiguration, RTCPeerConnection
 from websockets.asyncio.client import ClientConnection, connect
 
-from controllers.osc import encode
+from controllers.osc_packet import encode
 from models.checkpoint import default_model_path
 from server.bench.faults import can_mount, fill, set_read_only, tmpfs
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace

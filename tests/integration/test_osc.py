@@ -19,7 +19,8 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
-from controllers.osc import OscController, OscFeedback, OscOrigin, encode
+from controllers.osc import OscController, OscFeedback, OscOrigin
+from controllers.osc_packet import encode
 from server.commands import Command
 from server.play import Change, PlayState
 

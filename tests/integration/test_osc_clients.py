@@ -18,7 +18,7 @@ import pytest
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from controllers.osc import encode
+from controllers.osc_packet import encode
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model
 

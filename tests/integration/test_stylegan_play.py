@@ -14,7 +14,7 @@ import pytest
 import torch
 from pythonosc.osc_message import OscMessage
 
-from controllers.osc import encode
+from controllers.osc_packet import encode
 from models.checkpoint import LoadedModel
 from models.latent import seed_latent
 from server.engine import Engine, Frame
