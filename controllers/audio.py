@@ -430,15 +430,3 @@ class AudioHub:
 
 class AudioError(RuntimeError):
     """A sound card that cannot be opened; the message says which and why."""
-
-
-async def pump_audio(track: Any, deliver: Callable[[np.ndarray, int], None]) -> None:
-    """Read a WebRTC audio track and hand each frame's samples over (the /audio page)."""
-    from aiortc.mediastreams import MediaStreamError
-
-    with contextlib.suppress(MediaStreamError):
-        while True:
-            frame = await track.recv()
-            # s16 interleaved: (1, samples * channels) -> (samples, channels)
-            data = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
-            deliver(data, int(frame.sample_rate))

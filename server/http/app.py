@@ -14,7 +14,8 @@ HTTP runs on aiohttp. Chosen over Starlette on uvicorn because:
 The websocket protocol on /ws is unchanged: the same JSON messages over RFC 6455.
 
 The websocket carries WebRTC signalling (one SDP offer in, one answer out: no
-trickle ICE), commands and state feedback. Every message is checked at the
+trickle ICE; `server.media.rtc` answers it and owns the peers, for WHIP/WHEP
+too), commands and state feedback. Every message is checked at the
 edge; a bad one gets an error reply or a closed connection and touches
 nothing else. Other modules add routes with `App.add_route` (any method, a
 request handler) or `App.add_json` (a GET that returns JSON), and websocket
@@ -30,33 +31,23 @@ import logging
 import mimetypes
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from aiortc import (
-    MediaStreamTrack,
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCRtpSender,
-)
 
 from server.config import Config
 from server.control import ControlHub
 from server.engine import Engine
 from server.http.auth import Access, AccessError, Role, is_loopback, message_role
 from server.http.client import Client, ClientGone
-from server.media.inputs import pump_track
-from server.media.rtc import answer_offer
+from server.media.rtc import OfferError, Peer, PeerConnections
 from server.media.stream import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
 
 logger = logging.getLogger(__name__)
 
 WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 # Limits
-MAX_SDP_CHARS = 64 * 1024
 MAX_BODY_BYTES = 1024 * 1024  # an HTTP request body (an SDP offer, an imported show)
 HEARTBEAT_S = 20.0  # ping a quiet websocket this often; no pong within half of it closes it
 CLOSE_TIMEOUT_S = 2.0
@@ -100,16 +91,6 @@ class ProtocolError(ValueError):
     """A websocket message that breaks the protocol; the reply says why."""
 
 
-@dataclass(eq=False)  # identity, so peers live in sets
-class Peer:
-    """One peer connection (a viewer, or a camera sending to us), owned by its websocket."""
-
-    pc: RTCPeerConnection
-    track: ViewerTrack | FrameTrack | None  # None for a camera
-    connected_at: float = field(default_factory=time.monotonic)
-    pump: asyncio.Task[None] | None = None  # a camera's frame pump
-
-
 def http_response(status: http.HTTPStatus, body: bytes, content_type: str) -> web.Response:
     """A complete HTTP response with the right Content-Type, never cached."""
     return web.Response(
@@ -147,8 +128,13 @@ class App:
         self.engine = engine
         self.encoder = encoder
         self.hub = hub
-        self.peers: set[Peer] = set()
-        self.cameras: set[Peer] = set()
+        self.rtc = PeerConnections(
+            ice_servers=config.server.ice_servers,
+            codec=config.stream.codec,
+            max_viewers=config.server.max_viewers,
+            inputs=engine.inputs,
+            viewer_track=self._viewer_track,
+        )
         self.connections: set[Client] = set()
         self.bad_messages = 0
         self.started = time.monotonic()
@@ -254,14 +240,14 @@ class App:
     def status(self) -> dict[str, Any]:
         """The numbers /api/status serves."""
         stats = self.engine.stats()
-        sent = [round(p.track.sent.rate(), 2) for p in self.peers if p.track is not None]
+        sent = [round(p.track.sent.rate(), 2) for p in self.rtc.viewers if p.track is not None]
         stats.update(
             {
                 "sent_fps": round(sum(sent) / len(sent), 2) if sent else 0.0,
                 "sent_fps_per_viewer": sent,
                 "encoded_fps": round(self.encoder.encoded_rate.rate(), 2) if self.encoder else None,
                 "keyframes": self.encoder.keyframes if self.encoder else None,
-                "viewers": len(self.peers),
+                "viewers": len(self.rtc.viewers),
                 "codec": self.config.stream.codec,
                 "bitrate_kbps": self.config.stream.bitrate_kbps,
                 "shared_encoder": self.encoder is not None,
@@ -340,7 +326,7 @@ class App:
             self.control.leave(connection)
             # A viewer's peer lives as long as its websocket; the page
             # reconnects both together.
-            await asyncio.gather(*(self._close_peer(p) for p in own))
+            await asyncio.gather(*(self.rtc.close_peer(p) for p in own))
 
     async def _admit(self, connection: Client, message: dict[str, Any]) -> None:
         """Refuse a message its sender's role does not allow, or an offer over the rate."""
@@ -383,13 +369,7 @@ class App:
 
     async def _dispatch(self, connection: Client, message: dict[str, Any], own: set[Peer]) -> None:
         kind = message.get("type")
-        if kind == "offer" and message.get("role") == "camera":
-            answer = await self._answer_camera(message, own)
-            await connection.send(json.dumps({"type": "answer", "sdp": answer}))
-        elif kind == "offer" and message.get("role") == "audio":
-            answer = await self._answer_audio(message, own)
-            await connection.send(json.dumps({"type": "answer", "sdp": answer}))
-        elif kind == "offer":
+        if kind == "offer":
             answer = await self._answer(message, own)
             await connection.send(json.dumps({"type": "answer", "sdp": answer}))
         elif kind == "ping":
@@ -409,147 +389,26 @@ class App:
                 "or a control message with 'address' and 'args'"
             )
 
-    def _offer_sdp(self, message: dict[str, Any]) -> str:
-        sdp = message.get("sdp")
-        if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-            raise ProtocolError("an offer needs an 'sdp' string that starts with 'v=0'")
-        if len(sdp) > MAX_SDP_CHARS:
-            raise ProtocolError(f"the SDP is longer than {MAX_SDP_CHARS} characters")
-        return sdp
-
-    def _new_pc(self) -> RTCPeerConnection:
-        return RTCPeerConnection(
-            RTCConfiguration(
-                iceServers=[RTCIceServer(urls=url) for url in self.config.server.ice_servers]
-            )
-        )
-
-    async def _answer_camera(
-        self, message: dict[str, Any], own: set[Peer], source: str = "camera"
-    ) -> str:
-        """A camera (or a WHIP publisher) sending video to us; it becomes the input source."""
-        sdp = self._offer_sdp(message)
-        peer = Peer(pc=self._new_pc(), track=None)
-
-        @peer.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "video" and peer.pump is None:
-                peer.pump = asyncio.ensure_future(pump_track(self.engine.inputs, track, source))
-
-        def receives_video() -> str | None:
-            if any(t.kind == "video" for t in peer.pc.getTransceivers()):
-                return None
-            return "a camera offer needs a video section"
-
-        return await self._negotiate(peer, sdp, receives_video, self.cameras, own)
-
-    async def _answer_audio(self, message: dict[str, Any], own: set[Peer]) -> str:
-        """A browser sending its microphone or line input: features for modulation."""
-        from controllers.audio import pump_audio
-
-        sdp = self._offer_sdp(message)
-        deliver = self.audio_in
-        if deliver is None:
-            raise ProtocolError("audio input is not available in this server")
-        peer = Peer(pc=self._new_pc(), track=None)
-
-        @peer.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio" and peer.pump is None:
-                peer.pump = asyncio.ensure_future(pump_audio(track, deliver))
-
-        def receives_audio() -> str | None:
-            if any(t.kind == "audio" for t in peer.pc.getTransceivers()):
-                return None
-            return "an audio offer needs an audio section"
-
-        return await self._negotiate(peer, sdp, receives_audio, self.cameras, own)
-
     async def _answer(self, message: dict[str, Any], own: set[Peer]) -> str:
-        sdp = self._offer_sdp(message)
-        if len(self.peers) >= self.config.server.max_viewers:
-            raise ProtocolError(f"the server is full ({self.config.server.max_viewers} viewers)")
-        track: ViewerTrack | FrameTrack
+        """Answer a websocket's offer: a viewer's, or a camera's or audio sender's by its role."""
+        sdp = message.get("sdp")
+        role = message.get("role")
+        try:
+            if role == "camera":
+                return await self.rtc.answer_camera(sdp, own)
+            if role == "audio":
+                return await self.rtc.answer_audio(sdp, own, self.audio_in)
+            return await self.rtc.answer_viewer(sdp, own)
+        except OfferError as exc:
+            raise ProtocolError(str(exc)) from exc
+
+    def _viewer_track(self) -> ViewerTrack | FrameTrack:
+        """A new viewer's track: packets of the shared encoder, else frames to encode for it."""
         if self.hub is not None:
-            track = self.hub.add_viewer()
-        else:
-            track = FrameTrack(frames=self.engine.frames)
-        peer = Peer(pc=self._new_pc(), track=track)
-        sender = peer.pc.addTrack(track)
-        if isinstance(track, ViewerTrack):
-            # The sender handles picture loss by flagging its own encoder,
-            # which it does not use here: route it to the shared one.
-            sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
-        self._prefer_codec(peer.pc, sender)
-
-        def sends_video() -> str | None:
-            if any(
-                t.sender is sender and t.currentDirection in ("sendonly", "sendrecv")
-                for t in peer.pc.getTransceivers()
-            ):
-                return None
-            return (
-                "the offer has no video section this server can send to "
-                "(offer a recvonly or sendrecv video transceiver)"
-            )
-
-        return await self._negotiate(peer, sdp, sends_video, self.peers, own)
-
-    async def _negotiate(
-        self,
-        peer: Peer,
-        sdp: str,
-        check: Callable[[], str | None],
-        group: set[Peer],
-        own: set[Peer],
-    ) -> str:
-        """Apply an offer and answer it; a bad offer closes the peer and says why."""
-        pc = peer.pc
-        try:
-            await answer_offer(pc, sdp)  # connects whatever the peer's candidates, DTLS role
-            problem = check()
-            if problem is not None:
-                raise ProtocolError(problem)
-        except ProtocolError:
-            await self._close_peer(peer)
-            raise
-        except Exception as exc:  # aiortc raises many types for a bad SDP
-            await self._close_peer(peer)
-            raise ProtocolError(
-                f"the offer could not be used: {type(exc).__name__}: {exc}"
-            ) from exc
-        group.add(peer)
-        own.add(peer)
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                own.discard(peer)
-                await self._close_peer(peer)
-
-        return pc.localDescription.sdp
-
-    def _prefer_codec(self, pc: RTCPeerConnection, sender: RTCRtpSender) -> None:
-        # Must happen before setRemoteDescription, where aiortc picks the codec.
-        mime = {"vp8": "video/VP8", "h264": "video/H264"}[self.config.stream.codec]
-        codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == mime]
-        for transceiver in pc.getTransceivers():
-            if transceiver.sender is sender:
-                transceiver.setCodecPreferences(codecs)
-
-    async def _close_peer(self, peer: Peer) -> None:
-        self.peers.discard(peer)
-        self.cameras.discard(peer)
-        if peer.track is not None:
-            peer.track.stop()
-        if peer.pump is not None:
-            peer.pump.cancel()
-        try:
-            await asyncio.wait_for(peer.pc.close(), timeout=2.0)
-        except Exception as exc:  # noqa: BLE001 - closing is best effort
-            logger.debug("closing a peer failed: %s", exc)
+            return self.hub.add_viewer()
+        return FrameTrack(frames=self.engine.frames)
 
     async def close(self) -> None:
         """Close every peer and websocket (shutdown)."""
-        await asyncio.gather(*(self._close_peer(p) for p in [*self.peers, *self.cameras]))
+        await self.rtc.close()
         await asyncio.gather(*(c.close(1001, "server shutting down") for c in self.connections))

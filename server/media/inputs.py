@@ -1,4 +1,5 @@
-"""Incoming video: a browser camera over WebRTC, a file played in a loop, a V4L2 device.
+"""Incoming media: video from a browser camera over WebRTC, a file played in a loop or a
+V4L2 device; audio from a browser over WebRTC (the /audio page).
 
 Every source writes its decoded pictures into one latest-input slot as plain
 read-only YUV 4:2:0 arrays, never as `av.VideoFrame`s: a frame carries its own
@@ -12,9 +13,11 @@ its own frame from the array for the one scale + RGB conversion it needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,6 +156,18 @@ async def pump_track(hub: InputHub, track: MediaStreamTrack, source: str) -> Non
             if task is not None:
                 _discard(task)
         hub.end(source, reason)
+
+
+async def pump_audio(track: MediaStreamTrack, deliver: Callable[[np.ndarray, int], None]) -> None:
+    """Read a WebRTC audio track and hand each frame's samples over (the /audio page)."""
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            frame = await track.recv()
+            if not isinstance(frame, av.AudioFrame):
+                continue  # an audio track yields audio frames; this keeps the types honest
+            # s16 interleaved: (1, samples * channels) -> (samples, channels)
+            data = frame.to_ndarray().reshape(-1, len(frame.layout.channels))
+            deliver(data, int(frame.sample_rate))
 
 
 def _discard(task: asyncio.Future[Any]) -> None:

@@ -1,6 +1,13 @@
-"""Answering a WebRTC offer so that any standard peer connects: browsers, GStreamer, aiortc.
+"""WebRTC negotiation for every edge: one offer in, one answer out, and the peers that result.
 
-Two upstream behaviours are worked around here, on our side of the wire:
+`/ws` (the browser pages) and WHIP/WHEP share this module. `PeerConnections`
+owns every peer of the server: viewers we send the stream to, and incoming
+peers (a camera or WHIP publisher whose video becomes the input source, a
+browser sending audio for modulation). A peer closes when its connection
+fails, when its owner (a websocket, a WHIP session) asks, or at shutdown.
+
+`answer_offer` answers so that any standard peer connects: browsers,
+GStreamer, aiortc. Two upstream behaviours are worked around here, on our side of the wire:
 
 - **ICE (aioice 0.13, `Connection._prune_components`).** When an offer carries
   `a=end-of-candidates`, aioice drops every ICE component for which no remote
@@ -29,14 +36,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+
+from server.media.inputs import InputHub, pump_audio, pump_track
+from server.media.stream import FrameTrack, ViewerTrack
 
 logger = logging.getLogger(__name__)
 
 # How long a peer has to reach us before we tell aioice no candidate will come.
 ICE_GRACE_SECONDS = 30.0
+# Limits
+MAX_SDP_CHARS = 64 * 1024
+CLOSE_TIMEOUT_S = 2.0  # closing a peer is best effort past this
+
+CODEC_MIME = {"vp8": "video/VP8", "h264": "video/H264"}
 
 _pending: set[asyncio.Task[None]] = set()  # end-of-candidates tasks, kept from the GC
 
@@ -100,3 +126,180 @@ async def _end_candidates(pc: RTCPeerConnection) -> None:
     with contextlib.suppress(Exception):
         await pc.addIceCandidate(None)
     logger.debug("ICE: no peer reached us in %.0f s, end of candidates", ICE_GRACE_SECONDS)
+
+
+class OfferError(ValueError):
+    """An offer this server does not answer; the message says why, for the peer."""
+
+
+def checked_sdp(sdp: object) -> str:
+    """The SDP if it is an offer's (a string from `v=0`, within the limit); else OfferError."""
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise OfferError("an offer needs an 'sdp' string that starts with 'v=0'")
+    if len(sdp) > MAX_SDP_CHARS:
+        raise OfferError(f"the SDP is longer than {MAX_SDP_CHARS} characters")
+    return sdp
+
+
+@dataclass(eq=False)  # identity, so peers live in sets
+class Peer:
+    """One peer connection: a viewer, or an incoming camera or audio sender."""
+
+    pc: RTCPeerConnection
+    track: ViewerTrack | FrameTrack | None  # what we send; None for an incoming peer
+    connected_at: float = field(default_factory=time.monotonic)
+    pump: asyncio.Task[None] | None = None  # an incoming peer's frame or sample pump
+
+
+AudioSink = Callable[[np.ndarray, int], None]  # samples (samples, channels), sample rate
+
+
+class PeerConnections:
+    """Every WebRTC peer of the server: the viewers, and the incoming peers."""
+
+    def __init__(
+        self,
+        *,
+        ice_servers: tuple[str, ...],
+        codec: str,
+        max_viewers: int,
+        inputs: InputHub,
+        viewer_track: Callable[[], ViewerTrack | FrameTrack],
+    ) -> None:
+        self.ice_servers = ice_servers
+        self.codec = codec
+        self.max_viewers = max_viewers
+        self.inputs = inputs  # where an incoming camera's frames go
+        self.viewer_track = viewer_track  # a new viewer's track
+        self.viewers: set[Peer] = set()
+        self.incoming: set[Peer] = set()  # cameras, WHIP publishers and audio senders
+
+    async def answer_camera(self, sdp: object, own: set[Peer], source: str = "camera") -> str:
+        """A camera (or a WHIP publisher) sending video to us; it becomes the input source.
+
+        Every `answer_*` takes the offer's SDP as received (checked here) and
+        returns the answer's; the peer joins `own` (its websocket's or its
+        session's set) until it closes. OfferError says why an offer is refused.
+        """
+        sdp = checked_sdp(sdp)
+        peer = Peer(pc=self._new_pc(), track=None)
+
+        @peer.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "video" and peer.pump is None:
+                peer.pump = asyncio.ensure_future(pump_track(self.inputs, track, source))
+
+        def receives_video() -> str | None:
+            if any(t.kind == "video" for t in peer.pc.getTransceivers()):
+                return None
+            return "a camera offer needs a video section"
+
+        return await self._negotiate(peer, sdp, receives_video, self.incoming, own)
+
+    async def answer_audio(self, sdp: object, own: set[Peer], deliver: AudioSink | None) -> str:
+        """A browser sending its microphone or line input to `deliver` (None: no audio here)."""
+        sdp = checked_sdp(sdp)
+        if deliver is None:
+            raise OfferError("audio input is not available in this server")
+        peer = Peer(pc=self._new_pc(), track=None)
+
+        @peer.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and peer.pump is None:
+                peer.pump = asyncio.ensure_future(pump_audio(track, deliver))
+
+        def receives_audio() -> str | None:
+            if any(t.kind == "audio" for t in peer.pc.getTransceivers()):
+                return None
+            return "an audio offer needs an audio section"
+
+        return await self._negotiate(peer, sdp, receives_audio, self.incoming, own)
+
+    async def answer_viewer(self, sdp: object, own: set[Peer]) -> str:
+        """A viewer (a page, a WHEP client) that receives the stream."""
+        sdp = checked_sdp(sdp)
+        if len(self.viewers) >= self.max_viewers:
+            raise OfferError(f"the server is full ({self.max_viewers} viewers)")
+        track = self.viewer_track()
+        peer = Peer(pc=self._new_pc(), track=track)
+        sender = peer.pc.addTrack(track)
+        if isinstance(track, ViewerTrack):
+            # The sender handles picture loss by flagging its own encoder,
+            # which it does not use here: route it to the shared one.
+            sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+        self._prefer_codec(peer.pc, sender)
+
+        def sends_video() -> str | None:
+            if any(
+                t.sender is sender and t.currentDirection in ("sendonly", "sendrecv")
+                for t in peer.pc.getTransceivers()
+            ):
+                return None
+            return (
+                "the offer has no video section this server can send to "
+                "(offer a recvonly or sendrecv video transceiver)"
+            )
+
+        return await self._negotiate(peer, sdp, sends_video, self.viewers, own)
+
+    async def close_peer(self, peer: Peer) -> None:
+        """Hang up one peer and stop what feeds it or what it feeds."""
+        self.viewers.discard(peer)
+        self.incoming.discard(peer)
+        if peer.track is not None:
+            peer.track.stop()
+        if peer.pump is not None:
+            peer.pump.cancel()
+        try:
+            await asyncio.wait_for(peer.pc.close(), timeout=CLOSE_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - closing is best effort
+            logger.debug("closing a peer failed: %s", exc)
+
+    async def close(self) -> None:
+        """Close every peer (shutdown)."""
+        await asyncio.gather(*(self.close_peer(p) for p in [*self.viewers, *self.incoming]))
+
+    def _new_pc(self) -> RTCPeerConnection:
+        return RTCPeerConnection(
+            RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in self.ice_servers])
+        )
+
+    async def _negotiate(
+        self,
+        peer: Peer,
+        sdp: str,
+        check: Callable[[], str | None],
+        group: set[Peer],
+        own: set[Peer],
+    ) -> str:
+        """Apply an offer and answer it; a bad offer closes the peer and says why."""
+        pc = peer.pc
+        try:
+            await answer_offer(pc, sdp)  # connects whatever the peer's candidates, DTLS role
+            problem = check()
+            if problem is not None:
+                raise OfferError(problem)
+        except OfferError:
+            await self.close_peer(peer)
+            raise
+        except Exception as exc:  # aiortc raises many types for a bad SDP
+            await self.close_peer(peer)
+            raise OfferError(f"the offer could not be used: {type(exc).__name__}: {exc}") from exc
+        group.add(peer)
+        own.add(peer)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                own.discard(peer)
+                await self.close_peer(peer)
+
+        return pc.localDescription.sdp
+
+    def _prefer_codec(self, pc: RTCPeerConnection, sender: RTCRtpSender) -> None:
+        # Must happen before setRemoteDescription, where aiortc picks the codec.
+        mime = CODEC_MIME[self.codec]
+        codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == mime]
+        for transceiver in pc.getTransceivers():
+            if transceiver.sender is sender:
+                transceiver.setCodecPreferences(codecs)

@@ -16,8 +16,9 @@ import secrets
 
 from aiohttp import web
 
-from server.http.app import MAX_SDP_CHARS, App, Peer, ProtocolError, error_response
+from server.http.app import App, error_response
 from server.http.auth import Role
+from server.media.rtc import MAX_SDP_CHARS, OfferError, Peer
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +66,11 @@ class WhipWhep:
         own: set[Peer] = set()
         try:
             if kind == "whip":
-                answer = await self.app._answer_camera({"sdp": sdp}, own, source="whip")
+                answer = await self.app.rtc.answer_camera(sdp, own, source="whip")
                 self.published += 1
             else:
-                answer = await self.app._answer({"sdp": sdp}, own)
-        except ProtocolError as exc:
+                answer = await self.app.rtc.answer_viewer(sdp, own)
+        except OfferError as exc:
             return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
         resource = secrets.token_urlsafe(12)
         self.sessions[resource] = own
@@ -86,7 +87,7 @@ class WhipWhep:
         if own is None:
             return error_response(http.HTTPStatus.NOT_FOUND, "no such WHIP/WHEP session")
         for peer in list(own):
-            await self.app._close_peer(peer)
+            await self.app.rtc.close_peer(peer)
         return web.Response(status=http.HTTPStatus.OK)
 
     async def _no_trickle(self, request: web.Request) -> web.StreamResponse:

@@ -176,11 +176,11 @@ async def test_a_camera_offer_without_the_performer_role_is_refused(server: Runn
     before = server.engine.inputs.status()
     with pytest.raises(ConnectionError, match="camera offer needs the performer role"):
         await connect_camera(ws_url(server), PatternTrack())
-    assert not server.app.cameras
+    assert not server.app.rtc.incoming
     assert server.engine.inputs.status() == before
     camera = await connect_camera(ws_url(server, performer(server)), PatternTrack())
     try:
-        assert len(server.app.cameras) == 1
+        assert len(server.app.rtc.incoming) == 1
     finally:
         await camera.close()
 
@@ -211,7 +211,7 @@ async def test_whip_needs_the_performer_role(server: Running) -> None:
 
     status, body = await asyncio.to_thread(post, None)
     assert status == 403 and "needs the performer role" in body
-    assert not server.app.cameras
+    assert not server.app.rtc.incoming
     status, body = await asyncio.to_thread(post, performer(server))
     assert status == 400 and "offer" in body  # past the edge, to the offer itself
 
