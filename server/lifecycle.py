@@ -47,11 +47,11 @@ from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
 from server.http.client import Client
 from server.http.site import listening
 from server.http.tls import TlsError, server_context
+from server.http.whip import WhipWhep
 from server.media.inputs import SourceError, play_source
 from server.media.playout import disable_zero_playout_delay, enable_zero_playout_delay
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 from server.outputs.service import OutputError, Outputs
-from server.outputs.whip import WhipWhep
 from server.play import Change
 from server.tempo import BeatSample, LinkSource, TempoClock
 
