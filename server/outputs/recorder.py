@@ -2,7 +2,7 @@
 
 The commands run on the render thread between frames, like every engine
 command; they only start or stop threads, never wait for a disk. The video
-(record.Recording) takes the shared encoder's packets from the event loop;
+(video_file.Recording) takes the shared encoder's packets from the event loop;
 the log (perflog.PerfLog) takes every frame from the render thread, starting
 with the state after the frame that applied `/record/start`.
 """
@@ -19,7 +19,7 @@ from server.commands import Command
 from server.engine import Engine, error
 from server.media.stream import EncodedFrame
 from server.outputs.perflog import PerfLog
-from server.outputs.record import CONTAINERS, RecordError, Recording, check_name, unused_path
+from server.outputs.video_file import CONTAINERS, RecordError, Recording, check_name, unused_path
 from server.play import Change
 
 logger = logging.getLogger(__name__)

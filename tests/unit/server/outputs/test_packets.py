@@ -13,7 +13,7 @@ from server.engine import Frame
 from server.media.stream import TIME_BASE, EncodedFrame, open_codec
 from server.outputs.janus import RtpPacketizer
 from server.outputs.ndi import uyvy
-from server.outputs.record import RecordError, check_name, unused_path
+from server.outputs.video_file import RecordError, check_name, unused_path
 
 
 def encoded_frames(codec: str, count: int, size: int = 96) -> list[EncodedFrame]:
