@@ -48,8 +48,8 @@ from server.http.client import Client
 from server.http.site import listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
+from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_playout_delay
 from server.media.inputs import SourceError, play_source
-from server.media.playout import disable_zero_playout_delay, enable_zero_playout_delay
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 from server.outputs.service import OutputError, Outputs
 from server.play import Change

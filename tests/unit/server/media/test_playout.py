@@ -5,7 +5,12 @@ from __future__ import annotations
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack, rtp
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 
-from server.media.playout import URI, ZERO, disable_zero_playout_delay, enable_zero_playout_delay
+from server.media.aiortc_patches import (
+    URI,
+    ZERO,
+    disable_zero_playout_delay,
+    enable_zero_playout_delay,
+)
 
 
 def test_packets_carry_min_max_zero_next_to_aiortcs_own_extensions() -> None:
