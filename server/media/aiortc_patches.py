@@ -1,6 +1,23 @@
-"""Ask the browser to show each frame at once: the `playout-delay` RTP header extension.
+"""Every change ganvj makes to aiortc's own behaviour, in one place, checked against its version.
 
-A WebRTC receiver smooths playback with a render delay of its own on top of
+Two patches, each for something upstream (aiortc 1.16) lacks:
+
+- **Playout delay.** aiortc does not know the `playout-delay` RTP header
+  extension, so a browser adds its own render delay to every frame (below).
+- **Keyframe requests with a shared encoder.** aiortc's `RTCRtpSender` answers
+  a viewer's picture-loss (PLI) or full-intra (FIR) request by flagging the
+  encoder it owns (`_send_keyframe`); it has no hook for a track whose packets
+  are already encoded, as ours are (one encoder for every viewer). So
+  `route_keyframe_requests` points that private method at our encoder.
+
+Both reach into aiortc's private names (`HeaderExtensionsMap.configure/set`,
+`RTCRtpSender._send_keyframe`), so they are verified against the versions in
+`VERIFIED`: `check_aiortc()` refuses to patch when a name we patch is gone,
+and logs a clear warning once for any other version (check the two patches,
+then add it). The rest of our workarounds touch only SDP text, never aiortc's
+classes: see `server.media.rtc`.
+
+**Playout delay.** A WebRTC receiver smooths playback with a render delay of its own on top of
 the jitter buffer. Chromium honours the sender's
 `http://www.webrtc.org/experiments/rtp-hdrext/playout-delay` extension
 (min and max delay, 12 bits each, in 10 ms units): min = max = 0 asks it to
@@ -14,10 +31,18 @@ latency benchmark measures both ways).
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable
 from typing import Any
 
-from aiortc import codecs, rtp
+import aiortc
+from aiortc import RTCRtpSender, codecs, rtp
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+
+logger = logging.getLogger(__name__)
+
+VERIFIED = ("1.16",)  # aiortc major.minor versions these patches were read against and tested
 
 URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
 ZERO = b"\x00\x00\x00"  # min 0, max 0 (12 bits each)
@@ -43,8 +68,47 @@ def _set_with_playout(self: Any, values: Any) -> tuple[int, bytes]:
     return rtp.pack_header_extensions(elements)
 
 
+class AiortcMismatch(RuntimeError):
+    """The installed aiortc lacks a private name a patch needs; the message names it."""
+
+
+@functools.cache
+def check_aiortc() -> None:
+    """Refuse an aiortc without the names we patch; warn once for one not in VERIFIED."""
+    missing = [
+        name
+        for owner, name in (
+            (rtp.HeaderExtensionsMap, "configure"),
+            (rtp.HeaderExtensionsMap, "set"),
+            (RTCRtpSender, "_send_keyframe"),
+        )
+        if not callable(getattr(owner, name, None))
+    ]
+    version = getattr(aiortc, "__version__", "unknown")
+    if missing:
+        raise AiortcMismatch(
+            f"aiortc {version} has no {', '.join(missing)}: ganvj's patches "
+            f"(server/media/aiortc_patches.py) were verified with aiortc {', '.join(VERIFIED)}.*; "
+            "install a verified version"
+        )
+    if ".".join(version.split(".")[:2]) not in VERIFIED:
+        logger.warning(
+            "aiortc %s is not a version ganvj's patches were verified with (%s.*): playout-delay "
+            "and keyframe requests may misbehave; see server/media/aiortc_patches.py",
+            version,
+            ", ".join(VERIFIED),
+        )
+
+
+def route_keyframe_requests(sender: RTCRtpSender, request_keyframe: Callable[[], None]) -> None:
+    """Send `sender`'s keyframe requests (PLI, FIR) to our shared encoder, not aiortc's own."""
+    check_aiortc()
+    sender._send_keyframe = request_keyframe  # type: ignore[method-assign]
+
+
 def enable_zero_playout_delay() -> None:
     """Negotiate and send playout-delay min = max = 0 on video (idempotent)."""
+    check_aiortc()
     video = codecs.HEADER_EXTENSIONS["video"]
     if not any(ext.uri == URI for ext in video):
         video.append(RTCRtpHeaderExtensionParameters(id=6, uri=URI))
@@ -54,6 +118,7 @@ def enable_zero_playout_delay() -> None:
 
 def disable_zero_playout_delay() -> None:
     """aiortc's own behaviour again."""
+    check_aiortc()
     video = codecs.HEADER_EXTENSIONS["video"]
     video[:] = [ext for ext in video if ext.uri != URI]
     rtp.HeaderExtensionsMap.configure = _configure  # type: ignore[method-assign]

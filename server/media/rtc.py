@@ -7,7 +7,9 @@ browser sending audio for modulation). A peer closes when its connection
 fails, when its owner (a websocket, a WHIP session) asks, or at shutdown.
 
 `answer_offer` answers so that any standard peer connects: browsers,
-GStreamer, aiortc. Two upstream behaviours are worked around here, on our side of the wire:
+GStreamer, aiortc. Two upstream behaviours are worked around here, on our side
+of the wire, by changing SDP text only (the patches to aiortc's classes live in
+`server.media.aiortc_patches`):
 
 - **ICE (aioice 0.13, `Connection._prune_components`).** When an offer carries
   `a=end-of-candidates`, aioice drops every ICE component for which no remote
@@ -51,6 +53,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from server.media.aiortc_patches import route_keyframe_requests
 from server.media.inputs import InputHub, pump_audio, pump_track
 from server.media.stream import FrameTrack, ViewerTrack
 
@@ -226,7 +229,7 @@ class PeerConnections:
         if isinstance(track, ViewerTrack):
             # The sender handles picture loss by flagging its own encoder,
             # which it does not use here: route it to the shared one.
-            sender._send_keyframe = track.request_keyframe  # type: ignore[method-assign]
+            route_keyframe_requests(sender, track.request_keyframe)
         self._prefer_codec(peer.pc, sender)
 
         def sends_video() -> str | None:

@@ -1,15 +1,23 @@
-"""The playout-delay RTP header extension: negotiated when offered, written on every packet."""
+"""Our aiortc patches: playout-delay sent, keyframe requests routed, the version checked."""
 
 from __future__ import annotations
 
-from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack, rtp
+import logging
+
+import aiortc
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack, rtp
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from server.media.aiortc_patches import (
     URI,
     ZERO,
+    AiortcMismatch,
+    check_aiortc,
     disable_zero_playout_delay,
     enable_zero_playout_delay,
+    route_keyframe_requests,
 )
 
 
@@ -68,3 +76,38 @@ async def test_the_answer_accepts_the_extension_only_when_enabled() -> None:
         assert URI in await answer_to_an_offer_with_playout_delay()
     finally:
         disable_zero_playout_delay()
+
+
+async def test_a_viewers_picture_loss_reaches_our_encoder() -> None:
+    pc = RTCPeerConnection()
+    try:
+        sender = pc.addTrack(VideoStreamTrack())
+        asked: list[str] = []
+        route_keyframe_requests(sender, lambda: asked.append("keyframe"))
+        # What the sender's RTCP loop does with a PLI from the viewer.
+        pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc)
+        await sender._handle_rtcp_packet(pli)
+        assert asked == ["keyframe"]
+    finally:
+        await pc.close()
+
+
+def test_the_installed_aiortc_is_a_verified_one(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        check_aiortc.__wrapped__()
+    assert not caplog.records
+
+
+def test_another_aiortc_version_is_named_in_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(aiortc, "__version__", "9.1.0")
+    with caplog.at_level(logging.WARNING):
+        check_aiortc.__wrapped__()
+    assert "aiortc 9.1.0 is not a version" in caplog.text
+
+
+def test_an_aiortc_without_the_patched_names_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(RTCRtpSender, "_send_keyframe")
+    with pytest.raises(AiortcMismatch, match="_send_keyframe"):
+        check_aiortc.__wrapped__()
