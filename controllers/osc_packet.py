@@ -114,8 +114,8 @@ def _encode_value(value: object, tags: list[str], payload: list[bytes], depth: i
     elif value is IMPULSE:
         tags.append("I")
     elif isinstance(value, int):
-        wide = value.bit_length() > 31
-        if value.bit_length() > 63:
+        wide = value.bit_length() > 31  # as python-osc: -2**31 goes out as `h` too
+        if not -(2**63) <= value < 2**63:
             raise OscEncodeError(f"{value} does not fit a 64-bit OSC integer")
         tags.append("h" if wide else "i")
         payload.append(struct.pack(">q" if wide else ">i", value))

@@ -68,6 +68,11 @@ def test_the_same_bytes_as_python_osc(address: str, args: list[object]) -> None:
     assert encode(address, args) == builder.build().dgram
 
 
+def test_integers_at_the_edges_of_32_and_64_bits() -> None:
+    for value, tag in ((2**31 - 1, "i"), (-(2**31), "h"), (2**63 - 1, "h"), (-(2**63), "h")):
+        assert parse_packet(encode("/n", [value])) == [OscMessage("/n", tag, (value,))]
+
+
 def test_a_reply_reads_as_sent() -> None:
     data = encode("/error", ["/latent/speed", "out of range"])
     assert parse_packet(data) == [OscMessage("/error", "ss", ("/latent/speed", "out of range"))]
