@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_model_commands(commands: Any) -> None:
     try:
-        from models.commands import register
+        from models.cli import register
     except ImportError:  # the models tools are optional for serving
         return
     register(commands)

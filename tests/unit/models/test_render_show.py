@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.checkpoint import load_model
-from models.commands import main
+from models.cli import main
 from models.images import to_uint8
 from models.latent_space import Pose, space_for
 from models.render import resize

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 
-from models.commands import register
+from models.cli import register
 
 
 def run(argv: list[str]) -> int:
