@@ -34,6 +34,7 @@ from models.generate import (
     synthesize_w,
 )
 from models.images import make_grid, to_uint8, write_png
+from models.keyframe_bank import BankError, read_banks
 from models.latent import EASINGS, Wander, ease, interpolate, seed_latent
 
 logger = logging.getLogger(__name__)
@@ -450,17 +451,15 @@ def show_tour(path: Path, model: LoadedModel, *, fps: int) -> tuple[Tensor, str,
     The live sequence visits keyframes 1..`/sequence/length`, one `/sequence/step`
     each, with the show's interpolation and easing; so does this tour.
     """
-    from server import showfile  # the show file's format and checks live with the server
-
     try:
-        show = showfile.load(path)
-    except showfile.ShowFileError as exc:
+        banks = read_banks(path)
+    except BankError as exc:
         raise RenderError(str(exc)) from exc
-    if show is None:
+    if banks is None:
         raise RenderError(f"{path}: no such show file")
-    entry = show.models.get(model.name)
+    entry = banks.get(model.name)
     if entry is None:
-        stored = ", ".join(sorted(show.models)) or "none"
+        stored = ", ".join(sorted(banks)) or "none"
         raise RenderError(f"{path}: no keyframes for model {model.name!r} (stored: {stored})")
     space = str(entry.get("space", "z"))
     wanted = "w" if is_stylegan(model) else "z"
