@@ -33,9 +33,9 @@ from models.fastpath import enable as enable_fast_path
 from models.generate import is_stylegan
 from models.latent import lerp
 from models.latent_space import LatentSpace, Pose, space_for
+from models.pixels import resize, to_rgb_uint8, to_yuv420
 from server.commands import KEYFRAMES, Command, CommandError, parse
 from server.config import RenderConfig
-from server.media.convert import resize, to_rgb_uint8, to_yuv420
 from server.media.inputs import InputHub
 from server.media.master import OUTPUT_ADDRESSES, Master
 from server.media.slot import LatestSlot

@@ -17,7 +17,7 @@ from torch import Tensor
 from models.checkpoint import CheckpointError, LoadedModel, check_encoder_pair
 from models.dataset import square_frame
 from models.latent import lerp
-from server.media.convert import resize
+from models.pixels import resize
 from server.media.inputs import InputFrame
 from server.react.reaction import Reaction
 
