@@ -16,12 +16,11 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.checkpoint import LoadedModel
 from models.dataset import FITS, DatasetError, open_video, square_frame
-from models.images import to_uint8
+from models.pixels import resize, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +134,7 @@ def render_react(
                     square = square_frame(decoded, size=model.resolution, fit=fit)
                     x = torch.from_numpy(square).to(device).permute(2, 0, 1)[None].float()
                     y = model.module(x / 127.5 - 1.0)  # (1, 3, R, R)
-                    if y.shape[-1] != size:
-                        y = F.interpolate(y, size=(size, size), mode="bilinear", antialias=True)
-                    picture = to_uint8(y)[0]
+                    picture = to_uint8(resize(y, size))[0]  # the live reactor's resize
                     bar.update()
                     if index < fade:
                         head.append(picture)

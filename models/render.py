@@ -15,7 +15,6 @@ from typing import Any
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
@@ -33,9 +32,10 @@ from models.generate import (
     parse_seed_range,
     synthesize_w,
 )
-from models.images import make_grid, to_uint8, write_png
+from models.images import make_grid, write_png
 from models.keyframe_bank import BankError, read_banks
 from models.latent import EASINGS, Wander, ease, interpolate, seed_latent
+from models.pixels import to_uint8, to_yuv420
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,13 @@ class Mp4Writer:
     def write(self, image: np.ndarray) -> None:
         """Encode one (H, W, 3) uint8 RGB frame."""
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def write_yuv(self, planes: np.ndarray) -> None:
+        """Encode one (H * 3 // 2, W) uint8 yuv420p frame, as models.pixels.to_yuv420 makes it."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes), format="yuv420p")
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1
@@ -111,15 +118,6 @@ def walk_latents(
         yield wander.at(i / fps * speed)
 
 
-def resize(images: Tensor, size: int) -> Tensor:
-    """(B, 3, R, R) -> (B, 3, size, size)."""
-    if images.shape[-1] == size:
-        return images
-    return F.interpolate(
-        images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-    )
-
-
 def render_latents(
     model: LoadedModel,
     latents: Iterator[Tensor],
@@ -135,19 +133,33 @@ def render_latents(
     require(model, "unconditional")
     check_sampling(model, sampling)
     size = size or model.resolution
-    device = next(model.module.parameters()).device
     bar = tqdm(total=total, desc="render", unit="frames")
-    with Mp4Writer(out, fps=fps, width=size, height=size) as writer, torch.no_grad():
-        for latent in latents:
-            batch = latent.reshape(1, -1).to(device)
+    with Mp4Writer(out, fps=fps, width=size, height=size) as writer:
+        for planes in latent_frames(model, latents, size=size, sampling=sampling, space=space):
+            writer.write_yuv(planes)
+            bar.update()
+    bar.close()
+    return writer.frames
+
+
+def latent_frames(
+    model: LoadedModel,
+    latents: Iterator[Tensor],
+    *,
+    size: int,
+    sampling: Sampling = DEFAULT_SAMPLING,
+    space: str = "z",
+) -> Iterator[np.ndarray]:
+    """The yuv420p frame (size * 3 // 2, size) of each latent, as the live engine makes it."""
+    device = next(model.module.parameters()).device
+    for latent in latents:
+        batch = latent.reshape(1, -1).to(device)
+        with torch.no_grad():
             if space == "w":
                 image = synthesize_w(model, batch, sampling)
             else:
                 image = generate(model, batch, sampling)
-            writer.write(rgb(to_uint8(resize(image, size)))[0])
-            bar.update()
-    bar.close()
-    return writer.frames
+            yield live_frame(image, size)
 
 
 def render_tour(
@@ -321,6 +333,16 @@ def render_images(
             bar.update()
     bar.close()
     return written
+
+
+def live_frame(image: Tensor, size: int) -> np.ndarray:
+    """A generator picture (1, C, R, R) as the live engine sends it at `size`: yuv420p uint8.
+
+    The same conversion (models.pixels.to_yuv420: colour at the generator's
+    size, then each plane scaled once) makes the live frame, so a render at
+    the live size is the live frame.
+    """
+    return to_yuv420(rgb_tensor(image), size).cpu().numpy()  # (S * 3 // 2, S)
 
 
 def rgb(images: np.ndarray) -> np.ndarray:
