@@ -19,7 +19,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from models.checkpoint import LoadedModel, default_model_path, load_model
-from models.dataset import DatasetConfig, decode, fit_square
+from models.dataset import DatasetConfig, decode
+from models.framing import fit_square
 from models.generate import (
     DEFAULT_SAMPLING,
     NOISE_MODES,

@@ -33,8 +33,9 @@ from models.checkpoint import (
     read_tensors,
     save_checkpoint,
 )
-from models.dataset import FITS, Dataset, DatasetError, load_dataset
+from models.dataset import Dataset, DatasetError, load_dataset
 from models.device import pick_device
+from models.framing import FITS
 from models.images import make_grid, write_png
 from models.inversion import Inversion
 from models.latent import random_latent

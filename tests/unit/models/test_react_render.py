@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from models.checkpoint import load_model, save_checkpoint
 from models.cli import main
-from models.dataset import square_frame
+from models.framing import square_frame
 from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
 from models.reactions import ReactError, render_react
 from tests.conftest import lively
