@@ -4,7 +4,7 @@ The live engine and the offline renderer both make their frames here, so a
 render at the live size is the live frame: resize, RGB -> YUV 4:2:0 (BT.601
 limited range, what VP8 and H.264 expect), uint8. On CUDA all of it runs on
 the GPU and one small array is copied back per frame. (NVIDIA's own rounding,
-for parity with gen_images.py, is models.generate.nvidia_uint8.)
+for parity with gen_images.py, is models.sampling.nvidia_uint8.)
 """
 
 from __future__ import annotations

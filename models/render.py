@@ -1,6 +1,6 @@
 """Offline renders to H.264 mp4 through PyAV: keyframe tours, walks, grids, feedback rollouts.
 
-The motion comes from models.latent, the same code the live engine plays.
+The motion comes from models.latent_maths, the same code the live engine plays.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from tqdm import tqdm
 from models.checkpoint import LoadedModel, default_model_path, load_model
 from models.dataset import DatasetConfig, decode
 from models.framing import fit_square
-from models.generate import (
+from models.images import make_grid, write_png
+from models.keyframe_bank import BankError, read_banks
+from models.latent_maths import EASINGS, Wander, ease, interpolate, seed_latent
+from models.pixels import to_uint8, to_yuv420
+from models.sampling import (
     DEFAULT_SAMPLING,
     NOISE_MODES,
     Sampling,
@@ -33,10 +37,6 @@ from models.generate import (
     parse_seed_range,
     synthesize_w,
 )
-from models.images import make_grid, write_png
-from models.keyframe_bank import BankError, read_banks
-from models.latent import EASINGS, Wander, ease, interpolate, seed_latent
-from models.pixels import to_uint8, to_yuv420
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ def render_images(
     z_dim = latent_size(model)
     device = next(model.module.parameters()).device
     if is_stylegan(model):
-        from models.generate import apply_transform
+        from models.sampling import apply_transform
 
         apply_transform(model, sampling)
     written = []

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from models.dataset import Dataset
 from models.images import grid_of, write_png
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from models.pixels import to_255, to_uint8
 
 logger = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from models.device import pick_device
 from models.framing import FITS
 from models.images import make_grid, write_png
 from models.inversion import Inversion
-from models.latent import random_latent
+from models.latent_maths import random_latent
 from models.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from models.nets.encoder import Encoder, EncoderConfig
 from models.nets.pix2pix import PatchDiscriminator, Pix2PixConfig, UNetGenerator

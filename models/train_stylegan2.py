@@ -42,7 +42,7 @@ from models.checkpoint import (
 )
 from models.dataset import Dataset
 from models.formats.nvidia_pkl import PersistentObject, PickleError, plain, read_pickle, state_dict
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from models.nets.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from models.checkpoint import CheckpointError, LoadedModel, check_encoder_pair
 from models.framing import frame_tensor, trained_fit
-from models.latent import lerp
+from models.latent_maths import lerp
 from models.pixels import resize
 from server.media.inputs import InputFrame
 from server.react.reaction import Reaction
