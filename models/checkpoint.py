@@ -38,6 +38,12 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 METADATA_KEY = "ganvj"
 EXTRA_PREFIX = "extra/"
+# A StyleGAN2 discriminator rides along as extra tensors in one of two layouts:
+# `ganvj import --discriminator` writes `discriminator/*` with metadata
+# {"discriminator": {"config": {...}}}; a training run writes `disc.*` (beside
+# G and the optimisers) with the config flat under "discriminator".
+IMPORTED_D_PREFIX = "discriminator/"
+TRAINED_D_PREFIX = "disc."
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # a header larger than this is not ours
 DEFAULT_FILES = {
     "unconditional": "default-dcgan-128.safetensors",
@@ -362,6 +368,21 @@ def extra_tensors(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
     """The tensors saved under `extra_tensors`, with their prefix removed."""
     n = len(EXTRA_PREFIX)
     return {k[n:]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
+
+
+def stored_discriminator(
+    meta: dict[str, Any], tensors: dict[str, Tensor]
+) -> tuple[object, dict[str, Tensor]] | None:
+    """The D a checkpoint carries, as (config dict, state dict), in either layout; or None."""
+    info = meta.get("discriminator")
+    if not isinstance(info, dict):
+        return None
+    extras = extra_tensors(tensors)
+    for prefix, config in ((IMPORTED_D_PREFIX, info.get("config")), (TRAINED_D_PREFIX, info)):
+        state = {k[len(prefix) :]: v for k, v in extras.items() if k.startswith(prefix)}
+        if state:
+            return config, state
+    return None
 
 
 def weights_dir() -> Path:

@@ -7,9 +7,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
+
+from models.pixels import to_uint8
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -45,12 +46,6 @@ def read_image(path: Path | str) -> np.ndarray:
     except OSError as exc:
         raise ImageFileError(f"{path}: {exc.strerror or exc}") from exc
     return decode_image(data, name=str(path))
-
-
-def to_uint8(images: Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round()
-    return x.to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
 def grid_of(pictures: np.ndarray, *, columns: int | None = None, pad: int = 2) -> np.ndarray:

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.checkpoint import LoadedModel
-from models.generate import is_stylegan
-from models.latent import random_latent
+from models.latent_maths import random_latent
+from models.sampling import is_stylegan
 
 EVAL_SEED = 424242 + 1000  # held-out latents: seeds never drawn in training
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from models.formats.stylegan import ganspace
-from models.latent import Wander, lerp, seed_latent
+from models.latent_maths import Wander, lerp, seed_latent
 from models.nets.stylegan3 import set_transform
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def style_ranges(
 def has_w_space(module: nn.Module) -> bool:
     """True for a module with the StyleGAN interface (mapping, synthesis, w_avg).
 
-    By the module, not the file's arch (models.generate.is_stylegan): an
+    By the module, not the file's arch (models.sampling.is_stylegan): an
     in-memory or wrapped generator is played in W when it has the interface.
     """
     mapping = getattr(module, "mapping", None)
@@ -148,7 +148,7 @@ class ZSpace(LatentSpace):
         return orthonormal_directions(self.dim, min(count, self.dim), seed)
 
     def wander(self, seed: int, label: int = 0) -> Wander:
-        """The Gaussian wander of models.latent."""
+        """The Gaussian wander of models.latent_maths."""
         return Wander(z_dim=self.dim, seed=seed)
 
     def render(self, pose: Pose) -> Tensor:

@@ -1,7 +1,7 @@
 """Offline reactions: a pix2pix over every frame of a video, audio carried along untouched.
 
 *reactionary* made new reaction videos from new content. `render_react` frames
-each input frame exactly as live input is framed (`square_frame`), runs the
+each input frame exactly as live input is framed (models.framing), runs the
 model, and writes an mp4 at the input's frame rate with the same frame count.
 The input's audio packets are remuxed, never re-encoded. With `loop`, the last
 seconds crossfade into the first, so the file loops without a seam.
@@ -16,26 +16,18 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.checkpoint import LoadedModel
-from models.dataset import FITS, DatasetError, open_video, square_frame
-from models.images import to_uint8
+from models.dataset import DatasetError, open_video
+from models.framing import FITS, frame_tensor, trained_fit
+from models.pixels import resize, to_uint8
 
 logger = logging.getLogger(__name__)
 
 
 class ReactError(ValueError):
     """A reaction render that cannot be made; the message says why."""
-
-
-def trained_fit(model: LoadedModel) -> str:
-    """How the model's training frames were squared: "letterbox" or "crop"."""
-    training = model.metadata.get("training", {})
-    dataset = training.get("dataset", {}) if isinstance(training, dict) else {}
-    fit = dataset.get("fit") if isinstance(dataset, dict) else None
-    return fit if fit in FITS else "letterbox"
 
 
 def count_video_packets(path: Path) -> int:
@@ -132,12 +124,9 @@ def render_react(
                     continue
                 for decoded in packet.decode():
                     assert isinstance(decoded, av.VideoFrame)  # a video stream's packet
-                    square = square_frame(decoded, size=model.resolution, fit=fit)
-                    x = torch.from_numpy(square).to(device).permute(2, 0, 1)[None].float()
-                    y = model.module(x / 127.5 - 1.0)  # (1, 3, R, R)
-                    if y.shape[-1] != size:
-                        y = F.interpolate(y, size=(size, size), mode="bilinear", antialias=True)
-                    picture = to_uint8(y)[0]
+                    x = frame_tensor(decoded, size=model.resolution, fit=fit, device=device)
+                    y = model.module(x)  # (1, 3, R, R)
+                    picture = to_uint8(resize(y, size))[0]  # the live reactor's resize
                     bar.update()
                     if index < fade:
                         head.append(picture)

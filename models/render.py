@@ -1,6 +1,6 @@
 """Offline renders to H.264 mp4 through PyAV: keyframe tours, walks, grids, feedback rollouts.
 
-The motion comes from models.latent, the same code the live engine plays.
+The motion comes from models.latent_maths, the same code the live engine plays.
 """
 
 from __future__ import annotations
@@ -15,13 +15,17 @@ from typing import Any
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
 from models.checkpoint import LoadedModel, default_model_path, load_model
-from models.dataset import DatasetConfig, decode, fit_square
-from models.generate import (
+from models.dataset import DatasetConfig, decode
+from models.framing import fit_square
+from models.images import make_grid, write_png
+from models.keyframe_bank import BankError, read_banks
+from models.latent_maths import EASINGS, Wander, ease, interpolate, seed_latent
+from models.pixels import to_uint8, to_yuv420
+from models.sampling import (
     DEFAULT_SAMPLING,
     NOISE_MODES,
     Sampling,
@@ -33,8 +37,6 @@ from models.generate import (
     parse_seed_range,
     synthesize_w,
 )
-from models.images import make_grid, to_uint8, write_png
-from models.latent import EASINGS, Wander, ease, interpolate, seed_latent
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,13 @@ class Mp4Writer:
     def write(self, image: np.ndarray) -> None:
         """Encode one (H, W, 3) uint8 RGB frame."""
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def write_yuv(self, planes: np.ndarray) -> None:
+        """Encode one (H * 3 // 2, W) uint8 yuv420p frame, as models.pixels.to_yuv420 makes it."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(planes), format="yuv420p")
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1
@@ -110,15 +119,6 @@ def walk_latents(
         yield wander.at(i / fps * speed)
 
 
-def resize(images: Tensor, size: int) -> Tensor:
-    """(B, 3, R, R) -> (B, 3, size, size)."""
-    if images.shape[-1] == size:
-        return images
-    return F.interpolate(
-        images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-    )
-
-
 def render_latents(
     model: LoadedModel,
     latents: Iterator[Tensor],
@@ -134,19 +134,33 @@ def render_latents(
     require(model, "unconditional")
     check_sampling(model, sampling)
     size = size or model.resolution
-    device = next(model.module.parameters()).device
     bar = tqdm(total=total, desc="render", unit="frames")
-    with Mp4Writer(out, fps=fps, width=size, height=size) as writer, torch.no_grad():
-        for latent in latents:
-            batch = latent.reshape(1, -1).to(device)
+    with Mp4Writer(out, fps=fps, width=size, height=size) as writer:
+        for planes in latent_frames(model, latents, size=size, sampling=sampling, space=space):
+            writer.write_yuv(planes)
+            bar.update()
+    bar.close()
+    return writer.frames
+
+
+def latent_frames(
+    model: LoadedModel,
+    latents: Iterator[Tensor],
+    *,
+    size: int,
+    sampling: Sampling = DEFAULT_SAMPLING,
+    space: str = "z",
+) -> Iterator[np.ndarray]:
+    """The yuv420p frame (size * 3 // 2, size) of each latent, as the live engine makes it."""
+    device = next(model.module.parameters()).device
+    for latent in latents:
+        batch = latent.reshape(1, -1).to(device)
+        with torch.no_grad():
             if space == "w":
                 image = synthesize_w(model, batch, sampling)
             else:
                 image = generate(model, batch, sampling)
-            writer.write(rgb(to_uint8(resize(image, size)))[0])
-            bar.update()
-    bar.close()
-    return writer.frames
+            yield live_frame(image, size)
 
 
 def render_tour(
@@ -305,7 +319,7 @@ def render_images(
     z_dim = latent_size(model)
     device = next(model.module.parameters()).device
     if is_stylegan(model):
-        from models.generate import apply_transform
+        from models.sampling import apply_transform
 
         apply_transform(model, sampling)
     written = []
@@ -320,6 +334,16 @@ def render_images(
             bar.update()
     bar.close()
     return written
+
+
+def live_frame(image: Tensor, size: int) -> np.ndarray:
+    """A generator picture (1, C, R, R) as the live engine sends it at `size`: yuv420p uint8.
+
+    The same conversion (models.pixels.to_yuv420: colour at the generator's
+    size, then each plane scaled once) makes the live frame, so a render at
+    the live size is the live frame.
+    """
+    return to_yuv420(rgb_tensor(image), size).cpu().numpy()  # (S * 3 // 2, S)
 
 
 def rgb(images: np.ndarray) -> np.ndarray:
@@ -450,17 +474,15 @@ def show_tour(path: Path, model: LoadedModel, *, fps: int) -> tuple[Tensor, str,
     The live sequence visits keyframes 1..`/sequence/length`, one `/sequence/step`
     each, with the show's interpolation and easing; so does this tour.
     """
-    from server import showfile  # the show file's format and checks live with the server
-
     try:
-        show = showfile.load(path)
-    except showfile.ShowFileError as exc:
+        banks = read_banks(path)
+    except BankError as exc:
         raise RenderError(str(exc)) from exc
-    if show is None:
+    if banks is None:
         raise RenderError(f"{path}: no such show file")
-    entry = show.models.get(model.name)
+    entry = banks.get(model.name)
     if entry is None:
-        stored = ", ".join(sorted(show.models)) or "none"
+        stored = ", ".join(sorted(banks)) or "none"
         raise RenderError(f"{path}: no keyframes for model {model.name!r} (stored: {stored})")
     space = str(entry.get("space", "z"))
     wanted = "w" if is_stylegan(model) else "z"

@@ -33,8 +33,9 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from models.dataset import Dataset
-from models.images import grid_of, to_uint8, write_png
-from models.latent import seed_latent
+from models.images import grid_of, write_png
+from models.latent_maths import seed_latent
+from models.pixels import to_255, to_uint8
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def real_spacing(data: Dataset, *, resolution: int, count: int = 16, seed: int =
 
 def colour_stats(pictures: Tensor) -> dict[str, list[float]]:
     """Per-channel mean and standard deviation (0..255) of (N, 3, R, R) pictures in [-1, 1]."""
-    x = (pictures.float().clamp(-1, 1) + 1) * 127.5
+    x = to_255(pictures)
     per_channel = x.transpose(0, 1).flatten(1)  # (3, N*R*R)
     return {
         "mean": [round(float(v), 2) for v in per_channel.mean(1)],
@@ -234,7 +235,7 @@ def features(
     out = []
     with torch.no_grad():
         for chunk in pictures.split(batch):
-            x = (chunk.float().clamp(-1, 1) + 1) * 127.5
+            x = to_255(chunk)
             if x.shape[-1] != size:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
             y = net(x.to(device))

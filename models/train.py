@@ -33,10 +33,12 @@ from models.checkpoint import (
     read_tensors,
     save_checkpoint,
 )
-from models.dataset import FITS, Dataset, DatasetError, load_dataset
+from models.dataset import Dataset, DatasetError, load_dataset
+from models.device import pick_device
+from models.framing import FITS
 from models.images import make_grid, write_png
 from models.inversion import Inversion
-from models.latent import random_latent
+from models.latent_maths import random_latent
 from models.nets.dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from models.nets.encoder import Encoder, EncoderConfig
 from models.nets.pix2pix import PatchDiscriminator, Pix2PixConfig, UNetGenerator
@@ -66,7 +68,7 @@ class TrainConfig:
     sample_every: int = 250
     log_every: int = 10
     seed: int = 0
-    device: str = "cpu"  # "cpu", "cuda", "cuda:1"...
+    device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:1"...
     amp: bool = True  # bfloat16 autocast on CUDA (ignored on CPU)
     threads: int = 0  # torch CPU threads; 0 = leave torch's default
     l1_weight: float = 100.0  # pix2pix: weight of the L1 term
@@ -163,9 +165,8 @@ class Run:
         (self.dir / "samples").mkdir(exist_ok=True)
         if train.threads > 0:
             torch.set_num_threads(train.threads)
-        self.device = torch.device(train.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise TrainError("--device cuda: no CUDA device is available")
+        self.device = run_device(train)
+        logger.info("training on %s (--device %s)", self.device, train.device)
         self.rng = torch.Generator().manual_seed(train.seed)
         torch.manual_seed(train.seed)
         self.step = 0
@@ -742,5 +743,8 @@ def feature_distance(features: nn.Sequential, a: Tensor, b: Tensor) -> Tensor:
 
 
 def run_device(train: TrainConfig) -> torch.device:
-    """The device a training config names."""
-    return torch.device(train.device)
+    """The device a training config names, "auto" resolved as `ganvj serve` resolves it."""
+    try:
+        return pick_device(train.device, setting="--device")
+    except RuntimeError as exc:  # no such device here, or a name torch does not know
+        raise TrainError(str(exc)) from exc

@@ -33,10 +33,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from models.augment import AUGMENTS, AdaptiveProbability, augment
-from models.checkpoint import CheckpointError, config_from_dict, extra_tensors, read_tensors
+from models.checkpoint import (
+    CheckpointError,
+    config_from_dict,
+    extra_tensors,
+    read_tensors,
+    stored_discriminator,
+)
 from models.dataset import Dataset
 from models.formats.nvidia_pkl import PersistentObject, PickleError, plain, read_pickle, state_dict
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from models.nets.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,
@@ -228,11 +234,10 @@ def load_pretrained(path: Path, *, batch: int) -> Networks:
     try:
         g_config = config_from_dict(StyleGAN2Config, meta.get("config"), path=path)
         extras = extra_tensors(tensors)
-        d_meta = meta.get("discriminator")
-        has_d = isinstance(d_meta, dict) and any(k.startswith("disc.") for k in extras)
+        stored = stored_discriminator(meta, tensors)
         d_config = (
-            config_from_dict(StyleGAN2DiscriminatorConfig, d_meta, path=path)
-            if has_d
+            config_from_dict(StyleGAN2DiscriminatorConfig, stored[0], path=path)
+            if stored is not None
             else fresh_discriminator(g_config, batch)
         )
     except CheckpointError as exc:
@@ -249,10 +254,11 @@ def load_pretrained(path: Path, *, batch: int) -> Networks:
             load_module("gen", nets.g, {k: v.float() for k, v in extras.items()})
         else:
             nets.g.load_state_dict(weights)
-        if has_d:
-            load_module("disc", nets.d, {k: v.float() for k, v in extras.items()})
+        if stored is not None:
+            nets.d.load_state_dict({k: v.float() for k, v in stored[1].items()})
     except RuntimeError as exc:
         raise TrainError(f"--resume-from {path}: tensors do not fit its config: {exc}") from exc
+    has_d = stored is not None
     if not has_d:
         logger.info("%s has no discriminator: starting a fresh one", path)
     nets.source = {"name": path.name, "format": "ganvj", "discriminator": has_d}

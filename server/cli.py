@@ -85,10 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_model_commands(commands: Any) -> None:
     try:
-        from models.commands import register
+        from models.cli import register
     except ImportError:  # the models tools are optional for serving
         return
-    register(commands)
+    render_modes = register(commands)
+    # Replay runs the live engine, so it is wired here, above both rooms.
+    from server.outputs.replay import add_parser as add_replay_parser
+
+    add_replay_parser(render_modes)
 
 
 def serve_config(args: argparse.Namespace) -> Config:

@@ -28,14 +28,14 @@ import torch
 from torch import nn
 
 from models.checkpoint import CheckpointError, LoadedModel, load_model
+from models.device import cpu_threads, half_if_finite
 from models.fastpath import enable as enable_fast_path
-from models.generate import is_stylegan
-from models.latent import lerp
+from models.latent_maths import lerp
 from models.latent_space import LatentSpace, Pose, space_for
+from models.pixels import resize, to_rgb_uint8, to_yuv420
+from models.sampling import is_stylegan
 from server.commands import KEYFRAMES, Command, CommandError, parse
 from server.config import RenderConfig
-from server.device import cpu_threads, half_if_finite
-from server.media.convert import resize, to_rgb_uint8, to_yuv420
 from server.media.inputs import InputHub
 from server.media.master import OUTPUT_ADDRESSES, Master
 from server.media.slot import LatestSlot

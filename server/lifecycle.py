@@ -35,11 +35,11 @@ from models.checkpoint import (
     user_models_dir,
     weights_dir,
 )
+from models.device import pick_device
 from server import showfile
 from server.commands import KEYFRAMES, describe, parse
 from server.config import Config
 from server.control import ControlHub
-from server.device import pick_device
 from server.engine import ERROR_ADDRESS, Engine
 from server.http.announce import announcement, lan_addresses, links
 from server.http.app import App, error_response, http_response

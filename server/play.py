@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.latent import ease, interpolate
+from models.latent_maths import ease, interpolate
 from models.latent_space import (
     STYLE_RANGES,
     LatentSpace,

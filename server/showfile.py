@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -22,18 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.keyframe_bank import MAX_FILE_BYTES, SHOW_VERSION, BankError, check_bank
 from server.commands import CommandError, parse
 
 logger = logging.getLogger(__name__)
 
-VERSION = 1
-# Limits
-MAX_FILE_BYTES = 64 * 1024 * 1024
+VERSION = SHOW_VERSION
+# Limits (a bank's own limits are in models.keyframe_bank)
 MAX_MODELS = 256
-MAX_KEYFRAMES = 256
-MAX_Z_DIM = 4096
 MAX_PATCH = 512
-SPACES = ("z", "w")
 
 
 class ShowFileError(ValueError):
@@ -74,33 +70,10 @@ def validate(data: object, where: str = "show file") -> Show:
     if not isinstance(models, dict) or len(models) > MAX_MODELS:
         raise ShowFileError(f"{where}: 'models' must be an object of at most {MAX_MODELS}")
     for name, model in models.items():
-        key = f"{where}: models.{name}"
-        if not isinstance(model, dict):
-            raise ShowFileError(f"{key}: expected an object")
-        space = model.get("space", "z")
-        if space not in SPACES:
-            raise ShowFileError(f"{key}.space: expected one of {', '.join(SPACES)}, got {space!r}")
-        z_dim = model.get(f"{space}_dim")
-        if not isinstance(z_dim, int) or isinstance(z_dim, bool) or not 0 < z_dim <= MAX_Z_DIM:
-            raise ShowFileError(
-                f"{key}.{space}_dim: expected an integer 1..{MAX_Z_DIM}, got {z_dim!r}"
-            )
-        keyframes = model.get("keyframes")
-        if not isinstance(keyframes, list) or not 0 < len(keyframes) <= MAX_KEYFRAMES:
-            raise ShowFileError(f"{key}.keyframes: expected a list of 1..{MAX_KEYFRAMES} latents")
-        for i, row in enumerate(keyframes):
-            if not isinstance(row, list) or len(row) != z_dim:
-                raise ShowFileError(f"{key}.keyframes[{i}]: expected {z_dim} numbers")
-            for value in row:
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, int | float)
-                    or not math.isfinite(value)
-                ):
-                    raise ShowFileError(f"{key}.keyframes[{i}]: {value!r} is not a finite number")
-        model_settings = model.get("settings", {})
-        if not isinstance(model_settings, dict):
-            raise ShowFileError(f"{key}.settings: expected an object")
+        try:
+            check_bank(model, f"{where}: models.{name}")
+        except BankError as exc:
+            raise ShowFileError(str(exc)) from exc
     patch = data.get("patch", [])
     if not isinstance(patch, list) or len(patch) > MAX_PATCH:
         raise ShowFileError(f"{where}: 'patch' must be a list of at most {MAX_PATCH} commands")

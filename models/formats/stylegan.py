@@ -24,12 +24,13 @@ import torch.nn as nn
 from torch import Tensor
 
 from models.checkpoint import (
+    IMPORTED_D_PREFIX,
     CheckpointError,
     config_from_dict,
-    extra_tensors,
     file_sha256,
     read_tensors,
     save_checkpoint,
+    stored_discriminator,
     user_models_dir,
 )
 from models.formats import rosinality
@@ -58,7 +59,6 @@ CACHE_FOLDER = ".cache"
 GANSPACE_SAMPLES = 4096  # mapping samples behind the principal components
 GANSPACE_COMPONENTS = 64  # directions kept (at most w_dim)
 GANSPACE_SEED = 0
-DISCRIMINATOR_PREFIX = "discriminator/"  # extra tensors of an import that keeps D
 # Module classes that make a pickled Generator a stylegan3 (alias-free) network.
 STYLEGAN3_MARKERS = {"SynthesisInput"}
 
@@ -241,19 +241,13 @@ def load_discriminator(path: Path | str) -> StyleGAN2Discriminator:
     """The discriminator `ganvj import --discriminator` stored in a checkpoint (for fine-tuning)."""
     path = Path(path)
     meta, tensors = read_tensors(path)
-    info = meta.get("discriminator")
-    if not isinstance(info, dict):
+    stored = stored_discriminator(meta, tensors)
+    if stored is None:
         raise CheckpointError(f"{path}: holds no discriminator (import with --discriminator)")
-    config = config_from_dict(StyleGAN2DiscriminatorConfig, info.get("config"), path=path)
+    config = config_from_dict(StyleGAN2DiscriminatorConfig, stored[0], path=path)
     module = StyleGAN2Discriminator(config=config)
-    n = len(DISCRIMINATOR_PREFIX)
-    state = {
-        k[n:]: v.float()
-        for k, v in extra_tensors(tensors).items()
-        if k.startswith(DISCRIMINATOR_PREFIX)
-    }
     try:
-        module.load_state_dict(state, strict=True)
+        module.load_state_dict({k: v.float() for k, v in stored[1].items()}, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: discriminator tensors do not fit: {exc}") from None
     return module
@@ -287,7 +281,7 @@ def import_pickle(
     }
     if discriminator:
         d = read_discriminator(src)
-        extras.update({DISCRIMINATOR_PREFIX + k: v for k, v in d.state_dict().items()})
+        extras.update({IMPORTED_D_PREFIX + k: v for k, v in d.state_dict().items()})
         metadata["discriminator"] = {"config": dataclasses.asdict(d.config)}
     out = Path(out)
     save_checkpoint(

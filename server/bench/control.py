@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import default_model_path, load_model
+from models.device import cpu_threads
 from server.config import Config
-from server.device import cpu_threads
 from server.lifecycle import running
 from server.media.stream import EncodedFrame
 

@@ -19,12 +19,12 @@ from typing import Any
 import torch
 
 from models.checkpoint import DEFAULT_FILES, LoadedModel, default_model_path, load_model
+from models.device import cpu_threads, pick_device
 from models.fastpath import disable, enable
-from models.generate import is_stylegan
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from models.nets.stylegan3 import SYNTHETIC_RESOLUTIONS, StyleGAN3Generator, synthetic_config
-from server.device import cpu_threads, pick_device
+from models.sampling import is_stylegan
 
 GOAL_FPS = 25.0
 MIN_RUNS = 2  # a slow model (seconds a frame on a CPU) still gets more than one

@@ -24,11 +24,11 @@ import torch
 from websockets.asyncio.client import connect
 
 from models.checkpoint import LoadedModel, default_model_path, load_model
+from models.device import cpu_threads
 from server.bench.control import percentile
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.bench.peers import PatternTrack, connect_camera
 from server.config import Config
-from server.device import cpu_threads
 from server.lifecycle import running
 from server.media.stream import EncodedFrame
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import default_model_path, load_model
+from models.device import cpu_threads
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.bench.peers import connect_viewer
-from server.device import cpu_threads
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 import torch
 
-from models.latent import Wander
+from models.latent_maths import Wander
 from models.latent_space import WLoop
 from server import play as play_module
 from server import tempo as tempo_module

@@ -15,33 +15,23 @@ import torch
 from torch import Tensor
 
 from models.checkpoint import CheckpointError, LoadedModel, check_encoder_pair
-from models.dataset import square_frame
-from models.latent import lerp
-from server.media.convert import resize
+from models.framing import frame_tensor, trained_fit
+from models.latent_maths import lerp
+from models.pixels import resize
 from server.media.inputs import InputFrame
 from server.react.reaction import Reaction
 
 logger = logging.getLogger(__name__)
 
 
-def model_fit(model: LoadedModel) -> str:
-    """How the model's training frames were squared: "letterbox" or "crop"."""
-    training = model.metadata.get("training", {})
-    dataset = training.get("dataset", {}) if isinstance(training, dict) else {}
-    fit = dataset.get("fit") if isinstance(dataset, dict) else None
-    return fit if fit in ("letterbox", "crop") else "letterbox"
-
-
 def input_tensor(incoming: InputFrame, *, size: int, fit: str, device: torch.device) -> Tensor:
     """An incoming picture -> (1, 3, size, size) in [-1, 1] on `device`.
 
-    Framed by the dataset module's `square_frame`, so live input is framed
-    exactly like the training data (and like `ganvj render react`'s input).
+    Framed by models.framing, so live input is framed exactly like the
+    training data (and like `ganvj render react`'s input).
     """
     frame = incoming.to_frame()  # this thread's own frame: swscale state is never shared
-    square = square_frame(frame, size=size, fit=fit)  # (size, size, 3)
-    tensor = torch.from_numpy(square).to(device).permute(2, 0, 1)[None].float()
-    return tensor / 127.5 - 1.0  # (1, 3, size, size)
+    return frame_tensor(frame, size=size, fit=fit, device=device)
 
 
 class Reactor:
@@ -107,7 +97,7 @@ class Reactor:
             or self._input.shape[-1] != model.resolution
         ):
             self._input = input_tensor(
-                frame, size=model.resolution, fit=model_fit(model), device=self.device
+                frame, size=model.resolution, fit=trained_fit(model), device=self.device
             )
             self._input_seq = seq
         return self._input

@@ -16,7 +16,7 @@ from pythonosc.osc_message import OscMessage
 
 from controllers.osc_packet import encode
 from models.checkpoint import LoadedModel
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from server.engine import Engine, Frame
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model

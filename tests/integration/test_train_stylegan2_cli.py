@@ -17,7 +17,7 @@ from PIL import Image
 from websockets.asyncio.client import connect
 
 from models.checkpoint import load_model, read_tensors
-from models.commands import main as models_main
+from models.cli import main as models_main
 from server.lifecycle import running
 from tests.conftest import server_config, tiny_model
 from tests.integration.test_stylegan_live import load_watching, luma_in

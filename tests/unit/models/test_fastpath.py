@@ -9,7 +9,7 @@ import torch
 
 import models.nets.stylegan2 as sg2
 from models.fastpath import disable, enable, plan
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from models.nets.dcgan import DCGANConfig, DCGANGenerator
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from tests.support.nvidia_pickles import perturb

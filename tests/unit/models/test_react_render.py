@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from models.checkpoint import load_model, save_checkpoint
-from models.commands import main
-from models.dataset import square_frame
+from models.cli import main
+from models.framing import square_frame
 from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
 from models.reactions import ReactError, render_react
 from tests.conftest import lively

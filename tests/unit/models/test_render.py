@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from models.checkpoint import load_model, save_checkpoint
-from models.latent import random_latent, slerp
+from models.latent_maths import random_latent, slerp
 from models.nets.dcgan import DCGANConfig, DCGANGenerator
 from models.nets.pix2pix import Pix2PixConfig, UNetGenerator
 from models.render import (

@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from models.checkpoint import load_model
-from models.commands import main
-from models.images import to_uint8
+from models.cli import main
 from models.latent_space import Pose, space_for
-from models.render import resize
+from models.pixels import resize, to_uint8
 from server.commands import parse
 from server.play import PlayState
 from server.showfile import Show, save

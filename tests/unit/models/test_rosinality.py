@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from models.checkpoint import CheckpointError, load_model
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from tests.support.nvidia_pickles import perturb
 

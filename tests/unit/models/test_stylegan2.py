@@ -22,7 +22,7 @@ import torch
 from models.checkpoint import CheckpointError, load_model
 from models.formats.nvidia_pkl import pick_generator, read_pickle, state_dict
 from models.formats.stylegan import convert_pickle, import_pickle, load_discriminator
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from models.nets.stylegan2 import (
     StyleGAN2Config,
     StyleGAN2Discriminator,

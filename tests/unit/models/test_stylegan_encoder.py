@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.checkpoint import CheckpointError, check_encoder_pair, load_model
-from models.commands import main
+from models.cli import main
 from models.train import TrainConfig, train_encoder
 from tests.support.nvidia_pickles import (
     seeded_stylegan2,

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 from models.checkpoint import default_model_path, list_models, load_model, read_tensors
-from models.commands import main
-from models.generate import Sampling, SamplingError, generate, nvidia_uint8, parse_seed_range
-from models.latent import seed_latent
+from models.cli import main
+from models.latent_maths import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
+from models.sampling import Sampling, SamplingError, generate, nvidia_uint8, parse_seed_range
 from tests.support.nvidia_pickles import (
     perturb,
     seeded_stylegan2,

@@ -330,3 +330,30 @@ def test_fid_without_a_usable_feature_network_fails_before_training(
             train=TRAIN,
         )
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_fine_tuning_from_an_import_with_its_discriminator_keeps_that_d(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ganvj import --discriminator`, then `train stylegan2 --resume-from` the file: same D."""
+    from models.cli import main
+    from models.train_stylegan2 import load_pretrained
+
+    pkl, _, d = tiny_snapshot(tmp_path / "snap.pkl")
+    imported = tmp_path / "snap.safetensors"
+    argv = ["import", str(pkl), "--out", str(imported), "--samples", "8", "--discriminator"]
+    assert main(argv) == 0
+    nets = load_pretrained(imported, batch=4)
+    assert nets.source is not None and nets.source["discriminator"] is True
+    loaded = nets.d.state_dict()
+    for name, tensor in d.state_dict().items():
+        assert torch.equal(loaded[name].float(), tensor.float()), name
+    run = tmp_path / "run"
+    argv = ["train", "stylegan2", str(folder), "--run", str(run), "--resume-from", str(imported),
+            "--steps", "1", "--batch-size", "4", "--threads", "1", "--device", "cpu",
+            "--no-check", "--checkpoint-every", "1000", "--sample-every", "1000"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    meta, tensors = read_tensors(run / "last.safetensors")
+    assert meta["source"]["discriminator"] is True
+    # One step moves the imported D only a little from its recognisable bias.
+    assert abs(float(tensors["extra/disc.b4.out.bias"]) - 0.25) < 0.05

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from models.checkpoint import LoadedModel
+from models.device import half_if_finite, pick_device
 from server.config import RenderConfig
-from server.device import half_if_finite, pick_device
 from server.engine import Engine
 from server.meters import RateMeter
 from tests.conftest import tiny_model

@@ -162,7 +162,7 @@ def test_store_reshuffle_seed_next_prev():
     run(state, "/latent/seed", 42, now=2.0)
     run(state, "/keyframe/morph", 0)
     run(state, "/latent/seed", 42, now=3.0)
-    from models.latent import seed_latent
+    from models.latent_maths import seed_latent
 
     assert torch.equal(state.latent(3.0, 1.0), seed_latent(42, Z))  # NVIDIA's seed 42
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 from models.latent_space import WSpace, space_for, style_ranges
 from models.nets.stylegan3 import transform_matrix
 from server.commands import COMMANDS, parse

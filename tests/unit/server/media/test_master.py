@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from models.pixels import apply_grade, to_yuv420
 from server.commands import parse
 from server.config import RenderConfig
 from server.engine import Engine
-from server.media.convert import apply_grade, to_yuv420
 from server.media.master import Master, colour_grade
 from tests.conftest import tiny_model
 

@@ -1,20 +1,34 @@
-"""Generator output to an encoder-ready frame, on the generator's device.
+"""Generator output to pixels, on the generator's device: one resize, one uint8 conversion.
 
-The frame is converted once, here: resize, RGB -> YUV 4:2:0 (BT.601 limited
-range, what VP8 and H.264 expect), uint8. On CUDA all of it runs on the GPU
-and one small array is copied back per frame.
+The live engine and the offline renderer both make their frames here, so a
+render at the live size is the live frame: resize, RGB -> YUV 4:2:0 (BT.601
+limited range, what VP8 and H.264 expect), uint8. On CUDA all of it runs on
+the GPU and one small array is copied back per frame. (NVIDIA's own rounding,
+for parity with gen_images.py, is models.sampling.nvidia_uint8.)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from server.media.master import Grade
+
+class Grade(Protocol):
+    """A colour grade: rgb' = level * clamp(matrix @ rgb + offset, 0, 255), rgb in 0..255."""
+
+    @property
+    def matrix(self) -> tuple[tuple[float, float, float], ...]: ...
+    @property
+    def offset(self) -> tuple[float, float, float]: ...
+    @property
+    def level(self) -> float: ...
+    @property
+    def is_identity(self) -> bool: ...
+
 
 # BT.601 limited range ("studio swing"): Y in 16..235, U and V in 16..240.
 _RGB_TO_YUV = torch.tensor(
@@ -38,10 +52,19 @@ def resize(image: Tensor, size: int) -> Tensor:
     )
 
 
+def to_255(image: Tensor) -> Tensor:
+    """(B, C, H, W) in [-1, 1] -> float32 in 0..255 (clamped), the scale every conversion uses."""
+    return (image.float().clamp(-1.0, 1.0) + 1.0) * 127.5
+
+
 def to_rgb_uint8(image: Tensor) -> Tensor:
-    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
-    scaled = (image.float().clamp(-1.0, 1.0) + 1.0) * 127.5
-    return scaled.round().to(torch.uint8).permute(0, 2, 3, 1)
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8, on the image's device."""
+    return to_255(image).round().to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def to_uint8(images: Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8 numpy on the CPU (to_rgb_uint8's values)."""
+    return to_rgb_uint8(images.detach()).cpu().numpy()
 
 
 def apply_grade(rgb: Tensor, grade: Grade) -> Tensor:
@@ -69,7 +92,7 @@ def to_yuv420(image: Tensor, size: int | None = None, grade: Grade | None = None
         raise ValueError(f"frames are square, got {width}x{height}")
     if out % 2:
         raise ValueError(f"yuv420p needs even sides, got {out}x{out}")
-    rgb = (image.float().clamp(-1.0, 1.0) + 1.0) * 127.5  # (1, 3, H, W) 0..255
+    rgb = to_255(image)  # (1, 3, H, W) 0..255
     if grade is not None and not grade.is_identity:
         rgb = apply_grade(rgb, grade)
     matrix = _RGB_TO_YUV.to(rgb.device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.latent import seed_latent
+from models.latent_maths import seed_latent
 
 
 def test_seed_latent_matches_gen_images_reference_numbers() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import pytest
 
-from models.commands import register
+from models.cli import register
 
 
 def run(argv: list[str]) -> int:
@@ -111,3 +111,19 @@ def test_train_help_lists_each_models_own_flags_and_real_defaults(
     assert "--lr LR default 0.0002" in pix
     enc = help_text(["train", "encoder", "g.safetensors"], capsys)
     assert "--feature-weight" in enc and "--l1-weight" not in enc
+
+
+def test_train_picks_the_device_as_serve_does_by_default() -> None:
+    """`--device` defaults to auto: CUDA, then MPS, then CPU (models.device.pick_device)."""
+    from models.cli import config_from_args
+    from models.device import pick_device
+    from models.train import TrainConfig, run_device
+
+    parser = argparse.ArgumentParser(prog="ganvj")
+    register(parser.add_subparsers(dest="command", required=True))
+    for model in ("dcgan", "stylegan2", "pix2pix", "encoder"):
+        args = parser.parse_args(["train", model, "data", "--run", "r"])
+        train = config_from_args(TrainConfig, args)
+        assert train.device == "auto", model
+        assert run_device(train) == pick_device("auto")
+    assert run_device(TrainConfig(device="cpu")).type == "cpu"

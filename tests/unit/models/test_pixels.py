@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from server.media.convert import resize, to_rgb_uint8, to_yuv420
+from models.pixels import resize, to_rgb_uint8, to_yuv420
 
 
 @pytest.mark.parametrize(

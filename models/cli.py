@@ -380,9 +380,6 @@ def add_render_parsers(sub: Any) -> None:
     p.add_argument("--device", default="cpu")
     render.add_sampling_flags(p, transform=True)
     p.set_defaults(func=cmd_render_images, mode="images")
-    from server.outputs.replay import add_parser as add_replay_parser  # needs the engine
-
-    add_replay_parser(sub)
 
 
 # ---------------------------------------------------------------- import
@@ -410,8 +407,12 @@ def cmd_import(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- register
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the models, dataset, train and render subcommands to ganvj's parser."""
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add the models, dataset, train and render subcommands; returns render's modes.
+
+    The caller adds the render modes that need the server (`render replay`) to what
+    this returns, so this room imports nothing above it.
+    """
     p = subparsers.add_parser("models", help="list installed models")
     p.add_argument("--dir", action="append", help="look here instead (repeatable)")
     p.add_argument("--json", action="store_true")
@@ -470,7 +471,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "render", help="offline: procedural, tour, walk, grid, react, feedback mp4s; images (PNGs)"
     )
-    add_render_parsers(p.add_subparsers(dest="mode", required=True))
+    modes = p.add_subparsers(dest="mode", required=True)
+    add_render_parsers(modes)
+    return modes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,11 @@ import os
 import torch
 
 
-def pick_device(name: str) -> torch.device:
-    """Resolve "auto" to CUDA, then MPS, then CPU; check an explicit choice exists."""
+def pick_device(name: str, *, setting: str = "render.device") -> torch.device:
+    """Resolve "auto" to CUDA, then MPS, then CPU; check an explicit choice exists.
+
+    `setting` names where the choice came from in the error (a config key or a flag).
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -18,11 +21,11 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"render.device = {name!r} but no CUDA device is available")
+        raise RuntimeError(f"{setting} = {name!r} but no CUDA device is available")
     if device.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise RuntimeError(f"render.device = {name!r} but MPS is not available")
+            raise RuntimeError(f"{setting} = {name!r} but MPS is not available")
     return device
 
 
