@@ -36,8 +36,16 @@ from controllers.osc_packet import (
     TimeTag,
     parse_packet,
 )
-from server.commands import QUERY, REGISTRY, Command, CommandError, CommandSpec, lookup, parse
-from server.play import Change
+from server.commands import (
+    QUERY,
+    REGISTRY,
+    Change,
+    Command,
+    CommandError,
+    CommandSpec,
+    lookup,
+    parse,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -160,6 +160,23 @@ class Command:
         return self.path[name]
 
 
+ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A state change to send as feedback; `to` None means every subscriber."""
+
+    address: str
+    args: tuple[object, ...]
+    to: object = None
+
+
+def error(command: Command, message: str) -> Change:
+    """A refusal addressed to the command's sender only."""
+    return Change(ERROR_ADDRESS, (command.address, message), command.origin)
+
+
 def _num(value: float | None) -> str:
     if value is None:
         return ""

@@ -22,10 +22,8 @@ from typing import Any
 
 from controllers.osc import OscFeedback
 from controllers.ws_control import error_message, parse_control, state_message
-from server.commands import Command, CommandError
-from server.engine import ERROR_ADDRESS
+from server.commands import ERROR_ADDRESS, Change, Command, CommandError
 from server.http.client import Client, ClientGone
-from server.play import Change
 
 logger = logging.getLogger(__name__)
 

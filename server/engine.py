@@ -32,7 +32,7 @@ from models.fastpath import enable as enable_fast_path
 from models.generate import is_stylegan
 from models.latent import lerp
 from models.latent_space import LatentSpace, Pose, space_for
-from server.commands import KEYFRAMES, Command, CommandError, parse
+from server.commands import KEYFRAMES, Change, Command, CommandError, error, parse
 from server.config import RenderConfig
 from server.device import cpu_threads, half_if_finite
 from server.media.convert import resize, to_rgb_uint8, to_yuv420
@@ -43,7 +43,7 @@ from server.media.thumbs import SIZE as THUMB_SIZE
 from server.media.thumbs import Thumbnails
 from server.meters import RateMeter
 from server.patch import Patch, Sources, continuous_arg
-from server.play import ERROR_ADDRESS, Change, PlayState, error
+from server.play import PlayState
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
 from server.tempo import TempoClock
@@ -51,7 +51,7 @@ from server.tempo import TempoClock
 logger = logging.getLogger(__name__)
 
 Batch = Sequence[Command]  # commands applied together, between two frames
-__all__ = ["ERROR_ADDRESS", "Engine", "Frame", "coalesce", "error"]
+__all__ = ["Engine", "Frame", "coalesce"]
 
 
 @dataclass(frozen=True)

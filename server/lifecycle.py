@@ -36,11 +36,11 @@ from models.checkpoint import (
     weights_dir,
 )
 from server import showfile
-from server.commands import KEYFRAMES, describe, parse
+from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
 from server.config import Config
 from server.control import ControlHub
 from server.device import pick_device
-from server.engine import ERROR_ADDRESS, Engine
+from server.engine import Engine
 from server.http.announce import announcement, lan_addresses, links
 from server.http.app import App, error_response, http_response
 from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
@@ -52,7 +52,6 @@ from server.media.playout import disable_zero_playout_delay, enable_zero_playout
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 from server.outputs.service import OutputError, Outputs
 from server.outputs.whip import WhipWhep
-from server.play import Change
 from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)

@@ -37,10 +37,13 @@ from models.latent_space import (
 )
 from server.commands import (
     DIRECTIONS,
+    ERROR_ADDRESS,
     KEYFRAMES,
     MAX_SEED,
+    Change,
     Command,
     CommandError,
+    error,
     lookup,
     parse,
 )
@@ -51,8 +54,6 @@ logger = logging.getLogger(__name__)
 DIRECTION_SCALE = 3.0  # a fader at 1.0 moves this far along a unit direction
 WANDER_FADE_SECONDS = 2.0  # turning wander on glides onto the loop
 XY_GLIDE_SECONDS = 0.08  # XY pad messages glide, so a coarse pad never cuts
-
-ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
 
 # Settings kept in the show file, as the commands that restore them.
 PERSISTED = (
@@ -84,25 +85,11 @@ PERSISTED_TRANSFORM = (
 
 
 @dataclass(frozen=True)
-class Change:
-    """A state change to send as feedback; `to` None means every subscriber."""
-
-    address: str
-    args: tuple[object, ...]
-    to: object = None
-
-
-@dataclass(frozen=True)
 class _Pending:
     start: float
     target: Tensor
     duration: float
     keyframe: int  # 0 when the target is not a keyframe
-
-
-def error(command: Command, message: str) -> Change:
-    """A refusal addressed to the command's sender only."""
-    return Change(ERROR_ADDRESS, (command.address, message), command.origin)
 
 
 class PlayState:

@@ -181,10 +181,9 @@ def measure_audio(onsets: int, block: int = 256, rate: int = 48000) -> list[floa
 
     from controllers.audio import AudioProcessor, engine_sink
     from models.checkpoint import load_model
-    from server.commands import parse
+    from server.commands import Change, parse
     from server.config import RenderConfig
     from server.engine import Engine
-    from server.play import Change
 
     model = load_model(default_model_path("unconditional"), device="cpu")
     engine = Engine(model=model, config=RenderConfig(size=128, fps=30), device=torch.device("cpu"))

@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from server.commands import Command, CommandError
-from server.play import Change
+from server.commands import Change, Command, CommandError
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601 weights: saturation pivots on this grey
 

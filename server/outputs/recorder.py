@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from server.commands import Command
-from server.engine import Engine, error
+from server.commands import Change, Command, error
+from server.engine import Engine
 from server.media.stream import EncodedFrame
 from server.outputs.perflog import PerfLog
 from server.outputs.record import CONTAINERS, RecordError, Recording, check_name, unused_path
-from server.play import Change
 
 logger = logging.getLogger(__name__)
 

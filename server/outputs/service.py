@@ -13,14 +13,13 @@ import logging
 from pathlib import Path
 from types import TracebackType
 
-from server.commands import Command
+from server.commands import Change, Command, error
 from server.config import Config
-from server.engine import Engine, error
+from server.engine import Engine
 from server.media.stream import PacketHub, StreamEncoder
 from server.outputs.janus import JanusError, JanusForwarder
 from server.outputs.ndi import NdiSender
 from server.outputs.recorder import Recorder
-from server.play import Change
 
 logger = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from controllers.osc import OscController, OscFeedback, OscOrigin, encode
-from server.commands import Command
-from server.play import Change, PlayState
+from server.commands import Change, Command
+from server.play import PlayState
 
 
 class Inbox:

@@ -9,11 +9,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from server.commands import KEYFRAMES, parse
+from server.commands import KEYFRAMES, Change, parse
 from server.config import RenderConfig
 from server.engine import Engine
 from server.media.thumbs import SIZE
-from server.play import Change
 from tests.conftest import tiny_model
 
 
