@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -36,6 +35,7 @@ from server.commands import KEYFRAMES, Change, Command, CommandError, error, par
 from server.config import RenderConfig
 from server.device import cpu_threads, half_if_finite
 from server.media.convert import resize, to_rgb_uint8, to_yuv420
+from server.media.frame import Frame
 from server.media.inputs import InputHub
 from server.media.master import OUTPUT_ADDRESSES, Master
 from server.media.slot import LatestSlot
@@ -51,22 +51,7 @@ from server.tempo import TempoClock
 logger = logging.getLogger(__name__)
 
 Batch = Sequence[Command]  # commands applied together, between two frames
-__all__ = ["Engine", "Frame", "coalesce"]
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One rendered picture, ready for every encoder."""
-
-    index: int
-    yuv: np.ndarray  # (H * 3 // 2, W) uint8, planar yuv420p
-    width: int
-    height: int
-    rendered_at: float  # time.monotonic() when the frame was finished
-    render_ms: float  # generator + conversion time
-    applied_at: float | None  # arrival time of the newest command this frame shows
-    latent: torch.Tensor | None = None  # (dim,) on the CPU: the position it shows (z or W)
-    input_at: float | None = None  # arrival of the incoming frame it reacts to
+__all__ = ["Engine", "coalesce"]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from server.config import StreamConfig
-from server.engine import Frame
+from server.media.frame import Frame
 from server.media.slot import LatestSlot
 from server.meters import RateMeter
 

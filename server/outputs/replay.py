@@ -33,7 +33,8 @@ import torch
 from models.checkpoint import LoadedModel, load_model
 from server.commands import Command, CommandError, parse
 from server.config import RenderConfig
-from server.engine import Engine, Frame
+from server.engine import Engine
+from server.media.frame import Frame
 from server.media.master import OUTPUT_ADDRESSES
 from server.outputs import perflog
 

@@ -10,7 +10,8 @@ import torch
 
 from server.commands import parse
 from server.config import RenderConfig
-from server.engine import Engine, Frame
+from server.engine import Engine
+from server.media.frame import Frame
 from server.outputs import perflog
 from server.outputs.recorder import Recorder
 from server.outputs.replay import ReplayError, replay
