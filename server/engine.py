@@ -31,13 +31,13 @@ from models.fastpath import enable as enable_fast_path
 from models.generate import is_stylegan
 from models.latent import lerp
 from models.latent_space import LatentSpace, Pose, space_for
-from server.commands import KEYFRAMES, Change, Command, CommandError, error, parse
+from server.commands import KEYFRAMES, REGISTRY, Change, Command, CommandError, error, parse
 from server.config import RenderConfig
 from server.device import cpu_threads, half_if_finite
 from server.media.convert import resize, to_rgb_uint8, to_yuv420
 from server.media.frame import Frame
 from server.media.inputs import InputHub
-from server.media.master import OUTPUT_ADDRESSES, Master
+from server.media.master import Master
 from server.media.slot import LatestSlot
 from server.media.thumbs import SIZE as THUMB_SIZE
 from server.media.thumbs import Thumbnails
@@ -69,42 +69,21 @@ class Deck:
         return resize(self.space.render(pose).float(), size)
 
 
-# Absolute setters: applied at one instant, only the last value of an address
-# matters (each starts its glide from the same position), so a fader flood
-# costs one application per frame, not hundreds.
-COALESCED = frozenset(
-    {
-        "/latent/xy",
-        "/latent/dir/{k}",
-        "/latent/truncation",
-        "/latent/speed",
-        "/style/coarse/amount",
-        "/style/middle/amount",
-        "/style/fine/amount",
-        "/style/noise/strength",
-        "/transform/rotate",
-        "/transform/translate",
-        "/transform/zoom",
-        "/transform/spin",
-        "/react/mix",
-        "/react/smoothing",
-        "/react/inject",
-    }
-)
-
-
 def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
-    """Drop absolute setters that a later command to the same address overrides."""
+    """Drop absolute setters (the registry's `coalesce`) that a later command to the
+    same address overrides: a fader flood costs one application per frame."""
     last: dict[str, tuple[int, int]] = {}
     for b, batch in enumerate(batches):
         for c, command in enumerate(batch):
-            if command.name in COALESCED and not command.query:
+            if REGISTRY[command.name].coalesce and not command.query:
                 last[command.address] = (b, c)
     return [
         [
             command
             for c, command in enumerate(batch)
-            if command.name not in COALESCED or command.query or last[command.address] == (b, c)
+            if not REGISTRY[command.name].coalesce
+            or command.query
+            or last[command.address] == (b, c)
         ]
         for b, batch in enumerate(batches)
     ]
@@ -573,13 +552,19 @@ class Engine:
     # -- engine commands (render thread) -------------------------------------
 
     def _command(self, command: Command, now: float) -> list[Change]:
+        """Apply a command the latent state does not own, by the registry's owner."""
         name = command.name
-        handler = self.handlers.get(name)
-        if handler is not None:
-            return handler(command, now)
-        if name in OUTPUT_ADDRESSES:
+        owner = REGISTRY[name].owner
+        if owner == "outputs":
+            handler = self.handlers.get(name)
+            if handler is not None:
+                return handler(command, now)
+            if command.query:
+                return [Change(command.address, (), command.origin)]
+            return [error(command, "not available in this server")]
+        if owner == "master":
             return self.master.apply(command, now)
-        if name.startswith(("/mod/", "/midi/")):
+        if owner == "patch":
             if not command.query:
                 self._patch_dirty = True
             return self.patch.apply(command, self._source_values(now) if command.query else None)
@@ -629,7 +614,7 @@ class Engine:
             return self._react_state(now)
         if name == "/model/load":
             return (self.deck.model.name,)
-        if name in OUTPUT_ADDRESSES:
+        if REGISTRY[name].owner == "master":
             return self.master.query(name, now)
         if name == "/keyframe/progress":
             return self._progress

@@ -43,9 +43,11 @@ from server.commands import (
     Change,
     Command,
     CommandError,
+    Persist,
     error,
     lookup,
     parse,
+    persisted,
 )
 from server.tempo import TempoClock
 
@@ -54,34 +56,6 @@ logger = logging.getLogger(__name__)
 DIRECTION_SCALE = 3.0  # a fader at 1.0 moves this far along a unit direction
 WANDER_FADE_SECONDS = 2.0  # turning wander on glides onto the loop
 XY_GLIDE_SECONDS = 0.08  # XY pad messages glide, so a coarse pad never cuts
-
-# Settings kept in the show file, as the commands that restore them.
-PERSISTED = (
-    "/keyframe/interp",
-    "/keyframe/ease",
-    "/keyframe/quantize",
-    "/keyframe/unit",
-    "/keyframe/morph",
-    "/latent/wander",
-    "/latent/speed",
-    "/latent/truncation",
-    "/sequence/length",
-    "/sequence/step",
-    "/tempo/bpm",
-    *(f"/latent/dir/{k}" for k in range(1, DIRECTIONS + 1)),
-)
-PERSISTED_W = (
-    *(f"/style/{name}/{what}" for name in STYLE_RANGES for what in ("keyframe", "amount")),
-    "/style/noise/mode",
-    "/style/noise/strength",
-)
-PERSISTED_CLASS = ("/latent/class",)
-PERSISTED_TRANSFORM = (
-    "/transform/rotate",
-    "/transform/translate",
-    "/transform/zoom",
-    "/transform/spin",
-)
 
 
 @dataclass(frozen=True)
@@ -291,14 +265,14 @@ class PlayState:
 
     def persisted(self) -> tuple[str, ...]:
         """The settings this model's show entry keeps."""
-        out = PERSISTED
+        kinds: set[Persist] = {"always"}
         if self.space.name == "w":
-            out += PERSISTED_W
+            kinds.add("w")
         if self.space.classes:
-            out += PERSISTED_CLASS
+            kinds.add("classes")
         if self.space.transformable:
-            out += PERSISTED_TRANSFORM
-        return out
+            kinds.add("transform")
+        return persisted(kinds)
 
     def snapshot(self) -> dict[str, object]:
         """Keyframes (z, or W for a StyleGAN) and settings as JSON-ready data."""
