@@ -12,7 +12,7 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -24,6 +24,7 @@ from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
+from controllers.ws_control import error_message, parse_control, state_message
 from models.checkpoint import (
     PICKLE_SUFFIXES,
     CheckpointError,
@@ -38,7 +39,7 @@ from models.checkpoint import (
 from server import showfile
 from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
 from server.config import Config
-from server.control import ControlHub
+from server.control import Codec, ControlHub
 from server.device import pick_device
 from server.engine import Engine
 from server.http.announce import announcement, lan_addresses, links
@@ -176,7 +177,13 @@ async def running(
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
     )
     loop = asyncio.get_running_loop()
-    control = ControlHub(submit=engine.submit, loop=loop)
+    osc_feedback = _osc_feedback(config)
+    control = ControlHub(
+        submit=engine.submit,
+        loop=loop,
+        codec=Codec(parse=parse_control, state=state_message, error=error_message),
+        sinks=[osc_feedback.send] if osc_feedback is not None else [],
+    )
     engine.on_changes = control.changes_threadsafe
 
     def open_source(spec: str) -> str | None:
@@ -255,7 +262,7 @@ async def running(
         encoder_thread.start()
     try:
         async with contextlib.AsyncExitStack() as stack:
-            osc = await _start_osc(config, engine, control, stack)
+            osc = await _start_osc(config, engine, osc_feedback, stack)
             if osc is not None:
                 app.osc_stats = osc.stats.as_dict
             # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
@@ -357,20 +364,34 @@ def _start_midi(
         stack.enter_context(midi)
     except MidiError as exc:
         raise StartupError(f"{exc}; check midi.inputs and midi.outputs") from exc
-    control.on_change.append(midi.on_change)
+
+    def leds(changes: Sequence[Change]) -> None:
+        for change in changes:
+            midi.on_change(change)
+
+    control.subscribe(leds)
     app.status_extras["midi"] = midi.status
 
 
-async def _start_osc(
-    config: Config, engine: Engine, control: ControlHub, stack: contextlib.AsyncExitStack
-) -> OscController | None:
+def _osc_feedback(config: Config) -> OscFeedback | None:
+    """Where state changes go by OSC: the configured targets, and later subscribers."""
     if not config.osc.enabled:
         return None
     targets = []
     for target in config.osc.feedback:
         host, _, port = target.rpartition(":")
         targets.append((host, int(port)))
-    feedback = OscFeedback(targets=targets)
+    return OscFeedback(targets=targets)
+
+
+async def _start_osc(
+    config: Config,
+    engine: Engine,
+    feedback: OscFeedback | None,
+    stack: contextlib.AsyncExitStack,
+) -> OscController | None:
+    if feedback is None:
+        return None
     osc = OscController(
         host=config.osc.host,
         port=config.osc.port,
@@ -387,7 +408,6 @@ async def _start_osc(
             f"OSC port {config.osc.port} on {config.osc.host}: {what}: "
             "pass another osc.port in config.toml or set osc.enabled = false"
         ) from exc
-    control.osc = feedback
     return osc
 
 
