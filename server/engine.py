@@ -51,7 +51,25 @@ from server.tempo import TempoClock
 logger = logging.getLogger(__name__)
 
 Batch = Sequence[Command]  # commands applied together, between two frames
-__all__ = ["Engine", "coalesce"]
+__all__ = ["Engine", "EngineHooks", "coalesce"]
+
+
+def _no_sources(spec: str) -> str | None:
+    return "no sources configured"
+
+
+@dataclass(frozen=True)
+class EngineHooks:
+    """What the server around the engine hears from it and lends it, fixed at construction.
+
+    Every callback runs on the render thread (or an io thread); the server hands
+    the work to its event loop.
+    """
+
+    on_changes: Callable[[list[Change]], None] | None = None  # feedback to controllers
+    on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every model's snapshot
+    on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
+    open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
 
 
 @dataclass
@@ -96,6 +114,7 @@ class Engine:
     MODEL_FADE_SECONDS = 1.0
     SHOW_SAVE_SECONDS = 1.0  # at most one show snapshot per second
     EARLY_FRAME_GAP = 0.5  # of a frame period: how soon a command may start a frame
+    SHUTDOWN_GRACE_SECONDS = 3.0  # how long a stopping render thread may finish its frame
 
     def __init__(
         self,
@@ -110,8 +129,10 @@ class Engine:
         snapshots: dict[str, dict[str, Any]] | None = None,
         find_model: Callable[[str], Path | None] | None = None,
         tempo: TempoClock | None = None,
+        hooks: EngineHooks | None = None,
     ) -> None:
         self.config = config
+        self.hooks = hooks if hooks is not None else EngineHooks()
         self.device = device
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(config.threads))
@@ -134,19 +155,14 @@ class Engine:
             encoder=encoder,
             feedback=feedback,
         )
-        # Called on the render thread; the app hands them to the event loop.
-        self.on_changes: Callable[[list[Change]], None] | None = None
-        self.on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None
-        self.on_patch: Callable[[list[list[object]]], None] | None = None
         # Runs blocking work (opening files, loading models) off the render thread.
         self.start_io: Callable[[Callable[[], None]], None] = _daemon_thread
-        self.open_source: Callable[[str], str | None] = lambda spec: "no sources configured"
-        # Engine-owned commands served elsewhere (outputs: /record/*, /output/*),
-        # called on the render thread between frames like every command.
-        self.handlers: dict[str, Callable[[Command, float], list[Change]]] = {}
+        # Commands the registry gives to an output service (/record/*, /output/ndi),
+        # called on the render thread between frames like every command; see serve().
+        self._handlers: dict[str, Callable[[Command, float], list[Change]]] = {}
         # Called on the render thread after every frame with (index, now, dt, the
-        # batches applied before it): the performance log of a recording.
-        self.step_log: Callable[[int, float, float, list[Batch]], None] | None = None
+        # batches applied before it): the performance log of a recording; see log_steps().
+        self._step_log: Callable[[int, float, float, list[Batch]], None] | None = None
         self._applied: list[Batch] = []
         self.errors = 0
         self.dropped_batches = 0
@@ -210,6 +226,22 @@ class Engine:
         self._wake.set()
         return True
 
+    def serve(self, pattern: str, handler: Callable[[Command, float], list[Change]]) -> None:
+        """Let an output service apply a command the registry gives to "outputs"."""
+        spec = REGISTRY.get(pattern)
+        if spec is None or spec.owner != "outputs":
+            raise ValueError(f"{pattern} is not an output service's command")
+        self._handlers[pattern] = handler
+
+    def log_steps(self, step_log: Callable[[int, float, float, list[Batch]], None] | None) -> None:
+        """Call `step_log` after every frame (a recording's performance log); None stops."""
+        self._step_log = step_log
+
+    def report(self, changes: list[Change]) -> None:
+        """Send changes to the controllers from any thread (an io thread's result)."""
+        if self.hooks.on_changes is not None:
+            self.hooks.on_changes(changes)
+
     def import_show(self, snapshots: dict[str, dict[str, Any]]) -> None:
         """Replace the keyframe banks and settings of the models in an imported show."""
         with self._incoming_lock:
@@ -236,6 +268,17 @@ class Engine:
             if self._thread.is_alive():
                 logger.warning("render thread did not stop within %.1f s", timeout)
         self.frames.close()
+
+    def __enter__(self) -> Engine:
+        """Start rendering; leaving the block stops the inputs and the render thread."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.inputs.stop()
+        # A frame in progress gets this long to finish; a stuck one is left behind
+        # (a daemon thread) and its readers are woken by the closed frame slot.
+        self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
 
     def stats(self) -> dict[str, Any]:
         """Numbers for /api/status."""
@@ -399,7 +442,7 @@ class Engine:
         changes.extend(self._morph_progress(now))
         self._step_started = None
         self._publish(changes, now)
-        step_log = self.step_log  # read once: a failing recording clears it from its thread
+        step_log = self._step_log  # read once: a failing recording clears it from its thread
         if step_log is not None:
             applied, self._applied = self._applied, []
             step_log(self._index, now, dt, applied)
@@ -508,19 +551,19 @@ class Engine:
                 self._report(exc)
 
     def _publish(self, changes: list[Change], now: float) -> None:
-        if changes and self.on_changes is not None:
-            self.on_changes(changes)
+        if changes:
+            self.report(changes)
         if changes and any(c.to is None for c in changes):
             self._show_dirty = True
-        if self._patch_dirty and self.on_patch is not None:
+        if self._patch_dirty and self.hooks.on_patch is not None:
             self._patch_dirty = False
-            self.on_patch(self.patch.commands())
+            self.hooks.on_patch(self.patch.commands())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
             self._show_dirty = False
             self._show_saved = now
-            if self.on_show is not None:
+            if self.hooks.on_show is not None:
                 self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
-                self.on_show(dict(self.snapshots))
+                self.hooks.on_show(dict(self.snapshots))
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:
         """Apply every queued batch; returns the newest batch's arrival time."""
@@ -532,7 +575,7 @@ class Engine:
                 break
         if not drained:
             return None
-        if self.step_log is not None:
+        if self._step_log is not None:
             self._applied = [batch for batch, _ in drained]
         for batch in coalesce([batch for batch, _ in drained]):
             try:
@@ -556,7 +599,7 @@ class Engine:
         name = command.name
         owner = REGISTRY[name].owner
         if owner == "outputs":
-            handler = self.handlers.get(name)
+            handler = self._handlers.get(name)
             if handler is not None:
                 return handler(command, now)
             if command.query:
@@ -646,10 +689,9 @@ class Engine:
             return [Change(command.address, ("camera",))]
 
         def open_it() -> None:
-            why = self.open_source(spec)
+            why = self.hooks.open_source(spec)
             change = error(command, why) if why else Change(command.address, (spec,))
-            if self.on_changes is not None:
-                self.on_changes([change])
+            self.report([change])
 
         self.start_io(open_it)
         return []
@@ -676,8 +718,7 @@ class Engine:
             except (CheckpointError, OSError) as exc:
                 self._loading = None
                 logger.warning("/model/load %s failed: %s", name, exc)
-                if self.on_changes is not None:
-                    self.on_changes([error(command, str(exc))])
+                self.report([error(command, str(exc))])
                 return
             self.offer_model(model, command)
 

@@ -41,7 +41,7 @@ from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
 from server.config import Config
 from server.control import Codec, ControlHub
 from server.device import pick_device
-from server.engine import Engine
+from server.engine import Engine, EngineHooks
 from server.http.announce import announcement, lan_addresses, links
 from server.http.app import App, error_response, http_response
 from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
@@ -164,6 +164,23 @@ async def running(
         pix2pix, encoder, feedback = reaction_models(config, model)
     show_path = state_dir(config) / "show.json"
     show = _load_show(show_path)
+    loop = asyncio.get_running_loop()
+
+    def open_source(spec: str) -> str | None:
+        try:
+            play_source(engine.inputs, media_source(config, spec))
+        except SourceError as exc:
+            return str(exc)
+        return None
+
+    saver = ShowSaver(
+        show_path,
+        show,
+        loop,
+        on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
+    )
+    # The hooks close over `control` and `engine`, built next: they run only once
+    # the render thread does, after both exist.
     engine = Engine(
         model=model,
         config=config.render,
@@ -175,8 +192,13 @@ async def running(
         snapshots=show.models,
         find_model=find_model,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
+        hooks=EngineHooks(
+            on_changes=lambda changes: control.changes_threadsafe(changes),
+            on_show=saver.save_threadsafe,
+            on_patch=saver.save_patch_threadsafe,
+            open_source=open_source,
+        ),
     )
-    loop = asyncio.get_running_loop()
     osc_feedback = _osc_feedback(config)
     control = ControlHub(
         submit=engine.submit,
@@ -184,24 +206,6 @@ async def running(
         codec=Codec(parse=parse_control, state=state_message, error=error_message),
         sinks=[osc_feedback.send] if osc_feedback is not None else [],
     )
-    engine.on_changes = control.changes_threadsafe
-
-    def open_source(spec: str) -> str | None:
-        try:
-            play_source(engine.inputs, media_source(config, spec))
-        except SourceError as exc:
-            return str(exc)
-        return None
-
-    engine.open_source = open_source
-    saver = ShowSaver(
-        show_path,
-        show,
-        loop,
-        on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
-    )
-    engine.on_show = saver.save_threadsafe
-    engine.on_patch = saver.save_patch_threadsafe
     # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
     engine.submit([parse(address, args) for address, args in show.patch])
 
@@ -257,32 +261,27 @@ async def running(
         enable_zero_playout_delay()
     else:
         disable_zero_playout_delay()
-    engine.start()
-    if encoder_thread is not None:
-        encoder_thread.start()
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            osc = await _start_osc(config, engine, osc_feedback, stack)
-            if osc is not None:
-                app.osc_stats = osc.stats.as_dict
-            # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
-            link = await stack.enter_async_context(LinkSource(engine.tempo))
-            engine.tempo.link_wanted = config.tempo.link and link.available
-            try:
-                await stack.enter_async_context(outputs)
-            except OutputError as exc:
-                raise StartupError(str(exc)) from exc
-            _start_audio(config, engine, app, stack)
-            _start_midi(config, engine, app, control, stack)
-            port = await _listen(config, app, tls, stack)
-            stack.push_async_callback(app.close)  # peers and websockets before the listener
-            yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
-    finally:
-        engine.inputs.stop()
-        engine.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(saver.flush)  # last out: the show as it ended
+        # Stopped after the engine (last in, first out), which closes the frame slot.
         if encoder_thread is not None:
-            encoder_thread.stop()
-        await saver.flush()
+            stack.enter_context(encoder_thread)
+        stack.enter_context(engine)
+        osc = await _start_osc(config, engine, osc_feedback, stack)
+        if osc is not None:
+            app.osc_stats = osc.stats.as_dict
+        # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
+        link = await stack.enter_async_context(LinkSource(engine.tempo))
+        engine.tempo.link_wanted = config.tempo.link and link.available
+        try:
+            await stack.enter_async_context(outputs)
+        except OutputError as exc:
+            raise StartupError(str(exc)) from exc
+        _start_audio(config, engine, app, stack)
+        _start_midi(config, engine, app, control, stack)
+        port = await _listen(config, app, tls, stack)
+        stack.push_async_callback(app.close)  # peers and websockets before the listener
+        yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
 
 
 def _access(config: Config) -> Access:

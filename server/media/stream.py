@@ -138,6 +138,14 @@ class StreamEncoder:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def __enter__(self) -> StreamEncoder:
+        """Start encoding; leaving the block stops the thread."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def _run(self) -> None:
         seen = 0
         last_encode = 0.0

@@ -11,15 +11,19 @@ from PIL import Image
 
 from server.commands import KEYFRAMES, Change, parse
 from server.config import RenderConfig
-from server.engine import Engine
+from server.engine import Engine, EngineHooks
 from server.media.thumbs import SIZE
 from tests.conftest import tiny_model
 
 
 def engine() -> tuple[Engine, list[Change]]:
-    e = Engine(model=tiny_model(), config=RenderConfig(size=32), device=torch.device("cpu"))
     changes: list[Change] = []
-    e.on_changes = changes.extend
+    e = Engine(
+        model=tiny_model(),
+        config=RenderConfig(size=32),
+        device=torch.device("cpu"),
+        hooks=EngineHooks(on_changes=changes.extend),
+    )
     return e, changes
 
 
