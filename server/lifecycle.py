@@ -12,7 +12,7 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -50,9 +50,11 @@ from server.http.site import listening
 from server.http.tls import TlsError, server_context
 from server.media.inputs import SourceError, play_source
 from server.media.playout import disable_zero_playout_delay, enable_zero_playout_delay
-from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
+from server.media.stream import PacketHub, StreamEncoder
+from server.meters import LeadMeter
 from server.outputs.service import OutputError, Outputs
 from server.outputs.whip import WhipWhep
+from server.showfile import ShowSaver
 from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
@@ -211,7 +213,7 @@ async def running(
 
     encoder_thread: StreamEncoder | None = None
     hub: PacketHub | None = None
-    lead = LeadMeter(engine, display_ms=config.tempo.display_latency_ms)
+    lead = LeadMeter(engine.tempo, display_ms=config.tempo.display_latency_ms)
     if config.stream.shared_encoder:
         hub = PacketHub(
             loop=loop,
@@ -473,126 +475,6 @@ def _load_show(path: Path) -> showfile.Show:
         # Kept as .bad beside it; the show starts fresh and says so.
         logger.error("%s; starting with an empty show", exc)
         return showfile.Show()
-
-
-class ShowSaver:
-    """Writes the show file off the render thread, atomically, newest state only.
-
-    A write that fails (disk full, read-only, folder gone) keeps the show in
-    memory, tells every controller once, shows in /api/status, and retries
-    every RETRY_SECONDS until the disk takes it: the file on disk is never
-    half-written (save_text renames a complete temp file over it) and nothing
-    performed since is lost while the server runs.
-    """
-
-    RETRY_SECONDS = 2.0
-
-    def __init__(
-        self,
-        path: Path,
-        show: showfile.Show,
-        loop: asyncio.AbstractEventLoop,
-        on_error: Callable[[str], None] | None = None,
-    ) -> None:
-        self.path = path
-        self.show = show
-        self.error: str | None = None  # why the last write failed; None once saved
-        self.saves = 0
-        self._loop = loop
-        self._on_error = on_error
-        self._task: asyncio.Task[None] | None = None
-        self._dirty = False
-        self._closing = False
-
-    def save_threadsafe(self, snapshots: dict[str, dict[str, Any]]) -> None:
-        """Called on the render thread with every model's snapshot."""
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._update, snapshots)
-
-    def save_patch_threadsafe(self, patch: list[list[object]]) -> None:
-        """Called on the render thread with the patch as commands."""
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._update_patch, patch)
-
-    def _update_patch(self, patch: list[list[object]]) -> None:
-        self.show.patch = patch
-        self._schedule()
-
-    def replace(self, show: showfile.Show) -> None:
-        """An imported show becomes the show (event loop)."""
-        self.show = show
-        self._schedule()
-
-    def status(self) -> dict[str, object]:
-        """For /api/status."""
-        return {"path": str(self.path), "saved": self.error is None, "error": self.error}
-
-    def _update(self, snapshots: dict[str, dict[str, Any]]) -> None:
-        self.show.models.update(snapshots)
-        self._schedule()
-
-    def _schedule(self) -> None:
-        self._dirty = True
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._write())
-
-    async def _write(self) -> None:
-        while self._dirty:
-            self._dirty = False
-            text = showfile.dumps(self.show)
-            try:
-                await asyncio.to_thread(showfile.save_text, self.path, text)
-            except OSError as exc:
-                self._failed(exc)
-                self._dirty = True
-                if self._closing:
-                    return
-                await asyncio.sleep(self.RETRY_SECONDS)
-            else:
-                self.saves += 1
-                if self.error is not None:
-                    logger.warning("the show is saved again to %s", self.path)
-                    self.error = None
-
-    def _failed(self, exc: OSError) -> None:
-        message = (
-            f"the show could not be saved to {self.path}: {exc.strerror or exc}; "
-            "it is kept in memory and saved as soon as the disk takes it"
-        )
-        if message != self.error:  # once per distinct cause, not every retry
-            logger.error("%s", message)
-            if self._on_error is not None:
-                self._on_error(message)
-        self.error = message
-
-    async def flush(self) -> None:
-        """Wait for a pending write (shutdown); one last try if the disk is still refusing."""
-        self._closing = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = asyncio.ensure_future(self._write())
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-class LeadMeter:
-    """Measures render-start-to-encoded time and sets the tempo clock's render lead."""
-
-    def __init__(self, engine: Engine, *, display_ms: float) -> None:
-        self._engine = engine
-        self._display = display_ms / 1000.0
-        self._average: float | None = None
-
-    def observe(self, encoded: EncodedFrame) -> None:
-        """One encoded frame (event loop)."""
-        frame = encoded.frame
-        started = frame.rendered_at - frame.render_ms / 1000.0
-        seconds = max(0.0, encoded.encoded_at - started)
-        self._average = seconds if self._average is None else 0.95 * self._average + 0.05 * seconds
-        self._engine.tempo.lead_seconds = self._average + self._display
 
 
 async def serve_forever(config: Config, *, qr: bool | None = None) -> None:
