@@ -23,9 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.commands import Command, CommandError, parse
+from server.commands import Change, Command, CommandError, parse
 from server.patch import Tables, continuous_arg, scaled, trigger_command
-from server.play import Change
 from server.tempo import BeatSample
 
 logger = logging.getLogger(__name__)

@@ -35,8 +35,16 @@ from controllers.osc_packet import (
     encode,
     parse_packet,
 )
-from server.commands import QUERY, REGISTRY, Command, CommandError, CommandSpec, lookup, parse
-from server.play import Change
+from server.commands import (
+    QUERY,
+    REGISTRY,
+    Change,
+    Command,
+    CommandError,
+    CommandSpec,
+    lookup,
+    parse,
+)
 from server.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)

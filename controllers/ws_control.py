@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from server.commands import Command, CommandError, lookup, parse
-from server.play import Change
+from server.commands import Change, Command, CommandError, lookup, parse
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 ArgType = Literal["f", "i", "s"]
+# Who applies a command: the latent state (server/play.py), the engine (reactions,
+# models, thumbnails), the master grade (server/media/master.py), the modulation
+# patch (server/patch.py), an output service (server/outputs: recording, NDI),
+# or the controller that received it (feedback subscriptions).
+Owner = Literal["play", "engine", "master", "patch", "outputs", "controller"]
+# Whether a model's show entry keeps the setting: always, or only for a model
+# with a W space, classes, or StyleGAN3's input transform.
+Persist = Literal["always", "w", "classes", "transform"]
 
 QUERY = "?"
 
@@ -108,9 +116,13 @@ class CommandSpec:
     doc: str
     args: tuple[ArgSpec, ...] = ()
     path: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (lo, hi)
-    owner: Literal["play", "engine", "controller"] = "play"
+    owner: Owner = "play"
     queryable: bool = True
     settable: bool = True  # False: a read-only value, only "?" is accepted
+    # An absolute setter applied at one instant: only the last value per address
+    # in a frame's batches matters, so a fader flood costs one application a frame.
+    coalesce: bool = False
+    persist: Persist | None = None  # kept in the show file, and when
 
     def __post_init__(self) -> None:
         names = re.findall(r"\{(\w+)\}", self.pattern)
@@ -160,6 +172,23 @@ class Command:
         return self.path[name]
 
 
+ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A state change to send as feedback; `to` None means every subscriber."""
+
+    address: str
+    args: tuple[object, ...]
+    to: object = None
+
+
+def error(command: Command, message: str) -> Change:
+    """A refusal addressed to the command's sender only."""
+    return Change(ERROR_ADDRESS, (command.address, message), command.origin)
+
+
 def _num(value: float | None) -> str:
     if value is None:
         return ""
@@ -202,18 +231,28 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/latent/xy",
         "XY pad: bilinear blend of the corner keyframes 1 (0,0), 2 (1,0), 3 (0,1), 4 (1,1)",
         (ArgSpec("x", "f", "0..1", 0.0, 1.0), ArgSpec("y", "f", "0..1", 0.0, 1.0)),
+        coalesce=True,
     ),
     CommandSpec(
         "/latent/dir/{k}",
         "Offset along direction k (the model's own directions, else an orthonormal set)",
         (ArgSpec("amount", "f", "-1..1, 0 is no offset", -1.0, 1.0),),
         path={"k": (1, DIRECTIONS)},
+        coalesce=True,
+        persist="always",
     ),
-    CommandSpec("/latent/wander", "Drift along a smooth endless loop: 1 on, 0 off", (_SWITCH,)),
+    CommandSpec(
+        "/latent/wander",
+        "Drift along a smooth endless loop: 1 on, 0 off",
+        (_SWITCH,),
+        persist="always",
+    ),
     CommandSpec(
         "/latent/speed",
         "Wander speed: 1 is one loop in two minutes",
         (ArgSpec("speed", "f", "0..8", 0.0, 8.0),),
+        coalesce=True,
+        persist="always",
     ),
     CommandSpec(
         "/latent/seed",
@@ -226,12 +265,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Truncation psi: StyleGAN pulls W toward w_avg, DCGAN scales z toward 0; "
         "1 unchanged, 0 the mean picture",
         (ArgSpec("psi", "f", "0..2", 0.0, 2.0),),
+        coalesce=True,
+        persist="always",
     ),
     CommandSpec(
         "/latent/class",
         "Class of a conditional model: seeds, reshuffles and wander use it, and the picture "
         "morphs to the current seed in that class",
         (ArgSpec("class", "i", "0..classes-1", 0, MAX_CLASS),),
+        persist="classes",
     ),
     # Keyframes
     CommandSpec(
@@ -281,26 +323,31 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/keyframe/morph",
         "Default morph time, in the current unit",
         (ArgSpec("time", "f", "0..600", 0.0, MAX_MORPH_SECONDS),),
+        persist="always",
     ),
     CommandSpec(
         "/keyframe/unit",
         "Unit of morph and step times",
         (ArgSpec("unit", "s", "seconds or beats", choices=("seconds", "beats")),),
+        persist="always",
     ),
     CommandSpec(
         "/keyframe/interp",
         "Interpolation: slerp keeps the norm, lerp is a straight line",
         (ArgSpec("mode", "s", "slerp or lerp", choices=("slerp", "lerp")),),
+        persist="always",
     ),
     CommandSpec(
         "/keyframe/ease",
         "Easing of morphs",
         (ArgSpec("easing", "s", "", choices=("linear", "smooth", "exponential")),),
+        persist="always",
     ),
     CommandSpec(
         "/keyframe/quantize",
         "Start jumps on the next beat or bar",
         (ArgSpec("grid", "s", "", choices=("off", "beat", "bar")),),
+        persist="always",
     ),
     # Style (StyleGAN)
     *(
@@ -308,6 +355,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             f"/style/{name}/keyframe",
             f"Style mixing: take the {name} layers from keyframe n (0: none); StyleGAN only",
             (ArgSpec("n", "i", f"0..{KEYFRAMES}", 0, KEYFRAMES),),
+            persist="w",
         )
         for name in STYLE_RANGES
     ),
@@ -316,6 +364,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
             f"/style/{name}/amount",
             f"Style mixing: how much of the {name} layers comes from that keyframe",
             (ArgSpec("amount", "f", "0..1", 0.0, 1.0),),
+            coalesce=True,
+            persist="w",
         )
         for name in STYLE_RANGES
     ),
@@ -323,32 +373,43 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/style/noise/mode",
         "Per-pixel noise: const (the same every frame), random (new every frame) or none",
         (ArgSpec("mode", "s", "", choices=NOISE_MODES),),
+        persist="w",
     ),
     CommandSpec(
         "/style/noise/strength",
         "Noise strength: 1 as trained, 0 none",
         (ArgSpec("strength", "f", "0..4", 0.0, 4.0),),
+        coalesce=True,
+        persist="w",
     ),
     # Transform (StyleGAN3)
     CommandSpec(
         "/transform/rotate",
         "Rotate the picture (StyleGAN3's input transform), degrees counter-clockwise",
         (ArgSpec("degrees", "f", "-180..180", -180.0, 180.0),),
+        coalesce=True,
+        persist="transform",
     ),
     CommandSpec(
         "/transform/translate",
         "Move the picture (StyleGAN3), in picture widths",
         (ArgSpec("x", "f", "-2..2", -2.0, 2.0), ArgSpec("y", "f", "-2..2", -2.0, 2.0)),
+        coalesce=True,
+        persist="transform",
     ),
     CommandSpec(
         "/transform/zoom",
         "Zoom the picture (StyleGAN3): above 1 magnifies",
         (ArgSpec("zoom", "f", "0.25..4", 0.25, 4.0),),
+        coalesce=True,
+        persist="transform",
     ),
     CommandSpec(
         "/transform/spin",
         "Keep rotating (StyleGAN3), degrees per second; 0 stops",
         (ArgSpec("speed", "f", "-180..180", -180.0, 180.0),),
+        coalesce=True,
+        persist="transform",
     ),
     CommandSpec(
         "/transform/reset",
@@ -366,17 +427,20 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/sequence/length",
         "How many keyframes the tour visits",
         (ArgSpec("count", "i", f"1..{KEYFRAMES}", 1, KEYFRAMES),),
+        persist="always",
     ),
     CommandSpec(
         "/sequence/step",
         "Time per step of the tour, in the current unit",
         (ArgSpec("time", "f", "0.05..600", 0.05, MAX_MORPH_SECONDS),),
+        persist="always",
     ),
     # Tempo
     CommandSpec(
         "/tempo/bpm",
         "Tempo when Ableton Link is off",
         (ArgSpec("bpm", "f", "20..300", 20.0, 300.0),),
+        persist="always",
     ),
     CommandSpec(
         "/tempo/tap",
@@ -426,18 +490,21 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Blend of the reaction over the picture",
         (ArgSpec("mix", "f", "0..1", 0.0, 1.0),),
         owner="engine",
+        coalesce=True,
     ),
     CommandSpec(
         "/react/smoothing",
         "Blend each output frame with the previous one (trails; calms a flickering input)",
         (ArgSpec("amount", "f", "0..0.99", 0.0, 0.99),),
         owner="engine",
+        coalesce=True,
     ),
     CommandSpec(
         "/react/inject",
         "Feedback: share of fresh picture (camera, else the latent picture) fed into the loop",
         (ArgSpec("amount", "f", "0 = pure feedback .. 1", 0.0, 1.0),),
         owner="engine",
+        coalesce=True,
     ),
     CommandSpec(
         "/react/source",
@@ -464,7 +531,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/output/dim",
         "Master fader: 1 full picture, 0 black",
         (ArgSpec("level", "f", "0..1", 0.0, 1.0),),
-        owner="engine",
+        owner="master",
     ),
     CommandSpec(
         "/output/blackout",
@@ -473,39 +540,39 @@ COMMANDS: tuple[CommandSpec, ...] = (
             _SWITCH,
             ArgSpec("seconds", "f", "fade time, default 0 (a cut)", 0.0, 60.0, optional=True),
         ),
-        owner="engine",
+        owner="master",
     ),
     CommandSpec(
         "/output/freeze",
         "Hold the picture (commands still apply, and show when it is released)",
         (_SWITCH,),
-        owner="engine",
+        owner="master",
     ),
     CommandSpec(
         "/output/strobe",
         "Strobe to black at this rate in Hz; 0 is off",
         (ArgSpec("rate", "f", "0..15 Hz", 0.0, 15.0),),
-        owner="engine",
+        owner="master",
     ),
     CommandSpec(
         "/output/hue",
         "Rotate hue, in turns: 0 and 1 are unchanged, 0.5 the opposite colours",
         (ArgSpec("turns", "f", "0..1", 0.0, 1.0),),
-        owner="engine",
+        owner="master",
     ),
     CommandSpec(
         "/output/saturation",
         "Colour saturation: 0 grey, 1 unchanged, 2 twice as vivid",
         (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
-        owner="engine",
+        owner="master",
     ),
     CommandSpec(
         "/output/contrast",
         "Contrast about mid grey: 0 flat grey, 1 unchanged, 2 twice as hard",
         (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
-        owner="engine",
+        owner="master",
     ),
-    CommandSpec("/output/invert", "Invert the colours: 1 on, 0 off", (_SWITCH,), owner="engine"),
+    CommandSpec("/output/invert", "Invert the colours: 1 on, 0 off", (_SWITCH,), owner="master"),
     # Modulation
     CommandSpec(
         "/mod/route",
@@ -516,7 +583,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
             ArgSpec("target", "s", "an address taking one float, e.g. /latent/truncation"),
             ArgSpec("amount", "f", "-10..10, in the target's own units", -10.0, 10.0),
         ),
-        owner="engine",
+        owner="patch",
     ),
     CommandSpec(
         "/mod/trigger",
@@ -526,13 +593,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
             ArgSpec("target", "s", "an address needing no arguments, e.g. /keyframe/next"),
             ArgSpec("on", "i", "1 add (default), 0 remove", 0, 1, optional=True),
         ),
-        owner="engine",
+        owner="patch",
     ),
-    CommandSpec("/mod/clear", "Remove every route and trigger", owner="engine", queryable=False),
+    CommandSpec("/mod/clear", "Remove every route and trigger", owner="patch", queryable=False),
     CommandSpec(
         "/mod/sources",
         "Read only: every modulation source and its value now (name, value, ...)",
-        owner="engine",
+        owner="patch",
         settable=False,
     ),
     # MIDI
@@ -540,7 +607,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/midi/learn",
         "Map the next MIDI control moved (CC, or a note for a trigger) to this address; '' cancels",
         (ArgSpec("target", "s", "an address, e.g. /output/dim or /keyframe/3/jump"),),
-        owner="engine",
+        owner="patch",
     ),
     CommandSpec(
         "/midi/bind",
@@ -553,9 +620,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
             ArgSpec("number", "i", "controller or note number 0..127", 0, 127),
             ArgSpec("target", "s", "an address, or '' to remove the mapping"),
         ),
-        owner="engine",
+        owner="patch",
     ),
-    CommandSpec("/midi/clear", "Remove every MIDI mapping", owner="engine", queryable=False),
+    CommandSpec("/midi/clear", "Remove every MIDI mapping", owner="patch", queryable=False),
     # Outputs: recordings and where frames go (handled by server/outputs)
     CommandSpec(
         "/record/start",
@@ -568,22 +635,22 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 optional=True,
             ),
         ),
-        owner="engine",
+        owner="outputs",
         queryable=False,
     ),
-    CommandSpec("/record/stop", "Stop recording", (), owner="engine", queryable=False),
+    CommandSpec("/record/stop", "Stop recording", (), owner="outputs", queryable=False),
     CommandSpec(
         "/record/state",
         "Read only: recording (0/1), the file name, and why the last recording stopped",
         (),
-        owner="engine",
+        owner="outputs",
         settable=False,
     ),
     CommandSpec(
         "/output/ndi",
         "Send the picture as an NDI source (Resolume, TouchDesigner, OBS): 1 on, 0 off",
         (_SWITCH,),
-        owner="engine",
+        owner="outputs",
     ),
     CommandSpec(
         "/model/info",
@@ -606,6 +673,32 @@ REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
 
 _FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path}
 _PATTERNED = [(spec.regex, spec) for spec in COMMANDS if spec.path]
+
+
+def addresses(spec: CommandSpec) -> list[str]:
+    """Every concrete address of a spec: `/latent/dir/{k}` -> `/latent/dir/1` .. `/8`."""
+    if not spec.path:
+        return [spec.pattern]
+    (name, (lo, hi)), *_ = spec.path.items()
+    return [spec.pattern.replace("{" + name + "}", str(i)) for i in range(lo, hi + 1)]
+
+
+def owned_by(owner: Owner) -> tuple[str, ...]:
+    """The patterns this owner applies, in registry order."""
+    return tuple(spec.pattern for spec in COMMANDS if spec.owner == owner)
+
+
+def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
+    """The addresses a show entry keeps for a model with these kinds, grouped by kind."""
+    order: tuple[Persist, ...] = ("always", "w", "classes", "transform")
+    return tuple(
+        address
+        for kind in order
+        if kind in kinds
+        for spec in COMMANDS
+        if spec.persist == kind
+        for address in addresses(spec)
+    )
 
 
 def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:

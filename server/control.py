@@ -1,9 +1,11 @@
 """Commands in from every controller, state changes out to all of them.
 
-Websocket control messages are parsed here (through `controllers.ws_control`)
-and submitted to the engine; the engine's changes come back from the render
-thread and go, on the event loop, to every websocket client and every OSC
-feedback target, so a tablet, a laptop and a phone stay in sync.
+Websocket control messages are parsed here (by the codec the wiring passes
+in: `controllers.ws_control`) and submitted to the engine; the engine's changes
+come back from the render thread and go, on the event loop, to every sink (OSC
+feedback targets, MIDI LEDs) and every websocket client, so a tablet, a laptop
+and a phone stay in sync. This module knows no controller and no HTTP: what it
+talks to comes in through its constructor.
 
 Each websocket client has a coalescing outbox: only the newest value of an
 address waits to be sent, so a slow client lags in time but never in memory
@@ -17,23 +19,38 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from controllers.osc import OscFeedback
-from controllers.ws_control import error_message, parse_control, state_message
-from server.commands import Command, CommandError
-from server.engine import ERROR_ADDRESS
-from server.http.client import Client, ClientGone
-from server.play import Change
+from server.commands import ERROR_ADDRESS, Change, Command, CommandError
 
 logger = logging.getLogger(__name__)
+
+ChangeSink = Callable[[Sequence[Change]], None]  # OSC feedback, MIDI LEDs: event loop
+
+
+class Connection(Protocol):
+    """A websocket client as the hub needs it (server.http.client.Client)."""
+
+    async def send(self, text: str) -> None:
+        """Send one text message; a ConnectionError once the client is gone."""
+        ...
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How websocket control messages read and write (controllers.ws_control)."""
+
+    parse: Callable[..., list[Command]]  # (message, *, origin, received) -> commands
+    state: Callable[[Change], dict[str, object]]
+    error: Callable[[CommandError], dict[str, object]]
 
 
 class Outbox:
     """One websocket client's pending messages: the newest per address, in order."""
 
-    def __init__(self, connection: Client) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._pending: dict[str, dict[str, Any]] = {}
         self._wake = asyncio.Event()
@@ -52,7 +69,7 @@ class Outbox:
         self._wake.set()
 
     async def _run(self) -> None:
-        with contextlib.suppress(ClientGone):
+        with contextlib.suppress(ConnectionError):  # the client is gone
             while True:
                 await self._wake.wait()
                 self._wake.clear()
@@ -70,38 +87,47 @@ class ControlHub:
     """Routes commands to the engine and changes back to every controller."""
 
     def __init__(
-        self, *, submit: Callable[[Sequence[Command]], bool], loop: asyncio.AbstractEventLoop
+        self,
+        *,
+        submit: Callable[[Sequence[Command]], bool],
+        loop: asyncio.AbstractEventLoop,
+        codec: Codec,
+        sinks: Sequence[ChangeSink] = (),
     ) -> None:
         self._submit = submit
         self._loop = loop
-        self.clients: dict[Client, Outbox] = {}
-        self.osc: OscFeedback | None = None
+        self._codec = codec
+        self._sinks: list[ChangeSink] = list(sinks)
+        self.clients: dict[Connection, Outbox] = {}
         self.rejected = 0
-        self.on_change: list[Callable[[Change], None]] = []
 
-    def join(self, connection: Client) -> None:
+    def subscribe(self, sink: ChangeSink) -> None:
+        """Send every later change to this sink too (a controller opened after the hub)."""
+        self._sinks.append(sink)
+
+    def join(self, connection: Connection) -> None:
         """A websocket client that receives feedback."""
         self.clients[connection] = Outbox(connection)
 
-    def leave(self, connection: Client) -> None:
+    def leave(self, connection: Connection) -> None:
         """Forget a closed websocket client."""
         outbox = self.clients.pop(connection, None)
         if outbox is not None:
             outbox.close()
 
-    def reply(self, connection: Client, message: dict[str, Any]) -> None:
+    def reply(self, connection: Connection, message: dict[str, Any]) -> None:
         """Send one message to one client, in order with its feedback."""
         outbox = self.clients.get(connection)
         if outbox is not None:
             outbox.put(message)
 
-    async def handle(self, connection: Client, message: dict[str, Any]) -> None:
+    async def handle(self, connection: Connection, message: dict[str, Any]) -> None:
         """A websocket control message (no "type"): parse, submit, or say why not."""
         try:
-            commands = parse_control(message, origin=connection, received=time.monotonic())
+            commands = self._codec.parse(message, origin=connection, received=time.monotonic())
         except CommandError as exc:
             self.rejected += 1
-            self.reply(connection, error_message(exc))
+            self.reply(connection, self._codec.error(exc))
             return
         if not self._submit(commands):
             self.reply(
@@ -119,18 +145,16 @@ class ControlHub:
 
     def broadcast(self, changes: Sequence[Change]) -> None:
         """Send changes to everyone (answers and errors only to their asker)."""
-        if self.osc is not None:
-            self.osc.send(changes)
+        for sink in self._sinks:
+            sink(changes)
         for change in changes:
-            for listener in self.on_change:
-                listener(change)
             if change.address == ERROR_ADDRESS:
                 address, text = change.args
                 message: dict[str, Any] = {"type": "error", "address": address, "error": text}
             else:
-                message = state_message(change)
+                message = self._codec.state(change)
             if change.to is None:
                 for outbox in self.clients.values():
                     outbox.put(message)
-            elif isinstance(change.to, Client):
+            elif isinstance(change.to, Hashable) and change.to in self.clients:
                 self.reply(change.to, message)

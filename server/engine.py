@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,16 +33,17 @@ from models.latent_maths import lerp
 from models.latent_space import LatentSpace, Pose, space_for
 from models.pixels import resize, to_rgb_uint8, to_yuv420
 from models.sampling import is_stylegan
-from server.commands import KEYFRAMES, Command, CommandError, parse
+from server.commands import KEYFRAMES, REGISTRY, Change, Command, CommandError, error, parse
 from server.config import RenderConfig
+from server.media.frame import Frame
 from server.media.inputs import InputHub
-from server.media.master import OUTPUT_ADDRESSES, Master
+from server.media.master import Master
 from server.media.slot import LatestSlot
 from server.media.thumbs import SIZE as THUMB_SIZE
 from server.media.thumbs import Thumbnails
 from server.meters import RateMeter
 from server.patch import Patch, Sources, continuous_arg
-from server.play import ERROR_ADDRESS, Change, PlayState, error
+from server.play import PlayState
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
 from server.tempo import TempoClock
@@ -51,22 +51,25 @@ from server.tempo import TempoClock
 logger = logging.getLogger(__name__)
 
 Batch = Sequence[Command]  # commands applied together, between two frames
-__all__ = ["ERROR_ADDRESS", "Engine", "Frame", "coalesce", "error"]
+__all__ = ["Engine", "EngineHooks", "coalesce"]
+
+
+def _no_sources(spec: str) -> str | None:
+    return "no sources configured"
 
 
 @dataclass(frozen=True)
-class Frame:
-    """One rendered picture, ready for every encoder."""
+class EngineHooks:
+    """What the server around the engine hears from it and lends it, fixed at construction.
 
-    index: int
-    yuv: np.ndarray  # (H * 3 // 2, W) uint8, planar yuv420p
-    width: int
-    height: int
-    rendered_at: float  # time.monotonic() when the frame was finished
-    render_ms: float  # generator + conversion time
-    applied_at: float | None  # arrival time of the newest command this frame shows
-    latent: torch.Tensor | None = None  # (dim,) on the CPU: the position it shows (z or W)
-    input_at: float | None = None  # arrival of the incoming frame it reacts to
+    Every callback runs on the render thread (or an io thread); the server hands
+    the work to its event loop.
+    """
+
+    on_changes: Callable[[list[Change]], None] | None = None  # feedback to controllers
+    on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every model's snapshot
+    on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
+    open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
 
 
 @dataclass
@@ -84,42 +87,21 @@ class Deck:
         return resize(self.space.render(pose).float(), size)
 
 
-# Absolute setters: applied at one instant, only the last value of an address
-# matters (each starts its glide from the same position), so a fader flood
-# costs one application per frame, not hundreds.
-COALESCED = frozenset(
-    {
-        "/latent/xy",
-        "/latent/dir/{k}",
-        "/latent/truncation",
-        "/latent/speed",
-        "/style/coarse/amount",
-        "/style/middle/amount",
-        "/style/fine/amount",
-        "/style/noise/strength",
-        "/transform/rotate",
-        "/transform/translate",
-        "/transform/zoom",
-        "/transform/spin",
-        "/react/mix",
-        "/react/smoothing",
-        "/react/inject",
-    }
-)
-
-
 def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
-    """Drop absolute setters that a later command to the same address overrides."""
+    """Drop absolute setters (the registry's `coalesce`) that a later command to the
+    same address overrides: a fader flood costs one application per frame."""
     last: dict[str, tuple[int, int]] = {}
     for b, batch in enumerate(batches):
         for c, command in enumerate(batch):
-            if command.name in COALESCED and not command.query:
+            if REGISTRY[command.name].coalesce and not command.query:
                 last[command.address] = (b, c)
     return [
         [
             command
             for c, command in enumerate(batch)
-            if command.name not in COALESCED or command.query or last[command.address] == (b, c)
+            if not REGISTRY[command.name].coalesce
+            or command.query
+            or last[command.address] == (b, c)
         ]
         for b, batch in enumerate(batches)
     ]
@@ -132,6 +114,7 @@ class Engine:
     MODEL_FADE_SECONDS = 1.0
     SHOW_SAVE_SECONDS = 1.0  # at most one show snapshot per second
     EARLY_FRAME_GAP = 0.5  # of a frame period: how soon a command may start a frame
+    SHUTDOWN_GRACE_SECONDS = 3.0  # how long a stopping render thread may finish its frame
 
     def __init__(
         self,
@@ -146,8 +129,10 @@ class Engine:
         snapshots: dict[str, dict[str, Any]] | None = None,
         find_model: Callable[[str], Path | None] | None = None,
         tempo: TempoClock | None = None,
+        hooks: EngineHooks | None = None,
     ) -> None:
         self.config = config
+        self.hooks = hooks if hooks is not None else EngineHooks()
         self.device = device
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(config.threads))
@@ -170,19 +155,14 @@ class Engine:
             encoder=encoder,
             feedback=feedback,
         )
-        # Called on the render thread; the app hands them to the event loop.
-        self.on_changes: Callable[[list[Change]], None] | None = None
-        self.on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None
-        self.on_patch: Callable[[list[list[object]]], None] | None = None
         # Runs blocking work (opening files, loading models) off the render thread.
         self.start_io: Callable[[Callable[[], None]], None] = _daemon_thread
-        self.open_source: Callable[[str], str | None] = lambda spec: "no sources configured"
-        # Engine-owned commands served elsewhere (outputs: /record/*, /output/*),
-        # called on the render thread between frames like every command.
-        self.handlers: dict[str, Callable[[Command, float], list[Change]]] = {}
+        # Commands the registry gives to an output service (/record/*, /output/ndi),
+        # called on the render thread between frames like every command; see serve().
+        self._handlers: dict[str, Callable[[Command, float], list[Change]]] = {}
         # Called on the render thread after every frame with (index, now, dt, the
-        # batches applied before it): the performance log of a recording.
-        self.step_log: Callable[[int, float, float, list[Batch]], None] | None = None
+        # batches applied before it): the performance log of a recording; see log_steps().
+        self._step_log: Callable[[int, float, float, list[Batch]], None] | None = None
         self._applied: list[Batch] = []
         self.errors = 0
         self.dropped_batches = 0
@@ -246,6 +226,22 @@ class Engine:
         self._wake.set()
         return True
 
+    def serve(self, pattern: str, handler: Callable[[Command, float], list[Change]]) -> None:
+        """Let an output service apply a command the registry gives to "outputs"."""
+        spec = REGISTRY.get(pattern)
+        if spec is None or spec.owner != "outputs":
+            raise ValueError(f"{pattern} is not an output service's command")
+        self._handlers[pattern] = handler
+
+    def log_steps(self, step_log: Callable[[int, float, float, list[Batch]], None] | None) -> None:
+        """Call `step_log` after every frame (a recording's performance log); None stops."""
+        self._step_log = step_log
+
+    def report(self, changes: list[Change]) -> None:
+        """Send changes to the controllers from any thread (an io thread's result)."""
+        if self.hooks.on_changes is not None:
+            self.hooks.on_changes(changes)
+
     def import_show(self, snapshots: dict[str, dict[str, Any]]) -> None:
         """Replace the keyframe banks and settings of the models in an imported show."""
         with self._incoming_lock:
@@ -272,6 +268,17 @@ class Engine:
             if self._thread.is_alive():
                 logger.warning("render thread did not stop within %.1f s", timeout)
         self.frames.close()
+
+    def __enter__(self) -> Engine:
+        """Start rendering; leaving the block stops the inputs and the render thread."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.inputs.stop()
+        # A frame in progress gets this long to finish; a stuck one is left behind
+        # (a daemon thread) and its readers are woken by the closed frame slot.
+        self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
 
     def stats(self) -> dict[str, Any]:
         """Numbers for /api/status."""
@@ -435,7 +442,7 @@ class Engine:
         changes.extend(self._morph_progress(now))
         self._step_started = None
         self._publish(changes, now)
-        step_log = self.step_log  # read once: a failing recording clears it from its thread
+        step_log = self._step_log  # read once: a failing recording clears it from its thread
         if step_log is not None:
             applied, self._applied = self._applied, []
             step_log(self._index, now, dt, applied)
@@ -544,19 +551,19 @@ class Engine:
                 self._report(exc)
 
     def _publish(self, changes: list[Change], now: float) -> None:
-        if changes and self.on_changes is not None:
-            self.on_changes(changes)
+        if changes:
+            self.report(changes)
         if changes and any(c.to is None for c in changes):
             self._show_dirty = True
-        if self._patch_dirty and self.on_patch is not None:
+        if self._patch_dirty and self.hooks.on_patch is not None:
             self._patch_dirty = False
-            self.on_patch(self.patch.commands())
+            self.hooks.on_patch(self.patch.commands())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
             self._show_dirty = False
             self._show_saved = now
-            if self.on_show is not None:
+            if self.hooks.on_show is not None:
                 self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
-                self.on_show(dict(self.snapshots))
+                self.hooks.on_show(dict(self.snapshots))
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:
         """Apply every queued batch; returns the newest batch's arrival time."""
@@ -568,7 +575,7 @@ class Engine:
                 break
         if not drained:
             return None
-        if self.step_log is not None:
+        if self._step_log is not None:
             self._applied = [batch for batch, _ in drained]
         for batch in coalesce([batch for batch, _ in drained]):
             try:
@@ -588,13 +595,19 @@ class Engine:
     # -- engine commands (render thread) -------------------------------------
 
     def _command(self, command: Command, now: float) -> list[Change]:
+        """Apply a command the latent state does not own, by the registry's owner."""
         name = command.name
-        handler = self.handlers.get(name)
-        if handler is not None:
-            return handler(command, now)
-        if name in OUTPUT_ADDRESSES:
+        owner = REGISTRY[name].owner
+        if owner == "outputs":
+            handler = self._handlers.get(name)
+            if handler is not None:
+                return handler(command, now)
+            if command.query:
+                return [Change(command.address, (), command.origin)]
+            return [error(command, "not available in this server")]
+        if owner == "master":
             return self.master.apply(command, now)
-        if name.startswith(("/mod/", "/midi/")):
+        if owner == "patch":
             if not command.query:
                 self._patch_dirty = True
             return self.patch.apply(command, self._source_values(now) if command.query else None)
@@ -644,7 +657,7 @@ class Engine:
             return self._react_state(now)
         if name == "/model/load":
             return (self.deck.model.name,)
-        if name in OUTPUT_ADDRESSES:
+        if REGISTRY[name].owner == "master":
             return self.master.query(name, now)
         if name == "/keyframe/progress":
             return self._progress
@@ -676,10 +689,9 @@ class Engine:
             return [Change(command.address, ("camera",))]
 
         def open_it() -> None:
-            why = self.open_source(spec)
+            why = self.hooks.open_source(spec)
             change = error(command, why) if why else Change(command.address, (spec,))
-            if self.on_changes is not None:
-                self.on_changes([change])
+            self.report([change])
 
         self.start_io(open_it)
         return []
@@ -706,8 +718,7 @@ class Engine:
             except (CheckpointError, OSError) as exc:
                 self._loading = None
                 logger.warning("/model/load %s failed: %s", name, exc)
-                if self.on_changes is not None:
-                    self.on_changes([error(command, str(exc))])
+                self.report([error(command, str(exc))])
                 return
             self.offer_model(model, command)
 

@@ -12,7 +12,7 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -24,6 +24,7 @@ from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
+from controllers.ws_control import error_message, parse_control, state_message
 from models.checkpoint import (
     PICKLE_SUFFIXES,
     CheckpointError,
@@ -37,10 +38,10 @@ from models.checkpoint import (
 )
 from models.device import pick_device
 from server import showfile
-from server.commands import KEYFRAMES, describe, parse
+from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
 from server.config import Config
-from server.control import ControlHub
-from server.engine import ERROR_ADDRESS, Engine
+from server.control import Codec, ControlHub
+from server.engine import Engine, EngineHooks
 from server.http.announce import announcement, lan_addresses, links
 from server.http.app import App, error_response, http_response
 from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
@@ -50,9 +51,10 @@ from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
 from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_playout_delay
 from server.media.inputs import SourceError, play_source
-from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
+from server.media.stream import PacketHub, StreamEncoder
+from server.meters import LeadMeter
 from server.outputs.service import OutputError, Outputs
-from server.play import Change
+from server.showfile import ShowSaver
 from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
@@ -164,6 +166,23 @@ async def running(
         pix2pix, encoder, feedback = reaction_models(config, model)
     show_path = state_dir(config) / "show.json"
     show = _load_show(show_path)
+    loop = asyncio.get_running_loop()
+
+    def open_source(spec: str) -> str | None:
+        try:
+            play_source(engine.inputs, media_source(config, spec))
+        except SourceError as exc:
+            return str(exc)
+        return None
+
+    saver = ShowSaver(
+        show_path,
+        show,
+        loop,
+        on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
+    )
+    # The hooks close over `control` and `engine`, built next: they run only once
+    # the render thread does, after both exist.
     engine = Engine(
         model=model,
         config=config.render,
@@ -175,33 +194,26 @@ async def running(
         snapshots=show.models,
         find_model=find_model,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
+        hooks=EngineHooks(
+            on_changes=lambda changes: control.changes_threadsafe(changes),
+            on_show=saver.save_threadsafe,
+            on_patch=saver.save_patch_threadsafe,
+            open_source=open_source,
+        ),
     )
-    loop = asyncio.get_running_loop()
-    control = ControlHub(submit=engine.submit, loop=loop)
-    engine.on_changes = control.changes_threadsafe
-
-    def open_source(spec: str) -> str | None:
-        try:
-            play_source(engine.inputs, media_source(config, spec))
-        except SourceError as exc:
-            return str(exc)
-        return None
-
-    engine.open_source = open_source
-    saver = ShowSaver(
-        show_path,
-        show,
-        loop,
-        on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
+    osc_feedback = _osc_feedback(config)
+    control = ControlHub(
+        submit=engine.submit,
+        loop=loop,
+        codec=Codec(parse=parse_control, state=state_message, error=error_message),
+        sinks=[osc_feedback.send] if osc_feedback is not None else [],
     )
-    engine.on_show = saver.save_threadsafe
-    engine.on_patch = saver.save_patch_threadsafe
     # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
     engine.submit([parse(address, args) for address, args in show.patch])
 
     encoder_thread: StreamEncoder | None = None
     hub: PacketHub | None = None
-    lead = LeadMeter(engine, display_ms=config.tempo.display_latency_ms)
+    lead = LeadMeter(engine.tempo, display_ms=config.tempo.display_latency_ms)
     if config.stream.shared_encoder:
         hub = PacketHub(
             loop=loop,
@@ -251,32 +263,27 @@ async def running(
         enable_zero_playout_delay()
     else:
         disable_zero_playout_delay()
-    engine.start()
-    if encoder_thread is not None:
-        encoder_thread.start()
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            osc = await _start_osc(config, engine, control, stack)
-            if osc is not None:
-                app.osc_stats = osc.stats.as_dict
-            # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
-            link = await stack.enter_async_context(LinkSource(engine.tempo))
-            engine.tempo.link_wanted = config.tempo.link and link.available
-            try:
-                await stack.enter_async_context(outputs)
-            except OutputError as exc:
-                raise StartupError(str(exc)) from exc
-            _start_audio(config, engine, app, stack)
-            _start_midi(config, engine, app, control, stack)
-            port = await _listen(config, app, tls, stack)
-            stack.push_async_callback(app.close)  # peers and websockets before the listener
-            yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
-    finally:
-        engine.inputs.stop()
-        engine.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(saver.flush)  # last out: the show as it ended
+        # Stopped after the engine (last in, first out), which closes the frame slot.
         if encoder_thread is not None:
-            encoder_thread.stop()
-        await saver.flush()
+            stack.enter_context(encoder_thread)
+        stack.enter_context(engine)
+        osc = await _start_osc(config, engine, osc_feedback, stack)
+        if osc is not None:
+            app.osc_stats = osc.stats.as_dict
+        # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
+        link = await stack.enter_async_context(LinkSource(engine.tempo))
+        engine.tempo.link_wanted = config.tempo.link and link.available
+        try:
+            await stack.enter_async_context(outputs)
+        except OutputError as exc:
+            raise StartupError(str(exc)) from exc
+        _start_audio(config, engine, app, stack)
+        _start_midi(config, engine, app, control, stack)
+        port = await _listen(config, app, tls, stack)
+        stack.push_async_callback(app.close)  # peers and websockets before the listener
+        yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
 
 
 def _access(config: Config) -> Access:
@@ -358,20 +365,34 @@ def _start_midi(
         stack.enter_context(midi)
     except MidiError as exc:
         raise StartupError(f"{exc}; check midi.inputs and midi.outputs") from exc
-    control.on_change.append(midi.on_change)
+
+    def leds(changes: Sequence[Change]) -> None:
+        for change in changes:
+            midi.on_change(change)
+
+    control.subscribe(leds)
     app.status_extras["midi"] = midi.status
 
 
-async def _start_osc(
-    config: Config, engine: Engine, control: ControlHub, stack: contextlib.AsyncExitStack
-) -> OscController | None:
+def _osc_feedback(config: Config) -> OscFeedback | None:
+    """Where state changes go by OSC: the configured targets, and later subscribers."""
     if not config.osc.enabled:
         return None
     targets = []
     for target in config.osc.feedback:
         host, _, port = target.rpartition(":")
         targets.append((host, int(port)))
-    feedback = OscFeedback(targets=targets)
+    return OscFeedback(targets=targets)
+
+
+async def _start_osc(
+    config: Config,
+    engine: Engine,
+    feedback: OscFeedback | None,
+    stack: contextlib.AsyncExitStack,
+) -> OscController | None:
+    if feedback is None:
+        return None
     osc = OscController(
         host=config.osc.host,
         port=config.osc.port,
@@ -388,7 +409,6 @@ async def _start_osc(
             f"OSC port {config.osc.port} on {config.osc.host}: {what}: "
             "pass another osc.port in config.toml or set osc.enabled = false"
         ) from exc
-    control.osc = feedback
     return osc
 
 
@@ -455,126 +475,6 @@ def _load_show(path: Path) -> showfile.Show:
         # Kept as .bad beside it; the show starts fresh and says so.
         logger.error("%s; starting with an empty show", exc)
         return showfile.Show()
-
-
-class ShowSaver:
-    """Writes the show file off the render thread, atomically, newest state only.
-
-    A write that fails (disk full, read-only, folder gone) keeps the show in
-    memory, tells every controller once, shows in /api/status, and retries
-    every RETRY_SECONDS until the disk takes it: the file on disk is never
-    half-written (save_text renames a complete temp file over it) and nothing
-    performed since is lost while the server runs.
-    """
-
-    RETRY_SECONDS = 2.0
-
-    def __init__(
-        self,
-        path: Path,
-        show: showfile.Show,
-        loop: asyncio.AbstractEventLoop,
-        on_error: Callable[[str], None] | None = None,
-    ) -> None:
-        self.path = path
-        self.show = show
-        self.error: str | None = None  # why the last write failed; None once saved
-        self.saves = 0
-        self._loop = loop
-        self._on_error = on_error
-        self._task: asyncio.Task[None] | None = None
-        self._dirty = False
-        self._closing = False
-
-    def save_threadsafe(self, snapshots: dict[str, dict[str, Any]]) -> None:
-        """Called on the render thread with every model's snapshot."""
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._update, snapshots)
-
-    def save_patch_threadsafe(self, patch: list[list[object]]) -> None:
-        """Called on the render thread with the patch as commands."""
-        with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._update_patch, patch)
-
-    def _update_patch(self, patch: list[list[object]]) -> None:
-        self.show.patch = patch
-        self._schedule()
-
-    def replace(self, show: showfile.Show) -> None:
-        """An imported show becomes the show (event loop)."""
-        self.show = show
-        self._schedule()
-
-    def status(self) -> dict[str, object]:
-        """For /api/status."""
-        return {"path": str(self.path), "saved": self.error is None, "error": self.error}
-
-    def _update(self, snapshots: dict[str, dict[str, Any]]) -> None:
-        self.show.models.update(snapshots)
-        self._schedule()
-
-    def _schedule(self) -> None:
-        self._dirty = True
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._write())
-
-    async def _write(self) -> None:
-        while self._dirty:
-            self._dirty = False
-            text = showfile.dumps(self.show)
-            try:
-                await asyncio.to_thread(showfile.save_text, self.path, text)
-            except OSError as exc:
-                self._failed(exc)
-                self._dirty = True
-                if self._closing:
-                    return
-                await asyncio.sleep(self.RETRY_SECONDS)
-            else:
-                self.saves += 1
-                if self.error is not None:
-                    logger.warning("the show is saved again to %s", self.path)
-                    self.error = None
-
-    def _failed(self, exc: OSError) -> None:
-        message = (
-            f"the show could not be saved to {self.path}: {exc.strerror or exc}; "
-            "it is kept in memory and saved as soon as the disk takes it"
-        )
-        if message != self.error:  # once per distinct cause, not every retry
-            logger.error("%s", message)
-            if self._on_error is not None:
-                self._on_error(message)
-        self.error = message
-
-    async def flush(self) -> None:
-        """Wait for a pending write (shutdown); one last try if the disk is still refusing."""
-        self._closing = True
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = asyncio.ensure_future(self._write())
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-class LeadMeter:
-    """Measures render-start-to-encoded time and sets the tempo clock's render lead."""
-
-    def __init__(self, engine: Engine, *, display_ms: float) -> None:
-        self._engine = engine
-        self._display = display_ms / 1000.0
-        self._average: float | None = None
-
-    def observe(self, encoded: EncodedFrame) -> None:
-        """One encoded frame (event loop)."""
-        frame = encoded.frame
-        started = frame.rendered_at - frame.render_ms / 1000.0
-        seconds = max(0.0, encoded.encoded_at - started)
-        self._average = seconds if self._average is None else 0.95 * self._average + 0.05 * seconds
-        self._engine.tempo.lead_seconds = self._average + self._display
 
 
 async def serve_forever(config: Config, *, qr: bool | None = None) -> None:

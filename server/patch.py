@@ -18,8 +18,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from server.commands import ArgSpec, Command, CommandError, lookup, parse
-from server.play import Change
+from server.commands import ArgSpec, Change, Command, CommandError, lookup, parse
 
 # Limits
 MAX_ROUTES = 64

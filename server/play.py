@@ -37,12 +37,17 @@ from models.latent_space import (
 )
 from server.commands import (
     DIRECTIONS,
+    ERROR_ADDRESS,
     KEYFRAMES,
     MAX_SEED,
+    Change,
     Command,
     CommandError,
+    Persist,
+    error,
     lookup,
     parse,
+    persisted,
 )
 from server.tempo import TempoClock
 
@@ -52,45 +57,6 @@ DIRECTION_SCALE = 3.0  # a fader at 1.0 moves this far along a unit direction
 WANDER_FADE_SECONDS = 2.0  # turning wander on glides onto the loop
 XY_GLIDE_SECONDS = 0.08  # XY pad messages glide, so a coarse pad never cuts
 
-ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
-
-# Settings kept in the show file, as the commands that restore them.
-PERSISTED = (
-    "/keyframe/interp",
-    "/keyframe/ease",
-    "/keyframe/quantize",
-    "/keyframe/unit",
-    "/keyframe/morph",
-    "/latent/wander",
-    "/latent/speed",
-    "/latent/truncation",
-    "/sequence/length",
-    "/sequence/step",
-    "/tempo/bpm",
-    *(f"/latent/dir/{k}" for k in range(1, DIRECTIONS + 1)),
-)
-PERSISTED_W = (
-    *(f"/style/{name}/{what}" for name in STYLE_RANGES for what in ("keyframe", "amount")),
-    "/style/noise/mode",
-    "/style/noise/strength",
-)
-PERSISTED_CLASS = ("/latent/class",)
-PERSISTED_TRANSFORM = (
-    "/transform/rotate",
-    "/transform/translate",
-    "/transform/zoom",
-    "/transform/spin",
-)
-
-
-@dataclass(frozen=True)
-class Change:
-    """A state change to send as feedback; `to` None means every subscriber."""
-
-    address: str
-    args: tuple[object, ...]
-    to: object = None
-
 
 @dataclass(frozen=True)
 class _Pending:
@@ -98,11 +64,6 @@ class _Pending:
     target: Tensor
     duration: float
     keyframe: int  # 0 when the target is not a keyframe
-
-
-def error(command: Command, message: str) -> Change:
-    """A refusal addressed to the command's sender only."""
-    return Change(ERROR_ADDRESS, (command.address, message), command.origin)
 
 
 class PlayState:
@@ -304,14 +265,14 @@ class PlayState:
 
     def persisted(self) -> tuple[str, ...]:
         """The settings this model's show entry keeps."""
-        out = PERSISTED
+        kinds: set[Persist] = {"always"}
         if self.space.name == "w":
-            out += PERSISTED_W
+            kinds.add("w")
         if self.space.classes:
-            out += PERSISTED_CLASS
+            kinds.add("classes")
         if self.space.transformable:
-            out += PERSISTED_TRANSFORM
-        return out
+            kinds.add("transform")
+        return persisted(kinds)
 
     def snapshot(self) -> dict[str, object]:
         """Keyframes (z, or W for a StyleGAN) and settings as JSON-ready data."""

@@ -11,12 +11,14 @@ overwritten silently.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,3 +162,106 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class ShowSaver:
+    """Writes the show file off the render thread, atomically, newest state only.
+
+    A write that fails (disk full, read-only, folder gone) keeps the show in
+    memory, tells every controller once, shows in /api/status, and retries
+    every RETRY_SECONDS until the disk takes it: the file on disk is never
+    half-written (save_text renames a complete temp file over it) and nothing
+    performed since is lost while the server runs.
+    """
+
+    RETRY_SECONDS = 2.0
+
+    def __init__(
+        self,
+        path: Path,
+        show: Show,
+        loop: asyncio.AbstractEventLoop,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.show = show
+        self.error: str | None = None  # why the last write failed; None once saved
+        self.saves = 0
+        self._loop = loop
+        self._on_error = on_error
+        self._task: asyncio.Task[None] | None = None
+        self._dirty = False
+        self._closing = False
+
+    def save_threadsafe(self, snapshots: dict[str, dict[str, Any]]) -> None:
+        """Called on the render thread with every model's snapshot."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._update, snapshots)
+
+    def save_patch_threadsafe(self, patch: list[list[object]]) -> None:
+        """Called on the render thread with the patch as commands."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._update_patch, patch)
+
+    def _update_patch(self, patch: list[list[object]]) -> None:
+        self.show.patch = patch
+        self._schedule()
+
+    def replace(self, show: Show) -> None:
+        """An imported show becomes the show (event loop)."""
+        self.show = show
+        self._schedule()
+
+    def status(self) -> dict[str, object]:
+        """For /api/status."""
+        return {"path": str(self.path), "saved": self.error is None, "error": self.error}
+
+    def _update(self, snapshots: dict[str, dict[str, Any]]) -> None:
+        self.show.models.update(snapshots)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        self._dirty = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            text = dumps(self.show)
+            try:
+                await asyncio.to_thread(save_text, self.path, text)
+            except OSError as exc:
+                self._failed(exc)
+                self._dirty = True
+                if self._closing:
+                    return
+                await asyncio.sleep(self.RETRY_SECONDS)
+            else:
+                self.saves += 1
+                if self.error is not None:
+                    logger.warning("the show is saved again to %s", self.path)
+                    self.error = None
+
+    def _failed(self, exc: OSError) -> None:
+        message = (
+            f"the show could not be saved to {self.path}: {exc.strerror or exc}; "
+            "it is kept in memory and saved as soon as the disk takes it"
+        )
+        if message != self.error:  # once per distinct cause, not every retry
+            logger.error("%s", message)
+            if self._on_error is not None:
+                self._on_error(message)
+        self.error = message
+
+    async def flush(self) -> None:
+        """Wait for a pending write (shutdown); one last try if the disk is still refusing."""
+        self._closing = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = asyncio.ensure_future(self._write())
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

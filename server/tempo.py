@@ -109,6 +109,19 @@ class TempoClock:
         period = 60.0 / min(max(sample.bpm, MIN_BPM), MAX_BPM)
         self._grid = _Grid(origin=sample.time - sample.beat * period, period=period)
 
+    def grid(self) -> tuple[float, float]:
+        """The beat grid: (monotonic time of beat 0, seconds per beat)."""
+        grid = self._grid
+        return grid.origin, grid.period
+
+    def set_grid(self, origin: float, period: float) -> None:
+        """Put back a grid read by `grid()` (an offline replay of a performance)."""
+        if not (math.isfinite(origin) and math.isfinite(period) and period > 0.0):
+            raise ValueError(
+                f"a beat grid needs a finite origin and period, got {origin}, {period}"
+            )
+        self._grid = _Grid(origin=origin, period=period)
+
     # Output latency
 
     @property

@@ -181,13 +181,11 @@ def measure_audio(onsets: int, block: int = 256, rate: int = 48000) -> list[floa
 
     from controllers.audio import AudioProcessor, engine_sink
     from models.checkpoint import load_model
-    from server.commands import parse
+    from server.commands import Change, parse
     from server.config import RenderConfig
-    from server.engine import Engine
-    from server.play import Change
+    from server.engine import Engine, EngineHooks
 
     model = load_model(default_model_path("unconditional"), device="cpu")
-    engine = Engine(model=model, config=RenderConfig(size=128, fps=30), device=torch.device("cpu"))
     applied: list[float] = []
     lock = threading.Lock()
 
@@ -196,7 +194,12 @@ def measure_audio(onsets: int, block: int = 256, rate: int = 48000) -> list[floa
             with lock:
                 applied.append(time.monotonic())
 
-    engine.on_changes = changes
+    engine = Engine(
+        model=model,
+        config=RenderConfig(size=128, fps=30),
+        device=torch.device("cpu"),
+        hooks=EngineHooks(on_changes=changes),
+    )
     engine.submit(
         [
             parse("/latent/wander", [0]),

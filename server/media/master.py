@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from server.commands import Command, CommandError
-from server.play import Change
+from server.commands import Change, Command, CommandError, owned_by
 
 LUMA = (0.299, 0.587, 0.114)  # BT.601 weights: saturation pivots on this grey
 
@@ -153,7 +152,7 @@ class Master:
 
     def state(self, now: float) -> list[Change]:
         """Every master value, to greet a controller."""
-        return [Change(name, self.query(name, now)) for name in OUTPUT_ADDRESSES]
+        return [Change(name, self.query(name, now)) for name in owned_by("master")]
 
     def level(self, now: float) -> float:
         """Brightness 0..1 at `now`: fader times blackout fade times strobe gate."""
@@ -178,15 +177,3 @@ class Master:
             return target
         progress = min(max((now - self._fade_start) / self.blackout_seconds, 0.0), 1.0)
         return self._fade_from + (target - self._fade_from) * progress
-
-
-OUTPUT_ADDRESSES = (
-    "/output/dim",
-    "/output/blackout",
-    "/output/freeze",
-    "/output/strobe",
-    "/output/hue",
-    "/output/saturation",
-    "/output/contrast",
-    "/output/invert",
-)

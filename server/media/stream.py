@@ -25,7 +25,7 @@ from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from server.config import StreamConfig
-from server.engine import Frame
+from server.media.frame import Frame
 from server.media.slot import LatestSlot
 from server.meters import RateMeter
 
@@ -137,6 +137,14 @@ class StreamEncoder:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def __enter__(self) -> StreamEncoder:
+        """Start encoding; leaving the block stops the thread."""
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def _run(self) -> None:
         seen = 0

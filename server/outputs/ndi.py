@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from server.engine import Frame
+from server.media.frame import Frame
 from server.media.slot import LatestSlot
 from server.meters import RateMeter
 

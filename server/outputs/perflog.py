@@ -127,14 +127,14 @@ def restore_play(play: play_module.PlayState, data: Mapping[str, Any]) -> None:
 
 def capture_tempo(clock: tempo_module.TempoClock) -> list[float]:
     """The beat grid and render lead: what quantized jumps depend on."""
-    grid = clock._grid
-    return [grid.origin, grid.period, clock.lead_seconds]
+    origin, period = clock.grid()
+    return [origin, period, clock.lead_seconds]
 
 
 def restore_tempo(clock: tempo_module.TempoClock, data: Sequence[float]) -> None:
     """Set the grid and lead captured by `capture_tempo`."""
     origin, period, lead = (float(v) for v in data)
-    clock._grid = tempo_module._Grid(origin=origin, period=period)
+    clock.set_grid(origin, period)
     clock.lead_seconds = lead
 
 

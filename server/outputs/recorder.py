@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from server.commands import Command
-from server.engine import Engine, error
+from server.commands import Change, Command, error
+from server.engine import Engine
 from server.media.stream import EncodedFrame
 from server.outputs.perflog import PerfLog
 from server.outputs.video_file import CONTAINERS, RecordError, Recording, check_name, unused_path
-from server.play import Change
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +48,9 @@ class Recorder:
         self.last_error = ""
         self._log_pending = False
         self._lock = threading.Lock()
-        engine.handlers["/record/start"] = self._start
-        engine.handlers["/record/stop"] = self._stop
-        engine.handlers[STATE] = self._state
+        engine.serve("/record/start", self._start)
+        engine.serve("/record/stop", self._stop)
+        engine.serve(STATE, self._state)
 
     # -- event loop -----------------------------------------------------------
 
@@ -103,7 +102,7 @@ class Recorder:
             )
         self.log = PerfLog(path.with_suffix(".perf.jsonl"))
         self._log_pending = True
-        self.engine.step_log = self._step
+        self.engine.log_steps(self._step)
         logger.info("recording %s", path)
         return [self._change()]
 
@@ -138,7 +137,7 @@ class Recorder:
         with self._lock:
             video, log = self.video, self.log
             self.log = None
-            self.engine.step_log = None
+            self.engine.log_steps(None)
         if log is not None:
             log.close()
         if video is not None:
@@ -167,5 +166,4 @@ class Recorder:
         return Change(STATE, self._state_args())
 
     def _report(self) -> None:
-        if self.engine.on_changes is not None:
-            self.engine.on_changes([self._change()])
+        self.engine.report([self._change()])

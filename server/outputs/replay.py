@@ -31,10 +31,10 @@ import av
 import torch
 
 from models.checkpoint import LoadedModel, load_model
-from server.commands import Command, CommandError, parse
+from server.commands import REGISTRY, Command, CommandError, parse
 from server.config import RenderConfig
-from server.engine import Engine, Frame
-from server.media.master import OUTPUT_ADDRESSES
+from server.engine import Engine
+from server.media.frame import Frame
 from server.outputs import perflog
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def replayed(command: Command) -> bool:
     """Engine commands that replay: the master grade and modulation routes."""
     name = command.name
     if name.startswith("/output/"):
-        return name in OUTPUT_ADDRESSES
+        return REGISTRY[name].owner == "master"
     return name in ("/mod/route", "/mod/clear")
 
 

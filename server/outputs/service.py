@@ -13,14 +13,13 @@ import logging
 from pathlib import Path
 from types import TracebackType
 
-from server.commands import Command
+from server.commands import Change, Command, error
 from server.config import Config
-from server.engine import Engine, error
+from server.engine import Engine
 from server.media.stream import PacketHub, StreamEncoder
 from server.outputs.janus import JanusError, JanusForwarder
 from server.outputs.ndi import NdiSender
 from server.outputs.recorder import Recorder
-from server.play import Change
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ class Outputs:
         self.ndi = NdiSender(
             frames=engine.frames, fps=config.render.fps, name=config.output.ndi_name
         )
-        engine.handlers["/output/ndi"] = self._ndi_command
+        engine.serve("/output/ndi", self._ndi_command)
         self.janus: JanusForwarder | None = None
 
     async def __aenter__(self) -> Outputs:
@@ -118,8 +117,7 @@ class Outputs:
         def start() -> None:
             why = self.ndi.start()
             change = error(command, why) if why else Change(command.address, (1,))
-            if self.engine.on_changes is not None:
-                self.engine.on_changes([change])
+            self.engine.report([change])
 
         self.engine.start_io(start)
         return []

@@ -19,8 +19,9 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.engine import Engine, Frame
+from server.engine import Engine
 from server.lifecycle import Running, running
+from server.media.frame import Frame
 from tests.conftest import server_config, tiny_model
 
 HOST = "127.0.0.1"  # no WebRTC here: loopback is enough

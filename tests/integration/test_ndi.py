@@ -12,8 +12,8 @@ import av
 import numpy as np
 import pytest
 
-from server.engine import Frame
 from server.lifecycle import running
+from server.media.frame import Frame
 from tests.conftest import server_config, tiny_model
 
 ndi: Any = pytest.importorskip(

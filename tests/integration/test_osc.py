@@ -21,8 +21,8 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from controllers.osc import OscController, OscFeedback, OscOrigin
 from controllers.osc_packet import encode
-from server.commands import Command
-from server.play import Change, PlayState
+from server.commands import Change, Command
+from server.play import PlayState
 
 
 class Inbox:

@@ -149,8 +149,8 @@ async def test_a_full_disk_stops_the_recording_and_the_show_goes_on() -> None:
             outputs = run.outputs
             assert outputs is not None
             changes: list[tuple[object, ...]] = []
-            run.app.control.on_change.append(
-                lambda c: changes.append(c.args) if c.address == "/record/state" else None
+            run.app.control.subscribe(
+                lambda batch: changes.extend(c.args for c in batch if c.address == "/record/state")
             )
             assert run.engine.submit([parse("/record/start", ["full"])])
             await asyncio.sleep(1.0)

@@ -17,8 +17,9 @@ from pythonosc.osc_message import OscMessage
 from controllers.osc_packet import encode
 from models.checkpoint import LoadedModel
 from models.latent_maths import seed_latent
-from server.engine import Engine, Frame
+from server.engine import Engine
 from server.lifecycle import Running, running
+from server.media.frame import Frame
 from tests.conftest import server_config, tiny_model
 from tests.integration.test_control_server import frame_after, next_message, ws_control
 from tests.integration.test_model_switch import watch

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from controllers.midi import Event, MidiClock, MidiDecoder, find_port, leds
-from server.commands import parse
+from server.commands import Change, parse
 from server.patch import Patch
-from server.play import Change
 
 
 def patched(*binds: list[object]) -> Patch:

@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controllers.ws_control import error_message, parse_control, state_message
-from server.commands import CommandError
-from server.play import Change
+from server.commands import Change, CommandError
 
 
 def test_message_and_bundle():

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.commands import COMMANDS, CommandError, parse
-from server.play import Change, PlayState
+from server.commands import COMMANDS, Change, CommandError, parse
+from server.play import PlayState
 from server.tempo import TempoClock
 
 Z = 16

@@ -11,8 +11,8 @@ import torch
 from models.latent_maths import seed_latent
 from models.latent_space import WSpace, space_for, style_ranges
 from models.nets.stylegan3 import transform_matrix
-from server.commands import COMMANDS, parse
-from server.play import DIRECTION_SCALE, ERROR_ADDRESS, Change, PlayState
+from server.commands import COMMANDS, ERROR_ADDRESS, Change, parse
+from server.play import DIRECTION_SCALE, PlayState
 from tests.support.tiny_stylegan import tiny_stylegan
 
 

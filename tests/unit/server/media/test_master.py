@@ -11,7 +11,7 @@ import torch
 from models.pixels import apply_grade, to_yuv420
 from server.commands import parse
 from server.config import RenderConfig
-from server.engine import Engine
+from server.engine import Engine, EngineHooks
 from server.media.master import Master, colour_grade
 from tests.conftest import tiny_model
 
@@ -81,8 +81,13 @@ def test_strobe_and_dim_multiply() -> None:
     assert master.level(0.3) == pytest.approx(0.5)
 
 
-def engine(size: int = 32) -> Engine:
-    e = Engine(model=tiny_model(), config=RenderConfig(size=size), device=torch.device("cpu"))
+def engine(size: int = 32, hooks: EngineHooks | None = None) -> Engine:
+    e = Engine(
+        model=tiny_model(),
+        config=RenderConfig(size=size),
+        device=torch.device("cpu"),
+        hooks=hooks,
+    )
     e.submit([parse("/latent/wander", [0]), parse("/keyframe/1/jump", [0.0])])
     return e
 
@@ -139,11 +144,11 @@ def test_freeze_holds_the_picture_while_commands_apply_underneath() -> None:
 def test_output_queries_answer_and_bad_values_change_nothing() -> None:
     from server.commands import CommandError
 
-    e = engine()
+    changes: list[object] = []
+    e = engine(hooks=EngineHooks(on_changes=changes.extend))
     e.submit([parse("/output/hue", [0.25])])
     e.render_once()
-    changes: list[object] = []
-    e.on_changes = changes.extend
+    changes.clear()
     e.submit([parse("/output/hue", ["?"], origin="me")])
     e.render_once()
     assert any(getattr(c, "args", None) == (0.25,) and c.to == "me" for c in changes)  # type: ignore[attr-defined]

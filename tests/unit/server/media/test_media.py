@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from server.config import StreamConfig
-from server.engine import Frame
+from server.media.frame import Frame
 from server.media.slot import LatestSlot
 from server.media.stream import EncodedFrame, PacketHub, StreamEncoder
 

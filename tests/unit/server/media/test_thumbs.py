@@ -9,18 +9,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from server.commands import KEYFRAMES, parse
+from server.commands import KEYFRAMES, Change, parse
 from server.config import RenderConfig
-from server.engine import Engine
+from server.engine import Engine, EngineHooks
 from server.media.thumbs import SIZE
-from server.play import Change
 from tests.conftest import tiny_model
 
 
 def engine() -> tuple[Engine, list[Change]]:
-    e = Engine(model=tiny_model(), config=RenderConfig(size=32), device=torch.device("cpu"))
     changes: list[Change] = []
-    e.on_changes = changes.extend
+    e = Engine(
+        model=tiny_model(),
+        config=RenderConfig(size=32),
+        device=torch.device("cpu"),
+        hooks=EngineHooks(on_changes=changes.extend),
+    )
     return e, changes
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket
 
-from server.engine import Frame
+from server.media.frame import Frame
 from server.media.stream import TIME_BASE, EncodedFrame, open_codec
 from server.outputs.janus import RtpPacketizer
 from server.outputs.ndi import uyvy

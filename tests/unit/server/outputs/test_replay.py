@@ -10,7 +10,8 @@ import torch
 
 from server.commands import parse
 from server.config import RenderConfig
-from server.engine import Engine, Frame
+from server.engine import Engine, EngineHooks
+from server.media.frame import Frame
 from server.outputs import perflog
 from server.outputs.recorder import Recorder
 from server.outputs.replay import ReplayError, replay
@@ -19,9 +20,9 @@ from tests.conftest import tiny_model
 FPS = 30.0
 
 
-def live_engine(tmp_path: Path) -> tuple[Engine, Recorder]:
+def live_engine(tmp_path: Path, hooks: EngineHooks | None = None) -> tuple[Engine, Recorder]:
     config = RenderConfig(size=32, fps=FPS, device="cpu", threads=1)
-    engine = Engine(model=tiny_model(), config=config, device=torch.device("cpu"))
+    engine = Engine(model=tiny_model(), config=config, device=torch.device("cpu"), hooks=hooks)
     recorder = Recorder(
         engine=engine, folder=tmp_path / "recordings", codec="vp8", request_keyframe=None
     )
@@ -151,9 +152,8 @@ def test_a_log_with_a_bad_line_is_refused_with_the_line_number(tmp_path: Path) -
 
 
 def test_recording_name_with_a_path_is_refused_and_nothing_starts(tmp_path: Path) -> None:
-    engine, recorder = live_engine(tmp_path)
     errors: list[object] = []
-    engine.on_changes = errors.extend
+    engine, recorder = live_engine(tmp_path, EngineHooks(on_changes=errors.extend))
     engine.submit([parse("/record/start", ["../escape"])])
     engine.render_at(1.0, 1 / FPS)
     assert not recorder.recording
