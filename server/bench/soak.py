@@ -452,7 +452,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: `ganvj bench soak` / `python benchmarks/soak.py`."""
+    """Entry point: `ganvj bench soak`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="ganvj bench soak", description=__doc__)
     parser.add_argument("--model", type=Path, default=None)

@@ -266,7 +266,7 @@ async def output_tables(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: `ganvj bench stream` / `python benchmarks/stream.py`."""
+    """Entry point: `ganvj bench stream`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="ganvj bench stream", description=__doc__)
     parser.add_argument("--model", type=Path, default=None)
