@@ -5,8 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 import zlib
 
-from tools import docs_gen
 from server.commands import COMMANDS
+from tools import docs_gen
 
 
 def test_committed_files_equal_what_the_generator_makes_now():
