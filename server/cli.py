@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=run_serve)
 
-    bench = commands.add_parser("bench", help="print performance figures (see benchmarks/)")
+    bench = commands.add_parser("bench", help="print performance figures (README: Benchmarks)")
     bench.add_argument("what", choices=sorted(BENCHMARKS))
     bench.add_argument(
         "options",

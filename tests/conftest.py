@@ -15,6 +15,14 @@ from server.bench.netns import ADDRESS, has_address
 from server.config import Config
 from server.lifecycle import Running, running
 
+# HOME and the XDG folders point at a temporary home for the whole run, and the run
+# fails if the real home's ganvj folders were written (pytest finds hooks by name).
+from tests.support.home_guard import (  # noqa: F401
+    pytest_configure,
+    pytest_sessionfinish,
+    pytest_unconfigure,
+)
+
 # The address scripts/test gives this run's own network namespace (a veth pair):
 # aioice never offers 127.0.0.1, and no other address may be a test target.
 NAMESPACE_ADDRESS = ADDRESS

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from models.checkpoint import default_model_path
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
-from server.bench.stream import ServerProcess, free_port
+from server.bench.server_process import ServerProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

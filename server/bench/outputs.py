@@ -25,7 +25,7 @@ import aiohttp
 from server.bench.janus import ADMIN_KEY, janus_missing, running_janus, watch
 from server.bench.netns import ADDRESS
 from server.bench.peers import connect_viewer
-from server.bench.stream import ServerProcess
+from server.bench.server_process import ServerProcess
 
 NDI_FIRST_SOURCE_PORT = 5961
 CONNECT_SECONDS = 120.0  # every viewer connected within this, or the row is skipped

@@ -36,9 +36,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from controllers.osc_packet import encode
 from models.checkpoint import default_model_path
 from server.bench.faults import can_mount, fill, set_read_only, tmpfs
-from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
+from server.bench.netns import ADDRESS, REPO, in_namespace, reexec_in_namespace
 from server.bench.peers import Viewer, connect_viewer
-from server.bench.stream import REPO, ServerProcess, free_port
+from server.bench.server_process import ServerProcess, free_port
 
 RSS_GROWTH_LIMIT_MB = 50.0
 # The bench's own tokens: its admin reads /api/show, half the websocket fuzzers are
@@ -452,7 +452,7 @@ async def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: `ganvj bench soak` / `python benchmarks/soak.py`."""
+    """Entry point: `ganvj bench soak`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="ganvj bench soak", description=__doc__)
     parser.add_argument("--model", type=Path, default=None)

@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,9 +23,9 @@ import torch
 from models.checkpoint import default_model_path, load_model
 from models.device import cpu_threads
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
+from server.bench.outputs import janus_rows, output_rows
 from server.bench.peers import connect_viewer
-
-REPO = Path(__file__).resolve().parents[2]
+from server.bench.server_process import ServerProcess
 
 
 def generator_fps(model_path: Path, seconds: float) -> tuple[float, float]:
@@ -48,96 +43,6 @@ def generator_fps(model_path: Path, seconds: float) -> tuple[float, float]:
             count += 1
         elapsed = time.perf_counter() - started
     return count / elapsed, 1000.0 * elapsed / count
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def toml_value(value: object) -> str:
-    """A Python value as a TOML value (strings, numbers, booleans, lists of those)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A free TCP (or UDP) port on the namespace's address."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((ADDRESS, 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
-    """A `ganvj serve` subprocess with a config of our own (`tables` add or replace keys)."""
-
-    def __init__(
-        self,
-        *,
-        model: Path,
-        fps: float,
-        shared_encoder: bool,
-        size: int = 0,
-        tables: dict[str, dict[str, object]] | None = None,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        self._dir = tempfile.TemporaryDirectory()
-        self.port = free_port()
-        settings: dict[str, dict[str, object]] = {
-            "server": {"host": ADDRESS, "port": self.port, "max_viewers": 64},
-            "render": {"model": str(model), "fps": fps, "size": size, "device": "cpu"},
-            "stream": {"shared_encoder": shared_encoder},
-            "osc": {"enabled": False},
-        }
-        for table, values in (tables or {}).items():
-            settings.setdefault(table, {}).update(values)
-        config = Path(self._dir.name) / "bench.toml"
-        config.write_text(
-            "".join(
-                f"[{table}]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items())
-                for table, values in settings.items()
-            )
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        assert self.process.stdout is not None
-        line = ""
-        while "open http://" not in line:
-            line = self.process.stdout.readline()
-            if not line:
-                self.close()  # never leave a server rendering behind
-                raise RuntimeError("the benchmark's server did not start")
-
-    def status(self) -> dict[str, float]:
-        url = f"http://{ADDRESS}:{self.port}/api/status"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            data: dict[str, float] = json.loads(response.read())
-        return data
-
-    def cpu(self) -> float:
-        return process_cpu_seconds(self.process.pid)
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()  # bounded: a server that will not stop is killed
-            self.process.communicate(timeout=10)
-        self._dir.cleanup()
 
 
 async def delivered_fps(model: Path, seconds: float) -> dict[str, float]:
@@ -245,8 +150,6 @@ async def output_tables(
     outputs: bool,
 ) -> None:
     """The Janus fan-out row and the NDI / recording cost row (server/bench/outputs.py)."""
-    from server.bench.outputs import janus_rows, output_rows
-
     if janus_viewers:
         print()
         print(
@@ -266,7 +169,7 @@ async def output_tables(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: `ganvj bench stream` / `python benchmarks/stream.py`."""
+    """Entry point: `ganvj bench stream`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="ganvj bench stream", description=__doc__)
     parser.add_argument("--model", type=Path, default=None)

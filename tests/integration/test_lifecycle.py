@@ -37,6 +37,14 @@ def model_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def state_config(tmp_path: Path) -> Path:
+    """A config file giving `ganvj serve` a state folder of this test's own (tmp_path/state)."""
+    config = tmp_path / "state.toml"
+    config.write_text(f'[server]\nstate_dir = "{tmp_path / "state"}"\n')
+    return config
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -66,12 +74,15 @@ def wait_ready(process: subprocess.Popen[str], timeout: float = 30) -> str:
 
 
 @pytest.fixture
-def server_process(model_file: Path) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
+def server_process(
+    model_file: Path, state_config: Path
+) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
     host = "10.77.0.1"
     port = free_port("127.0.0.1")
     process = start(
-        "serve", "--model", str(model_file), "--host", host, "--port", str(port), "--size", "32"
-    )
+        "serve", "--config", str(state_config), "--model", str(model_file),
+        "--host", host, "--port", str(port), "--size", "32",
+    )  # fmt: skip
     try:
         yield process, port, host
     finally:
@@ -82,10 +93,12 @@ def server_process(model_file: Path) -> Iterator[tuple[subprocess.Popen[str], in
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_the_server_within_5s(
-    server_process: tuple[subprocess.Popen[str], int, str], sig: signal.Signals
+    server_process: tuple[subprocess.Popen[str], int, str], state_config: Path, sig: signal.Signals
 ) -> None:
     process, _, _ = server_process
     wait_ready(process)
+    # The server keeps its tokens in the test's state folder, not the performer's home.
+    assert (state_config.parent / "state" / "tokens.json").is_file()
     started = time.monotonic()
     os.kill(process.pid, sig)
     assert process.wait(timeout=10) == 0
@@ -111,14 +124,15 @@ async def test_sigterm_with_a_connected_viewer_exits_within_5s(
         await viewer.close()
 
 
-def test_a_busy_port_gives_a_clear_message(model_file: Path) -> None:
+def test_a_busy_port_gives_a_clear_message(model_file: Path, state_config: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         process = start(
-            "serve", "--model", str(model_file), "--host", "127.0.0.1", "--port", str(port)
-        )
+            "serve", "--config", str(state_config), "--model", str(model_file),
+            "--host", "127.0.0.1", "--port", str(port),
+        )  # fmt: skip
         _, err = process.communicate(timeout=60)
     assert process.returncode == 2
     assert f"port {port}" in err and "already in use" in err
@@ -144,12 +158,15 @@ def test_bad_config_fails_at_start(
     assert needle in err and "Traceback" not in err
 
 
-def test_a_model_file_that_is_not_a_model_fails_at_start(tmp_path: Path) -> None:
+def test_a_model_file_that_is_not_a_model_fails_at_start(
+    tmp_path: Path, state_config: Path
+) -> None:
     fake = tmp_path / "fake.safetensors"
     fake.write_text("import os; os.system('echo pwned')\n")
     process = start(
-        "serve", "--model", str(fake), "--host", "127.0.0.1", "--port", str(free_port())
-    )
+        "serve", "--config", str(state_config), "--model", str(fake),
+        "--host", "127.0.0.1", "--port", str(free_port()),
+    )  # fmt: skip
     out, err = process.communicate(timeout=60)
     assert process.returncode == 2
     assert "fake.safetensors" in err and "Traceback" not in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aalink  # a test dependency: scripts/install --test installs it
 import pytest
 
 from server.tempo import LinkSource, TempoClock
@@ -14,7 +15,6 @@ pytestmark = pytest.mark.webrtc  # needs the private namespace of scripts/test
 
 async def test_clock_follows_a_link_session_and_pushes_tempo_to_it(webrtc_host: str):
     """webrtc_host: fails loudly outside the namespace, where Link would multicast out."""
-    aalink = pytest.importorskip("aalink")
     peer = aalink.Link(128.0)
     peer.enabled = True
     clock = TempoClock(bpm=100.0)

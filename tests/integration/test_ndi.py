@@ -17,7 +17,9 @@ from server.media.frame import Frame
 from tests.conftest import server_config, tiny_model
 
 ndi: Any = pytest.importorskip(
-    "NDIlib", reason="the ndi-python wheel is not installed (scripts/install --test adds it)"
+    "NDIlib",
+    reason="ndi-python, the optional `ndi` extra, is not installed: scripts/install --test "
+    "tries it and says so where this platform has no wheel",
 )
 
 FPS = 30.0

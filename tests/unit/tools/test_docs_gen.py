@@ -5,13 +5,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 import zlib
 
-from server import docs_gen
 from server.commands import COMMANDS
+from tools import docs_gen
 
 
 def test_committed_files_equal_what_the_generator_makes_now():
     for path, content in docs_gen.generated().items():
-        assert path.read_bytes() == content, f"{path} is stale: run python -m server.docs_gen"
+        assert path.read_bytes() == content, f"{path} is stale: run python -m tools.docs_gen"
 
 
 def test_reference_lists_every_command():
