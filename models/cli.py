@@ -21,6 +21,7 @@ from models.nets.pix2pix import Pix2PixConfig
 from models.procedural import SCENES, ProceduralConfig, write_procedural_video
 from models.reactions import ReactError
 from models.render import RenderError
+from models.resolution import RESOLUTIONS, check_resolution
 from models.train import (
     TrainConfig,
     TrainError,
@@ -88,6 +89,8 @@ def add_config_flags(
         flag = "--" + f.name.replace("_", "-")
         default = (defaults or {}).get(f.name, f.default)
         text = f"{comments[f.name]} (default {default})" if f.name in comments else None
+        if f.name == "resolution":  # the range lives in models/resolution.py, not in comments
+            text = f"{RESOLUTIONS}; {comments[f.name]} (default {default})"
         kind = str(f.type)
         if kind == "bool":
             parser.add_argument(
@@ -158,8 +161,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_dataset(args: argparse.Namespace) -> int:
     """Build a dataset folder from videos."""
-    if args.size < 64 or args.size > 1024:
-        return fail(f"--size must be a power of two from 64 to 1024, got {args.size}")
+    try:
+        check_resolution(args.size)
+    except ValueError:
+        return fail(f"--size must be {RESOLUTIONS}, got {args.size}")
     try:
         config = DatasetConfig(
             size=args.size,
@@ -216,6 +221,12 @@ def export(result: TrainResult, to: str | None) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model."""
+    resolution = getattr(args, "resolution", None)
+    if resolution:  # 0 = StyleGAN2's "the pretrained model's, else the dataset's"
+        try:
+            check_resolution(resolution)
+        except ValueError:
+            return fail(f"--resolution must be {RESOLUTIONS}, got {resolution}")
     try:
         train = config_from_args(TrainConfig, args)
         if args.model == "stylegan2":
@@ -421,7 +432,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     p = subparsers.add_parser("dataset", help="frames (or pairs) from videos, for training")
     p.add_argument("videos", nargs="+", help="input video files")
     p.add_argument("--out", required=True, help="dataset folder to write")
-    p.add_argument("--size", type=int, default=128, help="power of two, 64..1024 (default 128)")
+    p.add_argument("--size", type=int, default=128, help=f"{RESOLUTIONS} (default 128)")
     p.add_argument("--rate", type=float, help="sample this many frames per second")
     p.add_argument("--every", type=int, default=1, help="or keep every Nth frame (default 1)")
     p.add_argument("--start", type=float, default=0.0, help="seconds")

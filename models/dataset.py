@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from models.framing import FITS, fit_square
 from models.images import EXTENSIONS, ImageFileError, decode_image, write_png
-from models.nets.dcgan import check_resolution
+from models.resolution import check_resolution
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class DatasetError(ValueError):
 class DatasetConfig:
     """How to turn videos into training pictures."""
 
-    size: int = 128  # power of two
+    size: int = 128  # side of the square pictures in px (models/resolution.py)
     rate: float | None = None  # frames per second to sample (by timestamp)
     every: int = 1  # or keep every Nth decoded frame (used when rate is None)
     start: float = 0.0  # seconds
@@ -63,7 +63,7 @@ class DatasetConfig:
 
     def __post_init__(self) -> None:
         try:
-            check_resolution(self.size, low=8, high=1024)
+            check_resolution(self.size)
         except ValueError as exc:
             raise DatasetError(f"size: {exc}") from exc
         if self.rate is not None and self.rate <= 0:
@@ -527,7 +527,7 @@ def load_dataset(
         if not size:
             raise DatasetError(f"{path}: give a resolution to train at (no dataset.json names one)")
     try:
-        check_resolution(size, low=8, high=1024)
+        check_resolution(size)
     except ValueError as exc:
         raise DatasetError(f"resolution: {exc}") from exc
     if not source.entries:

@@ -269,6 +269,13 @@ class Run:
                         }
                     )
                 bar.set_postfix_str(" ".join(f"{k}={v:.3f}" for k, v in losses.items()), False)
+                bar.total = expected_last_step(
+                    step=self.step,
+                    steps=train.steps,
+                    start_step=start_step,
+                    elapsed=time.monotonic() - started,
+                    time_limit=train.time_limit,
+                )
                 bar.update()
                 if self.step % train.sample_every == 0:
                     sample()
@@ -291,6 +298,21 @@ class Run:
             losses=losses,
             interrupted=interrupted,
         )
+
+
+def expected_last_step(
+    *, step: int, steps: int, start_step: int, elapsed: float, time_limit: float
+) -> int:
+    """The step a run will stop at: `steps`, or sooner where its time limit comes first.
+
+    The progress bar's total, so its ETA counts down to whichever end is nearer:
+    the steps still to go at this run's rate so far, capped by the seconds left.
+    """
+    done = step - start_step
+    if time_limit <= 0 or done <= 0 or elapsed <= 0:
+        return steps
+    by_time = step + int(done / elapsed * max(0.0, time_limit - elapsed))
+    return max(step, min(steps, by_time))
 
 
 def install_stop_handlers(stop: threading.Event) -> dict[int, Any]:

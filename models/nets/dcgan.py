@@ -10,17 +10,16 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-logger = logging.getLogger(__name__)
+from models.resolution import check_resolution
 
-MIN_RESOLUTION = 8
-MAX_RESOLUTION = 1024
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class DCGANConfig:
     """Shape of a DCGAN: output size, latent size and channel widths."""
 
-    resolution: int = 128  # power of two, 8..1024 (the CLI offers 64..1024)
+    resolution: int = 128  # side of the square pictures in px
     z_dim: int = 128
     ngf: int = 64  # generator channels at the last hidden layer
     ndf: int = 64  # discriminator channels at the first layer
@@ -32,17 +31,6 @@ class DCGANConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"DCGANConfig.{name} must be a positive int, got {value!r}")
-
-
-def check_resolution(
-    resolution: int, low: int = MIN_RESOLUTION, high: int = MAX_RESOLUTION
-) -> None:
-    """Raise ValueError unless resolution is a power of two in [low, high]."""
-    ok = isinstance(resolution, int) and not isinstance(resolution, bool)
-    if not ok or resolution < low or resolution > high or resolution & (resolution - 1):
-        raise ValueError(
-            f"resolution must be a power of two from {low} to {high}, got {resolution!r}"
-        )
 
 
 def stage_channels(*, width: int, resolution: int, size: int, cap: int) -> int:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch.nn as nn
 from torch import Tensor
 
-from models.nets.dcgan import check_resolution, init_weights, stage_channels
+from models.nets.dcgan import init_weights, stage_channels
+from models.resolution import check_resolution
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ SPACES = ("z", "w", "w+")
 class EncoderConfig:
     """Shape of an encoder: input size, the latent size it predicts, widths."""
 
-    resolution: int = 128  # power of two, 8..1024; the generator's resolution
+    resolution: int = 128  # side in px; the generator's resolution
     z_dim: int = 128  # the generator's latent size
     nef: int = 32  # channels at the first layer
     max_channels: int = 256  # cap on every layer's width

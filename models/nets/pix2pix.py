@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from models.nets.dcgan import check_resolution, init_weights
+from models.nets.dcgan import init_weights
+from models.resolution import check_resolution
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 class Pix2PixConfig:
     """Shape of a pix2pix model: size, widths, discriminator depth, dropout."""
 
-    resolution: int = 128  # power of two, 8..1024 (the CLI offers 64..1024)
+    resolution: int = 128  # side of the square pictures in px
     ngf: int = 32  # U-Net channels at the outermost level
     ndf: int = 32  # PatchGAN channels at the first layer
     max_channels: int = 256  # cap on every layer's width

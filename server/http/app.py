@@ -225,7 +225,7 @@ class App:
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
         path = request.path
-        name = {"/": "index.html"}.get(path, path.lstrip("/"))
+        name = {"/": "index.html", "/favicon.ico": "favicon.svg"}.get(path, path.lstrip("/"))
         if "/" not in name and "." not in name:
             name += ".html"  # /control -> control.html
         target = (WEB_ROOT / name).resolve()

@@ -181,6 +181,30 @@ async def test_preview_plays_and_thumbnails_appear_after_a_store(
         assert errors == []
 
 
+WIDTHS = [360, 1280, 1366, 1440, 2560]  # a small phone, the common laptops, a wide screen
+LAST_FADER = "#dirs .fader:last-child input"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_the_page_fits_its_width_with_every_fader_on_screen(
+    browser: Browser, width: int
+) -> None:
+    host = "127.0.0.1"
+    async with running(server_config(host), model=tiny_model()) as run:
+        page = await browser.new_page(viewport={"width": width, "height": 900})
+        await page.goto(f"http://{host}:{run.port}/control")
+        await page.wait_for_selector("#status.ok")
+        assert await page.locator("#dirs .fader").count() == 8
+        scroll, inner = await page.evaluate(
+            "() => [document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert scroll <= inner, f"{scroll} px of content in a {inner} px window"
+        await page.locator(LAST_FADER).scroll_into_view_if_needed()
+        box = await page.locator(LAST_FADER).bounding_box()
+        assert box is not None and box["width"] >= 16  # still a fader a finger can hold
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
 async def shoot(page: Page, name: str) -> None:
     """The README's screenshots: written only when asked (GANVJ_SCREENSHOTS=1) or missing."""
     shot = await page.screenshot()

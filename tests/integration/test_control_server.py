@@ -304,3 +304,27 @@ async def test_render_lead_follows_the_measured_output_latency(server: Running) 
     assert server.engine.tempo.lead_seconds * 1000 == pytest.approx(
         status["render_lead_ms"], abs=20
     )
+
+
+async def test_every_page_names_the_favicon_and_both_of_its_addresses_serve_it(
+    server: Running,
+) -> None:
+    import urllib.request
+    import xml.etree.ElementTree as ET
+
+    from server.http.app import WEB_ROOT
+
+    def get(path: str) -> tuple[int, str, bytes]:
+        with urllib.request.urlopen(f"http://{HOST}:{server.port}{path}", timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read()
+
+    pages = sorted(p.stem for p in WEB_ROOT.glob("*.html"))
+    assert {"index", "control", "camera", "audio"} <= set(pages)
+    for page in pages:
+        _, _, html = await asyncio.to_thread(get, "/" if page == "index" else f"/{page}")
+        assert b'<link rel="icon" href="/favicon.svg" type="image/svg+xml">' in html, page
+    code, ctype, svg = await asyncio.to_thread(get, "/favicon.svg")
+    assert code == 200 and ctype == "image/svg+xml"
+    assert ET.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"
+    # Browsers ask for /favicon.ico before reading any page: the same picture, not a 404.
+    assert await asyncio.to_thread(get, "/favicon.ico") == (code, ctype, svg)
