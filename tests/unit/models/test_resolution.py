@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.commands import register
+from models.cli import register
 from models.dataset import DatasetConfig, DatasetError
 from models.nets.dcgan import DCGANConfig
 from models.nets.pix2pix import Pix2PixConfig
