@@ -21,6 +21,8 @@ VOCABULARY = [
     "server.commands",
     "server.tempo",
     "server.config",
+    "server.patch",  # modulation routes and MIDI mappings as tables of commands
+    "server.ratelimit",  # the one keyed token bucket, for HTTP and OSC alike
 ]
 
 # The edges of the instrument: none imports another's modules; what they share
