@@ -42,6 +42,9 @@ class ServerConfig:
     trust_loopback: bool = True
     trusted: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()  # other web origins whose pages may use /ws
+    # More names this server answers to (a DNS name, a reverse proxy's); its
+    # addresses, localhost and the machine's host name are always accepted.
+    hostnames: tuple[str, ...] = ()
     performer_token: str = ""  # "" = generated at first start and kept in state_dir
     admin_token: str = ""
 
@@ -155,9 +158,17 @@ class LimitsConfig:
     """Every bound in one place."""
 
     ws_max_message_bytes: int = 256 * 1024
+    # Viewers and players (performer, admin) are counted apart, each up to the
+    # limit, so a full house never locks the performer out; the per-client
+    # limits apply to viewers (one address: one client).
     ws_max_connections: int = 64
+    ws_connections_per_client: int = 8
     ws_messages_per_s: int = 200  # per connection, a second's worth at once; more: an error
     ws_offers_per_min: int = 12  # WebRTC offers per connection
+    offers_per_min: int = 240  # viewers' offers (/ws and WHEP) from everyone together
+    offers_per_min_per_client: int = 30
+    viewers_per_client: int = 4  # viewer peers of one address (server.max_viewers: all)
+    peer_connect_s: int = 10  # a peer not connected (ICE + DTLS) by then is closed
     command_queue: int = 1024
     viewer_packet_queue: int = 8
 
@@ -291,6 +302,13 @@ def _check_ranges(section: Any) -> None:
         for spec in section.trusted:
             _require(
                 _is_network(spec), "server.trusted", spec, 'addresses or CIDRs ("10.0.0.0/24")'
+            )
+        for name in section.hostnames:
+            _require(
+                bool(name.strip()) and all(c.isalnum() or c in ".-_:[]" for c in name),
+                "server.hostnames",
+                name,
+                'host names or addresses such as "visuals.example" (no scheme, no port)',
             )
         for origin in section.allowed_origins:
             _require(
