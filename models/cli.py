@@ -13,7 +13,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from models.checkpoint import CheckpointError, list_models
+from models.catalog import list_models
+from models.checkpoint import CheckpointError
 from models.dataset import DatasetConfig, DatasetError, build_dataset
 from models.nets.dcgan import DCGANConfig
 from models.nets.encoder import EncoderConfig

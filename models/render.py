@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from models.checkpoint import LoadedModel, default_model_path, load_model
+from models.catalog import default_model_path, load_model
+from models.checkpoint import LoadedModel
 from models.dataset import DatasetConfig, decode
 from models.framing import fit_square
 from models.images import make_grid, write_png

@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.checkpoint import CheckpointError, LoadedModel, load_model
+from models.catalog import load_model
+from models.checkpoint import CheckpointError, LoadedModel
 from models.device import cpu_threads, half_if_finite
 from models.fastpath import enable as enable_fast_path
 from models.latent_maths import lerp

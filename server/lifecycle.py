@@ -25,17 +25,8 @@ from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
 from controllers.ws_control import error_message, parse_control, state_message
-from models.checkpoint import (
-    PICKLE_SUFFIXES,
-    CheckpointError,
-    LoadedModel,
-    check_encoder_pair,
-    default_model_path,
-    list_models,
-    load_model,
-    user_models_dir,
-    weights_dir,
-)
+from models.catalog import find_model, list_models, reaction_models, resolve_model
+from models.checkpoint import LoadedModel
 from models.device import pick_device
 from server import showfile
 from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
@@ -80,60 +71,6 @@ def state_dir(config: Config) -> Path:
     return Path(config.server.state_dir).expanduser()
 
 
-def resolve_model(config: Config, device_name: str) -> LoadedModel:
-    """Load the configured model, or the shipped default."""
-    path = Path(config.render.model) if config.render.model else default_model_path("unconditional")
-    return load_model(path, device=device_name)
-
-
-def reaction_models(
-    config: Config, generator: LoadedModel
-) -> tuple[LoadedModel | None, LoadedModel | None, LoadedModel | None]:
-    """pix2pix, the encoder and the feedback model for reactions, where they exist and fit."""
-    pix2pix = _optional_model(config.render.pix2pix, "image2image")
-    encoder = _optional_model(config.render.encoder, "encoder")
-    feedback = _optional_model(config.render.feedback, "image2image", role="feedback")
-    if encoder is not None:
-        try:
-            check_encoder_pair(encoder, generator)
-        except CheckpointError as exc:
-            # An encoder inverts one generator; any other would mirror nonsense.
-            logger.info("mirror mode is off: %s", exc)
-            encoder = None
-    return pix2pix, encoder, feedback
-
-
-def _optional_model(configured: str, kind: str, role: str | None = None) -> LoadedModel | None:
-    path = Path(configured) if configured else default_model_path(role or kind)
-    if not configured and not path.is_file():
-        return None
-    model = load_model(path)  # a configured file that is bad stops the start
-    if model.kind != kind:
-        raise CheckpointError(f"{path}: is a {model.kind} model, expected {kind}")
-    return model
-
-
-def find_model(name: str) -> Path | None:
-    """The model file called `name` in the model folders, readable or not.
-
-    An unreadable file is still returned: loading it then says exactly what
-    is wrong with it, which beats "no such model" for a file the performer
-    can see.
-    """
-    if "/" in name or "\\" in name or name.startswith("."):
-        return None
-    for folder in (weights_dir(), user_models_dir()):
-        path = folder / f"{name}.safetensors"
-        if path.is_file():
-            return path
-    # A StyleGAN .pkl (or rosinality .pt) in the user's folder: converted once, on load.
-    for suffix in PICKLE_SUFFIXES:
-        other = user_models_dir() / f"{name}{suffix}"
-        if other.is_file():
-            return other
-    return None
-
-
 def media_source(config: Config, spec: str) -> str:
     """Resolve `file:NAME` inside the media folder (no escapes); pass others through."""
     if not spec.startswith("file:"):
@@ -162,8 +99,13 @@ async def running(
     except RuntimeError as exc:
         raise StartupError(str(exc)) from exc
     if model is None:
-        model = resolve_model(config, str(device))
-        pix2pix, encoder, feedback = reaction_models(config, model)
+        model = resolve_model(config.render.model, str(device))
+        pix2pix, encoder, feedback = reaction_models(
+            model,
+            pix2pix=config.render.pix2pix,
+            encoder=config.render.encoder,
+            feedback=config.render.feedback,
+        )
     show_path = state_dir(config) / "show.json"
     show = _load_show(show_path)
     loop = asyncio.get_running_loop()

@@ -30,7 +30,8 @@ from typing import Any
 import av
 import torch
 
-from models.checkpoint import LoadedModel, load_model
+from models.catalog import find_model, load_model
+from models.checkpoint import LoadedModel
 from server.commands import REGISTRY, Command, CommandError, parse
 from server.config import RenderConfig
 from server.engine import Engine
@@ -239,8 +240,6 @@ def main(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Replay into args.out; returns the number of frames written."""
-    from server.lifecycle import find_model
-
     log, out = Path(args.log), Path(args.out)
     if out.exists() and not args.force:
         raise ReplayError(f"{out}: already exists (use --force to overwrite)")
