@@ -27,6 +27,7 @@ from models.checkpoint import (
 )
 from models.checkpoint import load_model as load_checkpoint
 from models.formats.stylegan import CACHE_FOLDER, cached_import, converted_path
+from models.names import MODEL_SUFFIXES, is_model_name
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ DEFAULT_FILES = {
 # Files converted on load (cached by content): NVIDIA network pickles and
 # rosinality/stylegan2-pytorch checkpoints.
 PICKLE_SUFFIXES = (".pkl", ".pt", ".pth")
+DEFAULT_STATE_DIR = "~/.local/share/ganvj"  # server.state_dir's default
+NAMES_SHOWN = 8  # names an error lists before "..."
+
+
+class ModelNotFound(CheckpointError):
+    """A model name or path that names no file; the message gives both forms."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,12 @@ def weights_dir() -> Path:
     return Path(__file__).resolve().parent / "weights"
 
 
-def user_models_dir() -> Path:
-    """Where a user's own models live ($GANVJ_MODELS_DIR or ~/.local/share/ganvj/models)."""
-    return Path(os.environ.get("GANVJ_MODELS_DIR", "~/.local/share/ganvj/models")).expanduser()
+def user_models_dir(state_dir: Path | str | None = None) -> Path:
+    """The user's models folder: $GANVJ_MODELS_DIR, else `state_dir`/models."""
+    override = os.environ.get("GANVJ_MODELS_DIR")
+    if override:
+        return Path(override).expanduser()
+    return Path(state_dir or DEFAULT_STATE_DIR).expanduser() / "models"
 
 
 def cache_dir(user_dir: Path | None = None) -> Path:
@@ -125,19 +135,100 @@ def find_model(name: str, folders: list[Path] | None = None) -> Path | None:
     return None
 
 
-def resolve_model(model: str, device_name: str) -> LoadedModel:
-    """Load the configured model, or the shipped default."""
-    path = Path(model) if model else default_model_path("unconditional")
-    return load_model(path, device=device_name)
+def shown(path: Path) -> str:
+    """A path as a person writes it: the home folder as `~`."""
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The folders one process looks in for models: the shipped weights, then the user's."""
+
+    user_dir: Path = dataclasses.field(default_factory=user_models_dir)
+
+    @property
+    def folders(self) -> list[Path]:
+        """Where names are looked up, first match wins."""
+        return [weights_dir(), self.user_dir]
+
+    def find(self, name: str) -> Path | None:
+        """The file called `name` in the folders, or None."""
+        return find_model(name, self.folders)
+
+    def resolve(self, spec: str, *, kind: str = "unconditional") -> Path:
+        """The file a name or path means ("" = the shipped default of `kind`); ModelNotFound."""
+        if not spec:
+            return default_model_path(kind)
+        if is_model_name(spec):
+            path = self.find(spec)
+            if path is None:
+                raise ModelNotFound(
+                    f"no model named {spec!r} in {shown(self.user_dir)} (or give a path)"
+                )
+            return path
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            names = self.names()
+            listed = ", ".join(names[:NAMES_SHOWN]) + (", ..." if len(names) > NAMES_SHOWN else "")
+            raise ModelNotFound(
+                f"{spec}: no such model file (or give a model's name, a file stem in "
+                f"{shown(self.user_dir)}: {listed or 'none there yet'})"
+            )
+        return path
+
+    def load(
+        self, path: Path | str, device: torch.device | str = "cpu", *, arch: str | None = None
+    ) -> LoadedModel:
+        """Load a file of any format, converting into this catalog's cache."""
+        return load_model(path, device, arch=arch, cache=cache_dir(self.user_dir))
+
+    def open(
+        self, spec: str, device: torch.device | str = "cpu", *, kind: str = "unconditional"
+    ) -> LoadedModel:
+        """Resolve a name or path and load it."""
+        return self.load(self.resolve(spec, kind=kind), device)
+
+    def names(self) -> list[str]:
+        """The model names the folders hold (file stems), sorted, without duplicates."""
+        found = {
+            p.stem
+            for folder in self.folders
+            if folder.is_dir()
+            for p in folder.iterdir()
+            if p.suffix.lower() in MODEL_SUFFIXES and is_model_name(p.stem)
+        }
+        return sorted(found)
+
+    def list(self) -> list[ModelInfo]:
+        """Every model in the folders, from headers only."""
+        return list_models(self.folders, cache=cache_dir(self.user_dir))
+
+
+def resolve_model(
+    spec: str,
+    device: torch.device | str = "cpu",
+    *,
+    kind: str = "unconditional",
+    catalog: Catalog | None = None,
+) -> LoadedModel:
+    """Load the model a name or path means, or the shipped default of `kind` for ""."""
+    return (catalog or Catalog()).open(spec, device, kind=kind)
 
 
 def reaction_models(
-    generator: LoadedModel, *, pix2pix: str = "", encoder: str = "", feedback: str = ""
+    generator: LoadedModel,
+    *,
+    pix2pix: str = "",
+    encoder: str = "",
+    feedback: str = "",
+    catalog: Catalog | None = None,
 ) -> tuple[LoadedModel | None, LoadedModel | None, LoadedModel | None]:
     """pix2pix, the encoder and the feedback model for reactions, where they exist and fit."""
-    found_pix2pix = _optional_model(pix2pix, "image2image")
-    found_encoder = _optional_model(encoder, "encoder")
-    found_feedback = _optional_model(feedback, "image2image", role="feedback")
+    catalog = catalog or Catalog()
+    found_pix2pix = _optional_model(catalog, pix2pix, "image2image")
+    found_encoder = _optional_model(catalog, encoder, "encoder")
+    found_feedback = _optional_model(catalog, feedback, "image2image", role="feedback")
     if found_encoder is not None:
         try:
             check_encoder_pair(found_encoder, generator)
@@ -148,24 +239,26 @@ def reaction_models(
     return found_pix2pix, found_encoder, found_feedback
 
 
-def _optional_model(configured: str, kind: str, role: str | None = None) -> LoadedModel | None:
-    path = Path(configured) if configured else default_model_path(role or kind)
+def _optional_model(
+    catalog: Catalog, configured: str, kind: str, role: str | None = None
+) -> LoadedModel | None:
+    path = catalog.resolve(configured, kind=role or kind)
     if not configured and not path.is_file():
         return None
-    model = load_model(path)  # a configured file that is bad stops the start
+    model = catalog.load(path)  # a configured file that is bad stops the start
     if model.kind != kind:
         raise CheckpointError(f"{path}: is a {model.kind} model, expected {kind}")
     return model
 
 
-def list_models(dirs: list[Path] | None = None) -> list[ModelInfo]:
+def list_models(dirs: list[Path] | None = None, *, cache: Path | None = None) -> list[ModelInfo]:
     """Every loadable-looking model file in the folders, from headers only."""
     folders = [weights_dir(), user_models_dir()] if dirs is None else dirs
     found: list[ModelInfo] = []
     for folder in folders:
         if not Path(folder).is_dir():
             continue
-        found.extend(_convertible_models(Path(folder)))
+        found.extend(_convertible_models(Path(folder), cache or cache_dir()))
         for path in sorted(Path(folder).glob("*.safetensors")):
             try:
                 meta, _ = read_header(path)
@@ -188,11 +281,11 @@ def list_models(dirs: list[Path] | None = None) -> list[ModelInfo]:
     return found
 
 
-def _convertible_models(folder: Path) -> list[ModelInfo]:
+def _convertible_models(folder: Path, cache: Path) -> list[ModelInfo]:
     """StyleGAN .pkl / .pt files in a folder: described from their cached conversion if any."""
     found = []
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES):
-        converted = converted_path(path, cache=cache_dir())
+        converted = converted_path(path, cache=cache)
         meta: dict[str, Any] = {"converted": False}
         arch, resolution, z_dim = "pickle", 0, None
         if converted is not None:

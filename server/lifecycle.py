@@ -25,7 +25,7 @@ from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
 from controllers.ws_control import error_message, parse_control, state_message
-from models.catalog import find_model, list_models, reaction_models, resolve_model
+from models.catalog import Catalog, reaction_models, resolve_model, shown, user_models_dir
 from models.checkpoint import LoadedModel
 from models.device import pick_device
 from server import showfile
@@ -71,6 +71,11 @@ def state_dir(config: Config) -> Path:
     return Path(config.server.state_dir).expanduser()
 
 
+def model_catalog(config: Config) -> Catalog:
+    """The models this server finds by name: the shipped ones, then state_dir/models."""
+    return Catalog(user_models_dir(state_dir(config)))
+
+
 def media_source(config: Config, spec: str) -> str:
     """Resolve `file:NAME` inside the media folder (no escapes); pass others through."""
     if not spec.startswith("file:"):
@@ -98,13 +103,19 @@ async def running(
         device = pick_device(config.render.device)
     except RuntimeError as exc:
         raise StartupError(str(exc)) from exc
+    catalog = model_catalog(config)
+    try:  # made at first start, so a performer has somewhere to drop a model
+        catalog.user_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot make the models folder {catalog.user_dir}: {exc}") from exc
     if model is None:
-        model = resolve_model(config.render.model, str(device))
+        model = resolve_model(config.render.model, str(device), catalog=catalog)
         pix2pix, encoder, feedback = reaction_models(
             model,
             pix2pix=config.render.pix2pix,
             encoder=config.render.encoder,
             feedback=config.render.feedback,
+            catalog=catalog,
         )
     show_path = state_dir(config) / "show.json"
     show = _load_show(show_path)
@@ -134,7 +145,7 @@ async def running(
         encoder=encoder,
         feedback=feedback,
         snapshots=show.models,
-        find_model=find_model,
+        catalog=catalog,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
             on_changes=lambda changes: control.changes_threadsafe(changes),
@@ -177,7 +188,7 @@ async def running(
         control=control,
         access=_access(config),
     )
-    _add_routes(app, engine, saver)
+    _add_routes(app, engine, saver, catalog)
     outputs = Outputs(
         config=config,
         engine=engine,
@@ -354,7 +365,7 @@ async def _start_osc(
     return osc
 
 
-def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
+def _add_routes(app: App, engine: Engine, saver: ShowSaver, catalog: Catalog) -> None:
     app.add_json("/api/commands", describe)
     app.status_extras["show"] = saver.status
 
@@ -367,7 +378,7 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
                 "resolution": m.resolution,
                 "current": m.name == engine.model.name,
             }
-            for m in list_models()
+            for m in catalog.list()
         ]
         return {"models": found}
 
@@ -449,5 +460,7 @@ async def serve_forever(config: Config, *, qr: bool | None = None) -> None:
         )
         show_qr = sys.stdout.isatty() if qr is None else qr
         print(announcement(found, tls=config.server.tls, admin=admin, qr=show_qr), flush=True)
+        folder = shown(model_catalog(config).user_dir)
+        print(f"models folder: {folder} (drop a model there, then /model/load NAME)", flush=True)
         await stop.wait()
         print("ganvj: stopping", flush=True)
