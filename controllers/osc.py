@@ -16,6 +16,7 @@ either (the engine's `put_nowait` on a bounded queue).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import time
@@ -43,6 +44,7 @@ from server.commands import (
     CommandError,
     CommandSpec,
     lookup,
+    opens_by_path,
     parse,
 )
 from server.ratelimit import TokenBucket
@@ -331,6 +333,7 @@ class OscController:
                 if spec.owner == "controller":
                     batch.extend(self._subscribe(address, params, origin))
                     continue
+                check_path_sender(address, params, origin.host)
                 batch.append(parse(address, params, origin=origin, received=now))
         except CommandError as exc:
             # A bundle is all or nothing: one bad message refuses the whole bundle.
@@ -376,6 +379,26 @@ class OscController:
         self.feedback.subscribe(target.host, target.port)
         # Greet the new subscriber with the current state, answered through the engine.
         return [parse(a, ["?"], origin=target) for a in self._greeting]
+
+
+def check_path_sender(address: str, params: list[object], host: str) -> None:
+    """CommandError for a model path sent from another machine: over OSC, a path is local only.
+
+    OSC has no tokens, so the admin's right to open files by path is kept to
+    senders on this machine; anyone else names a model from the models folder.
+    """
+    if opens_by_path(address, params) and not _is_loopback(host):
+        raise CommandError(
+            f"{address}: a model path is for an admin (over OSC, from this machine only); "
+            "give a model's name from the models folder"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.partition("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def command_args(message: OscMessage, spec: CommandSpec) -> list[object]:

@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from models.checkpoint import LoadedModel, default_model_path, load_model
+from models.catalog import resolve_model
+from models.checkpoint import LoadedModel
 from models.dataset import DatasetConfig, decode
 from models.framing import fit_square
 from models.images import make_grid, write_png
@@ -390,7 +391,7 @@ def render_from_args(args: argparse.Namespace) -> int:
     # A feedback rollout iterates the shipped next-frame model, as live feedback does.
     roles = {"feedback": "feedback", "react": "image2image"}
     role = roles.get(args.mode, "unconditional")
-    model = load_model(Path(args.model) if args.model else default_model_path(role), args.device)
+    model = resolve_model(args.model or "", args.device, kind=role)
     if args.mode == "react":
         from models.reactions import render_react
 
@@ -542,9 +543,7 @@ def add_sampling_flags(p: argparse.ArgumentParser, *, transform: bool = False) -
 
 def images_from_args(args: argparse.Namespace) -> list[Path]:
     """ganvj render images: load, check, write the PNGs."""
-    model = load_model(
-        Path(args.model) if args.model else default_model_path("unconditional"), args.device
-    )
+    model = resolve_model(args.model or "", args.device)
     return render_images(
         model,
         Path(args.outdir),
@@ -559,7 +558,9 @@ def add_parsers(sub: Any, handler: Any) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("out", help="output .mp4")
         p.add_argument(
-            "--model", help="model file (default: the shipped default of the right kind)"
+            "--model",
+            help="a model's name (see `ganvj models`) or file "
+            "(default: the shipped default of the right kind)",
         )
         p.add_argument("--fps", type=int, default=25)
         p.add_argument("--device", default="cpu")

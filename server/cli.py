@@ -56,7 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--model", help="a .safetensors model file or a StyleGAN .pkl")
+    serve.add_argument(
+        "--model",
+        help="a model's name (a file stem in the models folder, see `ganvj models`) "
+        "or a path to a .safetensors file or a StyleGAN .pkl",
+    )
     serve.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     serve.add_argument("--fps", type=float)
     serve.add_argument("--size", type=int, help="output size in pixels; 0 = native")

@@ -14,6 +14,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.names import is_model_name
+
 ArgType = Literal["f", "i", "s"]
 # Who applies a command: the latent state (server/play.py), the engine (reactions,
 # models, thumbnails), the master grade (server/media/master.py), the modulation
@@ -522,8 +524,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "/model/load",
-        "Switch model by name (crossfade, never a black frame)",
-        (ArgSpec("name", "s", "a model name from GET /api/models"),),
+        "Switch model by name, or by path for an admin (crossfade, never a black frame)",
+        (ArgSpec("name", "s", "a model name from GET /api/models, or a file path (admin)"),),
         owner="engine",
     ),
     # Master output (the performer's only way to black)
@@ -699,6 +701,11 @@ def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
         if spec.persist == kind
         for address in addresses(spec)
     )
+
+
+def opens_by_path(address: str, args: Sequence[object]) -> bool:
+    """Whether a command opens a file on the server by path: admin only, checked at the edge."""
+    return address == "/model/load" and bool(args) and not is_model_name(str(args[0]))
 
 
 def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:

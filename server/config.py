@@ -53,7 +53,7 @@ class ServerConfig:
 class RenderConfig:
     """The resident generator and the render loop."""
 
-    model: str = ""  # path to a .safetensors model; "" = the shipped default
+    model: str = ""  # a model name (file stem in state_dir/models) or path; "" = the default
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     fps: float = 30.0
     size: int = 512  # output frame size in pixels (upscaled on the device); 0 = native

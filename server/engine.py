@@ -20,13 +20,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from models.checkpoint import CheckpointError, LoadedModel, load_model
+from models.catalog import Catalog, ModelNotFound
+from models.checkpoint import CheckpointError, LoadedModel
 from models.device import cpu_threads, half_if_finite
 from models.fastpath import enable as enable_fast_path
 from models.latent_maths import lerp
@@ -127,7 +127,7 @@ class Engine:
         encoder: LoadedModel | None = None,
         feedback: LoadedModel | None = None,
         snapshots: dict[str, dict[str, Any]] | None = None,
-        find_model: Callable[[str], Path | None] | None = None,
+        catalog: Catalog | None = None,
         tempo: TempoClock | None = None,
         hooks: EngineHooks | None = None,
     ) -> None:
@@ -140,7 +140,7 @@ class Engine:
         self.commands: queue.Queue[tuple[Batch, float]] = queue.Queue(maxsize=queue_size)
         self.tempo = tempo if tempo is not None else TempoClock()
         self.snapshots: dict[str, dict[str, Any]] = dict(snapshots or {})
-        self.find_model = find_model or (lambda name: None)
+        self.catalog = catalog if catalog is not None else Catalog()
         self.render_rate = RateMeter()
         self.inputs = InputHub()
         self.reaction = Reaction(
@@ -700,16 +700,17 @@ class Engine:
         name = str(command.args[0])
         if name == self.deck.model.name:
             return [Change(command.address, (name,))]
-        path = self.find_model(name)
-        if path is None:
-            return [error(command, f"no model named {name!r} (see GET /api/models)")]
+        try:  # a name, or a path (admin only: the edges refuse it from anyone else)
+            path = self.catalog.resolve(name)
+        except ModelNotFound as exc:
+            return [error(command, f"{exc} (see GET /api/models)")]
         if self._loading is not None:
             return [error(command, f"still loading {self._loading}; try again in a moment")]
         self._loading = name
 
         def load() -> None:
             try:
-                model = load_model(path, device="cpu")
+                model = self.catalog.load(path, device="cpu")
                 if model.kind != "unconditional":
                     raise CheckpointError(
                         f"{path}: is a {model.kind} model; "

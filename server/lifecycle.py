@@ -25,17 +25,8 @@ from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
 from controllers.ws_control import error_message, parse_control, state_message
-from models.checkpoint import (
-    PICKLE_SUFFIXES,
-    CheckpointError,
-    LoadedModel,
-    check_encoder_pair,
-    default_model_path,
-    list_models,
-    load_model,
-    user_models_dir,
-    weights_dir,
-)
+from models.catalog import Catalog, reaction_models, resolve_model, shown, user_models_dir
+from models.checkpoint import LoadedModel
 from models.device import pick_device
 from server import showfile
 from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
@@ -80,58 +71,9 @@ def state_dir(config: Config) -> Path:
     return Path(config.server.state_dir).expanduser()
 
 
-def resolve_model(config: Config, device_name: str) -> LoadedModel:
-    """Load the configured model, or the shipped default."""
-    path = Path(config.render.model) if config.render.model else default_model_path("unconditional")
-    return load_model(path, device=device_name)
-
-
-def reaction_models(
-    config: Config, generator: LoadedModel
-) -> tuple[LoadedModel | None, LoadedModel | None, LoadedModel | None]:
-    """pix2pix, the encoder and the feedback model for reactions, where they exist and fit."""
-    pix2pix = _optional_model(config.render.pix2pix, "image2image")
-    encoder = _optional_model(config.render.encoder, "encoder")
-    feedback = _optional_model(config.render.feedback, "image2image", role="feedback")
-    if encoder is not None:
-        try:
-            check_encoder_pair(encoder, generator)
-        except CheckpointError as exc:
-            # An encoder inverts one generator; any other would mirror nonsense.
-            logger.info("mirror mode is off: %s", exc)
-            encoder = None
-    return pix2pix, encoder, feedback
-
-
-def _optional_model(configured: str, kind: str, role: str | None = None) -> LoadedModel | None:
-    path = Path(configured) if configured else default_model_path(role or kind)
-    if not configured and not path.is_file():
-        return None
-    model = load_model(path)  # a configured file that is bad stops the start
-    if model.kind != kind:
-        raise CheckpointError(f"{path}: is a {model.kind} model, expected {kind}")
-    return model
-
-
-def find_model(name: str) -> Path | None:
-    """The model file called `name` in the model folders, readable or not.
-
-    An unreadable file is still returned: loading it then says exactly what
-    is wrong with it, which beats "no such model" for a file the performer
-    can see.
-    """
-    if "/" in name or "\\" in name or name.startswith("."):
-        return None
-    for folder in (weights_dir(), user_models_dir()):
-        path = folder / f"{name}.safetensors"
-        if path.is_file():
-            return path
-    # A StyleGAN .pkl (or rosinality .pt) in the user's folder: converted once, on load.
-    for suffix in PICKLE_SUFFIXES:
-        other = user_models_dir() / f"{name}{suffix}"
-        if other.is_file():
-            return other
-    return None
+def model_catalog(config: Config) -> Catalog:
+    """The models this server finds by name: the shipped ones, then state_dir/models."""
+    return Catalog(user_models_dir(state_dir(config)))
 
 
 def media_source(config: Config, spec: str) -> str:
@@ -161,9 +103,20 @@ async def running(
         device = pick_device(config.render.device)
     except RuntimeError as exc:
         raise StartupError(str(exc)) from exc
+    catalog = model_catalog(config)
+    try:  # made at first start, so a performer has somewhere to drop a model
+        catalog.user_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot make the models folder {catalog.user_dir}: {exc}") from exc
     if model is None:
-        model = resolve_model(config, str(device))
-        pix2pix, encoder, feedback = reaction_models(config, model)
+        model = resolve_model(config.render.model, str(device), catalog=catalog)
+        pix2pix, encoder, feedback = reaction_models(
+            model,
+            pix2pix=config.render.pix2pix,
+            encoder=config.render.encoder,
+            feedback=config.render.feedback,
+            catalog=catalog,
+        )
     show_path = state_dir(config) / "show.json"
     show = _load_show(show_path)
     loop = asyncio.get_running_loop()
@@ -192,7 +145,7 @@ async def running(
         encoder=encoder,
         feedback=feedback,
         snapshots=show.models,
-        find_model=find_model,
+        catalog=catalog,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
             on_changes=lambda changes: control.changes_threadsafe(changes),
@@ -235,7 +188,7 @@ async def running(
         control=control,
         access=_access(config),
     )
-    _add_routes(app, engine, saver)
+    _add_routes(app, engine, saver, catalog)
     outputs = Outputs(
         config=config,
         engine=engine,
@@ -412,7 +365,7 @@ async def _start_osc(
     return osc
 
 
-def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
+def _add_routes(app: App, engine: Engine, saver: ShowSaver, catalog: Catalog) -> None:
     app.add_json("/api/commands", describe)
     app.status_extras["show"] = saver.status
 
@@ -425,7 +378,7 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
                 "resolution": m.resolution,
                 "current": m.name == engine.model.name,
             }
-            for m in list_models()
+            for m in catalog.list()
         ]
         return {"models": found}
 
@@ -507,5 +460,7 @@ async def serve_forever(config: Config, *, qr: bool | None = None) -> None:
         )
         show_qr = sys.stdout.isatty() if qr is None else qr
         print(announcement(found, tls=config.server.tls, admin=admin, qr=show_qr), flush=True)
+        folder = shown(model_catalog(config).user_dir)
+        print(f"models folder: {folder} (drop a model there, then /model/load NAME)", flush=True)
         await stop.wait()
         print("ganvj: stopping", flush=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import default_model_path, load_model
+from models.catalog import default_model_path, load_model
 from models.device import cpu_threads
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.bench.outputs import janus_rows, output_rows

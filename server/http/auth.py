@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.commands import opens_by_path
+
 logger = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -180,7 +182,13 @@ def message_role(message: Mapping[str, object], roles: Mapping[str, Role]) -> Ro
         items = message.get("bundle")
         found = items if isinstance(items, list) else [message]
         addresses = {i.get("address") for i in found if isinstance(i, Mapping)}
-        return Role.ADMIN if addresses & ADMIN_ADDRESSES else Role.PERFORMER
+        by_path = any(
+            isinstance(i, Mapping)
+            and isinstance(i.get("args"), list)
+            and opens_by_path(str(i.get("address")), i["args"])
+            for i in found
+        )
+        return Role.ADMIN if addresses & ADMIN_ADDRESSES or by_path else Role.PERFORMER
     if isinstance(kind, str) and kind in roles:
         return roles[kind]
     return Role.VIEWER  # ping, and unknown types that get their own error

@@ -30,7 +30,8 @@ from typing import Any
 import av
 import torch
 
-from models.checkpoint import LoadedModel, load_model
+from models.catalog import Catalog, load_model
+from models.checkpoint import CheckpointError, LoadedModel
 from server.commands import REGISTRY, Command, CommandError, parse
 from server.config import RenderConfig
 from server.engine import Engine
@@ -220,7 +221,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("out", help="output .mp4")
     p.add_argument("--size", type=int, help="output size in pixels (default: the live size)")
     p.add_argument("--fps", type=float, help="frame rate (default: the live one, frame for frame)")
-    p.add_argument("--model", help="the model file, when the log's is not where it was")
+    p.add_argument("--model", help="a model name or file, when the log's is not where it was")
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="overwrite out")
     p.set_defaults(func=main)
@@ -239,8 +240,6 @@ def main(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Replay into args.out; returns the number of frames written."""
-    from server.lifecycle import find_model
-
     log, out = Path(args.log), Path(args.out)
     if out.exists() and not args.force:
         raise ReplayError(f"{out}: already exists (use --force to overwrite)")
@@ -252,7 +251,11 @@ def run(args: argparse.Namespace) -> int:
     if not 16 <= size <= 4096 or size % 2:
         raise ReplayError(f"--size {size}: expected an even number from 16 to 4096")
     fps = float(args.fps or start.get("fps") or 30.0)
-    model = load_model(Path(args.model), device="cpu") if args.model else None
+    catalog = Catalog()
+    try:  # --model: a name in the model folders or a path, as everywhere
+        model = catalog.open(args.model) if args.model else None
+    except CheckpointError as exc:
+        raise ReplayError(str(exc)) from exc
     writer = YuvWriter(out, fps=fps, size=size)
     try:
         return replay(
@@ -261,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
             fps=args.fps,
             device=args.device,
             model=model,
-            find_model=find_model,
+            find_model=catalog.find,
             on_frame=writer.write,
         )
     finally:
