@@ -182,12 +182,11 @@ def message_role(message: Mapping[str, object], roles: Mapping[str, Role]) -> Ro
         items = message.get("bundle")
         found = items if isinstance(items, list) else [message]
         addresses = {i.get("address") for i in found if isinstance(i, Mapping)}
-        by_path = any(
-            isinstance(i, Mapping)
-            and isinstance(i.get("args"), list)
-            and opens_by_path(str(i.get("address")), i["args"])
-            for i in found
-        )
+        by_path = False
+        for item in found:
+            args = item.get("args") if isinstance(item, Mapping) else None
+            if isinstance(item, Mapping) and isinstance(args, list):
+                by_path = by_path or opens_by_path(str(item.get("address")), args)
         return Role.ADMIN if addresses & ADMIN_ADDRESSES or by_path else Role.PERFORMER
     if isinstance(kind, str) and kind in roles:
         return roles[kind]
