@@ -14,11 +14,8 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
@@ -31,21 +28,20 @@ from models.checkpoint import (
     LoadedModel,
     check_encoder_pair,
     default_model_path,
-    list_models,
     load_model,
     user_models_dir,
     weights_dir,
 )
 from models.device import pick_device
 from server import showfile
-from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
+from server.commands import ERROR_ADDRESS, Change, parse
 from server.config import Config
 from server.control import Codec, ControlHub
 from server.engine import Engine, EngineHooks
 from server.http.announce import announcement, lan_addresses, links
-from server.http.app import App, error_response, http_response
-from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
-from server.http.client import Client
+from server.http.api import add_api
+from server.http.app import App
+from server.http.auth import TOKEN_FILE, Access, load_tokens
 from server.http.site import listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
@@ -235,7 +231,7 @@ async def running(
         control=control,
         access=_access(config),
     )
-    _add_routes(app, engine, saver)
+    add_api(app, engine, saver)
     outputs = Outputs(
         config=config,
         engine=engine,
@@ -410,62 +406,6 @@ async def _start_osc(
             "pass another osc.port in config.toml or set osc.enabled = false"
         ) from exc
     return osc
-
-
-def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
-    app.add_json("/api/commands", describe)
-    app.status_extras["show"] = saver.status
-
-    def models() -> Any:
-        found = [
-            {
-                "name": m.name,
-                "arch": m.arch,
-                "kind": m.kind,
-                "resolution": m.resolution,
-                "current": m.name == engine.model.name,
-            }
-            for m in list_models()
-        ]
-        return {"models": found}
-
-    app.add_json("/api/models", models)
-    app.add_json("/api/show", lambda: saver.show.to_json(), role=Role.ADMIN)
-
-    async def thumbnail(request: web.Request) -> web.StreamResponse:
-        """GET /api/thumb/N: keyframe N's thumbnail as JPEG (encoded off the event loop)."""
-        try:
-            n = int(request.match_info["n"])
-        except ValueError:
-            n = 0
-        if not 1 <= n <= KEYFRAMES:
-            return error_response(HTTPStatus.NOT_FOUND, f"keyframes are 1..{KEYFRAMES}")
-        found = await asyncio.to_thread(engine.thumbs.jpeg, n)
-        if found is None:
-            return error_response(HTTPStatus.NOT_FOUND, f"keyframe {n} has no thumbnail yet")
-        version, body = found
-        response = http_response(HTTPStatus.OK, body, "image/jpeg")
-        response.headers["ETag"] = f'"{version}"'
-        return response
-
-    app.add_route("GET", "/api/thumb/{n}", thumbnail)
-
-    async def import_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
-        try:
-            show = showfile.validate(message.get("show"), "imported show")
-        except showfile.ShowFileError as exc:
-            raise ValueError(str(exc)) from exc
-        engine.import_show(show.models)
-        engine.submit([parse("/mod/clear", []), parse("/midi/clear", [])])
-        engine.submit([parse(address, args) for address, args in show.patch])
-        saver.replace(show)
-        return {"type": "show/imported", "models": sorted(show.models)}
-
-    async def export_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "show", "show": saver.show.to_json()}
-
-    app.add_message("show/import", import_show, role=Role.ADMIN)
-    app.add_message("show/export", export_show, role=Role.ADMIN)
 
 
 def _load_show(path: Path) -> showfile.Show:
