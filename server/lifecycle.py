@@ -34,6 +34,7 @@ from models.checkpoint import (
 )
 from models.device import pick_device
 from server import showfile
+from server.command_queue import CommandQueue
 from server.commands import ERROR_ADDRESS, Change, parse
 from server.config import Config
 from server.control import Codec, ControlHub
@@ -164,26 +165,38 @@ async def running(
     show = _load_show(show_path)
     loop = asyncio.get_running_loop()
 
-    def open_source(spec: str) -> str | None:
-        try:
-            play_source(engine.inputs, media_source(config, spec))
-        except SourceError as exc:
-            return str(exc)
-        return None
-
+    # The queue comes first, so the hub (which submits to it) exists before the
+    # engine (which drains it and reports to the hub): each gets the other's end
+    # through its constructor.
+    commands = CommandQueue(config.limits.command_queue)
+    osc_feedback = _osc_feedback(config)
+    control = ControlHub(
+        submit=commands.submit,
+        loop=loop,
+        codec=Codec(parse=parse_control, state=state_message, error=error_message),
+        sinks=[osc_feedback.send] if osc_feedback is not None else [],
+    )
     saver = ShowSaver(
         show_path,
         show,
         loop,
         on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
     )
-    # The hooks close over `control` and `engine`, built next: they run only once
-    # the render thread does, after both exist.
+
+    def open_source(spec: str) -> str | None:
+        # Closes over `engine`, built next: only its render thread calls this,
+        # and that starts once the engine exists.
+        try:
+            play_source(engine.inputs, media_source(config, spec))
+        except SourceError as exc:
+            return str(exc)
+        return None
+
     engine = Engine(
         model=model,
         config=config.render,
         device=device,
-        queue_size=config.limits.command_queue,
+        commands=commands,
         pix2pix=pix2pix,
         encoder=encoder,
         feedback=feedback,
@@ -191,18 +204,11 @@ async def running(
         find_model=find_model,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
-            on_changes=lambda changes: control.changes_threadsafe(changes),
+            on_changes=control.changes_threadsafe,
             on_show=saver.save_threadsafe,
             on_patch=saver.save_patch_threadsafe,
             open_source=open_source,
         ),
-    )
-    osc_feedback = _osc_feedback(config)
-    control = ControlHub(
-        submit=engine.submit,
-        loop=loop,
-        codec=Codec(parse=parse_control, state=state_message, error=error_message),
-        sinks=[osc_feedback.send] if osc_feedback is not None else [],
     )
     # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
     engine.submit([parse(address, args) for address, args in show.patch])
