@@ -295,6 +295,10 @@ class OscController:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop receiving and sending (shutdown: the first thing to stop); idempotent."""
         self.feedback.attach(None)
         if self._transport is not None:
             self._transport.close()

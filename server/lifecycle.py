@@ -1,7 +1,10 @@
 """Start and stop the server as a stack: config, models, engine, encoder, network.
 
 Each layer is an async context manager; a stop event set by SIGINT/SIGTERM
-unwinds them in reverse, peers first, within a few seconds.
+unwinds them in reverse, within a few seconds: first the HTTP listener and the
+OSC endpoint stop accepting, then open websockets and peers get a grace period
+to close, then what remains is cancelled; the render and encoder threads stop
+last, and the show is saved as it ended.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from server.http.announce import announcement, lan_addresses, links
 from server.http.api import add_api
 from server.http.app import App
 from server.http.auth import TOKEN_FILE, Access, load_tokens
-from server.http.site import listening
+from server.http.site import Listener, listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
 from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_playout_delay
@@ -55,6 +58,8 @@ from server.showfile import ShowSaver
 from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 3.0  # open websockets and peers get this long to close at shutdown
 
 
 class StartupError(RuntimeError):
@@ -283,9 +288,11 @@ async def running(
             raise StartupError(str(exc)) from exc
         _start_audio(config, engine, app, stack)
         _start_midi(config, engine, app, control, stack)
-        port = await _listen(config, app, tls, stack)
-        stack.push_async_callback(app.close)  # peers and websockets before the listener
-        yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
+        listener = await _listen(config, app, tls, stack)
+        # Unwinds first: stop accepting, a grace period, then the runner cancels
+        # what is left; the render and encoder threads, entered first, stop last.
+        stack.push_async_callback(_stop_serving, listener, osc, app)
+        yield Running(app=app, engine=engine, port=listener.port, osc=osc, outputs=outputs)
 
 
 def _access(config: Config) -> Access:
@@ -305,7 +312,23 @@ def _access(config: Config) -> Access:
     )
 
 
-async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExitStack) -> int:
+async def _stop_serving(listener: Listener, osc: OscController | None, app: App) -> None:
+    """Shutdown, as uvicorn's Server.shutdown: stop accepting, give open work a grace period.
+
+    New connections are refused (and OSC datagrams no longer read) before any
+    open websocket is told to go, so nothing new arrives while they close.
+    """
+    await listener.stop_accepting()
+    if osc is not None:
+        osc.close()
+    try:
+        # Websockets get a close frame (1001) and their peers close.
+        await asyncio.wait_for(app.close(), SHUTDOWN_GRACE_S)
+    except TimeoutError:
+        logger.warning("clients still open after %.0f s; cancelling them", SHUTDOWN_GRACE_S)
+
+
+async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExitStack) -> Listener:
     try:
         return await stack.enter_async_context(
             listening(app, config.server.host, config.server.port, tls)

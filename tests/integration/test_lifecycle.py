@@ -14,11 +14,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from models.checkpoint import save_checkpoint
 from server.bench.peers import connect_viewer
-from tests.conftest import tiny_model
+from server.lifecycle import running
+from tests.conftest import server_config, tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -203,3 +205,21 @@ def test_serve_prints_a_play_link_and_qr_that_work_from_the_lan(
     finally:
         process.kill()
         process.communicate()
+
+
+async def test_shutdown_refuses_new_connections_while_websockets_close_cleanly() -> None:
+    """As uvicorn's shutdown: stop accepting first, then close open websockets with 1001."""
+    server = running(server_config("127.0.0.1"), model=tiny_model())
+    run = await server.__aenter__()
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"ws://127.0.0.1:{run.port}/ws", autoclose=False)
+        stopping = asyncio.create_task(server.__aexit__(None, None, None))
+        closing = await ws.receive(timeout=10)
+        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1001
+        # The server waits for our close reply (its grace period): shutdown is
+        # under way, and the listener is already gone.
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", run.port)
+        await ws.close()
+        await stopping
+    assert ws.close_code == 1001 and ws.exception() is None
