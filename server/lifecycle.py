@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -334,14 +335,32 @@ async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExi
             listening(app, config.server.host, config.server.port, tls)
         )
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
+        where = f"{config.server.host}:{config.server.port}"
+        if bind_errno(exc) == errno.EADDRINUSE:
             raise StartupError(
                 f"port {config.server.port} on {config.server.host} is already in use: "
-                "stop the other server or pass --port"
+                "stop the other server or pass --port (server.port in config.toml)"
             ) from exc
         raise StartupError(
-            f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}"
+            f"cannot listen on {where}: {bind_reason(exc)}: "
+            "pass --host with an address of this machine (server.host in config.toml)"
         ) from exc
+
+
+def bind_errno(exc: OSError) -> int | None:
+    """The errno of a failed bind, also where uvloop keeps it only in the cause."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def bind_reason(exc: OSError) -> str:
+    """Why a bind failed, in words: never "None" (uvloop's UDP errors carry no strerror)."""
+    code = bind_errno(exc)
+    return os.strerror(code) if code is not None else str(exc) or type(exc).__name__
 
 
 def _start_audio(
@@ -429,10 +448,16 @@ async def _start_osc(
     try:
         await stack.enter_async_context(osc)
     except OSError as exc:
-        what = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        osc_config = config.osc
+        if bind_errno(exc) == errno.EADDRINUSE:
+            raise StartupError(
+                f"OSC port {osc_config.port} on {osc_config.host} is already in use: "
+                "stop the other server, pass --osc-port (osc.port in config.toml), "
+                "or set osc.enabled = false"
+            ) from exc
         raise StartupError(
-            f"OSC port {config.osc.port} on {config.osc.host}: {what}: "
-            "pass another osc.port in config.toml or set osc.enabled = false"
+            f"cannot listen for OSC on {osc_config.host}:{osc_config.port}: {bind_reason(exc)}: "
+            "pass --osc-host with an address of this machine (osc.host in config.toml)"
         ) from exc
     return osc
 
