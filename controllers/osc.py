@@ -36,6 +36,7 @@ from controllers.osc_packet import (
     parse_packet,
 )
 from server.commands import (
+    ERROR_ADDRESS,
     QUERY,
     REGISTRY,
     Change,
@@ -214,6 +215,8 @@ class OscFeedback:
                 destinations = list(self._targets)
             elif isinstance(change.to, OscOrigin):
                 destinations = self.route(change.to)
+                if change.address == ERROR_ADDRESS:
+                    self.stats.error_replies += 1  # refused while it ran (an unknown model, say)
             else:
                 continue  # an answer for another transport (a websocket client)
             if not destinations:
