@@ -33,7 +33,16 @@ from models.latent_space import LatentSpace, Pose, space_for
 from models.pixels import resize, to_rgb_uint8, to_yuv420
 from models.sampling import is_stylegan
 from server.command_queue import Batch, CommandQueue
-from server.commands import KEYFRAMES, REGISTRY, Change, Command, CommandError, error, parse
+from server.commands import (
+    KEYFRAMES,
+    REGISTRY,
+    SHOW_SETTINGS,
+    Change,
+    Command,
+    CommandError,
+    error,
+    parse,
+)
 from server.config import RenderConfig
 from server.media.frame import Frame
 from server.media.inputs import InputHub
@@ -66,7 +75,8 @@ class EngineHooks:
     """
 
     on_changes: Callable[[list[Change]], None] | None = None  # feedback to controllers
-    on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every model's snapshot
+    # Every model's snapshot, and the show-wide settings (the model, the master grade).
+    on_show: Callable[[dict[str, dict[str, Any]], dict[str, list[object]]], None] | None = None
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
     open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
 
@@ -269,6 +279,10 @@ class Engine:
         # A frame in progress gets this long to finish; a stuck one is left behind
         # (a daemon thread) and its readers are woken by the closed frame slot.
         self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
+        stopped = self._thread is None or not self._thread.is_alive()
+        if stopped and self._show_dirty:
+            # Changes made within the last save interval: the show keeps them too.
+            self._save_show(time.monotonic())
 
     def stats(self) -> dict[str, Any]:
         """Numbers for /api/status."""
@@ -549,11 +563,22 @@ class Engine:
             self._patch_dirty = False
             self.hooks.on_patch(self.patch.commands())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
-            self._show_dirty = False
-            self._show_saved = now
-            if self.hooks.on_show is not None:
-                self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
-                self.hooks.on_show(dict(self.snapshots))
+            self._save_show(now)
+
+    def _save_show(self, now: float) -> None:
+        self._show_dirty = False
+        self._show_saved = now
+        if self.hooks.on_show is not None:
+            self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+            self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
+
+    def _show_settings(self, now: float) -> dict[str, list[object]]:
+        """The show-wide settings as address -> args: the loaded model, the master grade."""
+        settings = {address: list(self._query(address, now)) for address in SHOW_SETTINGS}
+        model = self.deck.model
+        if self.find_model(model.name) is None:  # not in the model folders: keep its path
+            settings["/model/load"] = [str(model.path)]
+        return settings
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:
         """Apply every queued batch; returns the newest batch's arrival time."""

@@ -39,7 +39,7 @@ from models.checkpoint import (
 from models.device import pick_device
 from server import showfile
 from server.command_queue import CommandQueue
-from server.commands import ERROR_ADDRESS, Change, parse
+from server.commands import ERROR_ADDRESS, SHOW_SETTINGS, Change, Command, CommandError, parse
 from server.config import Config
 from server.control import Codec, ControlHub
 from server.engine import Engine, EngineHooks
@@ -216,7 +216,10 @@ async def running(
             open_source=open_source,
         ),
     )
-    # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
+    # The show-wide settings (the model last loaded, the master grade) and the
+    # saved patch (routes, triggers, MIDI mappings) apply before the first frame;
+    # like BPM in a model's entry, the show's model wins over render.model.
+    engine.submit(restored_settings(show.settings))
     engine.submit([parse(address, args) for address, args in show.patch])
 
     encoder_thread: StreamEncoder | None = None
@@ -460,6 +463,28 @@ async def _start_osc(
             "pass --osc-host with an address of this machine (osc.host in config.toml)"
         ) from exc
     return osc
+
+
+def restored_settings(settings: dict[str, list[object]]) -> list[Command]:
+    """The show-wide settings saved last time, as commands; a model path that is gone is skipped."""
+    commands = []
+    for address in SHOW_SETTINGS:
+        args = settings.get(address)
+        if args is None:
+            continue
+        a_path = address == "/model/load" and args and _is_path(str(args[0]))
+        if a_path and not Path(str(args[0])).is_file():
+            logger.warning("the show's model %s is gone; starting with this one", args[0])
+            continue
+        try:
+            commands.append(parse(address, args))
+        except CommandError as exc:
+            logger.warning("the show's %s is unusable: %s", address, exc)
+    return commands
+
+
+def _is_path(name: str) -> bool:
+    return "/" in name or "\\" in name
 
 
 def _load_show(path: Path) -> showfile.Show:
