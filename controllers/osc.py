@@ -37,6 +37,7 @@ from controllers.osc_packet import (
     parse_packet,
 )
 from server.commands import (
+    ERROR_ADDRESS,
     QUERY,
     REGISTRY,
     Change,
@@ -216,6 +217,8 @@ class OscFeedback:
                 destinations = list(self._targets)
             elif isinstance(change.to, OscOrigin):
                 destinations = self.route(change.to)
+                if change.address == ERROR_ADDRESS:
+                    self.stats.error_replies += 1  # refused while it ran (an unknown model, say)
             else:
                 continue  # an answer for another transport (a websocket client)
             if not destinations:
@@ -297,6 +300,10 @@ class OscController:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop receiving and sending (shutdown: the first thing to stop); idempotent."""
         self.feedback.attach(None)
         if self._transport is not None:
             self._transport.close()

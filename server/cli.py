@@ -20,6 +20,8 @@ DEFAULT_CONFIG = Path("config.toml")
 SERVE_OVERRIDES = {
     "host": "server.host",
     "port": "server.port",
+    "osc_host": "osc.host",
+    "osc_port": "osc.port",
     "model": "render.model",
     "device": "render.device",
     "fps": "render.fps",
@@ -54,8 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="TOML config (default: ./config.toml when it exists)",
     )
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--host", help="the address HTTP and OSC listen on (default: all)")
+    serve.add_argument("--port", type=int, help="the HTTP port")
+    serve.add_argument("--osc-host", help="the address OSC listens on (default: --host)")
+    serve.add_argument("--osc-port", type=int, help="the OSC (UDP) port")
     serve.add_argument(
         "--model",
         help="a model's name (a file stem in the models folder, see `ganvj models`) "
@@ -110,6 +114,8 @@ def serve_config(args: argparse.Namespace) -> Config:
         for flag, key in SERVE_OVERRIDES.items()
         if getattr(args, flag) is not None
     }
+    if args.host is not None and args.osc_host is None:
+        overrides["osc.host"] = args.host  # one flag keeps the whole server on one address
     return config.with_overrides(overrides)
 
 

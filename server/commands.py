@@ -24,7 +24,10 @@ ArgType = Literal["f", "i", "s"]
 Owner = Literal["play", "engine", "master", "patch", "outputs", "controller"]
 # Whether a model's show entry keeps the setting: always, or only for a model
 # with a W space, classes, or StyleGAN3's input transform.
-Persist = Literal["always", "w", "classes", "transform"]
+# "always", "w", "classes", "transform": kept in each model's show entry (for
+# models of that kind); "show": kept once for the whole show (the loaded model,
+# the master grade) and restored at the next start.
+Persist = Literal["always", "w", "classes", "transform", "show"]
 
 QUERY = "?"
 
@@ -527,6 +530,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Switch model by name, or by path for an admin (crossfade, never a black frame)",
         (ArgSpec("name", "s", "a model name from GET /api/models, or a file path (admin)"),),
         owner="engine",
+        persist="show",
     ),
     # Master output (the performer's only way to black)
     CommandSpec(
@@ -534,6 +538,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Master fader: 1 full picture, 0 black",
         (ArgSpec("level", "f", "0..1", 0.0, 1.0),),
         owner="master",
+        persist="show",
     ),
     CommandSpec(
         "/output/blackout",
@@ -561,20 +566,29 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Rotate hue, in turns: 0 and 1 are unchanged, 0.5 the opposite colours",
         (ArgSpec("turns", "f", "0..1", 0.0, 1.0),),
         owner="master",
+        persist="show",
     ),
     CommandSpec(
         "/output/saturation",
         "Colour saturation: 0 grey, 1 unchanged, 2 twice as vivid",
         (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
         owner="master",
+        persist="show",
     ),
     CommandSpec(
         "/output/contrast",
         "Contrast about mid grey: 0 flat grey, 1 unchanged, 2 twice as hard",
         (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
         owner="master",
+        persist="show",
     ),
-    CommandSpec("/output/invert", "Invert the colours: 1 on, 0 off", (_SWITCH,), owner="master"),
+    CommandSpec(
+        "/output/invert",
+        "Invert the colours: 1 on, 0 off",
+        (_SWITCH,),
+        owner="master",
+        persist="show",
+    ),
     # Modulation
     CommandSpec(
         "/mod/route",
@@ -691,8 +705,8 @@ def owned_by(owner: Owner) -> tuple[str, ...]:
 
 
 def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
-    """The addresses a show entry keeps for a model with these kinds, grouped by kind."""
-    order: tuple[Persist, ...] = ("always", "w", "classes", "transform")
+    """The addresses a show keeps for these kinds, grouped by kind ("show": show-wide)."""
+    order: tuple[Persist, ...] = ("always", "w", "classes", "transform", "show")
     return tuple(
         address
         for kind in order
@@ -706,6 +720,9 @@ def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
 def opens_by_path(address: str, args: Sequence[object]) -> bool:
     """Whether a command opens a file on the server by path: admin only, checked at the edge."""
     return address == "/model/load" and bool(args) and not is_model_name(str(args[0]))
+
+
+SHOW_SETTINGS = persisted({"show"})  # the show-wide settings, restored at start
 
 
 def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:

@@ -99,7 +99,7 @@ class ControlHub:
         self._codec = codec
         self._sinks: list[ChangeSink] = list(sinks)
         self.clients: dict[Connection, Outbox] = {}
-        self.rejected = 0
+        self.rejected = 0  # websocket commands refused, when parsed or when run
 
     def subscribe(self, sink: ChangeSink) -> None:
         """Send every later change to this sink too (a controller opened after the hub)."""
@@ -157,4 +157,6 @@ class ControlHub:
                 for outbox in self.clients.values():
                     outbox.put(message)
             elif isinstance(change.to, Hashable) and change.to in self.clients:
+                if change.address == ERROR_ADDRESS:
+                    self.rejected += 1  # refused while it ran (an unknown model, say)
                 self.reply(change.to, message)

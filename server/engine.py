@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +32,17 @@ from models.latent_maths import lerp
 from models.latent_space import LatentSpace, Pose, space_for
 from models.pixels import resize, to_rgb_uint8, to_yuv420
 from models.sampling import is_stylegan
-from server.commands import KEYFRAMES, REGISTRY, Change, Command, CommandError, error, parse
+from server.command_queue import Batch, CommandQueue
+from server.commands import (
+    KEYFRAMES,
+    REGISTRY,
+    SHOW_SETTINGS,
+    Change,
+    Command,
+    CommandError,
+    error,
+    parse,
+)
 from server.config import RenderConfig
 from server.media.frame import Frame
 from server.media.inputs import InputHub
@@ -50,7 +59,6 @@ from server.tempo import TempoClock
 
 logger = logging.getLogger(__name__)
 
-Batch = Sequence[Command]  # commands applied together, between two frames
 __all__ = ["Engine", "EngineHooks", "coalesce"]
 
 
@@ -67,7 +75,8 @@ class EngineHooks:
     """
 
     on_changes: Callable[[list[Change]], None] | None = None  # feedback to controllers
-    on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every model's snapshot
+    # Every model's snapshot, and the show-wide settings (the model, the master grade).
+    on_show: Callable[[dict[str, dict[str, Any]], dict[str, list[object]]], None] | None = None
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
     open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
 
@@ -122,7 +131,7 @@ class Engine:
         model: LoadedModel,
         config: RenderConfig,
         device: torch.device,
-        queue_size: int = 256,
+        commands: CommandQueue | None = None,
         pix2pix: LoadedModel | None = None,
         encoder: LoadedModel | None = None,
         feedback: LoadedModel | None = None,
@@ -137,7 +146,8 @@ class Engine:
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(config.threads))
         self.frames: LatestSlot[Frame] = LatestSlot()
-        self.commands: queue.Queue[tuple[Batch, float]] = queue.Queue(maxsize=queue_size)
+        # The hub built before the engine holds this queue's other end.
+        self.commands = commands if commands is not None else CommandQueue()
         self.tempo = tempo if tempo is not None else TempoClock()
         self.snapshots: dict[str, dict[str, Any]] = dict(snapshots or {})
         self.catalog = catalog if catalog is not None else Catalog()
@@ -165,7 +175,6 @@ class Engine:
         self._step_log: Callable[[int, float, float, list[Batch]], None] | None = None
         self._applied: list[Batch] = []
         self.errors = 0
-        self.dropped_batches = 0
         self.deck = self._deck(model, now=0.0)
         self.master = Master()
         self.patch = Patch()
@@ -189,7 +198,7 @@ class Engine:
         self._show_saved = 0.0
         self._reaction_state: tuple[object, ...] = self._react_state(0.0)
         self._stop = threading.Event()
-        self._wake = threading.Event()  # set by submit(): render the change now
+        self._wake = self.commands.wake
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
         self._index = 0
@@ -215,16 +224,7 @@ class Engine:
 
     def submit(self, batch: Batch) -> bool:
         """Queue commands to apply together before the next frame; False if the queue is full."""
-        # Latency is measured from the packet's arrival where the controller noted it.
-        received = [c.received for c in batch if c.received is not None]
-        arrived = min(received) if received else time.monotonic()
-        try:
-            self.commands.put_nowait((batch, arrived))
-        except queue.Full:
-            self.dropped_batches += 1
-            return False
-        self._wake.set()
-        return True
+        return self.commands.submit(batch)
 
     def serve(self, pattern: str, handler: Callable[[Command, float], list[Change]]) -> None:
         """Let an output service apply a command the registry gives to "outputs"."""
@@ -279,6 +279,10 @@ class Engine:
         # A frame in progress gets this long to finish; a stuck one is left behind
         # (a daemon thread) and its readers are woken by the closed frame slot.
         self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
+        stopped = self._thread is None or not self._thread.is_alive()
+        if stopped and self._show_dirty:
+            # Changes made within the last save interval: the show keeps them too.
+            self._save_show(time.monotonic())
 
     def stats(self) -> dict[str, Any]:
         """Numbers for /api/status."""
@@ -298,7 +302,7 @@ class Engine:
             "loading_model": self._loading,
             "render_errors": self.errors,
             "last_error": self._last_error,
-            "dropped_batches": self.dropped_batches,
+            "dropped_batches": self.commands.dropped,
             "stalled": started is not None and now - started > self.STALL_SECONDS,
             "reaction": self.reaction.status(now),
             "tempo_bpm": round(self.tempo.bpm, 2),
@@ -559,20 +563,26 @@ class Engine:
             self._patch_dirty = False
             self.hooks.on_patch(self.patch.commands())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
-            self._show_dirty = False
-            self._show_saved = now
-            if self.hooks.on_show is not None:
-                self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
-                self.hooks.on_show(dict(self.snapshots))
+            self._save_show(now)
+
+    def _save_show(self, now: float) -> None:
+        self._show_dirty = False
+        self._show_saved = now
+        if self.hooks.on_show is not None:
+            self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+            self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
+
+    def _show_settings(self, now: float) -> dict[str, list[object]]:
+        """The show-wide settings as address -> args: the loaded model, the master grade."""
+        settings = {address: list(self._query(address, now)) for address in SHOW_SETTINGS}
+        model = self.deck.model
+        if self.catalog.find(model.name) is None:  # not in the model folders: keep its path
+            settings["/model/load"] = [str(model.path)]
+        return settings
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:
         """Apply every queued batch; returns the newest batch's arrival time."""
-        drained: list[tuple[Batch, float]] = []
-        while True:
-            try:
-                drained.append(self.commands.get_nowait())
-            except queue.Empty:
-                break
+        drained = self.commands.drain()
         if not drained:
             return None
         if self._step_log is not None:

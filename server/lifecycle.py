@@ -1,7 +1,10 @@
 """Start and stop the server as a stack: config, models, engine, encoder, network.
 
 Each layer is an async context manager; a stop event set by SIGINT/SIGTERM
-unwinds them in reverse, peers first, within a few seconds.
+unwinds them in reverse, within a few seconds: first the HTTP listener and the
+OSC endpoint stop accepting, then open websockets and peers get a grace period
+to close, then what remains is cancelled; the render and encoder threads stop
+last, and the show is saved as it ended.
 """
 
 from __future__ import annotations
@@ -10,15 +13,13 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
@@ -28,16 +29,18 @@ from controllers.ws_control import error_message, parse_control, state_message
 from models.catalog import Catalog, reaction_models, resolve_model, shown, user_models_dir
 from models.checkpoint import LoadedModel
 from models.device import pick_device
+from models.names import is_model_name
 from server import showfile
-from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
+from server.command_queue import CommandQueue
+from server.commands import ERROR_ADDRESS, SHOW_SETTINGS, Change, Command, CommandError, parse
 from server.config import Config
 from server.control import Codec, ControlHub
 from server.engine import Engine, EngineHooks
 from server.http.announce import announcement, lan_addresses, links
-from server.http.app import App, error_response, http_response
-from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
-from server.http.client import Client
-from server.http.site import listening
+from server.http.api import add_api
+from server.http.app import App
+from server.http.auth import TOKEN_FILE, Access, load_tokens
+from server.http.site import Listener, listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
 from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_playout_delay
@@ -49,6 +52,8 @@ from server.showfile import ShowSaver
 from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 3.0  # open websockets and peers get this long to close at shutdown
 
 
 class StartupError(RuntimeError):
@@ -121,26 +126,38 @@ async def running(
     show = _load_show(show_path)
     loop = asyncio.get_running_loop()
 
-    def open_source(spec: str) -> str | None:
-        try:
-            play_source(engine.inputs, media_source(config, spec))
-        except SourceError as exc:
-            return str(exc)
-        return None
-
+    # The queue comes first, so the hub (which submits to it) exists before the
+    # engine (which drains it and reports to the hub): each gets the other's end
+    # through its constructor.
+    commands = CommandQueue(config.limits.command_queue)
+    osc_feedback = _osc_feedback(config)
+    control = ControlHub(
+        submit=commands.submit,
+        loop=loop,
+        codec=Codec(parse=parse_control, state=state_message, error=error_message),
+        sinks=[osc_feedback.send] if osc_feedback is not None else [],
+    )
     saver = ShowSaver(
         show_path,
         show,
         loop,
         on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
     )
-    # The hooks close over `control` and `engine`, built next: they run only once
-    # the render thread does, after both exist.
+
+    def open_source(spec: str) -> str | None:
+        # Closes over `engine`, built next: only its render thread calls this,
+        # and that starts once the engine exists.
+        try:
+            play_source(engine.inputs, media_source(config, spec))
+        except SourceError as exc:
+            return str(exc)
+        return None
+
     engine = Engine(
         model=model,
         config=config.render,
         device=device,
-        queue_size=config.limits.command_queue,
+        commands=commands,
         pix2pix=pix2pix,
         encoder=encoder,
         feedback=feedback,
@@ -148,20 +165,16 @@ async def running(
         catalog=catalog,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
-            on_changes=lambda changes: control.changes_threadsafe(changes),
+            on_changes=control.changes_threadsafe,
             on_show=saver.save_threadsafe,
             on_patch=saver.save_patch_threadsafe,
             open_source=open_source,
         ),
     )
-    osc_feedback = _osc_feedback(config)
-    control = ControlHub(
-        submit=engine.submit,
-        loop=loop,
-        codec=Codec(parse=parse_control, state=state_message, error=error_message),
-        sinks=[osc_feedback.send] if osc_feedback is not None else [],
-    )
-    # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
+    # The show-wide settings (the model last loaded, the master grade) and the
+    # saved patch (routes, triggers, MIDI mappings) apply before the first frame;
+    # like BPM in a model's entry, the show's model wins over render.model.
+    engine.submit(restored_settings(show.settings))
     engine.submit([parse(address, args) for address, args in show.patch])
 
     encoder_thread: StreamEncoder | None = None
@@ -188,7 +201,7 @@ async def running(
         control=control,
         access=_access(config),
     )
-    _add_routes(app, engine, saver, catalog)
+    add_api(app, engine, saver, catalog)
     outputs = Outputs(
         config=config,
         engine=engine,
@@ -234,9 +247,11 @@ async def running(
             raise StartupError(str(exc)) from exc
         _start_audio(config, engine, app, stack)
         _start_midi(config, engine, app, control, stack)
-        port = await _listen(config, app, tls, stack)
-        stack.push_async_callback(app.close)  # peers and websockets before the listener
-        yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
+        listener = await _listen(config, app, tls, stack)
+        # Unwinds first: stop accepting, a grace period, then the runner cancels
+        # what is left; the render and encoder threads, entered first, stop last.
+        stack.push_async_callback(_stop_serving, listener, osc, app)
+        yield Running(app=app, engine=engine, port=listener.port, osc=osc, outputs=outputs)
 
 
 def _access(config: Config) -> Access:
@@ -256,20 +271,54 @@ def _access(config: Config) -> Access:
     )
 
 
-async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExitStack) -> int:
+async def _stop_serving(listener: Listener, osc: OscController | None, app: App) -> None:
+    """Shutdown, as uvicorn's Server.shutdown: stop accepting, give open work a grace period.
+
+    New connections are refused (and OSC datagrams no longer read) before any
+    open websocket is told to go, so nothing new arrives while they close.
+    """
+    await listener.stop_accepting()
+    if osc is not None:
+        osc.close()
+    try:
+        # Websockets get a close frame (1001) and their peers close.
+        await asyncio.wait_for(app.close(), SHUTDOWN_GRACE_S)
+    except TimeoutError:
+        logger.warning("clients still open after %.0f s; cancelling them", SHUTDOWN_GRACE_S)
+
+
+async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExitStack) -> Listener:
     try:
         return await stack.enter_async_context(
             listening(app, config.server.host, config.server.port, tls)
         )
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
+        where = f"{config.server.host}:{config.server.port}"
+        if bind_errno(exc) == errno.EADDRINUSE:
             raise StartupError(
                 f"port {config.server.port} on {config.server.host} is already in use: "
-                "stop the other server or pass --port"
+                "stop the other server or pass --port (server.port in config.toml)"
             ) from exc
         raise StartupError(
-            f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}"
+            f"cannot listen on {where}: {bind_reason(exc)}: "
+            "pass --host with an address of this machine (server.host in config.toml)"
         ) from exc
+
+
+def bind_errno(exc: OSError) -> int | None:
+    """The errno of a failed bind, also where uvloop keeps it only in the cause."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def bind_reason(exc: OSError) -> str:
+    """Why a bind failed, in words: never "None" (uvloop's UDP errors carry no strerror)."""
+    code = bind_errno(exc)
+    return os.strerror(code) if code is not None else str(exc) or type(exc).__name__
 
 
 def _start_audio(
@@ -357,68 +406,36 @@ async def _start_osc(
     try:
         await stack.enter_async_context(osc)
     except OSError as exc:
-        what = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        osc_config = config.osc
+        if bind_errno(exc) == errno.EADDRINUSE:
+            raise StartupError(
+                f"OSC port {osc_config.port} on {osc_config.host} is already in use: "
+                "stop the other server, pass --osc-port (osc.port in config.toml), "
+                "or set osc.enabled = false"
+            ) from exc
         raise StartupError(
-            f"OSC port {config.osc.port} on {config.osc.host}: {what}: "
-            "pass another osc.port in config.toml or set osc.enabled = false"
+            f"cannot listen for OSC on {osc_config.host}:{osc_config.port}: {bind_reason(exc)}: "
+            "pass --osc-host with an address of this machine (osc.host in config.toml)"
         ) from exc
     return osc
 
 
-def _add_routes(app: App, engine: Engine, saver: ShowSaver, catalog: Catalog) -> None:
-    app.add_json("/api/commands", describe)
-    app.status_extras["show"] = saver.status
-
-    def models() -> Any:
-        found = [
-            {
-                "name": m.name,
-                "arch": m.arch,
-                "kind": m.kind,
-                "resolution": m.resolution,
-                "current": m.name == engine.model.name,
-            }
-            for m in catalog.list()
-        ]
-        return {"models": found}
-
-    app.add_json("/api/models", models)
-    app.add_json("/api/show", lambda: saver.show.to_json(), role=Role.ADMIN)
-
-    async def thumbnail(request: web.Request) -> web.StreamResponse:
-        """GET /api/thumb/N: keyframe N's thumbnail as JPEG (encoded off the event loop)."""
+def restored_settings(settings: dict[str, list[object]]) -> list[Command]:
+    """The show-wide settings saved last time, as commands; a model path that is gone is skipped."""
+    commands = []
+    for address in SHOW_SETTINGS:
+        args = settings.get(address)
+        if args is None:
+            continue
+        a_path = address == "/model/load" and args and not is_model_name(str(args[0]))
+        if a_path and not Path(str(args[0])).is_file():
+            logger.warning("the show's model %s is gone; starting with this one", args[0])
+            continue
         try:
-            n = int(request.match_info["n"])
-        except ValueError:
-            n = 0
-        if not 1 <= n <= KEYFRAMES:
-            return error_response(HTTPStatus.NOT_FOUND, f"keyframes are 1..{KEYFRAMES}")
-        found = await asyncio.to_thread(engine.thumbs.jpeg, n)
-        if found is None:
-            return error_response(HTTPStatus.NOT_FOUND, f"keyframe {n} has no thumbnail yet")
-        version, body = found
-        response = http_response(HTTPStatus.OK, body, "image/jpeg")
-        response.headers["ETag"] = f'"{version}"'
-        return response
-
-    app.add_route("GET", "/api/thumb/{n}", thumbnail)
-
-    async def import_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
-        try:
-            show = showfile.validate(message.get("show"), "imported show")
-        except showfile.ShowFileError as exc:
-            raise ValueError(str(exc)) from exc
-        engine.import_show(show.models)
-        engine.submit([parse("/mod/clear", []), parse("/midi/clear", [])])
-        engine.submit([parse(address, args) for address, args in show.patch])
-        saver.replace(show)
-        return {"type": "show/imported", "models": sorted(show.models)}
-
-    async def export_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "show", "show": saver.show.to_json()}
-
-    app.add_message("show/import", import_show, role=Role.ADMIN)
-    app.add_message("show/export", export_show, role=Role.ADMIN)
+            commands.append(parse(address, args))
+        except CommandError as exc:
+            logger.warning("the show's %s is unusable: %s", address, exc)
+    return commands
 
 
 def _load_show(path: Path) -> showfile.Show:

@@ -193,10 +193,12 @@ class ShowSaver:
         self._dirty = False
         self._closing = False
 
-    def save_threadsafe(self, snapshots: dict[str, dict[str, Any]]) -> None:
-        """Called on the render thread with every model's snapshot."""
+    def save_threadsafe(
+        self, snapshots: dict[str, dict[str, Any]], settings: dict[str, list[object]]
+    ) -> None:
+        """Called on the render thread with every model's snapshot and the show-wide settings."""
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._update, snapshots)
+            self._loop.call_soon_threadsafe(self._update, snapshots, settings)
 
     def save_patch_threadsafe(self, patch: list[list[object]]) -> None:
         """Called on the render thread with the patch as commands."""
@@ -216,8 +218,11 @@ class ShowSaver:
         """For /api/status."""
         return {"path": str(self.path), "saved": self.error is None, "error": self.error}
 
-    def _update(self, snapshots: dict[str, dict[str, Any]]) -> None:
+    def _update(
+        self, snapshots: dict[str, dict[str, Any]], settings: dict[str, list[object]]
+    ) -> None:
         self.show.models.update(snapshots)
+        self.show.settings.update(settings)
         self._schedule()
 
     def _schedule(self) -> None:
@@ -256,6 +261,7 @@ class ShowSaver:
 
     async def flush(self) -> None:
         """Wait for a pending write (shutdown); one last try if the disk is still refusing."""
+        await asyncio.sleep(0)  # take the engine's last snapshot, handed over as it stopped
         self._closing = True
         if self._task is not None and not self._task.done():
             self._task.cancel()

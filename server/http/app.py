@@ -332,7 +332,7 @@ class App:
                 "sent_fps": round(sum(sent) / len(sent), 2) if sent else 0.0,
                 "sent_fps_per_viewer": sent,
                 "encoded_fps": round(self.encoder.encoded_rate.rate(), 2) if self.encoder else None,
-                "keyframes": self.encoder.keyframes if self.encoder else None,
+                "encoded_keyframes": self.encoder.keyframes if self.encoder else None,
                 "viewers": len(self.rtc.viewers),
                 "codec": self.config.stream.codec,
                 "bitrate_kbps": self.config.stream.bitrate_kbps,

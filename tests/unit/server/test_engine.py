@@ -13,6 +13,7 @@ from torch import nn
 
 from models.checkpoint import LoadedModel
 from models.device import half_if_finite, pick_device
+from server.command_queue import CommandQueue
 from server.config import RenderConfig
 from server.engine import Engine
 from server.meters import RateMeter
@@ -176,7 +177,10 @@ def test_a_stalled_step_keeps_the_last_frame_and_reports_it() -> None:
 
 def test_submit_is_bounded() -> None:
     engine = Engine(
-        model=tiny_model(), config=RenderConfig(size=32), device=torch.device("cpu"), queue_size=2
+        model=tiny_model(),
+        config=RenderConfig(size=32),
+        device=torch.device("cpu"),
+        commands=CommandQueue(2),
     )
     assert engine.submit([]) and engine.submit([])
     assert not engine.submit([])
