@@ -45,6 +45,7 @@ EXTRA_PREFIX = "extra/"
 IMPORTED_D_PREFIX = "discriminator/"
 TRAINED_D_PREFIX = "disc."
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # a header larger than this is not ours
+MAX_RESOLUTION = 1 << 16  # a model file claiming more pixels than this is not ours
 DEFAULT_FILES = {
     "unconditional": "default-dcgan-128.safetensors",
     "image2image": "default-pix2pix-128.safetensors",
@@ -113,6 +114,7 @@ class ModelInfo:
     z_dim: int | None
     size_bytes: int
     metadata: dict[str, Any]
+    error: str | None = None  # why the file cannot be loaded (list_models(unreadable=True))
 
 
 def save_checkpoint(
@@ -404,8 +406,12 @@ def default_model_path(kind: str = "unconditional") -> Path:
     return weights_dir() / DEFAULT_FILES[kind]
 
 
-def list_models(dirs: list[Path] | None = None) -> list[ModelInfo]:
-    """Every loadable-looking model file in the folders, from headers only."""
+def list_models(dirs: list[Path] | None = None, *, unreadable: bool = False) -> list[ModelInfo]:
+    """Every loadable-looking model file in the folders, from headers only.
+
+    A file whose header cannot be read is skipped, or with `unreadable` listed
+    with `error` saying why (arch and kind empty).
+    """
     folders = [weights_dir(), user_models_dir()] if dirs is None else dirs
     found: list[ModelInfo] = []
     for folder in folders:
@@ -414,24 +420,44 @@ def list_models(dirs: list[Path] | None = None) -> list[ModelInfo]:
         found.extend(_convertible_models(Path(folder)))
         for path in sorted(Path(folder).glob("*.safetensors")):
             try:
-                meta, _ = read_header(path)
-                config = meta.get("config") or {}
-                kind = ARCHITECTURES[meta["arch"]].kind
-                found.append(
-                    ModelInfo(
-                        name=path.stem,
-                        path=path,
-                        arch=meta["arch"],
-                        kind=kind,
-                        resolution=int(config.get("resolution", meta.get("resolution", 0))),
-                        z_dim=None if kind == "image2image" else config.get("z_dim"),
-                        size_bytes=path.stat().st_size,
-                        metadata=meta,
-                    )
-                )
-            except (CheckpointError, TypeError, ValueError) as exc:
+                found.append(describe_model(path))
+            except CheckpointError as exc:
                 logger.warning("skipping %s: %s", path, exc)
+                if unreadable:  # named by the file's name only: no server paths to clients
+                    why = str(exc).replace(str(path), path.name)
+                    found.append(ModelInfo(path.stem, path, "", "", 0, None, 0, {}, why))
     return found
+
+
+def describe_model(path: Path) -> ModelInfo:
+    """What one model file's header says; CheckpointError for anything unusable in it."""
+    meta, _ = read_header(path)
+    config = meta.get("config") or {}
+    resolution = (
+        config.get("resolution", meta.get("resolution", 0)) if isinstance(config, dict) else None
+    )
+    z_dim = config.get("z_dim") if isinstance(config, dict) else None
+    if not _is_type("int", resolution) or not 0 <= resolution <= MAX_RESOLUTION:
+        raise CheckpointError(
+            f"{path}: resolution {str(resolution)[:40]} is not a number of pixels"
+        )
+    if z_dim is not None and not _is_type("int", z_dim):
+        raise CheckpointError(f"{path}: z_dim {str(z_dim)[:40]} is not a whole number")
+    kind = ARCHITECTURES[meta["arch"]].kind
+    try:
+        size = path.stat().st_size
+    except OSError as exc:  # deleted since the header was read
+        raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return ModelInfo(
+        name=path.stem,
+        path=path,
+        arch=meta["arch"],
+        kind=kind,
+        resolution=resolution,
+        z_dim=None if kind == "image2image" else z_dim,
+        size_bytes=size,
+        metadata=meta,
+    )
 
 
 def _convertible_models(folder: Path) -> list[ModelInfo]:
@@ -448,7 +474,7 @@ def _convertible_models(folder: Path) -> list[ModelInfo]:
                 meta, _ = read_header(converted)
                 arch, resolution = meta["arch"], int(meta.get("resolution") or 0)
                 z_dim = (meta.get("config") or {}).get("z_dim")
-            except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+            except (CheckpointError, KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 logger.warning("cached conversion of %s unreadable: %s", path, exc)
         found.append(
             ModelInfo(
@@ -489,7 +515,11 @@ def check_encoder_pair(encoder: LoadedModel, generator: LoadedModel) -> None:
             f"{encoder.path}: {encoder.resolution} px / {space} {encoder.z_dim} does not fit "
             f"{generator.path} ({generator.resolution} px / {space} {latent})"
         )
-    if link["sha256"] != file_sha256(generator.path):
+    try:
+        digest = file_sha256(generator.path)
+    except OSError as exc:  # the generator's file was deleted or replaced since it loaded
+        raise CheckpointError(f"{generator.path}: cannot read: {exc.strerror or exc}") from exc
+    if link["sha256"] != digest:
         raise CheckpointError(
             f"{encoder.path}: was trained for {link.get('name')!r}, not for {generator.path}"
         )

@@ -424,8 +424,9 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
                 "kind": m.kind,
                 "resolution": m.resolution,
                 "current": m.name == engine.model.name,
+                **({"error": m.error} if m.error is not None else {}),
             }
-            for m in list_models()
+            for m in list_models(unreadable=True)  # a bad file is listed with its error
         ]
         return {"models": found}
 
