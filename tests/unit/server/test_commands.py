@@ -136,7 +136,7 @@ NUMERIC = [spec for spec in COMMANDS if spec.settable and any(a.type != "s" for 
 
 
 @pytest.mark.parametrize("spec", NUMERIC, ids=lambda s: s.pattern)
-@pytest.mark.parametrize("huge", [10**400, -(10**400)])
+@pytest.mark.parametrize("huge", [10**400, -(10**400)], ids=["10^400", "-10^400"])
 def test_an_integer_no_float_can_hold_is_a_command_error(spec, huge):
     # JSON reads 10^400 as a Python int; float() of it raises OverflowError.
     args = [huge if arg.type != "s" else _good(arg) for arg in spec.args]
