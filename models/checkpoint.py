@@ -440,10 +440,10 @@ def describe_model(path: Path) -> ModelInfo:
     """What one model file's header says; CheckpointError for anything unusable in it."""
     meta, _ = read_header(path)
     config = meta.get("config") or {}
-    resolution = (
-        config.get("resolution", meta.get("resolution", 0)) if isinstance(config, dict) else None
-    )
-    z_dim = config.get("z_dim") if isinstance(config, dict) else None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: config is not a JSON object")
+    resolution = config.get("resolution", meta.get("resolution", 0))
+    z_dim = config.get("z_dim")
     if not _is_type("int", resolution) or not 0 <= resolution <= MAX_RESOLUTION:
         raise CheckpointError(
             f"{path}: resolution {str(resolution)[:40]} is not a number of pixels"
