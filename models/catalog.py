@@ -20,6 +20,7 @@ import torch
 
 from models.checkpoint import (
     ARCHITECTURES,
+    MAX_RESOLUTION,
     CheckpointError,
     LoadedModel,
     check_encoder_pair,
@@ -62,6 +63,7 @@ class ModelInfo:
     z_dim: int | None
     size_bytes: int
     metadata: dict[str, Any]
+    error: str | None = None  # why the file cannot be loaded (list_models(unreadable=True))
 
 
 def weights_dir() -> Path:
@@ -200,9 +202,9 @@ class Catalog:
         }
         return sorted(found)
 
-    def list(self) -> list[ModelInfo]:
-        """Every model in the folders, from headers only."""
-        return list_models(self.folders, cache=cache_dir(self.user_dir))
+    def list(self, *, unreadable: bool = False) -> list[ModelInfo]:
+        """Every model in the folders, from headers only (`unreadable`: bad files with errors)."""
+        return list_models(self.folders, cache=cache_dir(self.user_dir), unreadable=unreadable)
 
 
 def resolve_model(
@@ -251,8 +253,14 @@ def _optional_model(
     return model
 
 
-def list_models(dirs: list[Path] | None = None, *, cache: Path | None = None) -> list[ModelInfo]:
-    """Every loadable-looking model file in the folders, from headers only."""
+def list_models(
+    dirs: list[Path] | None = None, *, cache: Path | None = None, unreadable: bool = False
+) -> list[ModelInfo]:
+    """Every loadable-looking model file in the folders, from headers only.
+
+    A file whose header cannot be read is skipped, or with `unreadable` listed
+    with `error` saying why (arch and kind empty).
+    """
     folders = [weights_dir(), user_models_dir()] if dirs is None else dirs
     found: list[ModelInfo] = []
     for folder in folders:
@@ -261,24 +269,48 @@ def list_models(dirs: list[Path] | None = None, *, cache: Path | None = None) ->
         found.extend(_convertible_models(Path(folder), cache or cache_dir()))
         for path in sorted(Path(folder).glob("*.safetensors")):
             try:
-                meta, _ = read_header(path)
-                config = meta.get("config") or {}
-                kind = ARCHITECTURES[meta["arch"]].kind
-                found.append(
-                    ModelInfo(
-                        name=path.stem,
-                        path=path,
-                        arch=meta["arch"],
-                        kind=kind,
-                        resolution=int(config.get("resolution", meta.get("resolution", 0))),
-                        z_dim=None if kind == "image2image" else config.get("z_dim"),
-                        size_bytes=path.stat().st_size,
-                        metadata=meta,
-                    )
-                )
-            except (CheckpointError, TypeError, ValueError) as exc:
+                found.append(describe_model(path))
+            except CheckpointError as exc:
                 logger.warning("skipping %s: %s", path, exc)
+                if unreadable:  # named by the file's name only: no server paths to clients
+                    why = str(exc).replace(str(path), path.name)
+                    found.append(ModelInfo(path.stem, path, "", "", 0, None, 0, {}, why))
     return found
+
+
+def describe_model(path: Path) -> ModelInfo:
+    """What one model file's header says; CheckpointError for anything unusable in it."""
+    meta, _ = read_header(path)
+    config = meta.get("config") or {}
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: config is not a JSON object")
+    resolution = config.get("resolution", meta.get("resolution", 0))
+    z_dim = config.get("z_dim")
+    if not _is_int(resolution) or not 0 <= resolution <= MAX_RESOLUTION:
+        raise CheckpointError(
+            f"{path}: resolution {str(resolution)[:40]} is not a number of pixels"
+        )
+    if z_dim is not None and not (_is_int(z_dim) and z_dim > 0):
+        raise CheckpointError(f"{path}: z_dim {str(z_dim)[:40]} is not a latent size")
+    kind = ARCHITECTURES[meta["arch"]].kind
+    try:
+        size = path.stat().st_size
+    except OSError as exc:  # deleted since the header was read
+        raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return ModelInfo(
+        name=path.stem,
+        path=path,
+        arch=meta["arch"],
+        kind=kind,
+        resolution=resolution,
+        z_dim=None if kind == "image2image" else z_dim,
+        size_bytes=size,
+        metadata=meta,
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _convertible_models(folder: Path, cache: Path) -> list[ModelInfo]:

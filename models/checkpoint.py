@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import struct
 import tempfile
@@ -45,6 +46,8 @@ EXTRA_PREFIX = "extra/"
 IMPORTED_D_PREFIX = "discriminator/"
 TRAINED_D_PREFIX = "disc."
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # a header larger than this is not ours
+MAX_RESOLUTION = 1 << 16  # a model file claiming more pixels than this is not ours
+MAX_CONFIG_INT = 2**31 - 1  # no config number (widths, sizes, rates) is larger
 
 
 class CheckpointError(ValueError):
@@ -231,7 +234,8 @@ def config_from_dict(cls: type, data: Any, *, path: Path) -> Any:
                 kwargs[name] = float(value) if base == "float" else value
         if not ok:
             raise CheckpointError(
-                f"{path}: {cls.__name__}.{name} should be {expected}, got {value!r}"
+                f"{path}: {cls.__name__}.{name} should be {expected} "
+                f"(finite, at most {MAX_CONFIG_INT}), got {repr(value)[:40]}"
             )
     try:
         return cls(**kwargs)
@@ -240,13 +244,17 @@ def config_from_dict(cls: type, data: Any, *, path: Path) -> Any:
 
 
 def _is_type(name: str, value: Any) -> bool:
-    """Whether a JSON value has the config field type called `name`."""
-    return {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "str": isinstance(value, str),
-    }.get(name, False)
+    """Whether a JSON value has the config field type called `name`, within bounds.
+
+    Numbers are bounded here, at the edge: JSON's 1e400 is an infinite float and
+    10**400 an integer no tensor shape or float can hold.
+    """
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if name == "int":
+        return number and isinstance(value, int) and abs(value) <= MAX_CONFIG_INT
+    if name == "float":
+        return number and abs(value) <= MAX_CONFIG_INT and math.isfinite(value)
+    return {"bool": isinstance(value, bool), "str": isinstance(value, str)}.get(name, False)
 
 
 def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -378,7 +386,11 @@ def check_encoder_pair(encoder: LoadedModel, generator: LoadedModel) -> None:
             f"{encoder.path}: {encoder.resolution} px / {space} {encoder.z_dim} does not fit "
             f"{generator.path} ({generator.resolution} px / {space} {latent})"
         )
-    if link["sha256"] != file_sha256(generator.path):
+    try:
+        digest = file_sha256(generator.path)
+    except OSError as exc:  # the generator's file was deleted or replaced since it loaded
+        raise CheckpointError(f"{generator.path}: cannot read: {exc.strerror or exc}") from exc
+    if link["sha256"] != digest:
         raise CheckpointError(
             f"{encoder.path}: was trained for {link.get('name')!r}, not for {generator.path}"
         )

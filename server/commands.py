@@ -94,7 +94,10 @@ class ArgSpec:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CommandError(f"{where}: expected a number, got {_kind(value)}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer such as 10**400 has no float
+            raise CommandError(f"{where}: a number too large (over 1.8e308)") from None
         if not math.isfinite(number):
             raise CommandError(f"{where}: {value!r} is not a finite number")
         if self.type == "i":

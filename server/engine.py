@@ -346,7 +346,7 @@ class Engine:
         if saved is not None:
             try:
                 play.restore(saved, now)
-            except (ValueError, TypeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad show entry must not stop a model
                 logger.warning(
                     "the show's state for %s is unusable (%s); starting fresh", model.name, exc
                 )
@@ -719,6 +719,8 @@ class Engine:
         self._loading = name
 
         def load() -> None:
+            # Whatever goes wrong, the load ends with an answer and clears `_loading`:
+            # a file the checks did not foresee must not wedge /model/load.
             try:
                 model = self.catalog.load(path, device="cpu")
                 if model.kind != "unconditional":
@@ -727,14 +729,22 @@ class Engine:
                         "/model/load needs an unconditional generator"
                     )
             except (CheckpointError, OSError) as exc:
-                self._loading = None
-                logger.warning("/model/load %s failed: %s", name, exc)
-                self.report([error(command, str(exc))])
+                self._load_failed(command, name, str(exc))
+                return
+            except Exception as exc:  # any other failure: see above
+                logger.exception("/model/load %s raised", name)
+                self._load_failed(command, name, f"{path.name}: cannot be loaded: {exc!r}"[:300])
                 return
             self.offer_model(model, command)
 
         self.start_io(load)
         return []
+
+    def _load_failed(self, command: Command, name: str, message: str) -> None:
+        """A model load that ended without a model: say why, and take loads again (io thread)."""
+        self._loading = None
+        logger.warning("/model/load %s failed: %s", name, message)
+        self.report([error(command, message)])
 
     def _take_models(self, now: float) -> list[Change]:
         with self._incoming_lock:
@@ -748,24 +758,27 @@ class Engine:
             if saved is not None:
                 try:
                     changes.extend(self.deck.play.restore(saved, now))
-                except (ValueError, TypeError) as exc:
+                except Exception as exc:  # noqa: BLE001 - the show goes on with the rest
                     logger.warning("imported show: %s unusable: %s", self.deck.model.name, exc)
                 changes.extend(self.deck.play.state())
         for model, command in incoming:
+            self._loading = None  # the load has ended, whatever follows
             try:
                 deck = self._deck(model, now)
-            except (ValueError, RuntimeError) as exc:
-                self._loading = None
+            except Exception as exc:  # noqa: BLE001 - the playing model goes on
+                logger.warning("%s cannot be played: %s", model.name, exc)
                 if command is not None:
-                    changes.append(error(command, str(exc)))
+                    changes.append(error(command, str(exc) or type(exc).__name__))
                 continue
             # Keep the outgoing model's keyframes for when it comes back.
             self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
             self._fading, self.deck = self.deck, deck
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
-            self.reactor.fit_generator(model)
+            try:
+                self.reactor.fit_generator(model)
+            except Exception:  # mirror stays off for this model; the switch goes on
+                logger.exception("%s: cannot check the encoder against it", model.name)
             self._fade_started = now
-            self._loading = None
             changes.append(Change("/model/load", (model.name,)))
             changes.extend(deck.play.state())
         return changes

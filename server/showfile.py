@@ -68,6 +68,7 @@ def validate(data: object, where: str = "show file") -> Show:
         isinstance(k, str) and isinstance(v, list) for k, v in settings.items()
     ):
         raise ShowFileError(f"{where}: 'settings' must map addresses to argument lists")
+    _check_settings(settings, f"{where}: settings")
     models = data.get("models", {})
     if not isinstance(models, dict) or len(models) > MAX_MODELS:
         raise ShowFileError(f"{where}: 'models' must be an object of at most {MAX_MODELS}")
@@ -76,6 +77,7 @@ def validate(data: object, where: str = "show file") -> Show:
             check_bank(model, f"{where}: models.{name}")
         except BankError as exc:
             raise ShowFileError(str(exc)) from exc
+        _check_settings(model.get("settings", {}), f"{where}: models.{name}.settings")
     patch = data.get("patch", [])
     if not isinstance(patch, list) or len(patch) > MAX_PATCH:
         raise ShowFileError(f"{where}: 'patch' must be a list of at most {MAX_PATCH} commands")
@@ -92,11 +94,20 @@ def validate(data: object, where: str = "show file") -> Show:
     return Show(settings=dict(settings), models=dict(models), patch=list(patch))
 
 
+def _check_settings(settings: dict[str, Any], where: str) -> None:
+    """Every stored setting through the registry, so no bad value reaches the engine."""
+    for address, args in settings.items():
+        try:
+            parse(address, args)
+        except CommandError as exc:
+            raise ShowFileError(f"{where}: {exc}") from exc
+
+
 def loads(text: str, where: str = "show file") -> Show:
     """Parse and validate a show from JSON text (an import)."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
         raise ShowFileError(f"{where}: not JSON: {exc}") from exc
     return validate(data, where)
 
@@ -167,14 +178,16 @@ def _fsync_dir(folder: Path) -> None:
 class ShowSaver:
     """Writes the show file off the render thread, atomically, newest state only.
 
-    A write that fails (disk full, read-only, folder gone) keeps the show in
-    memory, tells every controller once, shows in /api/status, and retries
-    every RETRY_SECONDS until the disk takes it: the file on disk is never
+    A write that fails (disk full, read-only, folder gone, or anything else)
+    keeps the show in memory, tells every controller once, shows in
+    /api/status, and retries with a growing pause (RETRY_SECONDS doubling up to
+    RETRY_MAX_SECONDS) until the write succeeds: the file on disk is never
     half-written (save_text renames a complete temp file over it) and nothing
     performed since is lost while the server runs.
     """
 
-    RETRY_SECONDS = 2.0
+    RETRY_SECONDS = 2.0  # the first retry; each failure in a row doubles it
+    RETRY_MAX_SECONDS = 30.0
 
     def __init__(
         self,
@@ -192,6 +205,8 @@ class ShowSaver:
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
         self._closing = False
+        self._failures = 0  # failed writes in a row, for the backoff
+        self._changed = asyncio.Event()  # a change since the last failure
 
     def save_threadsafe(
         self, snapshots: dict[str, dict[str, Any]], settings: dict[str, list[object]]
@@ -227,34 +242,59 @@ class ShowSaver:
 
     def _schedule(self) -> None:
         self._dirty = True
+        self._changed.set()
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._write())
 
     async def _write(self) -> None:
         while self._dirty:
             self._dirty = False
-            text = dumps(self.show)
             try:
+                # Serialised on the loop, where the show is changed: a consistent copy.
+                text = dumps(self.show)
                 await asyncio.to_thread(save_text, self.path, text)
-            except OSError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure is reported and retried
                 self._failed(exc)
                 self._dirty = True
                 if self._closing:
                     return
-                await asyncio.sleep(self.RETRY_SECONDS)
+                await self._pause()
             else:
                 self.saves += 1
+                self._failures = 0
                 if self.error is not None:
                     logger.warning("the show is saved again to %s", self.path)
                     self.error = None
 
-    def _failed(self, exc: OSError) -> None:
-        message = (
-            f"the show could not be saved to {self.path}: {exc.strerror or exc}; "
-            "it is kept in memory and saved as soon as the disk takes it"
-        )
+    async def _pause(self) -> None:
+        """Wait before a retry: RETRY_SECONDS, then until a change or the backoff ends.
+
+        The backoff doubles with each failure in a row up to RETRY_MAX_SECONDS; a
+        new change (which may be what fixes it) is tried after RETRY_SECONDS.
+        """
+        self._changed.clear()
+        await asyncio.sleep(self.RETRY_SECONDS)
+        backoff = min(self.RETRY_SECONDS * 2 ** (self._failures - 1), self.RETRY_MAX_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), backoff - self.RETRY_SECONDS)
+
+    def _failed(self, exc: Exception) -> None:
+        self._failures += 1
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if isinstance(exc, OSError):
+            message = (
+                f"the show could not be saved to {self.path}: {why}; "
+                "it is kept in memory and saved as soon as the disk takes it"
+            )
+        else:  # the show itself would not serialise: the next valid change replaces it
+            message = (
+                f"the show could not be saved to {self.path}: {type(exc).__name__}: {why}; "
+                "it is kept in memory and saved again with the next change"
+            )
         if message != self.error:  # once per distinct cause, not every retry
-            logger.error("%s", message)
+            logger.error("%s", message, exc_info=not isinstance(exc, OSError))
             if self._on_error is not None:
                 self._on_error(message)
         self.error = message

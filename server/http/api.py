@@ -37,8 +37,9 @@ def add_api(app: App, engine: Engine, saver: ShowSaver, catalog: Catalog) -> Non
                 "kind": m.kind,
                 "resolution": m.resolution,
                 "current": m.name == engine.model.name,
+                **({"error": m.error} if m.error is not None else {}),
             }
-            for m in catalog.list()
+            for m in catalog.list(unreadable=True)  # a bad file is listed with its error
         ]
         return {"models": found}
 
