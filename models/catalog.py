@@ -20,6 +20,7 @@ import torch
 
 from models.checkpoint import (
     ARCHITECTURES,
+    MAX_CONFIG_INT,
     MAX_RESOLUTION,
     CheckpointError,
     LoadedModel,
@@ -310,7 +311,8 @@ def describe_model(path: Path) -> ModelInfo:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A JSON integer a config may hold (bool is an int to Python, 10**400 is one to JSON)."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_CONFIG_INT
 
 
 def _convertible_models(folder: Path, cache: Path) -> list[ModelInfo]:

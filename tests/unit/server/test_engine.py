@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from models.catalog import Catalog
 from models.checkpoint import METADATA_KEY, LoadedModel, read_tensors, save_checkpoint
 from models.device import half_if_finite, pick_device
 from server.command_queue import CommandQueue
@@ -291,7 +292,7 @@ def _loading_engine(path: Path, **kwargs: Any) -> tuple[Engine, list[Change]]:
         model=tiny_model(),
         config=RenderConfig(size=32),
         device=torch.device("cpu"),
-        find_model=lambda name: path if name == path.stem else None,
+        catalog=Catalog(user_dir=path.parent),
         hooks=EngineHooks(on_changes=changes.extend),
         **kwargs,
     )
