@@ -39,7 +39,7 @@ ACTIVATION_BYTES_PER_PIXEL = 512
 MIB = 1024 * 1024
 
 
-def _verify_frame(model: LoadedModel, module: nn.Module) -> Callable[[int], torch.Tensor]:
+def verify_frame(model: LoadedModel, module: nn.Module) -> Callable[[int], torch.Tensor]:
     """Verification frame i: seed i at the model's native size, as the module is now."""
     generator: nn.Module = module
     z_dim = int(model.z_dim or 0)
@@ -87,7 +87,7 @@ def prepare(
     faults: Faults,
 ) -> tuple[nn.Module, bool, FastPath]:
     """The module (already on `device`) on its proved path: (module, whole-module half, path)."""
-    frame = _verify_frame(model, module)
+    frame = verify_frame(model, module)
     if is_stylegan(model):
         path = prove(
             module,

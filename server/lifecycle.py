@@ -41,9 +41,10 @@ from server import showfile
 from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
 from server.config import Config
 from server.control import Codec, ControlHub
+from server.doctor import report, run_checks
 from server.engine import Engine, EngineHooks
 from server.http.announce import announcement, lan_addresses, links
-from server.http.app import App, error_response, http_response
+from server.http.app import App, error_response, http_response, json_response
 from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
 from server.http.client import Client
 from server.http.site import listening
@@ -449,6 +450,15 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
         return response
 
     app.add_route("GET", "/api/thumb/{n}", thumbnail)
+
+    async def doctor(request: web.Request) -> web.StreamResponse:
+        """GET /api/doctor: `ganvj doctor`'s rows for this running server (seconds long)."""
+        rows = await asyncio.to_thread(
+            run_checks, app.config, engine_stats=engine.stats(), serving=True
+        )
+        return json_response(report(rows))
+
+    app.add_route("GET", "/api/doctor", doctor, role=Role.PERFORMER)
 
     async def import_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
         try:
