@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from server.config import Config
 
@@ -116,13 +116,13 @@ def fast_path_rows(config: Config, engine_stats: dict[str, Any] | None) -> list[
     want = config.render.fps
     if engine_stats is not None:  # a running server: its own figures, no second model
         fps = float(engine_stats.get("rendered_fps", 0.0))
-        path = Row(
+        live = Row(
             "fast path",
             "ok",
             f"{engine_stats['model']} on {engine_stats['device']}: {engine_stats['path']} "
             f"({'; '.join(engine_stats.get('path_notes', [])) or 'proved at load'})",
         )
-        return [path, _fps_row(fps, want, engine_stats["output_size"], live=True)]
+        return [live, _fps_row(fps, want, engine_stats["output_size"], live=True)]
     import torch
 
     from models.checkpoint import default_model_path, load_model
@@ -397,8 +397,13 @@ def midi_row(config: Config) -> Row:
         from controllers.midi import MidiPorts
         from server.patch import Tables
 
+        # Only the backend is asked for: no port opens, no table is read.
         ports = MidiPorts(
-            inputs=(), outputs=(), api=config.midi.api, tables=Tables, submit=lambda batch: True
+            inputs=(),
+            outputs=(),
+            api=config.midi.api,
+            tables=lambda: cast(Tables, None),
+            submit=lambda batch: True,
         )
         names = list(ports.backend().get_input_names())
     except Exception as exc:  # noqa: BLE001 - no rtmidi, no ALSA/JACK: a row, not a crash
