@@ -38,6 +38,7 @@ BENCHMARKS = {
     "soak": "server.bench.soak",
     "forward": "server.bench.forward",
     "latency": "server.bench.latency",
+    "gpu": "server.bench.gpu",
 }
 
 
@@ -77,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the performer's link as a QR code (default: on a terminal)",
     )
     serve.set_defaults(func=run_serve)
+
+    doctor = commands.add_parser(
+        "doctor", help="check this machine before a show: what works, what does not, the fixes"
+    )
+    doctor.add_argument("--config", type=Path, default=None, help="as for serve")
+    doctor.add_argument("--json", action="store_true", help="the same rows as JSON")
+    doctor.set_defaults(func=run_doctor)
 
     bench = commands.add_parser("bench", help="print performance figures (README: Benchmarks)")
     bench.add_argument("what", choices=sorted(BENCHMARKS))
@@ -131,6 +139,21 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"ganvj: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """`ganvj doctor [--json]`."""
+    from server.doctor import main as doctor
+
+    path = args.config
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"ganvj doctor: {exc}", file=sys.stderr)
+        return 2
+    return doctor(args, config)
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -58,6 +58,8 @@ class RenderConfig:
     fps: float = 30.0
     size: int = 512  # output frame size in pixels (upscaled on the device); 0 = native
     half: bool = True  # half precision on CUDA where the model allows it
+    compile: bool = False  # torch.compile a StyleGAN's synthesis on CUDA (proved at load)
+    compile_deadline_s: float = 300.0  # a compile still running after this: eager
     threads: int = 0  # torch CPU threads; 0 = one less than the cores, leaving one to encode
     seed: int = 0
     wander_speed: float = 1.0
@@ -336,6 +338,12 @@ def _check_ranges(section: Any) -> None:
             )
     elif isinstance(section, RenderConfig):
         _require(1.0 <= section.fps <= 1000.0, "render.fps", section.fps, "1..1000")
+        _require(
+            0.1 <= section.compile_deadline_s <= 3600.0,
+            "render.compile_deadline_s",
+            section.compile_deadline_s,
+            "0.1..3600 seconds",
+        )
         _require(
             section.size == 0 or (16 <= section.size <= 4096 and section.size % 2 == 0),
             "render.size",

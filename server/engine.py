@@ -26,14 +26,15 @@ from torch import nn
 
 from models.catalog import Catalog, ModelNotFound
 from models.checkpoint import CheckpointError, LoadedModel
-from models.device import cpu_threads, half_if_finite
-from models.fastpath import enable as enable_fast_path
+from models.device import cpu_threads
+from models.fastpath import FastPath
+from models.faults import Faults
 from models.latent_maths import lerp
-from models.latent_space import LatentSpace, Pose, space_for
+from models.latent_space import LatentSpace, Pose, ZSpace, space_for
 from models.pixels import resize, to_rgb_uint8, to_yuv420
-from models.sampling import is_stylegan
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
+    ERROR_ADDRESS,
     KEYFRAMES,
     REGISTRY,
     SHOW_SETTINGS,
@@ -44,6 +45,7 @@ from server.commands import (
     parse,
 )
 from server.config import RenderConfig
+from server.gpu_guard import fall_back, is_device_error, memory_check, place, prepare
 from server.media.frame import Frame
 from server.media.inputs import InputHub
 from server.media.master import Master
@@ -90,9 +92,13 @@ class Deck:
     half: bool
     play: PlayState
     space: LatentSpace
+    path: FastPath  # the proved path it plays on, and why (server.gpu_guard)
+    device: torch.device
+    faults: Faults
 
     def render(self, pose: Pose, size: int) -> torch.Tensor:
         """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device."""
+        self.faults.before_forward()  # GANVJ_FAULTS=device-error-after:N strikes here
         return resize(self.space.render(pose).float(), size)
 
 
@@ -139,8 +145,13 @@ class Engine:
         catalog: Catalog | None = None,
         tempo: TempoClock | None = None,
         hooks: EngineHooks | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.config = config
+        self.faults = faults if faults is not None else Faults.from_env()
+        if self.faults.any:
+            logger.warning("fault hooks armed (GANVJ_FAULTS): %s", ",".join(self.faults.names()))
+        self._native = False  # after a fall back to the CPU: the model's own size
         self.hooks = hooks if hooks is not None else EngineHooks()
         self.device = device
         if device.type == "cpu":
@@ -220,6 +231,8 @@ class Engine:
     @property
     def output_size(self) -> int:
         """Side of the frames this engine renders."""
+        if self._native:
+            return self.deck.model.resolution
         return self.config.size or self.deck.model.resolution
 
     def submit(self, batch: Batch) -> bool:
@@ -297,8 +310,12 @@ class Engine:
             "arch": model.arch,
             "resolution": model.resolution,
             "output_size": self.output_size,
-            "device": str(self.device),
+            "device": str(self.deck.device),
             "half": self.deck.half,
+            "path": self.deck.path.describe(),
+            "path_verified": self.deck.path.verified,
+            "path_notes": list(self.deck.path.notes),
+            "faults": self.faults.names(),
             "loading_model": self._loading,
             "render_errors": self.errors,
             "last_error": self._last_error,
@@ -324,16 +341,19 @@ class Engine:
             raise ValueError(
                 f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
             )
-        module = model.module.to(self.device).eval()
-        half = False
-        if self.device.type == "cuda" and self.config.half and is_stylegan(model):
-            # A StyleGAN's own fast path: fp16 only in the blocks its file flags.
-            fast = enable_fast_path(module, self.device)
-            logger.info("%s: %s (%s)", model.name, fast.describe(), "; ".join(fast.notes))
-        elif self.device.type == "cuda" and self.config.half:
-            module, half = half_if_finite(module, z_dim=model.z_dim, device=self.device)
-            if not half:
-                logger.info("%s is not finite in half precision; rendering in float32", model.name)
+        module = place(model.module, self.device)
+        # The fast path (a StyleGAN's fp16 blocks, compile; a DCGAN's half precision)
+        # is proved against fp32 here, at load, or not used.
+        module, half, path = prepare(
+            model,
+            module,
+            self.device,
+            half=self.config.half,
+            compile=self.config.compile,
+            compile_deadline_s=self.config.compile_deadline_s,
+            faults=self.faults,
+        )
+        logger.info("%s plays on %s: %s", model.name, path.describe(), "; ".join(path.notes))
         space = space_for(model, module, half=half)
         play = PlayState(
             space=space,
@@ -350,7 +370,16 @@ class Engine:
                 logger.warning(
                     "the show's state for %s is unusable (%s); starting fresh", model.name, exc
                 )
-        return Deck(model=model, module=module, half=half, play=play, space=space)
+        return Deck(
+            model=model,
+            module=module,
+            half=half,
+            play=play,
+            space=space,
+            path=path,
+            device=self.device,
+            faults=self.faults,
+        )
 
     def _run(self) -> None:
         period = 1.0 / self.config.fps
@@ -367,6 +396,8 @@ class Engine:
                 self._step(now, now - last)
             except Exception as exc:  # noqa: BLE001 - the show goes on with the last frame
                 self._report(exc)
+                if is_device_error(exc):
+                    self._fall_back(exc)
             last = now
             next_due += period
             if next_due < time.monotonic():
@@ -735,6 +766,12 @@ class Engine:
                 logger.exception("/model/load %s raised", name)
                 self._load_failed(command, name, f"{path.name}: cannot be loaded: {exc!r}"[:300])
                 return
+            no_room = memory_check(model, self.device, self.faults)
+            if no_room is not None:  # refused before a byte moves: the playing model goes on
+                self._loading = None
+                logger.warning("/model/load %s refused: %s", name, no_room)
+                self.report([error(command, no_room)])
+                return
             self.offer_model(model, command)
 
         self.start_io(load)
@@ -782,6 +819,28 @@ class Engine:
             changes.append(Change("/model/load", (model.name,)))
             changes.extend(deck.play.state())
         return changes
+
+    def _fall_back(self, exc: BaseException) -> None:
+        """After a device error: the deck to its last good path (server.gpu_guard)."""
+        deck = self.deck
+        self._fading = None  # the outgoing model shares the device: let it go
+        self._held = None
+        found = fall_back(deck.model, deck.module, deck.device, deck.path, deck.half, str(exc))
+        if found is None:
+            return
+        deck.module, deck.device, deck.path, deck.half = (
+            found.module,
+            found.device,
+            found.path,
+            False,
+        )
+        if found.reloaded or isinstance(deck.space, ZSpace):
+            deck.space = deck.play.space = space_for(deck.model, found.module)
+        if found.device.type == "cpu" and self.device.type != "cpu":
+            self.device = found.device  # later loads too: the GPU is not trusted until restart
+            self._native = True
+            torch.set_num_threads(cpu_threads(self.config.threads))
+        self.report([Change(ERROR_ADDRESS, ("/render", deck.path.notes[-1]))])
 
     def _report(self, exc: BaseException) -> None:
         self.errors += 1

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
@@ -35,11 +37,12 @@ from server.command_queue import CommandQueue
 from server.commands import ERROR_ADDRESS, SHOW_SETTINGS, Change, Command, CommandError, parse
 from server.config import Config
 from server.control import Codec, ControlHub
+from server.doctor import report, run_checks
 from server.engine import Engine, EngineHooks
 from server.http.announce import announcement, lan_addresses, links
 from server.http.api import add_api
-from server.http.app import App
-from server.http.auth import TOKEN_FILE, Access, load_tokens
+from server.http.app import App, json_response
+from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
 from server.http.site import Listener, listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
@@ -202,6 +205,7 @@ async def running(
         access=_access(config),
     )
     add_api(app, engine, saver, catalog)
+    _add_doctor(app, engine)
     outputs = Outputs(
         config=config,
         engine=engine,
@@ -436,6 +440,18 @@ def restored_settings(settings: dict[str, list[object]]) -> list[Command]:
         except CommandError as exc:
             logger.warning("the show's %s is unusable: %s", address, exc)
     return commands
+
+
+def _add_doctor(app: App, engine: Engine) -> None:
+    """GET /api/doctor: `ganvj doctor`'s rows for this running server (seconds long)."""
+
+    async def doctor(request: web.Request) -> web.StreamResponse:
+        rows = await asyncio.to_thread(
+            run_checks, app.config, engine_stats=engine.stats(), serving=True
+        )
+        return json_response(report(rows))
+
+    app.add_route("GET", "/api/doctor", doctor, role=Role.PERFORMER)
 
 
 def _load_show(path: Path) -> showfile.Show:

@@ -3,6 +3,7 @@
 // controllers stay in sync; reconnects after a server restart.
 
 import { forgetToken, whoAmI, withToken } from "/token.js";
+import { mountDoctor } from "/doctor.js";
 import { setupInstrument } from "/instrument.js";
 import { startPreview } from "/preview.js";
 
@@ -343,3 +344,5 @@ if (who.role === "performer" || who.role === "admin") {
   if (who.error) forgetToken(); // a stale or mistyped link: ask for a new one
   lock(who.error);
 }
+
+mountDoctor(document.querySelector("#doctor"));
