@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.catalog import Catalog
 from models.checkpoint import LoadedModel, save_checkpoint
 from models.fastpath import MEAN_TOLERANCE, agreement
 from models.faults import FaultError, Faults
@@ -186,7 +187,7 @@ def test_out_of_memory_on_load_keeps_the_playing_model(tmp_path: Path) -> None:
         config=RenderConfig(size=32, fps=100, threads=1),
         device=CPU,
         faults=Faults.parse("oom-on-load"),
-        find_model=lambda name: path if name == "other" else None,
+        catalog=Catalog(user_dir=tmp_path),
         hooks=EngineHooks(on_changes=on_changes),
     )
     with engine:
