@@ -12,7 +12,7 @@ import errno
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -24,6 +24,7 @@ from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
+from controllers.osc_pairing import PAIRINGS_FILE, Pairings
 from controllers.ws_control import error_message, parse_control, state_message
 from models.checkpoint import (
     PICKLE_SUFFIXES,
@@ -38,7 +39,7 @@ from models.checkpoint import (
 )
 from models.device import pick_device
 from server import showfile
-from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
+from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, owned_by, parse
 from server.config import Config
 from server.control import Codec, ControlHub
 from server.engine import Engine, EngineHooks
@@ -172,7 +173,10 @@ async def running(
         try:
             play_source(engine.inputs, media_source(config, spec))
         except SourceError as exc:
-            return str(exc)
+            # The sender learns only that it failed: the reason names server paths
+            # and tells which exist (Errno 2 against Errno 25). The log says it all.
+            logger.warning("cannot open the video source %r: %s", spec, exc)
+            return f"cannot open {spec[:80]!r} as a video source: the server's log says why"
         return None
 
     saver = ShowSaver(
@@ -202,11 +206,14 @@ async def running(
         ),
     )
     osc_feedback = _osc_feedback(config)
+    osc = _osc_controller(config, engine, osc_feedback, lambda changes: control.broadcast(changes))
     control = ControlHub(
         submit=engine.submit,
         loop=loop,
         codec=Codec(parse=parse_control, state=state_message, error=error_message),
         sinks=[osc_feedback.send] if osc_feedback is not None else [],
+        # OSC pairings are applied by the OSC edge, from the websocket too.
+        local={a: osc.apply for a in owned_by("osc")} if osc is not None else None,
     )
     # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
     engine.submit([parse(address, args) for address, args in show.patch])
@@ -234,6 +241,8 @@ async def running(
         hub=hub,
         control=control,
         access=_access(config),
+        # The tablet that opens /control with the performer's link runs TouchOSC.
+        on_performer=osc.pair if osc is not None else None,
     )
     _add_routes(app, engine, saver)
     outputs = Outputs(
@@ -269,8 +278,8 @@ async def running(
         if encoder_thread is not None:
             stack.enter_context(encoder_thread)
         stack.enter_context(engine)
-        osc = await _start_osc(config, engine, osc_feedback, stack)
         if osc is not None:
+            await _start_osc(config, osc, stack)
             app.osc_stats = osc.stats.as_dict
         # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
         link = await stack.enter_async_context(LinkSource(engine.tempo))
@@ -385,22 +394,33 @@ def _osc_feedback(config: Config) -> OscFeedback | None:
     return OscFeedback(targets=targets)
 
 
-async def _start_osc(
+def _osc_controller(
     config: Config,
     engine: Engine,
     feedback: OscFeedback | None,
-    stack: contextlib.AsyncExitStack,
+    publish: Callable[[Sequence[Change]], None],
 ) -> OscController | None:
+    """The OSC edge, not yet listening: who may play (pairings kept in state_dir), and where."""
     if feedback is None:
         return None
-    osc = OscController(
+    allow = AllowList(
+        config.osc.allow,
+        trusted=config.server.trusted,
+        trust_loopback=config.server.trust_loopback,
+        pairings=Pairings(state_dir(config) / PAIRINGS_FILE),
+    )
+    return OscController(
         host=config.osc.host,
         port=config.osc.port,
         submit=engine.submit,
         feedback=feedback,
-        allow=AllowList(config.osc.allow),
+        allow=allow,
         token=config.osc.token,
+        publish=publish,
     )
+
+
+async def _start_osc(config: Config, osc: OscController, stack: contextlib.AsyncExitStack) -> None:
     try:
         await stack.enter_async_context(osc)
     except OSError as exc:
@@ -409,7 +429,6 @@ async def _start_osc(
             f"OSC port {config.osc.port} on {config.osc.host}: {what}: "
             "pass another osc.port in config.toml or set osc.enabled = false"
         ) from exc
-    return osc
 
 
 def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:

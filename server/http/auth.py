@@ -24,13 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from server.commands import admin_only
+
 logger = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TOKEN_FILE = "tokens.json"
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 # Commands that open files, devices or URLs on the server's machine by name.
-ADMIN_ADDRESSES = frozenset({"/react/source"})
+ADMIN_ADDRESSES = admin_only()
 
 
 class Role(enum.IntEnum):
