@@ -114,7 +114,7 @@ def _osc_types() -> list[str]:
     return [*lines, ""]
 
 
-_ANSWERS = """## Answers, errors and who may send
+_ANSWERS = f"""## Answers, errors and who may send
 
 - **Answers to `"?"`** go to the sender's source address and port, and also to
   every port that host has subscribed with `/feedback/subscribe` (or that is
@@ -142,9 +142,9 @@ _ANSWERS = """## Answers, errors and who may send
   *admin only* above are refused over OSC unless they come from loopback or a
   `server.trusted` address. A source that cannot be opened is answered with
   the same text whatever the reason; the server's log has the details.
-- **Feedback subscriptions** belong to a host: at most
-  {per_host} ports a host (a further one replaces that host's oldest) and
-  {total} in all (past that, a new one is refused with `/error`). The targets
+- **Feedback subscriptions** belong to a host: at most {MAX_TARGETS_PER_HOST} ports a
+  host (a further one replaces that host's oldest) and {MAX_TARGETS} in all (past
+  that, a new one is refused with `/error`). The targets
   configured in `osc.feedback` are never dropped. Unpairing a host ends its
   subscriptions. A repeated subscribe is greeted with the current state at most
   every few seconds.
@@ -154,14 +154,14 @@ _ANSWERS = """## Answers, errors and who may send
   argument; a missing or wrong token is refused with `/error`.
 - **Pinning TouchOSC's address:** a pairing is by address, and a phone or
   tablet may get another one from the venue's router tomorrow. Give the tablet
-  a fixed address (a DHCP reservation on the
-  venue router for the tablet's MAC address, or a static IP in the tablet's
-  Wi-Fi settings: iPad, Settings, Wi-Fi, (i), Configure IP, Manual), then allow
-  that address for good: `osc.allow = ["192.168.1.23"]`. TouchOSC's send port stays
-  ganvj's OSC port; its receive port is the one to subscribe or configure in
+  a fixed address (a DHCP reservation on the venue router for the tablet's MAC
+  address, or a static IP in the tablet's Wi-Fi settings: iPad, Settings, Wi-Fi,
+  (i), Configure IP, Manual), then allow that address for good:
+  `osc.allow = ["192.168.1.23"]`. TouchOSC's send port stays ganvj's OSC port;
+  its receive port is the one to subscribe or configure in
   `osc.feedback = ["192.168.1.23:8000"]`.
 
-""".format(per_host=MAX_TARGETS_PER_HOST, total=MAX_TARGETS).splitlines()
+""".splitlines()
 
 
 _WIRING = """## Playing a StyleGAN
