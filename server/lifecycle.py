@@ -142,7 +142,7 @@ def media_source(config: Config, spec: str) -> str:
     root = Path(config.inputs.media_dir).expanduser().resolve()
     target = (root / spec.removeprefix("file:")).resolve()
     if root not in target.parents:
-        raise SourceError(f"{spec!r} is not inside the media folder {root}")
+        raise SourceError(f"{spec!r} is not inside the media folder (inputs.media_dir)")
     return f"file:{target}"
 
 
@@ -173,10 +173,7 @@ async def running(
         try:
             play_source(engine.inputs, media_source(config, spec))
         except SourceError as exc:
-            # The sender learns only that it failed: the reason names server paths
-            # and tells which exist (Errno 2 against Errno 25). The log says it all.
-            logger.warning("cannot open the video source %r: %s", spec, exc)
-            return f"cannot open {spec[:80]!r} as a video source: the server's log says why"
+            return str(exc)  # names no server path, nor which paths exist
         return None
 
     saver = ShowSaver(
