@@ -20,8 +20,9 @@ ArgType = Literal["f", "i", "s"]
 # Who applies a command: the latent state (server/play.py), the engine (reactions,
 # models, thumbnails), the master grade (server/media/master.py), the modulation
 # patch (server/patch.py), an output service (server/outputs: recording, NDI),
-# or the controller that received it (feedback subscriptions).
-Owner = Literal["play", "engine", "master", "patch", "outputs", "controller"]
+# the controller that received it (feedback subscriptions), or OSC access
+# (pairings, applied on the event loop by the OSC edge, whichever transport sent them).
+Owner = Literal["play", "engine", "master", "patch", "outputs", "controller", "osc"]
 # Whether a model's show entry keeps the setting: always, or only for a model
 # with a W space, classes, or StyleGAN3's input transform.
 # "always", "w", "classes", "transform": kept in each model's show entry (for
@@ -131,6 +132,9 @@ class CommandSpec:
     # in a frame's batches matters, so a fader flood costs one application a frame.
     coalesce: bool = False
     persist: Persist | None = None  # kept in the show file, and when
+    # Opens files, devices or URLs on the server's machine by name: only an admin
+    # may send it (a websocket with the admin role; OSC from loopback or server.trusted).
+    admin: bool = False
 
     def __post_init__(self) -> None:
         names = re.findall(r"\{(\w+)\}", self.pattern)
@@ -156,6 +160,7 @@ class CommandSpec:
             "path": {name: {"min": lo, "max": hi} for name, (lo, hi) in self.path.items()},
             "queryable": self.queryable,
             "settable": self.settable,
+            "admin": self.admin,
         }
 
 
@@ -520,6 +525,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "v4l2:/dev/videoN, or none",
         (ArgSpec("source", "s", "camera | file:NAME | v4l2:/dev/videoN | none"),),
         owner="engine",
+        admin=True,
     ),
     CommandSpec(
         "/react/state",
@@ -686,6 +692,37 @@ COMMANDS: tuple[CommandSpec, ...] = (
         owner="controller",
         queryable=False,
     ),
+    # OSC access: who may send OSC besides this machine and osc.allow
+    CommandSpec(
+        "/osc/allow",
+        "Pair a host for OSC: its messages are accepted as a performer's (kept in state_dir)",
+        (ArgSpec("host", "s", "an IP address, e.g. 10.0.0.23"),),
+        owner="osc",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/osc/deny",
+        "Unpair a host: its OSC is refused again and its feedback subscriptions end",
+        (ArgSpec("host", "s", "an IP address"),),
+        owner="osc",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/osc/paired",
+        "Read only: the hosts paired for OSC (by /osc/allow, or by opening /control with the "
+        "performer's link)",
+        (),
+        owner="osc",
+        settable=False,
+    ),
+    CommandSpec(
+        "/osc/refused",
+        "Read only: hosts whose OSC was refused recently, each followed by how many "
+        "messages it sent",
+        (),
+        owner="osc",
+        settable=False,
+    ),
 )
 
 REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
@@ -705,6 +742,11 @@ def addresses(spec: CommandSpec) -> list[str]:
 def owned_by(owner: Owner) -> tuple[str, ...]:
     """The patterns this owner applies, in registry order."""
     return tuple(spec.pattern for spec in COMMANDS if spec.owner == owner)
+
+
+def admin_only() -> frozenset[str]:
+    """The patterns only an admin may send (the registry's `admin` flag)."""
+    return frozenset(spec.pattern for spec in COMMANDS if spec.admin)
 
 
 def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,9 @@ from server.commands import ERROR_ADDRESS, Change, Command, CommandError
 logger = logging.getLogger(__name__)
 
 ChangeSink = Callable[[Sequence[Change]], None]  # OSC feedback, MIDI LEDs: event loop
+# A command an edge applies itself, on the event loop, instead of the engine
+# (OSC pairings): the command in, its changes out.
+LocalHandler = Callable[[Command], Sequence[Change]]
 
 
 class Connection(Protocol):
@@ -93,8 +96,10 @@ class ControlHub:
         loop: asyncio.AbstractEventLoop,
         codec: Codec,
         sinks: Sequence[ChangeSink] = (),
+        local: Mapping[str, LocalHandler] | None = None,
     ) -> None:
         self._submit = submit
+        self._local: Mapping[str, LocalHandler] = local or {}
         self._loop = loop
         self._codec = codec
         self._sinks: list[ChangeSink] = list(sinks)
@@ -129,6 +134,17 @@ class ControlHub:
             self.rejected += 1
             self.reply(connection, self._codec.error(exc))
             return
+        if self._local:
+            engine_commands = []
+            for command in commands:
+                handler = self._local.get(command.name)
+                if handler is None:
+                    engine_commands.append(command)
+                else:
+                    self.broadcast(handler(command))
+            if not engine_commands:
+                return
+            commands = engine_commands
         if not self._submit(commands):
             self.reply(
                 connection,

@@ -646,6 +646,8 @@ class Engine:
             if command.query:
                 return [Change(command.address, (), command.origin)]
             return [error(command, "not available in this server")]
+        if owner == "osc":  # the OSC edge applies these before the queue; here there is none
+            return [error(command, "OSC is off in this server")]
         if owner == "master":
             return self.master.apply(command, now)
         if owner == "patch":

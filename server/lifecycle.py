@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
+from controllers.osc_pairing import PAIRINGS_FILE, Pairings
 from controllers.ws_control import error_message, parse_control, state_message
 from models.catalog import Catalog, reaction_models, resolve_model, shown, user_models_dir
 from models.checkpoint import LoadedModel
@@ -34,7 +35,15 @@ from models.device import pick_device
 from models.names import is_model_name
 from server import showfile
 from server.command_queue import CommandQueue
-from server.commands import ERROR_ADDRESS, SHOW_SETTINGS, Change, Command, CommandError, parse
+from server.commands import (
+    ERROR_ADDRESS,
+    SHOW_SETTINGS,
+    Change,
+    Command,
+    CommandError,
+    owned_by,
+    parse,
+)
 from server.config import Config
 from server.control import Codec, ControlHub
 from server.doctor import report, run_checks
@@ -91,7 +100,7 @@ def media_source(config: Config, spec: str) -> str:
     root = Path(config.inputs.media_dir).expanduser().resolve()
     target = (root / spec.removeprefix("file:")).resolve()
     if root not in target.parents:
-        raise SourceError(f"{spec!r} is not inside the media folder {root}")
+        raise SourceError(f"{spec!r} is not inside the media folder (inputs.media_dir)")
     return f"file:{target}"
 
 
@@ -131,15 +140,22 @@ async def running(
 
     # The queue comes first, so the hub (which submits to it) exists before the
     # engine (which drains it and reports to the hub): each gets the other's end
-    # through its constructor.
+    # through its constructor. The OSC edge submits to the same queue; its pairing
+    # commands are applied by the edge itself, from the websocket too.
     commands = CommandQueue(config.limits.command_queue)
     osc_feedback = _osc_feedback(config)
+    hub_ref: list[ControlHub] = []  # the OSC edge publishes through the hub built next
+    osc = _osc_controller(
+        config, commands.submit, osc_feedback, lambda changes: hub_ref[0].broadcast(changes)
+    )
     control = ControlHub(
         submit=commands.submit,
         loop=loop,
         codec=Codec(parse=parse_control, state=state_message, error=error_message),
         sinks=[osc_feedback.send] if osc_feedback is not None else [],
+        local={a: osc.apply for a in owned_by("osc")} if osc is not None else None,
     )
+    hub_ref.append(control)
     saver = ShowSaver(
         show_path,
         show,
@@ -153,7 +169,7 @@ async def running(
         try:
             play_source(engine.inputs, media_source(config, spec))
         except SourceError as exc:
-            return str(exc)
+            return str(exc)  # names no server path, nor which paths exist
         return None
 
     engine = Engine(
@@ -203,6 +219,8 @@ async def running(
         hub=hub,
         control=control,
         access=_access(config),
+        # The tablet that opens /control with the performer's link runs TouchOSC.
+        on_performer=osc.pair if osc is not None else None,
     )
     add_api(app, engine, saver, catalog)
     _add_doctor(app, engine)
@@ -239,8 +257,8 @@ async def running(
         if encoder_thread is not None:
             stack.enter_context(encoder_thread)
         stack.enter_context(engine)
-        osc = await _start_osc(config, engine, osc_feedback, stack)
         if osc is not None:
+            await _start_osc(config, osc, stack)
             app.osc_stats = osc.stats.as_dict
         # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
         link = await stack.enter_async_context(LinkSource(engine.tempo))
@@ -391,22 +409,33 @@ def _osc_feedback(config: Config) -> OscFeedback | None:
     return OscFeedback(targets=targets)
 
 
-async def _start_osc(
+def _osc_controller(
     config: Config,
-    engine: Engine,
+    submit: Callable[[list[Command]], bool],
     feedback: OscFeedback | None,
-    stack: contextlib.AsyncExitStack,
+    publish: Callable[[Sequence[Change]], None],
 ) -> OscController | None:
+    """The OSC edge, not yet listening: who may play (pairings kept in state_dir), and where."""
     if feedback is None:
         return None
-    osc = OscController(
+    allow = AllowList(
+        config.osc.allow,
+        trusted=config.server.trusted,
+        trust_loopback=config.server.trust_loopback,
+        pairings=Pairings(state_dir(config) / PAIRINGS_FILE),
+    )
+    return OscController(
         host=config.osc.host,
         port=config.osc.port,
-        submit=engine.submit,
+        submit=submit,
         feedback=feedback,
-        allow=AllowList(config.osc.allow),
+        allow=allow,
         token=config.osc.token,
+        publish=publish,
     )
+
+
+async def _start_osc(config: Config, osc: OscController, stack: contextlib.AsyncExitStack) -> None:
     try:
         await stack.enter_async_context(osc)
     except OSError as exc:
@@ -421,7 +450,6 @@ async def _start_osc(
             f"cannot listen for OSC on {osc_config.host}:{osc_config.port}: {bind_reason(exc)}: "
             "pass --osc-host with an address of this machine (osc.host in config.toml)"
         ) from exc
-    return osc
 
 
 def restored_settings(settings: dict[str, list[object]]) -> list[Command]:

@@ -160,8 +160,10 @@ class App:
         hub: PacketHub | None,
         control: ControlHub,
         access: Access,
+        on_performer: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_performer = on_performer  # a performer's websocket opened from this address
         self.access = access
         self.engine = engine
         self.encoder = encoder
@@ -424,6 +426,8 @@ class App:
         self.connections.add(connection)
         if connection.role >= Role.PERFORMER:  # feedback is for those who play
             self.control.join(connection)
+            if self._on_performer is not None:
+                self._on_performer(connection.remote)
         own: set[Peer] = set()
         try:
             async for frame in connection.ws:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.commands import opens_by_path
+from server.commands import admin_only, opens_by_path
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TOKEN_FILE = "tokens.json"
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 # Commands that open files, devices or URLs on the server's machine by name.
-ADMIN_ADDRESSES = frozenset({"/react/source"})
+ADMIN_ADDRESSES = admin_only()
 
 
 class Role(enum.IntEnum):
