@@ -24,7 +24,6 @@ not block either (the engine's `put_nowait` on a bounded queue).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import time
@@ -402,7 +401,11 @@ class OscController:
                 if spec.owner == "controller":
                     batch.extend(self._subscribe(address, params, origin))
                     continue
-                check_path_sender(address, params, origin.host)
+                if opens_by_path(address, params) and not self.allow.admin(origin.host):
+                    raise CommandError(
+                        f"{address}: a model path is for an admin (over OSC, this machine or "
+                        "a server.trusted address); give a model's name from the models folder"
+                    )
                 command = parse(address, params, origin=origin, received=now)
                 (local if spec.owner == "osc" else batch).append(command)
         except CommandError as exc:
@@ -530,26 +533,6 @@ class OscController:
         if not self._greetings.take(target) and not new:
             return []
         return [parse(a, ["?"], origin=target) for a in self._greeting]
-
-
-def check_path_sender(address: str, params: list[object], host: str) -> None:
-    """CommandError for a model path sent from another machine: over OSC, a path is local only.
-
-    OSC has no tokens, so the admin's right to open files by path is kept to
-    senders on this machine; anyone else names a model from the models folder.
-    """
-    if opens_by_path(address, params) and not _is_loopback(host):
-        raise CommandError(
-            f"{address}: a model path is for an admin (over OSC, from this machine only); "
-            "give a model's name from the models folder"
-        )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.partition("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 def command_args(message: OscMessage, spec: CommandSpec) -> list[object]:

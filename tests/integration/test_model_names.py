@@ -16,6 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from controllers.osc import OscController
+from controllers.osc_access import AllowList
 from controllers.osc_packet import encode
 from models.checkpoint import save_checkpoint
 from server.commands import Command
@@ -81,11 +82,12 @@ async def test_websocket_loads_by_name_for_a_performer_and_by_path_for_an_admin(
 
 async def test_osc_takes_a_model_path_from_this_machine_only() -> None:
     batches: queue.Queue[list[Command]] = queue.Queue()
+    allow = AllowList(["10.77.0.2"])  # another machine allowed to play: a performer
     async with OscController(
-        host="127.0.0.1", port=0, submit=lambda b: batches.put_nowait(b) is None
+        host="127.0.0.1", port=0, submit=lambda b: batches.put_nowait(b) is None, allow=allow
     ) as osc:
         path = encode("/model/load", ["/tmp/x.safetensors"])
-        osc.receive(path, ("10.77.0.2", 9000))  # from another machine: refused
+        osc.receive(path, ("10.77.0.2", 9000))  # from a performer's tablet: refused
         assert osc.stats.invalid == 1 and batches.empty()
         osc.receive(encode("/model/load", ["alpha"]), ("10.77.0.2", 9000))  # a name is fine
         osc.receive(path, ("127.0.0.1", 9000))  # from this machine: allowed
