@@ -46,6 +46,7 @@ from server.http.announce import announcement, lan_addresses, links
 from server.http.app import App, error_response, http_response
 from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
 from server.http.client import Client
+from server.http.projectors import register as register_projectors
 from server.http.site import listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
@@ -53,6 +54,8 @@ from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_
 from server.media.inputs import SourceError, play_source
 from server.media.stream import PacketHub, StreamEncoder
 from server.meters import LeadMeter
+from server.outputs.mapping import check_outputs
+from server.outputs.rig import OutputRig
 from server.outputs.service import OutputError, Outputs
 from server.showfile import ShowSaver
 from server.tempo import BeatSample, LinkSource, TempoClock
@@ -235,13 +238,17 @@ async def running(
         control=control,
         access=_access(config),
     )
-    _add_routes(app, engine, saver)
+    # Projector outputs: the show's, as last performed, else config.toml's [[outputs]].
+    rig = OutputRig(config.outputs if show.outputs is None else check_outputs(show.outputs))
+    rig.listen(lambda rig: saver.save_outputs_threadsafe(rig.to_json()))
+    _add_routes(app, engine, saver, rig, control)
     outputs = Outputs(
         config=config,
         engine=engine,
         hub=hub,
         encoder=encoder_thread,
         folder=state_dir(config) / "recordings",
+        rig=rig,
     )
     app.status_extras["outputs"] = outputs.status
     app.add_json("/api/viewer", outputs.viewer_route)
@@ -412,8 +419,18 @@ async def _start_osc(
     return osc
 
 
-def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
+def _add_routes(
+    app: App, engine: Engine, saver: ShowSaver, rig: OutputRig, control: ControlHub
+) -> None:
     app.add_json("/api/commands", describe)
+    register_projectors(
+        app,
+        snapshot=lambda: {
+            "outputs": {name: m.to_json() for name, m in rig.outputs.items()},
+            "testcard": rig.testcard,
+        },
+        control=control,
+    )
     app.status_extras["show"] = saver.status
 
     def models() -> Any:
@@ -458,6 +475,10 @@ def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
         engine.import_show(show.models)
         engine.submit([parse("/mod/clear", []), parse("/midi/clear", [])])
         engine.submit([parse(address, args) for address, args in show.patch])
+        if show.outputs is not None:
+            control.broadcast(rig.replace_all(check_outputs(show.outputs)))
+        else:  # a show without outputs leaves the rig as it is
+            show.outputs = rig.to_json()
         saver.replace(show)
         return {"type": "show/imported", "models": sorted(show.models)}
 
