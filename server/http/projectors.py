@@ -35,7 +35,8 @@ def missing_page(name: str, known: list[str]) -> bytes:
     others = ", ".join(f'<a href="/out/{html.escape(n)}">{html.escape(n)}</a>' for n in known)
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        "<title>no such output</title><link rel=stylesheet href=/viewer.css><link rel=stylesheet href=/out.css></head>"
+        "<title>no such output</title>"
+        "<link rel=stylesheet href=/viewer.css><link rel=stylesheet href=/out.css></head>"
         '<body class="missing"><main id="missing">'
         f"<h1>No output named {html.escape(name)!s}</h1>"
         "<p>Add it in config.toml (<code>[[outputs]]</code>), on the /map page, "

@@ -51,6 +51,11 @@ ORIGINAL_JS = """() => {
 }"""
 
 
+def refresh(name: str) -> bool:
+    """Write a docs screenshot when asked (GANVJ_SCREENSHOTS=1) or missing."""
+    return os.environ.get("GANVJ_SCREENSHOTS") == "1" or not (DOCS / name).exists()
+
+
 def two_projector_config(host: str) -> Any:
     config = server_config(host, size=CANVAS)
     return dataclasses.replace(config, outputs=(LEFT, RIGHT))
@@ -174,7 +179,7 @@ async def test_two_projectors_show_their_slices_and_blend_to_even_light(
             await page.wait_for_function("() => window.ganvj.testcard", timeout=5_000)
         await asyncio.sleep(0.5)
         cards = [await left.screenshot(), await right.screenshot()]
-        if os.environ.get("GANVJ_SCREENSHOTS") == "1" or not (DOCS / "outputs-testcard.png").exists():
+        if refresh("outputs-testcard.png"):
             both = [Image.open(io.BytesIO(c)) for c in cards]
             sheet = Image.new("RGB", (VIEW["width"] * 2 + 20, VIEW["height"]), "white")
             sheet.paste(both[0], (0, 0))
@@ -225,7 +230,7 @@ async def test_corners_sent_over_osc_pin_the_picture_to_exactly_that_quad(
         lit = shown.max(axis=2) > 12
         assert not lit[distance < -2].any(), "picture outside the pinned quad"
         assert lit[distance > 2].all(), "black inside the pinned quad"
-        if os.environ.get("GANVJ_SCREENSHOTS") == "1" or not (DOCS / "outputs-pinned.png").exists():
+        if refresh("outputs-pinned.png"):
             Image.fromarray(shown.astype(np.uint8)).save(DOCS / "outputs-pinned.png")
         assert errors == []
 
