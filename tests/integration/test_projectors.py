@@ -100,7 +100,8 @@ async def test_a_viewer_watches_the_mapping_and_nothing_else_and_cannot_change_i
     # Loopback untrusted: a websocket without a token is a viewer, as a projector is.
     config = config_with_left(trust_loopback=False, trusted=[])
     async with running(config, model=tiny_model()) as run:
-        async with connect(f"ws://{HOST}:{run.port}/ws") as viewer:
+        viewer = await connect(f"ws://{HOST}:{run.port}/ws")
+        async with viewer:
             await viewer.send(json.dumps({"type": "outputs/watch"}))
             first = await message(viewer, lambda m: m.get("type") == "outputs")
             assert first["outputs"]["left"]["rect"] == [0.0, 0.0, 0.575, 1.0]
@@ -133,6 +134,7 @@ async def test_outputs_live_in_the_show_and_come_back_after_a_restart() -> None:
     # Restarted with no [[outputs]] in the config: the show's come back.
     async with running(dataclasses.replace(config, outputs=()), model=tiny_model()) as run:
         status, body = await get(f"http://{HOST}:{run.port}/api/outputs")
+        assert status == 200
         outputs = json.loads(body)["outputs"]
         assert sorted(outputs) == ["floor", "left"]
         assert outputs["floor"]["rect"] == [0.0, 0.8, 1.0, 0.2]
