@@ -242,3 +242,55 @@ async def test_an_output_that_does_not_exist_says_so(browser: Browser, webrtc_ho
         assert response is not None and response.status == 404
         text = await page.text_content("body")
         assert text is not None and "No output named nope" in text and "left" in text
+
+
+async def test_dragging_a_corner_on_the_map_page_moves_the_projector_as_you_drag(
+    browser: Browser, webrtc_host: str
+) -> None:
+    async with running(two_projector_config(webrtc_host), model=tiny_model()) as run:
+        base = f"http://{webrtc_host}:{run.port}"
+        projector, projector_errors = await open_output(browser, f"{base}/out/left")
+        page = await browser.new_page(viewport={"width": 1000, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{base}/map")
+        handle = page.locator("#output-left circle.handle[data-i='0']")
+        await handle.wait_for(timeout=10_000)
+        await handle.scroll_into_view_if_needed()
+        box = await page.locator("#output-left svg").bounding_box()
+        assert box is not None
+        # The picture spans -0.1..1.1 of the output's frame: drag TL from (0, 0) to (0.2, 0.1).
+        to_px = lambda fx, fy: (
+            box["x"] + (fx + 0.1) / 1.2 * box["width"],
+            box["y"] + (fy + 0.1) / 1.2 * box["height"],
+        )
+        await page.mouse.move(*to_px(0.0, 0.0))
+        await page.mouse.down()
+        await page.mouse.move(*to_px(0.1, 0.05), steps=4)
+        # Mid-drag, the projector has moved already.
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.corners[0][0] > 0.05", timeout=5_000
+        )
+        await page.mouse.move(*to_px(0.2, 0.1), steps=4)
+        await page.mouse.up()
+        await projector.wait_for_function(
+            "() => Math.abs(window.ganvj.mapping.corners[0][0] - 0.2) < 0.01"
+            " && Math.abs(window.ganvj.mapping.corners[0][1] - 0.1) < 0.01",
+            timeout=5_000,
+        )
+        corner = run.outputs.rig.get("left").corners[0]  # type: ignore[union-attr]
+        assert corner == pytest.approx((0.2, 0.1), abs=0.01)
+        # Blend widths from the number fields.
+        field = page.locator("#output-left input[data-key='blend'][data-i='1']")
+        await field.fill("0.3")
+        await field.press("Enter")
+        await projector.wait_for_function(
+            "() => Math.abs(window.ganvj.mapping.blend[1] - 0.3) < 1e-6", timeout=5_000
+        )
+        await page.wait_for_function(
+            "() => document.getElementById('video').videoWidth > 0", timeout=20_000
+        )
+        await asyncio.sleep(0.5)
+        if refresh("map.png"):
+            await page.screenshot(path=str(DOCS / "map.png"))
+        assert errors == [] and projector_errors == []
