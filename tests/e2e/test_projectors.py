@@ -259,11 +259,14 @@ async def test_dragging_a_corner_on_the_map_page_moves_the_projector_as_you_drag
         await handle.scroll_into_view_if_needed()
         box = await page.locator("#output-left svg").bounding_box()
         assert box is not None
+
         # The picture spans -0.1..1.1 of the output's frame: drag TL from (0, 0) to (0.2, 0.1).
-        to_px = lambda fx, fy: (
-            box["x"] + (fx + 0.1) / 1.2 * box["width"],
-            box["y"] + (fy + 0.1) / 1.2 * box["height"],
-        )
+        def to_px(fx: float, fy: float) -> tuple[float, float]:
+            return (
+                box["x"] + (fx + 0.1) / 1.2 * box["width"],
+                box["y"] + (fy + 0.1) / 1.2 * box["height"],
+            )
+
         await page.mouse.move(*to_px(0.0, 0.0))
         await page.mouse.down()
         await page.mouse.move(*to_px(0.1, 0.05), steps=4)
