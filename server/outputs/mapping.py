@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from server.commands import MAX_OUTPUTS
@@ -80,7 +80,7 @@ def _numbers(value: object, count: int, what: str) -> tuple[float, ...]:
         or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     ):
         raise MappingError(f"{what}: expected {count} numbers, got {value!r}"[:200])
-    numbers = tuple(float(v) for v in value)  # type: ignore[arg-type]
+    numbers = tuple(float(v) for v in value)
     if not all(math.isfinite(v) for v in numbers):
         raise MappingError(f"{what}: {value!r} has a number that is not finite")
     return numbers
@@ -176,8 +176,8 @@ def from_json(data: object, where: str = "output") -> OutputMapping:
         check_name(name)
     except MappingError as exc:
         raise MappingError(f"{where}.name: {exc}") from exc
-    out = OutputMapping(name=name)
-    checks = {
+    values: dict[str, Any] = {}
+    checks: dict[str, Callable[[object], Any]] = {
         "rect": check_rect,
         "corners": check_corners,
         "blend": check_blend,
@@ -188,14 +188,14 @@ def from_json(data: object, where: str = "output") -> OutputMapping:
     for key, check in checks.items():
         if key in data:
             try:
-                out = replace(out, **{key: check(data[key])})
+                values[key] = check(data[key])
             except MappingError as exc:
                 raise MappingError(f"{where} ({name}): {exc}") from exc
     if "ndi" in data:
         if not isinstance(data["ndi"], bool):
             raise MappingError(f"{where} ({name}): ndi: expected true or false")
-        out = replace(out, ndi=data["ndi"])
-    return out
+        values["ndi"] = data["ndi"]
+    return OutputMapping(name=name, **values)
 
 
 def check_outputs(items: object, where: str = "outputs") -> tuple[OutputMapping, ...]:
