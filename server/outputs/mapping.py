@@ -18,13 +18,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server.commands import MAX_OUTPUTS
+from server.commands import MAX_OUTPUTS, NAME_CHARS
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]  # TL TR BR BL
 Matrix = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
 
-NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")  # as server.commands.NAME_CHARS
+NAME = re.compile(NAME_CHARS + r"\Z")  # an output's name, as its /out/NAME/... path part
 UNIT_QUAD: Quad = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 CORNER_RANGE = (-1.0, 2.0)  # a pinned corner may reach past the frame's edges
 GAMMA_RANGE = (1.0, 4.0)
