@@ -41,6 +41,8 @@ MAX_STRING_CHARS = 256
 MAX_SEED = 2**31 - 1
 MIDI_KINDS = ("cc", "cc14", "note")
 MAX_CLASS = 9999  # /latent/class; the model's own class count is checked when applied
+MAX_OUTPUTS = 16  # named projector outputs, /out/NAME/...
+NAME_CHARS = r"[A-Za-z0-9_-]{1,32}"  # a {name} path part: an output's name
 STYLE_RANGES = ("coarse", "middle", "fine")  # style mixing layer ranges, /style/{range}/...
 NOISE_MODES = ("const", "random", "none")  # /style/noise/mode, as synthesis() takes it
 
@@ -125,6 +127,8 @@ class CommandSpec:
     doc: str
     args: tuple[ArgSpec, ...] = ()
     path: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (lo, hi)
+    # Path parts that are names, not indices ("/out/{name}/rect"): NAME_CHARS only.
+    names: tuple[str, ...] = ()
     owner: Owner = "play"
     queryable: bool = True
     settable: bool = True  # False: a read-only value, only "?" is accepted
@@ -138,8 +142,8 @@ class CommandSpec:
 
     def __post_init__(self) -> None:
         names = re.findall(r"\{(\w+)\}", self.pattern)
-        if set(names) != set(self.path):
-            raise ValueError(f"{self.pattern}: path indices {names} do not match {self.path}")
+        if set(names) != set(self.path) | set(self.names) or set(self.path) & set(self.names):
+            raise ValueError(f"{self.pattern}: path parts {names} do not match {self.path}")
         seen_optional = False
         for arg in self.args:
             if seen_optional and not arg.optional:
@@ -149,7 +153,7 @@ class CommandSpec:
     @property
     def regex(self) -> re.Pattern[str]:
         """The concrete addresses this pattern matches."""
-        return _compile(self.pattern)
+        return _compile(self.pattern, self.names)
 
     def describe(self) -> dict[str, object]:
         """A JSON-ready description, for `GET /api/commands`."""
@@ -157,7 +161,10 @@ class CommandSpec:
             "address": self.pattern,
             "doc": self.doc,
             "args": [arg.describe() for arg in self.args],
-            "path": {name: {"min": lo, "max": hi} for name, (lo, hi) in self.path.items()},
+            "path": {
+                **{name: {"min": lo, "max": hi} for name, (lo, hi) in self.path.items()},
+                **{name: {"pattern": NAME_CHARS} for name in self.names},
+            },
             "queryable": self.queryable,
             "settable": self.settable,
             "admin": self.admin,
@@ -173,6 +180,7 @@ class Command:
     path: dict[str, int]
     args: tuple[object, ...]
     query: bool = False
+    labels: dict[str, str] = field(default_factory=dict)  # name parts: {"name": "left"}
     # When the controller received it (monotonic seconds), for timing-sensitive
     # commands such as tap tempo; None when unknown.
     received: float | None = field(default=None, compare=False)
@@ -183,6 +191,10 @@ class Command:
     def index(self, name: str = "n") -> int:
         """A path index, e.g. the keyframe number of `/keyframe/3/jump`."""
         return self.path[name]
+
+    def label(self, name: str = "name") -> str:
+        """A path name, e.g. the output of `/out/left/rect`."""
+        return self.labels[name]
 
 
 ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
@@ -218,13 +230,18 @@ def _kind(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str, names: Collection[str] = ()) -> re.Pattern[str]:
     parts = re.split(r"(\{\w+\})", pattern)
     regex = "".join(
-        f"(?P<{part[1:-1]}>[0-9]{{1,4}})" if part.startswith("{") else re.escape(part)
+        (
+            f"(?P<{part[1:-1]}>{NAME_CHARS if part[1:-1] in names else '[0-9]{1,4}'})"
+            if part.startswith("{")
+            else re.escape(part)
+        )
         for part in parts
     )
-    return re.compile(f"^{regex}$")
+    # fullmatch-like: `$` would also match before a trailing newline.
+    return re.compile(f"^{regex}\\Z")
 
 
 _SECONDS = ArgSpec(
@@ -237,6 +254,86 @@ _SECONDS = ArgSpec(
 )
 _KEYFRAME = {"n": (1, KEYFRAMES)}
 _SWITCH = ArgSpec("on", "i", "1 on, 0 off", min=0, max=1)
+
+_FRACTION = ("0..1", 0.0, 1.0)
+_OUT = ("name",)
+_OUTPUT_COMMANDS = (
+    CommandSpec(
+        "/out/{name}/add",
+        "Add a projector output called name (the whole canvas, unwarped, no blend); "
+        "its page is /out/name",
+        owner="outputs",
+        names=_OUT,
+        queryable=False,
+    ),
+    CommandSpec(
+        "/out/{name}/remove",
+        "Remove the output called name",
+        owner="outputs",
+        names=_OUT,
+        queryable=False,
+    ),
+    CommandSpec(
+        "/out/{name}/rect",
+        "The output's slice of the canvas: left, top, width, height as fractions",
+        tuple(ArgSpec(arg, "f", *_FRACTION) for arg in ("x", "y", "w", "h")),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/corners",
+        "Corner-pin: where the slice's corners land on the output, TL TR BR BL, fractions "
+        "of its frame (a convex quad; -1..2 reaches past the edges)",
+        tuple(
+            ArgSpec(f"{axis}{i}", "f", "-1..2", -1.0, 2.0)
+            for i in range(1, 5)
+            for axis in ("x", "y")
+        ),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/blend",
+        "Soft edge widths: left, right, top, bottom, as fractions of the output's own size",
+        tuple(ArgSpec(arg, "f", *_FRACTION) for arg in ("l", "r", "t", "b")),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/gamma",
+        "The display gamma the blend ramps add up to even light at",
+        (ArgSpec("gamma", "f", "1..4", 1.0, 4.0),),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/brightness",
+        "The output's brightness: 1 unchanged, 0 black",
+        (ArgSpec("level", "f", "0..2", 0.0, 2.0),),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/black",
+        "Black level lift outside the blend zones, to match the overlap's doubled black",
+        (ArgSpec("level", "f", "0..0.5", 0.0, 0.5),),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/ndi",
+        "Also send this output, warped on the server, as its own NDI source: 1 on, 0 off",
+        (_SWITCH,),
+        owner="outputs",
+        names=_OUT,
+    ),
+)
 
 COMMANDS: tuple[CommandSpec, ...] = (
     # Latent motion
@@ -678,6 +775,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
         owner="outputs",
     ),
     CommandSpec(
+        "/output/testcard",
+        "Show a test card (grid, circles, each output's name, edges and blend zones) "
+        "on every projector output instead of the picture: 1 on, 0 off",
+        (_SWITCH,),
+        owner="outputs",
+    ),
+    *_OUTPUT_COMMANDS,
+    CommandSpec(
         "/model/info",
         "Read only: architecture, latent space (z or w), classes (0: unconditional), "
         "and 1 if the picture can be rotated and moved (StyleGAN3)",
@@ -727,12 +832,17 @@ COMMANDS: tuple[CommandSpec, ...] = (
 
 REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
 
-_FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path}
-_PATTERNED = [(spec.regex, spec) for spec in COMMANDS if spec.path]
+_FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path and not spec.names}
+_PATTERNED = [(spec.regex, spec) for spec in COMMANDS if spec.path or spec.names]
 
 
 def addresses(spec: CommandSpec) -> list[str]:
-    """Every concrete address of a spec: `/latent/dir/{k}` -> `/latent/dir/1` .. `/8`."""
+    """Every concrete address of a spec: `/latent/dir/{k}` -> `/latent/dir/1` .. `/8`.
+
+    A spec with name parts (`/out/{name}/rect`) has no fixed list: none.
+    """
+    if spec.names:
+        return []
     if not spec.path:
         return [spec.pattern]
     (name, (lo, hi)), *_ = spec.path.items()
@@ -772,13 +882,19 @@ SHOW_SETTINGS = persisted({"show"})  # the show-wide settings, restored at start
 
 def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:
     """The spec for a concrete address and its path indices, or CommandError."""
+    spec, path, _ = _match(address)
+    return spec, path
+
+
+def _match(address: str) -> tuple[CommandSpec, dict[str, int], dict[str, str]]:
+    """The spec for a concrete address, its path indices and its path names."""
     if not isinstance(address, str):
         raise CommandError(f"address must be a string, got {_kind(address)}")
     if len(address) > MAX_ADDRESS_CHARS:
         raise CommandError(f"address longer than {MAX_ADDRESS_CHARS} characters")
     spec = _FIXED.get(address)
     if spec is not None:
-        return spec, {}
+        return spec, {}, {}
     for regex, candidate in _PATTERNED:
         match = regex.match(address)
         if match is None:
@@ -789,7 +905,11 @@ def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:
             if not lo <= value <= hi:
                 raise CommandError(f"{address}: {name}={value} is out of range {lo}..{hi}")
             path[name] = value
-        return candidate, path
+        return candidate, path, {name: match.group(name) for name in candidate.names}
+    if address.startswith("/out/"):
+        raise CommandError(
+            f"unknown address {address[:80]!r}: an output's name is 1..32 of A-Z a-z 0-9 _ -"
+        )
     raise CommandError(f"unknown address {address[:80]!r}")
 
 
@@ -801,7 +921,7 @@ def parse(
     received: float | None = None,
 ) -> Command:
     """Validate one message into a Command, or raise CommandError saying why."""
-    spec, path = lookup(address)
+    spec, path, labels = _match(address)
     if isinstance(args, str | bytes) or not isinstance(args, Sequence):
         raise CommandError(f"{address}: args must be a list, got {_kind(args)}")
     if len(args) == 1 and isinstance(args[0], str) and args[0] == QUERY:
@@ -813,6 +933,7 @@ def parse(
             path=path,
             args=(),
             query=True,
+            labels=labels,
             received=received,
             origin=origin,
         )
@@ -831,6 +952,7 @@ def parse(
         name=spec.pattern,
         path=path,
         args=values,
+        labels=labels,
         received=received,
         origin=origin,
     )

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from server.outputs.mapping import MappingError, OutputMapping, check_outputs
+
 CODECS = ("vp8", "h264")
 
 
@@ -189,6 +191,8 @@ class Config:
     midi: MidiConfig = field(default_factory=MidiConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    # [[outputs]]: projector outputs, named slices of the canvas (server/outputs/mapping.py)
+    outputs: tuple[OutputMapping, ...] = ()
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
         """A copy with dotted keys (`render.fps`) replaced, validated like the file."""
@@ -226,6 +230,12 @@ def config_from_mapping(data: Mapping[str, Any]) -> Config:
             raise ConfigError(
                 f"unknown table [{table}]: expected one of {', '.join(sorted(sections))}"
             )
+        if table == "outputs":
+            try:
+                built[table] = check_outputs(values, "outputs")
+            except MappingError as exc:
+                raise ConfigError(str(exc)) from exc
+            continue
         if not isinstance(values, Mapping):
             raise ConfigError(f"{table} must be a table, got {values!r}")
         section_type = _section_type(table)

@@ -104,18 +104,30 @@ class ControlHub:
         self._codec = codec
         self._sinks: list[ChangeSink] = list(sinks)
         self.clients: dict[Connection, Outbox] = {}
+        # Clients that hear only some addresses (a projector page: its outputs' mapping).
+        self._topics: dict[Connection, tuple[str, ...]] = {}
         self.rejected = 0  # websocket commands refused, when parsed or when run
 
     def subscribe(self, sink: ChangeSink) -> None:
         """Send every later change to this sink too (a controller opened after the hub)."""
         self._sinks.append(sink)
 
-    def join(self, connection: Connection) -> None:
-        """A websocket client that receives feedback."""
+    def join(self, connection: Connection, prefixes: tuple[str, ...] = ()) -> None:
+        """A websocket client that receives feedback: all of it, or of addresses with
+        these prefixes only; a client already hearing everything stays so."""
+        if connection in self.clients:
+            if connection in self._topics and prefixes:
+                self._topics[connection] = (*self._topics[connection], *prefixes)
+            elif not prefixes:
+                self._topics.pop(connection, None)
+            return
         self.clients[connection] = Outbox(connection)
+        if prefixes:
+            self._topics[connection] = prefixes
 
     def leave(self, connection: Connection) -> None:
         """Forget a closed websocket client."""
+        self._topics.pop(connection, None)
         outbox = self.clients.pop(connection, None)
         if outbox is not None:
             outbox.close()
@@ -170,8 +182,10 @@ class ControlHub:
             else:
                 message = self._codec.state(change)
             if change.to is None:
-                for outbox in self.clients.values():
-                    outbox.put(message)
+                for connection, outbox in self.clients.items():
+                    topics = self._topics.get(connection)
+                    if topics is None or change.address.startswith(topics):
+                        outbox.put(message)
             elif isinstance(change.to, Hashable) and change.to in self.clients:
                 if change.address == ERROR_ADDRESS:
                     self.rejected += 1  # refused while it ran (an unknown model, say)

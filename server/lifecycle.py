@@ -52,6 +52,7 @@ from server.http.announce import announcement, lan_addresses, links
 from server.http.api import add_api
 from server.http.app import App, json_response
 from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
+from server.http.projectors import register as register_projectors
 from server.http.site import Listener, listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
@@ -59,6 +60,8 @@ from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_
 from server.media.inputs import SourceError, play_source
 from server.media.stream import PacketHub, StreamEncoder
 from server.meters import LeadMeter
+from server.outputs.mapping import check_outputs
+from server.outputs.rig import OutputRig
 from server.outputs.service import OutputError, Outputs
 from server.showfile import ShowSaver
 from server.tempo import BeatSample, LinkSource, TempoClock
@@ -222,7 +225,25 @@ async def running(
         # The tablet that opens /control with the performer's link runs TouchOSC.
         on_performer=osc.pair if osc is not None else None,
     )
-    add_api(app, engine, saver, catalog)
+    # Projector outputs: the show's, as last performed, else config.toml's [[outputs]].
+    rig = OutputRig(config.outputs if show.outputs is None else check_outputs(show.outputs))
+    rig.listen(lambda rig: saver.save_outputs_threadsafe(rig.to_json()))
+    register_projectors(
+        app,
+        snapshot=lambda: {
+            "outputs": {name: m.to_json() for name, m in rig.outputs.items()},
+            "testcard": rig.testcard,
+        },
+        control=control,
+    )
+
+    def import_outputs(imported: showfile.Show) -> None:
+        if imported.outputs is not None:
+            control.broadcast(rig.replace_all(check_outputs(imported.outputs)))
+        else:  # a show without outputs leaves the rig as it is
+            imported.outputs = rig.to_json()
+
+    add_api(app, engine, saver, catalog, on_import=import_outputs)
     _add_doctor(app, engine)
     outputs = Outputs(
         config=config,
@@ -230,6 +251,7 @@ async def running(
         hub=hub,
         encoder=encoder_thread,
         folder=state_dir(config) / "recordings",
+        rig=rig,
     )
     app.status_extras["outputs"] = outputs.status
     app.add_json("/api/viewer", outputs.viewer_route)

@@ -25,6 +25,7 @@ from typing import Any
 
 from models.keyframe_bank import MAX_FILE_BYTES, SHOW_VERSION, BankError, check_bank
 from server.commands import CommandError, parse
+from server.outputs.mapping import MappingError, check_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +47,21 @@ class Show:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Modulation routes, triggers and MIDI mappings, as [address, args] commands.
     patch: list[list[Any]] = field(default_factory=list)
+    # Projector outputs (server/outputs/mapping.py); None: the file has none, and
+    # config.toml's [[outputs]] start the rig.
+    outputs: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document."""
-        return {
+        data: dict[str, Any] = {
             "version": VERSION,
             "settings": self.settings,
             "models": self.models,
             "patch": self.patch,
         }
+        if self.outputs is not None:
+            data["outputs"] = self.outputs
+        return data
 
 
 def validate(data: object, where: str = "show file") -> Show:
@@ -91,7 +98,13 @@ def validate(data: object, where: str = "show file") -> Show:
             parse(address, args)
         except CommandError as exc:
             raise ShowFileError(f"{where}: patch[{i}]: {exc}") from exc
-    return Show(settings=dict(settings), models=dict(models), patch=list(patch))
+    outputs = None
+    if "outputs" in data:
+        try:
+            outputs = [m.to_json() for m in check_outputs(data["outputs"], f"{where}: outputs")]
+        except MappingError as exc:
+            raise ShowFileError(str(exc)) from exc
+    return Show(settings=dict(settings), models=dict(models), patch=list(patch), outputs=outputs)
 
 
 def _check_settings(settings: dict[str, Any], where: str) -> None:
@@ -219,6 +232,15 @@ class ShowSaver:
         """Called on the render thread with the patch as commands."""
         with contextlib.suppress(RuntimeError):  # the loop is closing
             self._loop.call_soon_threadsafe(self._update_patch, patch)
+
+    def save_outputs_threadsafe(self, outputs: list[dict[str, Any]]) -> None:
+        """Called from any thread with the projector outputs as the show keeps them."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._update_outputs, outputs)
+
+    def _update_outputs(self, outputs: list[dict[str, Any]]) -> None:
+        self.show.outputs = outputs
+        self._schedule()
 
     def _update_patch(self, patch: list[list[object]]) -> None:
         self.show.patch = patch

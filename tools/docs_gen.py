@@ -46,6 +46,7 @@ _SECTIONS = {
     "react": "Reactions",
     "model": "Models",
     "output": "Master output",
+    "out": "Projector outputs",
     "mod": "Modulation",
     "midi": "MIDI",
     "feedback": "Feedback",
@@ -84,6 +85,7 @@ def osc_markdown() -> str:
             args = " ".join(f"`{arg.signature()}`" for arg in spec.args) or "none"
             args = args.replace("|", "\\|")  # a pipe would end the table cell
             notes = [f"`{name}` {lo}..{hi}" for name, (lo, hi) in spec.path.items()]
+            notes += [f"`{name}` an output's name: 1..32 of A-Z a-z 0-9 _ -" for name in spec.names]
             if spec.queryable:
                 notes.append("queryable")
             if not spec.settable:

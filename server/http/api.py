@@ -9,6 +9,7 @@ read the engine and the show: `/api/commands` (the registry), `/api/models`,
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -24,7 +25,14 @@ from server.http.client import Client
 from server.showfile import ShowSaver
 
 
-def add_api(app: App, engine: Engine, saver: ShowSaver, catalog: Catalog) -> None:
+def add_api(
+    app: App,
+    engine: Engine,
+    saver: ShowSaver,
+    catalog: Catalog,
+    *,
+    on_import: Callable[[showfile.Show], None] | None = None,
+) -> None:
     """Add the API routes and the show messages to `app` (before it starts)."""
     app.add_json("/api/commands", describe)
     app.status_extras["show"] = saver.status
@@ -72,6 +80,8 @@ def add_api(app: App, engine: Engine, saver: ShowSaver, catalog: Catalog) -> Non
         engine.import_show(show.models)
         engine.submit([parse("/mod/clear", []), parse("/midi/clear", [])])
         engine.submit([parse(address, args) for address, args in show.patch])
+        if on_import is not None:  # the parts other rooms own (projector outputs)
+            on_import(show)
         saver.replace(show)
         return {"type": "show/imported", "models": sorted(show.models)}
 

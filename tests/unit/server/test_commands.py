@@ -16,6 +16,8 @@ def _concrete(pattern: str) -> str:
     address = pattern
     for name, (lo, _hi) in spec.path.items():
         address = address.replace("{" + name + "}", str(lo))
+    for name in spec.names:
+        address = address.replace("{" + name + "}", "left")
     return address
 
 

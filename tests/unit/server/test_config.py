@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,26 @@ def test_overrides_are_validated_like_the_file() -> None:
     assert config.render.size == Config().render.size
     with pytest.raises(ConfigError, match=r"render\.fps"):
         Config().with_overrides({"render.fps": 0})
+
+
+def test_outputs_tables_are_read_and_their_errors_name_the_key(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        "[[outputs]]\nname = 'left'\nrect = [0.0, 0.0, 0.575, 1.0]\n"
+        "corners = [[0, 0], [1, 0], [1, 1], [0, 1]]\nblend = [0.0, 0.26, 0.0, 0.0]\ngamma = 2.2\n"
+        "[[outputs]]\nname = 'right'\nrect = [0.425, 0.0, 0.575, 1.0]\n"
+    )
+    left, right = load_config(good).outputs
+    assert left.blend == (0.0, 0.26, 0.0, 0.0) and right.rect == (0.425, 0.0, 0.575, 1.0)
+    for body, words in (
+        ("name = 'left'\nblend = [0.6, 0.5, 0, 0]", "outputs[0] (left): blend"),
+        ("name = 'left'\ncorners = [[0, 0], [1, 1], [1, 0], [0, 1]]", "corners"),
+        ("name = 'left'\ngamma = 9.0", "gamma"),
+        ("name = 'left'\nrekt = [0, 0, 1, 1]", "unknown key rekt"),
+        ("name = 'a b'", "outputs[0].name"),
+        ("rect = [0, 0, 1, 1]", "name is missing"),
+    ):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(f"[[outputs]]\n{body}\n")
+        with pytest.raises(ConfigError, match=re.escape(words)):
+            load_config(bad)
