@@ -129,7 +129,10 @@ async def test_two_projectors_show_their_slices_and_blend_to_even_light(
         shown = {"left": await picture(left), "right": await picture(right)}
         truth = await original(left)
         assert truth.shape == (CANVAS, CANVAS, 3)
-        assert np.abs(truth - await original(right)).mean() < 1.0  # one stream, one picture
+        # One stream, one picture: the two pages' frames differ only by codec refinement
+        # of the frozen picture between the two reads (about 1 level); another picture
+        # differs by tens of levels.
+        assert np.abs(truth - await original(right)).mean() < 3.0
         # Two viewers, one encode: the server's encoder ran once per frame.
         assert run.app.status()["viewers"] == 2
 
