@@ -14,6 +14,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from server.config import FILLS
+
 ArgType = Literal["f", "i", "s"]
 # Who applies a command: the latent state (server/play.py), the engine (reactions,
 # models, thumbnails), the master grade (server/media/master.py), the modulation
@@ -524,6 +526,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "/model/load",
         "Switch model by name (crossfade, never a black frame)",
         (ArgSpec("name", "s", "a model name from GET /api/models"),),
+        owner="engine",
+    ),
+    # The canvas (render.size, render.fill)
+    CommandSpec(
+        "/canvas/fill",
+        "How the model's picture fills the canvas: native (the network paints its shape), "
+        "crop, fit (letterbox), stretch, mirror (mirrored tiles)",
+        (ArgSpec("fill", "s", "", choices=FILLS),),
         owner="engine",
     ),
     # Master output (the performer's only way to black)
