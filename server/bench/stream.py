@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from models.canvas import effective_fill, place
@@ -115,7 +116,7 @@ def canvas_generator_fps(model_path: Path, size: tuple[int, int], seconds: float
     return count / (time.perf_counter() - started)
 
 
-def canvas_frames(model_path: Path, size: tuple[int, int], count: int) -> list[object]:
+def canvas_frames(model_path: Path, size: tuple[int, int], count: int) -> list[np.ndarray]:
     """`count` successive frames of a wander, as yuv420p arrays at the canvas size."""
     model = load_model(model_path, device="cpu")
     width, height = size
@@ -123,7 +124,7 @@ def canvas_frames(model_path: Path, size: tuple[int, int], count: int) -> list[o
     kwargs = {"aspect": width / height} if fill == "native" and width != height else {}
     z_dim = model.z_dim or 1
     a, b = torch.randn(1, z_dim), torch.randn(1, z_dim)
-    frames = []
+    frames: list[np.ndarray] = []
     with torch.inference_mode():
         for i in range(count):
             z = torch.lerp(a, b, i / count)
@@ -180,8 +181,8 @@ async def canvas_table(
     print(f"== canvas {label} (native fill) ==")
     print(f"generator painting the canvas + conversion: {gen:7.1f} fps")
     print(f"{'encoder':>12} {'threads':>8} {'ms/frame':>10}   ({label}, 60 frames of a wander)")
-    for row in encoder_rows(model, size):
-        print(row)
+    for line in encoder_rows(model, size):
+        print(line)
     print(
         f"server at {fps:g} fps, encode once (stream.encoder auto): CPU seconds per second, "
         "frames rendered / encoded / received per second, encodes counted"

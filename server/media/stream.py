@@ -42,18 +42,24 @@ HARDWARE = {"h264": "h264_nvenc"}  # NVIDIA's, where PyAV's FFmpeg has it and a 
 THREADED_PIXELS = 1280 * 720
 
 
-def encoder_threads(setting: int, width: int, height: int, cores: int | None = None) -> int:
+def encoder_threads(
+    setting: int, width: int, height: int, cores: int | None = None, codec: str = "h264"
+) -> int:
     """Threads for a software encoder: `setting`, or (0) what the frame and the cores allow.
 
-    Auto: one below THREADED_PIXELS; above, every core but one (the render
-    thread's), at least two and at most eight.
+    Auto: one below THREADED_PIXELS. Above it, every core but one (the render
+    thread's), at most eight; x264 (sliced threads, no frame delay) gets at
+    least two. libvpx's threads wait on one another: on a busy 2-core machine
+    two of them took 905 ms/frame at 1080p against 78 ms for one
+    (docs/canvas.md), so it gets more than one only where cores are spare.
     """
     if setting > 0:
         return setting
     if width * height < THREADED_PIXELS:
         return 1
     cores = cores if cores is not None else (os.cpu_count() or 1)
-    return min(8, max(2, cores - 1))
+    spare = min(8, cores - 1)
+    return max(2 if codec == "h264" else 1, spare)
 
 
 def hardware_available(codec: str) -> str | None:
@@ -116,7 +122,7 @@ def open_encoder(
         height=height,
         bitrate=bitrate,
         fps=fps,
-        threads=encoder_threads(threads, width, height),
+        threads=encoder_threads(threads, width, height, codec=codec),
     )
 
 

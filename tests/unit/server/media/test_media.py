@@ -166,8 +166,9 @@ def test_software_encoder_threads_follow_the_frame_size_and_the_setting() -> Non
     from server.media.stream import encoder_threads
 
     assert encoder_threads(0, 320, 180, cores=16) == 1  # small frames: one thread is fastest
-    assert encoder_threads(0, 1920, 1080, cores=2) == 2
-    assert encoder_threads(0, 3840, 1080, cores=16) == 8
+    assert encoder_threads(0, 1920, 1080, cores=2, codec="h264") == 2  # x264 slices
+    assert encoder_threads(0, 1920, 1080, cores=2, codec="vp8") == 1  # libvpx: only spare cores
+    assert encoder_threads(0, 3840, 1080, cores=16, codec="vp8") == 8
     assert encoder_threads(3, 320, 180, cores=2) == 3  # the setting wins
     encoder = StreamEncoder(
         frames=LatestSlot(),
