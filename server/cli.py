@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server.config import Config, ConfigError, load_config
+from server.config import FILLS, Config, ConfigError, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ SERVE_OVERRIDES = {
     "device": "render.device",
     "fps": "render.fps",
     "size": "render.size",
+    "fill": "render.fill",
     "codec": "stream.codec",
     "bitrate": "stream.bitrate_kbps",
 }
@@ -68,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     serve.add_argument("--fps", type=float)
-    serve.add_argument("--size", type=int, help="output size in pixels; 0 = native")
+    serve.add_argument(
+        "--size", help='the canvas: "WxH" (1920x1080) or one number for a square; 0 = native'
+    )
+    serve.add_argument("--fill", choices=FILLS, help="how the model's picture fills the canvas")
     serve.add_argument("--codec", choices=["vp8", "h264"])
     serve.add_argument("--bitrate", type=int, help="video bitrate in kbit/s")
     serve.add_argument(

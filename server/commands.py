@@ -14,6 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.fills import FILLS
 from models.names import is_model_name
 
 ArgType = Literal["f", "i", "s"]
@@ -637,6 +638,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (ArgSpec("name", "s", "a model name from GET /api/models, or a file path (admin)"),),
         owner="engine",
         persist="show",
+    ),
+    # The canvas (render.size, render.fill)
+    CommandSpec(
+        "/canvas/fill",
+        "How the model's picture fills the canvas: native (the network paints its shape), "
+        "crop, fit (letterbox), stretch, mirror (mirrored tiles)",
+        (ArgSpec("fill", "s", "", choices=FILLS),),
+        owner="engine",
     ),
     # Master output (the performer's only way to black)
     CommandSpec(

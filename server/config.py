@@ -16,9 +16,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from models.fills import FILLS
 from server.outputs.mapping import MappingError, OutputMapping, check_outputs
 
 CODECS = ("vp8", "h264")
+ENCODERS = ("auto", "nvenc", "software")
+MAX_SIDE = 8192  # px, either side of the canvas
+MAX_PIXELS = 8192 * 4320  # the whole canvas: 8K wide, or several 4K projectors side by side
 
 
 class ConfigError(ValueError):
@@ -58,7 +62,10 @@ class RenderConfig:
     model: str = ""  # a model name (file stem in state_dir/models) or path; "" = the default
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     fps: float = 30.0
-    size: int = 512  # output frame size in pixels (upscaled on the device); 0 = native
+    # The canvas: "WxH" ("1920x1080", "3840x1080") or one number for a square;
+    # 0 = the model's own square. Scaled on the device; see `canvas`.
+    size: int | str = 512
+    fill: str = "native"  # how the model's picture fills the canvas: one of FILLS
     half: bool = True  # half precision on CUDA where the model allows it
     compile: bool = False  # torch.compile a StyleGAN's synthesis on CUDA (proved at load)
     compile_deadline_s: float = 300.0  # a compile still running after this: eager
@@ -73,6 +80,11 @@ class RenderConfig:
     feedback_inject: float = 0.0  # feedback: share of fresh picture entering the loop
     react_stall_s: float = 1.0  # input silent this long: fall back to latent play
 
+    @property
+    def canvas(self) -> tuple[int, int]:
+        """(width, height) of the canvas; (0, 0) = the model's own square."""
+        return parse_size(self.size)
+
 
 @dataclass(frozen=True)
 class StreamConfig:
@@ -86,6 +98,11 @@ class StreamConfig:
     shared_encoder: bool = True
     # Ask browsers to show each frame as soon as it decodes (playout-delay 0).
     zero_playout_delay: bool = True
+    # auto: NVIDIA's hardware encoder for h264 where PyAV has one that opens,
+    # else software (libx264, libvpx); nvenc: ask for it (h264 only), with the
+    # same fallback; software: never the hardware one.
+    encoder: str = "auto"
+    encoder_threads: int = 0  # software encoder threads; 0 = what the frame size and cores allow
 
 
 @dataclass(frozen=True)
@@ -288,6 +305,10 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
                 raise ConfigError(f"{key} = {value!r}: expected a finite number")
             return float(value)
         raise ConfigError(f"{key} = {value!r}: expected a number")
+    if type_name == "int | str":
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f'{key} = {value!r}: expected a size such as "1920x1080" or 512')
     if type_name == "str":
         if isinstance(value, str):
             return value
@@ -354,12 +375,11 @@ def _check_ranges(section: Any) -> None:
             section.compile_deadline_s,
             "0.1..3600 seconds",
         )
-        _require(
-            section.size == 0 or (16 <= section.size <= 4096 and section.size % 2 == 0),
-            "render.size",
-            section.size,
-            "0 (native) or an even number from 16 to 4096",
-        )
+        try:
+            parse_size(section.size)
+        except ValueError:
+            _require(False, "render.size", section.size, SIZES_ACCEPTED)
+        _require(section.fill in FILLS, "render.fill", section.fill, ", ".join(FILLS))
         device = section.device
         _require(
             device in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(device),
@@ -394,6 +414,21 @@ def _check_ranges(section: Any) -> None:
             "stream.keyframe_interval_s",
             section.keyframe_interval_s,
             "0.5..60",
+        )
+        _require(
+            section.encoder in ENCODERS, "stream.encoder", section.encoder, ", ".join(ENCODERS)
+        )
+        _require(
+            section.encoder != "nvenc" or section.codec == "h264",
+            "stream.encoder",
+            section.encoder,
+            'auto or software with stream.codec = "vp8" (NVENC encodes h264)',
+        )
+        _require(
+            0 <= section.encoder_threads <= 64,
+            "stream.encoder_threads",
+            section.encoder_threads,
+            "0 (auto)..64",
         )
     elif isinstance(section, OscConfig):
         _require(0 <= section.port <= 65535, "osc.port", section.port, "0..65535")
@@ -449,6 +484,37 @@ def _check_ranges(section: Any) -> None:
             _require(
                 1 <= value <= 64 * 1024 * 1024, f"limits.{f.name}", value, "a positive whole number"
             )
+
+
+SIZES_ACCEPTED = (
+    f'"WxH" with even sides from 16 to {MAX_SIDE} and at most {MAX_PIXELS} pixels '
+    '("1920x1080", "3840x1080"), one such number for a square, or 0 (the model\'s own size)'
+)
+
+
+def parse_size(value: int | str) -> tuple[int, int]:
+    """A canvas size ("1920x1080", "512", 512, 0) -> (width, height); (0, 0) = native.
+
+    ValueError (with what is accepted) for a malformed, odd, zero-sided or too large size.
+    """
+    text = str(value).strip().lower()
+    parts = text.split("x")
+    if len(parts) > 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"size {value!r}: expected {SIZES_ACCEPTED}")
+    if len(parts) == 1:
+        if int(parts[0]) == 0:
+            return (0, 0)
+        parts = parts * 2
+    width, height = int(parts[0]), int(parts[1])
+    if not (
+        16 <= width <= MAX_SIDE
+        and 16 <= height <= MAX_SIDE
+        and width % 2 == 0
+        and height % 2 == 0
+        and width * height <= MAX_PIXELS
+    ):
+        raise ValueError(f"size {value!r}: expected {SIZES_ACCEPTED}")
+    return (width, height)
 
 
 def _is_network(spec: str) -> bool:

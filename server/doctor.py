@@ -122,10 +122,11 @@ def fast_path_rows(config: Config, engine_stats: dict[str, Any] | None) -> list[
             f"{engine_stats['model']} on {engine_stats['device']}: {engine_stats['path']} "
             f"({'; '.join(engine_stats.get('path_notes', [])) or 'proved at load'})",
         )
-        return [live, _fps_row(fps, want, engine_stats["output_size"], live=True)]
+        return [live, _fps_row(fps, want, str(engine_stats["canvas"]), live=True)]
     import torch
 
-    from models.catalog import default_model_path, load_model
+    from models.canvas import canvas_size
+    from models.catalog import Catalog, default_model_path, load_model, user_models_dir
     from models.device import cpu_threads, pick_device
     from models.faults import Faults
     from models.pixels import resize
@@ -136,8 +137,11 @@ def fast_path_rows(config: Config, engine_stats: dict[str, Any] | None) -> list[
         torch.set_num_threads(cpu_threads(config.render.threads))
     # As serve resolves it (server.lifecycle.resolve_model, which sits above this module).
     configured = config.render.model
+    state = Path(config.server.state_dir).expanduser()
+    catalog = Catalog(user_models_dir(state))
     model = load_model(
-        Path(configured) if configured else default_model_path("unconditional"), device="cpu"
+        catalog.resolve(configured) if configured else default_model_path("unconditional"),
+        device="cpu",
     )
     module = place(model.module, device)
     module, _, path = prepare(
@@ -150,7 +154,8 @@ def fast_path_rows(config: Config, engine_stats: dict[str, Any] | None) -> list[
         faults=Faults.from_env(),
     )
     frame = verify_frame(model, module)
-    size = config.render.size or model.resolution
+    width, height = canvas_size(config.render.canvas, model.resolution)
+    size = (height, width)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     count = 0
     with torch.inference_mode():
@@ -171,13 +176,13 @@ def fast_path_rows(config: Config, engine_stats: dict[str, Any] | None) -> list[
             f"{path.describe()} ({notes})",
             "" if path.verified or device.type == "cpu" else "see the notes; fp32 plays",
         ),
-        _fps_row(fps, want, size, live=False),
+        _fps_row(fps, want, f"{width}x{height}", live=False),
     ]
 
 
-def _fps_row(fps: float, want: float, size: int, *, live: bool) -> Row:
+def _fps_row(fps: float, want: float, size: str, *, live: bool) -> Row:
     how = "rendering now" if live else "generator + scale, batch 1"
-    detail = f"{fps:.1f} fps at {size} px ({how}); render.fps = {want:g}"
+    detail = f"{fps:.1f} fps at {size} ({how}); render.fps = {want:g}"
     if fps >= want:
         return Row("frame rate", "ok", detail)
     return Row(
@@ -193,23 +198,25 @@ def encoder_rows(config: Config) -> list[Row]:
     import av
     import numpy as np
 
+    from models.canvas import canvas_size
     from server.media.stream import open_codec
 
-    size = config.render.size or 512
+    width, height = canvas_size(config.render.canvas, 512)
+    size = f"{width}x{height}"
     frame_budget = 1000.0 / config.render.fps
     rng = np.random.default_rng(0)
     rows = []
     for codec in ("vp8", "h264"):
         try:
             context = open_codec(
-                codec, width=size, height=size, bitrate=config.stream.bitrate_kbps * 1000,
+                codec, width=width, height=height, bitrate=config.stream.bitrate_kbps * 1000,
                 fps=config.render.fps,
             )  # fmt: skip
         except (av.FFmpegError, ValueError) as exc:
             rows.append(Row(f"encoder {codec}", "fail", f"cannot open: {exc}", "reinstall av"))
             continue
         times = []
-        base = rng.integers(0, 255, (size * 3 // 2, size), dtype=np.uint8)
+        base = rng.integers(0, 255, (height * 3 // 2, width), dtype=np.uint8)
         for i in range(ENCODE_FRAMES + 1):
             picture = av.VideoFrame.from_ndarray(np.roll(base, i * 3, axis=1), format="yuv420p")
             picture.pts = i
@@ -224,15 +231,15 @@ def encoder_rows(config: Config) -> list[Row]:
             Row(
                 f"encoder {codec}",
                 "ok" if ok else "warn",
-                f"{ms:.1f} ms/frame at {size} px{chosen}, budget {frame_budget:.0f} ms/frame",
+                f"{ms:.1f} ms/frame at {size}{chosen}, budget {frame_budget:.0f} ms/frame",
                 "" if ok else "lower render.size or stream.bitrate_kbps; a faster CPU",
             )
         )
-    rows.append(_nvenc_row(size))
+    rows.append(_nvenc_row(width, height))
     return rows
 
 
-def _nvenc_row(size: int) -> Row:
+def _nvenc_row(width: int, height: int) -> Row:
     import av
 
     try:
@@ -242,7 +249,7 @@ def _nvenc_row(size: int) -> Row:
     try:
         context = av.CodecContext.create("h264_nvenc", "w")
         assert isinstance(context, av.VideoCodecContext)
-        context.width = context.height = size
+        context.width, context.height = width, height
         context.pix_fmt = "yuv420p"
         context.open()
     except Exception as exc:  # noqa: BLE001 - no NVIDIA GPU, driver or session left

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.canvas import FALLBACK, aspect_kwargs, canvas_size, effective_fill
+from models.canvas import place as fill_canvas
 from models.catalog import Catalog, ModelNotFound
 from models.checkpoint import CheckpointError, LoadedModel
 from models.device import cpu_threads
@@ -96,10 +98,20 @@ class Deck:
     device: torch.device
     faults: Faults
 
-    def render(self, pose: Pose, size: int) -> torch.Tensor:
-        """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device."""
+    def render(self, pose: Pose, size: int, aspect: float = 1.0) -> torch.Tensor:
+        """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device.
+
+        `aspect` != 1 (a `native` canvas): the network paints about that shape,
+        `size` high (or wide, for a tall canvas), its own aspect kept.
+        """
         self.faults.before_forward()  # GANVJ_FAULTS=device-error-after:N strikes here
-        return resize(self.space.render(pose).float(), size)
+        image = self.space.render(pose, **aspect_kwargs(aspect)).float()
+        height, width = image.shape[-2], image.shape[-1]
+        if height == width:
+            return resize(image, size)
+        if width > height:
+            return resize(image, (size, round(size * width / height)))
+        return resize(image, (round(size * height / width), size))
 
 
 def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
@@ -169,6 +181,7 @@ class Engine:
         )
         self.reaction.smoothing = config.smoothing
         self.reaction.inject = config.feedback_inject
+        self.fill = config.fill  # /canvas/fill
         self.reactor = Reactor(
             reaction=self.reaction,
             device=device,
@@ -229,11 +242,14 @@ class Engine:
         return self.deck.play
 
     @property
-    def output_size(self) -> int:
-        """Side of the frames this engine renders."""
+    def canvas(self) -> tuple[int, int]:
+        """(width, height) of the frames this engine renders: render.size, or the model's square.
+
+        After a fall back to the CPU, the model's own square (the safe size).
+        """
         if self._native:
-            return self.deck.model.resolution
-        return self.config.size or self.deck.model.resolution
+            return (self.deck.model.resolution, self.deck.model.resolution)
+        return canvas_size(self.config.canvas, self.deck.model.resolution)
 
     def submit(self, batch: Batch) -> bool:
         """Queue commands to apply together before the next frame; False if the queue is full."""
@@ -309,7 +325,8 @@ class Engine:
             "model": model.name,
             "arch": model.arch,
             "resolution": model.resolution,
-            "output_size": self.output_size,
+            "canvas": "{}x{}".format(*self.canvas),
+            "fill": self.fill,
             "device": str(self.deck.device),
             "half": self.deck.half,
             "path": self.deck.path.describe(),
@@ -423,9 +440,15 @@ class Engine:
         changes.extend(self._reaction_changes(now))
         if not live:
             incoming = None  # a stopped source's last frame is not live input
-        size = self.output_size
+        width, height = self.canvas
+        # The network paints the canvas's shape (`native`) unless a reaction's
+        # square picture shows: then that frame is framed as FALLBACK is.
+        fill = effective_fill(self.fill, self.deck.module)
+        if fill == "native" and self.reaction.weight(now) > 0.0:
+            fill = FALLBACK
+        aspect = width / height if fill == "native" else 1.0
         # Compose (blend, react, smooth) at the generator's own size; the frame is
-        # scaled to the output size once, inside the colour conversion.
+        # scaled to the canvas once, inside the colour conversion.
         compose = max(self.deck.model.resolution, self.reactor.image_resolution(now))
         self._tempo_events(now)
         values = self.sources_used = self._source_values(now)
@@ -443,21 +466,22 @@ class Engine:
                     if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
                         z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
                         pose = replace(pose, latent=z)
-                    latent_image = self.deck.render(pose, compose)  # (1, 3, R, R)
-                    latent_image = self._crossfade(latent_image, now, dt, compose)
+                    latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
+                    latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
                 image = self.reactor.image(latent_image, now, seq, incoming, compose)
                 self._held = image
             grade = self.master.grade(now)
             # The master grade rides the conversion: the one copy back per frame.
-            yuv = to_yuv420(image, size, grade).cpu().numpy()
+            framed = fill_canvas(image, width, height, fill)
+            yuv = to_yuv420(framed, (width, height), grade).cpu().numpy()
         self._restore(bases, now)
         finished = time.monotonic()
         self._index += 1
         frame = Frame(
             index=self._index,
             yuv=yuv,
-            width=size,
-            height=size,
+            width=width,
+            height=height,
             rendered_at=finished,
             render_ms=(finished - self._step_started) * 1000.0,
             applied_at=applied_at,
@@ -483,7 +507,9 @@ class Engine:
             step_log(self._index, now, dt, applied)
         return frame
 
-    def _crossfade(self, image: torch.Tensor, now: float, dt: float, size: int) -> torch.Tensor:
+    def _crossfade(
+        self, image: torch.Tensor, now: float, dt: float, size: int, aspect: float = 1.0
+    ) -> torch.Tensor:
         """During a model switch, blend the outgoing model's picture into the new one."""
         fading = self._fading
         if fading is None:
@@ -492,7 +518,10 @@ class Engine:
         if t >= 1.0:
             self._fading = None
             return image
-        old = fading.render(fading.play.pose(now, dt), size)
+        paints = effective_fill("native", fading.module) == "native"
+        old = fading.render(fading.play.pose(now, dt), size, aspect if paints else 1.0)
+        if old.shape != image.shape:
+            old = resize(old, (image.shape[-2], image.shape[-1]))
         return lerp(old, image, max(t, 0.0))
 
     PROGRESS_SECONDS = 0.1  # morph progress is reported at most this often
@@ -510,12 +539,25 @@ class Engine:
         if n > self.deck.play.bank.shape[0]:
             return []
         with torch.inference_mode():
-            image = self.deck.render(self.deck.play.keyframe_pose(n), THUMB_SIZE)
-            rgb = to_rgb_uint8(image)[0].cpu().numpy()  # (S, S, 3)
+            rgb = to_rgb_uint8(self._thumb_picture(n))[0].cpu().numpy()  # (h, w, 3)
         version = self.thumbs.put(n, rgb)
         # After a store or reshuffle every controller hears of it; the start's and a
         # model switch's thumbnails are state, asked for with "?" (no flood at connect).
         return [Change(f"/keyframe/{n}/thumb", (version,))] if announce else []
+
+    def _thumb_picture(self, n: int) -> torch.Tensor:
+        """Keyframe n framed as the canvas is, THUMB_SIZE on its long side."""
+        width, height = self.canvas
+        fill = effective_fill(self.fill, self.deck.module)
+        aspect = width / height if fill == "native" else 1.0
+        image = self.deck.render(self.deck.play.keyframe_pose(n), THUMB_SIZE, aspect)
+        if fill == "fit":  # letterbox at the thumbnail's own size, not the canvas's
+            scale = THUMB_SIZE / max(width, height)
+            width, height = max(2, round(width * scale)), max(2, round(height * scale))
+        framed = fill_canvas(image, width, height, fill)
+        long_side = max(width, height)
+        thumb = (round(THUMB_SIZE * height / long_side), round(THUMB_SIZE * width / long_side))
+        return resize(framed, thumb)
 
     def _morph_progress(self, now: float) -> list[Change]:
         """Report how far a morph to a keyframe has come, a few times a second."""
@@ -681,6 +723,9 @@ class Engine:
             return self._source(command)
         elif name == "/model/load":
             return self._load_model(command)
+        elif name == "/canvas/fill":
+            self.fill = str(command.args[0])
+            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)  # redrawn, framed anew
         else:
             return [error(command, "not available in this server")]
         return [Change(command.address, self._query(name, now))]
@@ -700,6 +745,8 @@ class Engine:
             return self._react_state(now)
         if name == "/model/load":
             return (self.deck.model.name,)
+        if name == "/canvas/fill":
+            return (self.fill,)
         if REGISTRY[name].owner == "master":
             return self.master.query(name, now)
         if name == "/keyframe/progress":

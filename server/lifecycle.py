@@ -522,11 +522,12 @@ async def serve_forever(config: Config, *, qr: bool | None = None) -> None:
     async with running(config) as run:
         model = run.engine.model
         logger.info(
-            "serving %s (%s, %d px) at %d px on %s",
+            "serving %s (%s, %d px) on a %dx%d canvas (%s) on %s",
             model.name,
             model.arch,
             model.resolution,
-            run.engine.output_size,
+            *run.engine.canvas,
+            run.engine.fill,
             run.engine.device,
         )
         found = links(

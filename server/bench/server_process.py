@@ -53,7 +53,7 @@ class ServerProcess:
         model: Path,
         fps: float,
         shared_encoder: bool,
-        size: int = 0,
+        size: int | str = 0,
         tables: dict[str, dict[str, object]] | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
