@@ -27,9 +27,9 @@ def test_controllers_load_without_torch() -> None:
     )
     loaded = set(json.loads(result.stdout))
     assert {"controllers.osc", "controllers.ws_control", "controllers.midi"} <= loaded
-    # models.names (what a model is called: name or path) is the one torch-free leaf
-    # the vocabulary takes from the models room.
-    light = {"models", "models.names"}
+    # models.names (what a model is called: name or path) and models.fills (the canvas
+    # fill modes) are the torch-free leaves the vocabulary takes from the models room.
+    light = {"models", "models.names", "models.fills"}
     heavy = sorted(
         name for name in loaded if name.split(".")[0] in ("torch", "models") and name not in light
     )

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from models.canvas import FILLS, effective_fill, place
-from models.checkpoint import LoadedModel, load_model
+from models.catalog import load_model
+from models.checkpoint import LoadedModel
 from models.nets.ops import widen
 from models.pixels import resize, to_yuv420
-from server.commands import parse
-from server.config import FILLS as CONFIG_FILLS
+from server.commands import lookup, parse
 from server.config import RenderConfig
 from server.engine import Engine
 from tests.conftest import tiny_model
@@ -56,7 +56,10 @@ def engine_frame(model: LoadedModel, size: str | int, fill: str) -> torch.Tensor
 
 
 def test_the_fill_names_agree_across_layers() -> None:
-    assert FILLS == CONFIG_FILLS
+    spec, _ = lookup("/canvas/fill")
+    assert spec.args[0].choices == FILLS  # the registry offers exactly what the geometry does
+    for fill in FILLS:
+        assert RenderConfig(fill=fill).fill == fill
 
 
 @pytest.mark.parametrize("kind", KINDS)
