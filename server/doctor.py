@@ -196,15 +196,13 @@ def _fps_row(fps: float, want: float, size: str, *, live: bool) -> Row:
 def encoder_rows(config: Config) -> list[Row]:
     """ms per frame of VP8 and H.264 at the canvas, and whether NVENC opens here."""
     import av
-    import numpy as np
 
     from models.canvas import canvas_size
-    from server.media.stream import open_codec
+    from server.media.stream import median_encode_ms, open_codec
 
     width, height = canvas_size(config.render.canvas, 512)
     size = f"{width}x{height}"
     frame_budget = 1000.0 / config.render.fps
-    rng = np.random.default_rng(0)
     rows = []
     for codec in ("vp8", "h264"):
         try:
@@ -215,16 +213,7 @@ def encoder_rows(config: Config) -> list[Row]:
         except (av.FFmpegError, ValueError) as exc:
             rows.append(Row(f"encoder {codec}", "fail", f"cannot open: {exc}", "reinstall av"))
             continue
-        times = []
-        base = rng.integers(0, 255, (height * 3 // 2, width), dtype=np.uint8)
-        for i in range(ENCODE_FRAMES + 1):
-            picture = av.VideoFrame.from_ndarray(np.roll(base, i * 3, axis=1), format="yuv420p")
-            picture.pts = i
-            t = time.perf_counter()
-            context.encode(picture)
-            if i:
-                times.append(time.perf_counter() - t)
-        ms = 1000.0 * sorted(times)[len(times) // 2]
+        ms = median_encode_ms(context, width, height, ENCODE_FRAMES)
         chosen = " (stream.codec)" if codec == config.stream.codec else ""
         ok = ms < frame_budget / 2
         rows.append(
