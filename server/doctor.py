@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import hashlib
 import importlib.util
 import json
 import os
@@ -553,6 +554,31 @@ def storage_rows(config: Config) -> list[Row]:
 # -- the report -------------------------------------------------------------------
 
 
+def offline_row(config: Config, repo: Path | None = None) -> Row:
+    """What needs the internet: STUN/TURN servers, and an install that is out of date."""
+    needs = []
+    if config.server.ice_servers:
+        needs.append(
+            f"server.ice_servers ({', '.join(config.server.ice_servers)}) are not reachable "
+            "offline; viewers on the LAN connect without them"
+        )
+    root = repo if repo is not None else Path(__file__).resolve().parents[1]
+    stamp, pyproject = root / ".venv" / ".ganvj-install", root / "pyproject.toml"
+    if pyproject.is_file() and (root / ".venv").is_dir():
+        digest = hashlib.sha256(pyproject.read_bytes()).hexdigest()
+        installed = stamp.read_text().split()[:1] if stamp.is_file() else []
+        if installed != [digest]:
+            needs.append("scripts/serve will install (pyproject.toml changed): it needs PyPI once")
+    if needs:
+        return Row(
+            "offline",
+            "warn",
+            "; ".join(needs),
+            "run ./scripts/install while online, and leave server.ice_servers empty on a LAN",
+        )
+    return Row("offline", "ok", "nothing here needs the internet: models ship with ganvj")
+
+
 def run_checks(
     config: Config,
     *,
@@ -574,6 +600,7 @@ def run_checks(
     rows += _guard("display", display_row)
     rows += _guard("TLS", lambda: access_row(config))
     rows += _guard("state dir", lambda: storage_rows(config))
+    rows += _guard("offline", lambda: offline_row(config))
     return rows
 
 
