@@ -134,9 +134,10 @@ def capture(
         except CommandError:
             continue
         commands.append((address, tuple(args)))
-    for address, args in patch:
-        if isinstance(address, str) and address.startswith(PATCH_PREFIX):
-            commands.append((address, tuple(args)))  # type: ignore[arg-type]
+    for entry in patch:
+        route, route_args = entry[0], entry[1]
+        if isinstance(route, str) and route.startswith(PATCH_PREFIX):
+            commands.append((route, tuple(route_args)))  # type: ignore[arg-type]
     return check_preset(
         {
             "commands": [[a, list(args)] for a, args in commands],
