@@ -22,8 +22,9 @@ ArgType = Literal["f", "i", "s"]
 # models, thumbnails), the master grade (server/media/master.py), the modulation
 # patch (server/patch.py), an output service (server/outputs: recording, NDI),
 # the controller that received it (feedback subscriptions), or OSC access
-# (pairings, applied on the event loop by the OSC edge, whichever transport sent them).
-Owner = Literal["play", "engine", "master", "patch", "outputs", "controller", "osc"]
+# (pairings, applied on the event loop by the OSC edge, whichever transport sent them),
+# or the engine's preset bank (server/presets.py).
+Owner = Literal["play", "engine", "master", "patch", "outputs", "controller", "osc", "preset"]
 # Whether a model's show entry keeps the setting: always, or only for a model
 # with a W space, classes, or StyleGAN3's input transform.
 # "always", "w", "classes", "transform": kept in each model's show entry (for
@@ -257,6 +258,7 @@ _KEYFRAME = {"n": (1, KEYFRAMES)}
 _SWITCH = ArgSpec("on", "i", "1 on, 0 off", min=0, max=1)
 
 _FRACTION = ("0..1", 0.0, 1.0)
+_PRESET_NAME = ArgSpec("name", "s", "1..32 of A-Z a-z 0-9 _ -")
 _OUT = ("name",)
 _OUTPUT_COMMANDS = (
     CommandSpec(
@@ -835,6 +837,35 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "messages it sent",
         (),
         owner="osc",
+        settable=False,
+    ),
+    # Presets (M3, issue 20): named snapshots of every value, in the show file
+    CommandSpec(
+        "/preset/store",
+        "Store every value now (decks, mixer, bends, blends, master, modulation, tempo) "
+        "as a preset called name",
+        (_PRESET_NAME,),
+        owner="preset",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/preset/recall",
+        "Recall a preset: the latent position and continuous faders morph over `seconds` "
+        "(default 0: a cut), the rest cuts",
+        (
+            _PRESET_NAME,
+            ArgSpec("seconds", "f", "morph time in seconds", 0.0, MAX_MORPH_SECONDS, optional=True),
+        ),
+        owner="preset",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/preset/delete", "Delete a preset", (_PRESET_NAME,), owner="preset", queryable=False
+    ),
+    CommandSpec(
+        "/preset/list",
+        "Read only: the stored presets' names, sorted",
+        owner="preset",
         settable=False,
     ),
 )

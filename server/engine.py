@@ -57,6 +57,17 @@ from server.media.thumbs import Thumbnails
 from server.meters import RateMeter
 from server.patch import Patch, Sources, continuous_arg
 from server.play import PlayState
+from server.presets import (
+    CLEAR_PATCH,
+    FaderMorph,
+    Position,
+    Preset,
+    PresetBank,
+    PresetError,
+    capture,
+    check_name,
+    morphable,
+)
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
 from server.tempo import TempoClock
@@ -82,6 +93,7 @@ class EngineHooks:
     # Every model's snapshot, and the show-wide settings (the model, the master grade).
     on_show: Callable[[dict[str, dict[str, Any]], dict[str, list[object]]], None] | None = None
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
+    on_presets: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every preset, JSON
     open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
 
 
@@ -158,6 +170,7 @@ class Engine:
         tempo: TempoClock | None = None,
         hooks: EngineHooks | None = None,
         faults: Faults | None = None,
+        presets: dict[str, Preset] | None = None,
     ) -> None:
         self.config = config
         self.faults = faults if faults is not None else Faults.from_env()
@@ -208,6 +221,10 @@ class Engine:
         self._held: torch.Tensor | None = None  # the picture /output/freeze holds
         self._beat_seen: int | None = None
         self._patch_dirty = False
+        self.presets = PresetBank(presets)
+        self._presets_dirty = False
+        self._preset_imports: list[tuple[str, Preset]] = []  # from the event loop, under the lock
+        self._morphs: dict[str, FaderMorph] = {}  # a recall's faders gliding to their values
         self.thumbs = Thumbnails()
         self._thumbs_due: dict[int, bool] = dict.fromkeys(range(1, KEYFRAMES + 1), False)
         self._progress: tuple[int, float] = (0, 1.0)
@@ -275,6 +292,17 @@ class Engine:
         """Replace the keyframe banks and settings of the models in an imported show."""
         with self._incoming_lock:
             self._imported = dict(snapshots)
+
+    def import_preset(self, name: str, preset: Preset) -> None:
+        """Store an imported preset (already checked) before the next frame (any thread)."""
+        with self._incoming_lock:
+            self._preset_imports.append((check_name(name), preset))
+
+    def replace_presets(self, presets: dict[str, Preset]) -> None:
+        """An imported show's presets replace them all before the next frame (any thread)."""
+        with self._incoming_lock:
+            self._preset_imports = [("", Preset(commands=()))]  # "": clear the bank first
+            self._preset_imports += [(check_name(n), p) for n, p in presets.items()]
 
     def offer_model(self, model: LoadedModel, command: Command | None = None) -> None:
         """Hand over a loaded model; the render thread crossfades to it (any thread)."""
@@ -433,6 +461,8 @@ class Engine:
         changes: list[Change] = []
         changes.extend(self._take_models(now))
         applied_at = self._drain(now, changes)
+        changes.extend(self._take_presets())
+        changes.extend(self._advance_morphs(now))
         seq, incoming = self.inputs.frames.latest()
         live = incoming is not None and self.inputs.source is not None
         input_age = now - incoming.arrived_at if live and incoming is not None else None
@@ -635,6 +665,9 @@ class Engine:
         if self._patch_dirty and self.hooks.on_patch is not None:
             self._patch_dirty = False
             self.hooks.on_patch(self.patch.commands())
+        if self._presets_dirty and self.hooks.on_presets is not None:
+            self._presets_dirty = False
+            self.hooks.on_presets(self.presets.to_json())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
             self._save_show(now)
 
@@ -661,19 +694,124 @@ class Engine:
         if self._step_log is not None:
             self._applied = [batch for batch, _ in drained]
         for batch in coalesce([batch for batch, _ in drained]):
-            try:
-                played, rest = self.deck.play.apply_batch(batch, now)
-            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the show
-                self._report(exc)
-                continue
-            changes.extend(played)
-            for command in rest:
-                try:
-                    changes.extend(self._command(command, now))
-                except Exception as exc:  # noqa: BLE001 - as above
-                    self._report(exc)
-                    changes.append(error(command, str(exc)))
+            for command in batch:  # a performer's own value ends a recall's glide to it
+                if not command.query:
+                    self._morphs.pop(command.address, None)
+            changes.extend(self._apply_batch(batch, now))
         return drained[-1][1]
+
+    def _apply_batch(self, batch: Sequence[Command], now: float) -> list[Change]:
+        """Apply one batch at one instant: the latent state's commands, then the rest."""
+        changes: list[Change] = []
+        try:
+            played, rest = self.deck.play.apply_batch(batch, now)
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the show
+            self._report(exc)
+            return changes
+        changes.extend(played)
+        for command in rest:
+            try:
+                changes.extend(self._command(command, now))
+            except Exception as exc:  # noqa: BLE001 - as above
+                self._report(exc)
+                changes.append(error(command, str(exc)))
+        return changes
+
+    # -- presets (render thread) ----------------------------------------------
+
+    def _answer(self, address: str, now: float) -> tuple[object, ...] | None:
+        """The "?" answer of a concrete address, through the same path as any query."""
+        for change in self._apply_batch([parse(address, ["?"])], now):
+            if change.address == address:
+                return change.args
+        return None
+
+    def _positions(self, now: float) -> dict[str, Position]:
+        """Every deck's latent position, as a preset keeps it."""
+        deck = self.deck
+        values = tuple(float(v) for v in deck.play.position(now).tolist())
+        return {"a": Position(model=deck.model.name, space=deck.space.name, values=values)}
+
+    def _preset(self, command: Command, now: float) -> list[Change]:
+        """/preset/*: store, recall, delete, list."""
+        if command.query:  # /preset/list
+            return [Change(command.address, self.presets.names(), command.origin)]
+        name = str(command.args[0])
+        try:
+            if command.name == "/preset/store":
+                check_name(name)
+                answer = lambda address: self._answer(address, now)  # noqa: E731
+                preset = capture(answer, self.patch.commands(), self._positions(now))
+                self.presets.store(name, preset)
+            elif command.name == "/preset/delete":
+                self.presets.delete(name)
+            else:
+                seconds = float(command.args[1]) if len(command.args) > 1 else 0.0  # type: ignore[arg-type]
+                return self._recall(self.presets.get(name), now, seconds)
+        except PresetError as exc:
+            return [error(command, str(exc))]
+        self._presets_dirty = True
+        self._show_dirty = True
+        return [Change("/preset/list", self.presets.names())]
+
+    def _recall(self, preset: Preset, now: float, seconds: float) -> list[Change]:
+        """Cut every stored value in as one batch; glide the faders and the position."""
+        batch: list[Command] = [parse(CLEAR_PATCH, [])]
+        morphs: list[FaderMorph] = []
+        for address, args in preset.commands:
+            if seconds > 0.0 and morphable(address):
+                current = self._answer(address, now)
+                if current:
+                    start, end = float(current[0]), float(args[0])  # type: ignore[arg-type]
+                    morphs.append(FaderMorph(address, start, end, now, seconds))
+                    continue
+            batch.append(parse(address, list(args)))
+        self._patch_dirty = True
+        changes = []
+        for change in self._apply_batch(batch, now):
+            if change.address == ERROR_ADDRESS:
+                # A value this model cannot take (style mixing kept from a StyleGAN,
+                # now on a DCGAN): skipped, the rest of the preset still lands.
+                logger.info("preset value skipped: %s: %s", *change.args)
+            else:
+                changes.append(change)
+        for morph in morphs:
+            self._morphs[morph.address] = morph
+        position = preset.positions.get("a")
+        deck = self.deck
+        if position is not None and (position.model, position.space) == (
+            deck.model.name,
+            deck.space.name,
+        ):
+            deck.play.glide_to(torch.tensor(position.values), now, seconds)
+        return changes
+
+    def _advance_morphs(self, now: float) -> list[Change]:
+        """Move every gliding fader one frame on; a finished one lands on its value."""
+        if not self._morphs:
+            return []
+        batch = [parse(m.address, [m.value(now)]) for m in self._morphs.values()]
+        self._morphs = {a: m for a, m in self._morphs.items() if not m.done(now)}
+        return [c for c in self._apply_batch(batch, now) if c.address != ERROR_ADDRESS]
+
+    def _take_presets(self) -> list[Change]:
+        """Store the presets imported since the last frame."""
+        with self._incoming_lock:
+            imports, self._preset_imports = self._preset_imports, []
+        changes: list[Change] = []
+        for name, preset in imports:
+            if not name:
+                self.presets = PresetBank()
+                self._presets_dirty = True
+                continue
+            try:
+                self.presets.store(name, preset)
+            except PresetError as exc:
+                changes.append(Change(ERROR_ADDRESS, ("/preset/import", str(exc))))
+                continue
+            self._presets_dirty = True
+            changes.append(Change("/preset/list", self.presets.names()))
+        return changes
 
     # -- engine commands (render thread) -------------------------------------
 
@@ -692,6 +830,8 @@ class Engine:
             return [error(command, "OSC is off in this server")]
         if owner == "master":
             return self.master.apply(command, now)
+        if owner == "preset":
+            return self._preset(command, now)
         if owner == "patch":
             if not command.query:
                 self._patch_dirty = True

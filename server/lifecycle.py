@@ -63,6 +63,7 @@ from server.meters import LeadMeter
 from server.outputs.mapping import check_outputs
 from server.outputs.rig import OutputRig
 from server.outputs.service import OutputError, Outputs
+from server.presets import check_presets
 from server.showfile import ShowSaver
 from server.tempo import BeatSample, LinkSource, TempoClock
 
@@ -184,12 +185,14 @@ async def running(
         encoder=encoder,
         feedback=feedback,
         snapshots=show.models,
+        presets=check_presets(show.presets),  # checked when the show loaded
         catalog=catalog,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
             on_changes=control.changes_threadsafe,
             on_show=saver.save_threadsafe,
             on_patch=saver.save_patch_threadsafe,
+            on_presets=saver.save_presets_threadsafe,
             open_source=open_source,
         ),
     )

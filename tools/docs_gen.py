@@ -28,6 +28,7 @@ from server.commands import (
     NOISE_MODES,
     REGISTRY,
     STYLE_RANGES,
+    ArgSpec,
     CommandSpec,
     lookup,
 )
@@ -35,6 +36,9 @@ from server.commands import (
 ROOT = Path(__file__).resolve().parent.parent
 OSC_MD = ROOT / "docs" / "osc.md"
 TOSC = ROOT / "controllers" / "touchosc" / "ganvj.tosc"
+# Issue 20's fixed mixer vocabulary (/mix/blend, /mix/curve), as the layout's buttons send it.
+MIX_BLENDS = ("normal", "add", "screen", "multiply", "difference", "lighten", "darken", "lumakey")
+MIX_CURVES = ("linear", "power", "cut")
 
 _SECTIONS = {
     "latent": "Latent motion",
@@ -300,7 +304,19 @@ def _label(name: str, box: _Box, text: str) -> str:
     return _node("LABEL", f"label {name}", box, props=props)
 
 
+# Issue 20's fixed interface that other branches build (decks, the mixer, bends): the
+# layout sends these before this registry has them, as plain 0..1 faders and string
+# buttons. The lead removes this tuple once they merge; the registry then checks them.
+PENDING_PREFIXES = ("/mix/", "/deck/", "/bend/")
+
+
+def _pending(address: str) -> bool:
+    return address.startswith(PENDING_PREFIXES) and address not in REGISTRY
+
+
 def _spec(pattern: str) -> CommandSpec:
+    if _pending(pattern):
+        return CommandSpec(pattern, "pending", (ArgSpec("x", "f", "", 0.0, 1.0),))
     return REGISTRY[pattern]  # a KeyError here means the layout names a removed command
 
 
@@ -347,7 +363,7 @@ def _xy(address: str, box: _Box, text: str, *, scale: float | None = None) -> li
 def _choice(address: str, value: str | int, box: _Box, text: str) -> list[str]:
     """A momentary button that sends one fixed argument (a choice or an index)."""
     spec = _spec(_pattern_of(address))
-    kind = spec.args[0].type
+    kind = "s" if _pending(address) and isinstance(value, str) else spec.args[0].type
     conversion = {"s": "STRING", "i": "INTEGER", "f": "FLOAT"}[kind]
     message = _osc(
         address, [_partial("CONSTANT", conversion, str(value))], trigger="RISE", receive=False
@@ -360,12 +376,59 @@ def _choice(address: str, value: str | int, box: _Box, text: str) -> list[str]:
 
 
 def _pattern_of(address: str) -> str:
+    if _pending(address):
+        return address
     spec, _ = lookup(address)
     return spec.pattern
 
 
+def _mix_page() -> list[str]:
+    """The second page: crossfader, curve and blend mode, cuts, deck b, and presets 1..8."""
+    nodes: list[str] = []
+    fade = _osc("/mix/crossfade", [_partial("VALUE", "FLOAT", "x", 0, 1)], receive=True)
+    nodes.append(
+        _node(
+            "FADER",
+            "/mix/crossfade",
+            _Box(20, 20, 984, 80),
+            values=(_value("x", "0"), _value("touch", "false")),
+            messages=(fade,),
+        )
+    )
+    nodes.append(_label("crossfade", _Box(20, 102, 984, 18), "crossfade: deck a .. deck b"))
+    for i, mode in enumerate(MIX_BLENDS):
+        nodes += _choice("/mix/blend", mode, _Box(20 + i * 122, 140, 116, 50), mode)
+    for i, curve in enumerate(MIX_CURVES):
+        nodes += _choice("/mix/curve", curve, _Box(20 + i * 122, 200, 116, 50), curve)
+    nodes += _button("/mix/cut", _Box(400, 200, 116, 50), "cut")
+    for i, beats in enumerate((1, 2, 4)):
+        box = _Box(522 + i * 122, 200, 116, 50)
+        message = _osc(
+            "/mix/fade", [_partial("CONSTANT", "FLOAT", str(beats))], trigger="RISE", receive=False
+        )
+        props = (_prop("i", "buttonType", "0"),)
+        values = (_value("x", "0"), _value("touch", "false"))
+        name = f"choice /mix/fade {beats}"
+        nodes.append(_node("BUTTON", name, box, props=props, values=values, messages=(message,)))
+        nodes.append(_label(name, box, f"fade {beats}"))
+    # Deck b: the same addresses behind /deck/b (deck a is the first page).
+    nodes += _xy("/deck/b/latent/xy", _Box(20, 280, 300, 300), "deck b XY")
+    for n in range(1, 9):
+        row, col = divmod(n - 1, 4)
+        box = _Box(340 + col * 90, 280 + row * 80, 84, 74)
+        nodes += _button(f"/deck/b/keyframe/{n}/jump", box, f"b{n}")
+    nodes += _button("/deck/b/latent/wander", _Box(340, 440, 84, 60), "b wander", toggle=True)
+    # Presets named 1..8: tap to recall; the row below stores.
+    for n in range(1, 9):
+        nodes += _choice("/preset/recall", str(n), _Box(20 + (n - 1) * 122, 640, 116, 80), f"P{n}")
+        box = _Box(20 + (n - 1) * 122, 730, 116, 40)
+        nodes += _choice("/preset/store", str(n), box, f"store {n}")
+    return nodes
+
+
 def touchosc_xml() -> str:
-    """The layout as XML: XY pad, direction faders, keyframe grid, transport, tempo, style."""
+    """The layout as XML: a play page (XY pad, directions, keyframes, transport, tempo,
+    style) and a mix page (crossfader, blend modes, deck b, presets)."""
     nodes: list[str] = []
     nodes += _xy("/latent/xy", _Box(20, 20, 360, 360), "XY: keyframes 1-4 at the corners")
     for k in range(1, DIRECTIONS + 1):
@@ -425,13 +488,12 @@ def touchosc_xml() -> str:
     )
     nodes.append(_label("rotate", _Box(550, 842, 300, 18), "rotate (SG3)"))
     nodes += _button("/transform/reset", _Box(870, 790, 120, 60), "reset SG3")
-    root = _node(
-        "GROUP",
-        "ganvj",
-        _Box(0, 0, 1024, 920),
-        props=(_color(0.08, 0.08, 0.1),),
-        children=tuple(nodes),
+    frame = _Box(0, 0, 1024, 920)
+    pages = (
+        _node("GROUP", "play", frame, props=(_color(0.08, 0.08, 0.1),), children=tuple(nodes)),
+        _node("GROUP", "mix", frame, props=(_color(0.08, 0.1, 0.08),), children=tuple(_mix_page())),
     )
+    root = _node("PAGER", "ganvj", frame, children=pages)
     return f"<?xml version='1.0' encoding='UTF-8'?><lexml version='3'>{root}</lexml>"
 
 
