@@ -31,7 +31,8 @@ def test_endpoints_are_exact_and_halfway_is_the_lerp() -> None:
     for key in layers:
         if own[key].is_floating_point():
             by_hand = own[key] + 0.5 * (other[key] - own[key])
-            assert torch.allclose(now[key], by_hand, rtol=1e-6, atol=1e-6), key
+            scale = float(own[key].abs().max() + other[key].abs().max())
+            assert torch.allclose(now[key], by_hand, rtol=0, atol=1e-6 * scale), key  # rounding
     blend.restore()
     assert all(torch.equal(a.state_dict()[k], own[k]) for k in own)
 
