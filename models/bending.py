@@ -261,7 +261,8 @@ def activation_features(
 ) -> dict[int, Tensor]:
     """Per layer, each channel's pooled activation maps over `samples` latents: (C, N·h·w)."""
     layers = synthesis_layers(module)
-    z_dim = int(unwrap(module).z_dim)
+    z_dim = unwrap(module).z_dim
+    assert isinstance(z_dim, int), "a generator has an int z_dim"
     generator = torch.Generator().manual_seed(seed)
     z_all = torch.randn(samples, z_dim, generator=generator)
     pooled: dict[int, list[Tensor]] = {i: [] for i in range(1, len(layers) + 1)}

@@ -907,7 +907,8 @@ class Engine:
     def _snapshot(self, deck: Deck) -> dict[str, Any]:
         """A deck's show entry: the play state's, with its bends among the settings."""
         snapshot = deck.play.snapshot()
-        settings = snapshot.setdefault("settings", {})
+        settings: dict[str, object] = dict(snapshot.get("settings") or {})  # type: ignore[call-overload]
+        snapshot["settings"] = settings
         for (layer, cluster), ops in deck.bends.items():
             where = f"/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
             for op, values in ops.items():
