@@ -29,8 +29,9 @@ Owner = Literal["play", "engine", "master", "patch", "outputs", "controller", "o
 # with a W space, classes, or StyleGAN3's input transform.
 # "always", "w", "classes", "transform": kept in each model's show entry (for
 # models of that kind); "show": kept once for the whole show (the loaded model,
-# the master grade) and restored at the next start.
-Persist = Literal["always", "w", "classes", "transform", "show"]
+# the master grade) and restored at the next start; "engine": kept in each
+# model's show entry by the engine, only where not at rest (bends).
+Persist = Literal["always", "w", "classes", "transform", "show", "engine"]
 
 QUERY = "?"
 
@@ -141,6 +142,8 @@ class CommandSpec:
     # Opens files, devices or URLs on the server's machine by name: only an admin
     # may send it (a websocket with the admin role; OSC from loopback or server.trusted).
     admin: bool = False
+    # Belongs to a deck: /deck/a/<address> and /deck/b/<address> reach it too.
+    deck: bool = False
 
     def __post_init__(self) -> None:
         names = re.findall(r"\{(\w+)\}", self.pattern)
@@ -189,6 +192,7 @@ class Command:
     # Where a query's answer goes (a controller's token, e.g. an OSC sender);
     # copied into the answering Change's `to`.
     origin: object = field(default=None, compare=False)
+    deck: str = "a"  # the deck it addresses ("/deck/b/..."); a bare address means deck a
 
     def index(self, name: str = "n") -> int:
         """A path index, e.g. the keyframe number of `/keyframe/3/jump`."""
@@ -870,6 +874,122 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
 )
 
+# -- Network bending and model blending (issue 20; engine-applied, per deck) -------------
+BEND_LAYERS = 32  # /bend/1 .. /bend/32; a model's own count is checked when applied
+BEND_CLUSTERS = 4  # channel clusters per layer, /bend/{layer}/cluster/1 .. /4
+BLEND_GROUPS = ("coarse", "middle", "fine")  # synthesis layers cut in thirds
+_BEND_OPS: tuple[tuple[str, str, tuple[ArgSpec, ...]], ...] = (
+    (
+        "rotate",
+        "Rotate the feature maps counter-clockwise, degrees (0: none)",
+        (ArgSpec("degrees", "f", "-180..180", -180.0, 180.0),),
+    ),
+    (
+        "scale",
+        "Scale the feature maps about their centre: above 1 magnifies (1: none)",
+        (ArgSpec("factor", "f", "0.25..4", 0.25, 4.0),),
+    ),
+    (
+        "translate",
+        "Move the feature maps, in fractions of their width and height, y down (0 0: none)",
+        (ArgSpec("x", "f", "-1..1", -1.0, 1.0), ArgSpec("y", "f", "-1..1", -1.0, 1.0)),
+    ),
+    ("flip", "Mirror the feature maps left to right: 1 on, 0 off", (_SWITCH,)),
+    (
+        "erode",
+        "Erode: each value the minimum within this radius, in feature-map pixels (0: none)",
+        (ArgSpec("px", "f", "0..8, rounded", 0.0, 8.0),),
+    ),
+    (
+        "dilate",
+        "Dilate: each value the maximum within this radius, in feature-map pixels (0: none)",
+        (ArgSpec("px", "f", "0..8, rounded", 0.0, 8.0),),
+    ),
+    (
+        "ablate",
+        "Zero this fraction of the channels (always the same ones, a fixed shuffle; 0: none)",
+        (ArgSpec("fraction", "f", "0..1", 0.0, 1.0),),
+    ),
+    (
+        "gain",
+        "Multiply the channels by this factor (1: none)",
+        (ArgSpec("factor", "f", "0..4", 0.0, 4.0),),
+    ),
+)
+_BEND_COMMANDS = (
+    *(
+        CommandSpec(
+            f"/bend/{{layer}}/{op}",
+            f"Network bending at synthesis layer N (see /api/models): {doc}",
+            args,
+            path={"layer": (1, BEND_LAYERS)},
+            owner="engine",
+            coalesce=True,
+            persist="engine",
+            deck=True,
+        )
+        for op, doc, args in _BEND_OPS
+    ),
+    *(
+        CommandSpec(
+            f"/bend/{{layer}}/cluster/{{k}}/{op}",
+            f"Network bending of channel cluster K of layer N: {doc}",
+            args,
+            path={"layer": (1, BEND_LAYERS), "k": (1, BEND_CLUSTERS)},
+            owner="engine",
+            coalesce=True,
+            persist="engine",
+            deck=True,
+        )
+        for op, doc, args in _BEND_OPS
+    ),
+    CommandSpec("/bend/reset", "Remove every bend", owner="engine", queryable=False, deck=True),
+    CommandSpec(
+        "/blend/model",
+        "Blend partner: a model of the same architecture and resolution, by name ('' none)",
+        (ArgSpec("name", "s", "a model name from GET /api/models"),),
+        owner="engine",
+        deck=True,
+    ),
+    CommandSpec(
+        "/blend/layers",
+        "Move a group of synthesis layers toward the partner: 0 this model, 1 the partner",
+        (
+            ArgSpec("group", "s", "", choices=BLEND_GROUPS),
+            ArgSpec("amount", "f", "0..1", 0.0, 1.0),
+        ),
+        owner="engine",
+        queryable=False,
+        deck=True,
+    ),
+    CommandSpec(
+        "/blend/layer/{n}",
+        "Move synthesis layer N toward the partner: 0 this model, 1 the partner",
+        (ArgSpec("amount", "f", "0..1", 0.0, 1.0),),
+        path={"n": (1, BEND_LAYERS)},
+        owner="engine",
+        coalesce=True,
+        deck=True,
+    ),
+    CommandSpec(
+        "/blend/mapping",
+        "Move the mapping network toward the partner (StyleGAN; seeds mapped after it)",
+        (ArgSpec("amount", "f", "0..1", 0.0, 1.0),),
+        owner="engine",
+        coalesce=True,
+        deck=True,
+    ),
+    CommandSpec(
+        "/blend/reset",
+        "Back to this model's own weights, no partner",
+        owner="engine",
+        queryable=False,
+        deck=True,
+    ),
+)
+COMMANDS = (*COMMANDS, *_BEND_COMMANDS)
+# -- end of bending and blending ------------------------------------------------------------
+
 REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
 
 _FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path and not spec.names}
@@ -883,10 +1003,10 @@ def addresses(spec: CommandSpec) -> list[str]:
     """
     if spec.names:
         return []
-    if not spec.path:
-        return [spec.pattern]
-    (name, (lo, hi)), *_ = spec.path.items()
-    return [spec.pattern.replace("{" + name + "}", str(i)) for i in range(lo, hi + 1)]
+    found = [spec.pattern]
+    for name, (lo, hi) in spec.path.items():  # every combination of the path indices
+        found = [a.replace("{" + name + "}", str(i)) for a in found for i in range(lo, hi + 1)]
+    return found
 
 
 def owned_by(owner: Owner) -> tuple[str, ...]:
@@ -901,7 +1021,7 @@ def admin_only() -> frozenset[str]:
 
 def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
     """The addresses a show keeps for these kinds, grouped by kind ("show": show-wide)."""
-    order: tuple[Persist, ...] = ("always", "w", "classes", "transform", "show")
+    order: tuple[Persist, ...] = ("always", "w", "classes", "transform", "show", "engine")
     return tuple(
         address
         for kind in order

@@ -13,17 +13,20 @@ reports every change through `on_changes`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from models.bending import IDENTITY, Bender, Bends, Clusters, compute_clusters, digest_state
+from models.blending import MAPPING, Blend, group_layers, mismatch
 from models.canvas import FALLBACK, aspect_kwargs, canvas_size, effective_fill
 from models.canvas import place as fill_canvas
 from models.catalog import Catalog, ModelNotFound
@@ -36,6 +39,7 @@ from models.latent_space import LatentSpace, Pose, ZSpace, space_for
 from models.pixels import resize, to_rgb_uint8, to_yuv420
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
+    BEND_CLUSTERS,
     ERROR_ADDRESS,
     KEYFRAMES,
     REGISTRY,
@@ -44,6 +48,7 @@ from server.commands import (
     Command,
     CommandError,
     error,
+    lookup,
     parse,
 )
 from server.config import RenderConfig
@@ -109,6 +114,11 @@ class Deck:
     path: FastPath  # the proved path it plays on, and why (server.gpu_guard)
     device: torch.device
     faults: Faults
+    # Network bending: (layer, cluster or 0) -> operator -> values; hooks installed by bender.
+    bends: Bends = field(default_factory=dict)
+    bender: Bender | None = None
+    blend: Blend | None = None  # model blending toward a partner (models.blending)
+    digest: str | None = None  # the weights' identity, for the cluster cache
 
     def render(self, pose: Pose, size: int, aspect: float = 1.0) -> torch.Tensor:
         """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device.
@@ -212,6 +222,12 @@ class Engine:
         self._step_log: Callable[[int, float, float, list[Batch]], None] | None = None
         self._applied: list[Batch] = []
         self.errors = 0
+        self._incoming_lock = threading.Lock()
+        # Channel clusters per (weights digest, seed), computed off the render thread on
+        # first use; the commands that waited for them are submitted again when they land.
+        self._clusters: dict[tuple[str, int], Clusters] = {}
+        self._clustering: dict[tuple[str, int], list[Command]] = {}
+        self._blend_incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
         self.deck = self._deck(model, now=0.0)
         self.master = Master()
         self.patch = Patch()
@@ -232,7 +248,6 @@ class Engine:
         self._fading: Deck | None = None  # the previous model, during a switch
         self._fade_started = 0.0
         self._incoming: list[tuple[LoadedModel, Command | None]] = []
-        self._incoming_lock = threading.Lock()
         self._imported: dict[str, dict[str, Any]] | None = None
         self._loading: str | None = None
         self._show_dirty = False
@@ -408,14 +423,16 @@ class Engine:
             model_name=model.name,
         )
         saved = self.snapshots.get(model.name)
+        kept: list[Command] = []
         if saved is not None:
             try:
+                saved, kept = _split_engine_settings(saved)
                 play.restore(saved, now)
             except Exception as exc:  # noqa: BLE001 - a bad show entry must not stop a model
                 logger.warning(
                     "the show's state for %s is unusable (%s); starting fresh", model.name, exc
                 )
-        return Deck(
+        deck = Deck(
             model=model,
             module=module,
             half=half,
@@ -425,6 +442,11 @@ class Engine:
             device=self.device,
             faults=self.faults,
         )
+        for command in kept:  # the model's bends, as the show kept them
+            for change in self._bend(deck, command):
+                if change.address == ERROR_ADDRESS:
+                    logger.warning("show setting skipped: %s: %s", *change.args)
+        return deck
 
     def _run(self) -> None:
         period = 1.0 / self.config.fps
@@ -626,6 +648,8 @@ class Engine:
         command = parse(address, ["?"])
         if self.deck.play.handles(command):
             return self.deck.play.query(address).args[0]
+        if command.name.startswith(("/bend/", "/blend/")):
+            return self._bend_query(self.deck, command)[0]
         return self._query(command.name, now)[0]
 
     def _set_quietly(self, address: str, value: object, now: float) -> None:
@@ -675,7 +699,7 @@ class Engine:
         self._show_dirty = False
         self._show_saved = now
         if self.hooks.on_show is not None:
-            self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+            self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
             self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
 
     def _show_settings(self, now: float) -> dict[str, list[object]]:
@@ -832,6 +856,9 @@ class Engine:
             return self.master.apply(command, now)
         if owner == "preset":
             return self._preset(command, now)
+        if name.startswith(("/bend/", "/blend/")):
+            deck = self._deck_of(command)
+            return self._bend(deck, command) if deck is not None else [error(command, "no deck")]
         if owner == "patch":
             if not command.query:
                 self._patch_dirty = True
@@ -976,7 +1003,9 @@ class Engine:
         with self._incoming_lock:
             incoming, self._incoming = self._incoming, []
             imported, self._imported = self._imported, None
+            blends, self._blend_incoming = self._blend_incoming, []
         changes: list[Change] = []
+        changes.extend(self._take_blends(blends))
         if imported is not None:
             self.snapshots = imported
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
@@ -996,8 +1025,8 @@ class Engine:
                 if command is not None:
                     changes.append(error(command, str(exc) or type(exc).__name__))
                 continue
-            # Keep the outgoing model's keyframes for when it comes back.
-            self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+            # Keep the outgoing model's keyframes (and bends) for when it comes back.
+            self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
             self._fading, self.deck = self.deck, deck
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
             try:
@@ -1007,6 +1036,195 @@ class Engine:
             self._fade_started = now
             changes.append(Change("/model/load", (model.name,)))
             changes.extend(deck.play.state())
+        return changes
+
+    # -- network bending and model blending (render thread) ------------------------------
+
+    def _deck_of(self, command: Command) -> Deck | None:
+        """The deck a command addresses (deck a until a second deck exists)."""
+        return self.deck if getattr(command, "deck", "a") == "a" else None
+
+    def _snapshot(self, deck: Deck) -> dict[str, Any]:
+        """A deck's show entry: the play state's, with its bends among the settings."""
+        snapshot = deck.play.snapshot()
+        settings: dict[str, object] = dict(snapshot.get("settings") or {})  # type: ignore[call-overload]
+        snapshot["settings"] = settings
+        for (layer, cluster), ops in deck.bends.items():
+            where = f"/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
+            for op, values in ops.items():
+                settings[f"{where}/{op}"] = list(values)
+        return snapshot
+
+    def _bend(self, deck: Deck, command: Command) -> list[Change]:
+        """Apply or answer a /bend or /blend command on a deck."""
+        name = command.name
+        if name.startswith("/blend/"):
+            return self._blend(deck, command)
+        if deck.bender is None:
+            deck.bender = Bender(deck.module)
+        layers = len(deck.bender.layers)
+        if name == "/bend/reset":
+            deck.bends.clear()
+            deck.bender.clear()
+            return [Change(command.address, ())]
+        layer = command.index("layer")
+        if layer > layers:
+            return [error(command, f"layer {layer}: {deck.model.name} has layers 1..{layers}")]
+        if command.query:
+            return [Change(command.address, self._bend_query(deck, command), command.origin)]
+        cluster = command.path.get("k", 0)
+        if cluster:
+            clusters = self._clusters_for(deck, command)
+            if clusters is None:
+                return []  # submitted again once the clusters are computed
+            count = len(clusters.of(layer))
+            if cluster > count:
+                return [error(command, f"cluster {cluster}: layer {layer} has clusters 1..{count}")]
+        op = name.rsplit("/", 1)[1]
+        values = tuple(float(v) for v in command.args)  # type: ignore[arg-type]
+        target = deck.bends.setdefault((layer, cluster), {})
+        if values == IDENTITY[op]:
+            target.pop(op, None)  # at rest: no operator at all
+            if not target:
+                del deck.bends[(layer, cluster)]
+        else:
+            target[op] = values
+        found = self._clusters.get((deck.digest or "", self.config.seed))
+        deck.bender.set(deck.bends, found.of if found is not None else None)
+        return [Change(command.address, values)]
+
+    def _bend_query(self, deck: Deck, command: Command) -> tuple[object, ...]:
+        """The current value of a /bend or /blend address."""
+        name = command.name
+        if name.startswith("/blend/"):
+            blend = deck.blend
+            if name == "/blend/model":
+                return (blend.name if blend is not None else "",)
+            layer = MAPPING if name == "/blend/mapping" else command.index("n")
+            return (blend.amounts.get(layer, 0.0) if blend is not None else 0.0,)
+        op = name.rsplit("/", 1)[1]
+        ops = deck.bends.get((command.index("layer"), command.path.get("k", 0)), {})
+        values = ops.get(op, IDENTITY[op])
+        return tuple(int(v) for v in values) if op == "flip" else values
+
+    def _clusters_for(self, deck: Deck, command: Command) -> Clusters | None:
+        """The deck's channel clusters, or None while they are computed (off this thread)."""
+        if deck.digest is None:
+            deck.digest = digest_state(deck.module)
+        key = (deck.digest, self.config.seed)
+        found = self._clusters.get(key)
+        if found is not None:
+            return found
+        waiting = self._clustering.get(key)
+        if waiting is not None:
+            waiting.append(command)
+            return None
+        self._clustering[key] = [command]
+        # A copy without hooks: the render thread keeps playing (and bending) the original.
+        twin = copy.deepcopy(deck.module).float()
+        for _, layer in Bender(twin).layers:
+            layer._forward_hooks.clear()
+        device, seed = deck.device, self.config.seed
+
+        def compute() -> None:
+            try:
+                clusters = compute_clusters(twin, k=BEND_CLUSTERS, seed=seed, device=device)
+            except Exception as exc:  # said to whoever asked; rendering goes on
+                logger.exception("clusters of %s failed", deck.model.name)
+                with self._incoming_lock:
+                    waited = self._clustering.pop(key, [])
+                self.report([error(c, f"cannot compute clusters: {exc}") for c in waited])
+                return
+            with self._incoming_lock:
+                self._clusters[key] = clusters
+                waited = self._clustering.pop(key, [])
+            self.submit(waited)  # applied now that the clusters exist
+
+        logger.info("computing channel clusters of %s (seed %d)", deck.model.name, seed)
+        self.start_io(compute)
+        return None
+
+    def _blend(self, deck: Deck, command: Command) -> list[Change]:
+        name = command.name
+        if command.query:
+            return [Change(command.address, self._bend_query(deck, command), command.origin)]
+        if name == "/blend/reset":
+            if deck.blend is not None:
+                deck.blend.restore()
+                deck.blend = None
+            return [Change(command.address, ())]
+        if name == "/blend/model":
+            return self._blend_model(deck, command)
+        blend = deck.blend
+        if blend is None:
+            return [error(command, "no blend partner: send /blend/model NAME first")]
+        amount = float(command.args[-1])  # type: ignore[arg-type]
+        if name == "/blend/mapping":
+            if not hasattr(blend.module, "mapping"):
+                return [error(command, f"{deck.model.name} has no mapping network")]
+            blend.set(MAPPING, amount)
+        elif name == "/blend/layers":
+            for layer in group_layers(blend.layers)[str(command.args[0])]:
+                blend.set(layer, amount)
+        else:
+            layer = command.index("n")
+            if layer > blend.layers:
+                return [
+                    error(command, f"layer {layer}: {deck.model.name} has layers 1..{blend.layers}")
+                ]
+            blend.set(layer, amount)
+        blend.apply()
+        return [Change(command.address, command.args)]
+
+    def _blend_model(self, deck: Deck, command: Command) -> list[Change]:
+        partner = str(command.args[0])
+        if not partner:
+            return self._blend(deck, replace(command, name="/blend/reset", address="/blend/reset"))
+        try:
+            path = self.catalog.resolve(partner)
+        except ModelNotFound as exc:
+            return [error(command, f"{exc} (see GET /api/models)")]
+
+        def load() -> None:
+            why: str | None = None
+            blend: Blend | None = None
+            try:
+                other = self.catalog.load(path, device="cpu")
+                why = mismatch(
+                    deck.module,
+                    other.module,
+                    arch=(deck.model.arch, other.arch),
+                    resolution=(deck.model.resolution, other.resolution),
+                )
+                if why is None:
+                    blend = Blend(deck.module, other.module, other.name)
+            except Exception as exc:  # noqa: BLE001 - any failure is the sender's answer
+                why = f"{path.name}: cannot be loaded: {exc}"[:300]
+            if why is not None:
+                why = f"{partner} cannot be blended with {deck.model.name}: {why}"
+            with self._incoming_lock:
+                self._blend_incoming.append((deck, blend, command, why))
+
+        self.start_io(load)
+        return []
+
+    def _take_blends(
+        self, blends: list[tuple[Deck, Blend | None, Command, str | None]]
+    ) -> list[Change]:
+        """Partners loaded off the render thread: the deck blends toward them from now."""
+        changes: list[Change] = []
+        for deck, blend, command, why in blends:
+            if why is not None or blend is None:
+                changes.append(error(command, why or "no partner"))
+                continue
+            if deck is not self.deck:  # the model changed meanwhile
+                changes.append(error(command, f"{deck.model.name} is no longer playing"))
+                continue
+            if deck.blend is not None:
+                deck.blend.restore()
+            deck.blend = blend
+            blend.apply()
+            changes.append(Change(command.address, (blend.name,)))
         return changes
 
     def _fall_back(self, exc: BaseException) -> None:
@@ -1045,6 +1263,20 @@ class Engine:
                 exc_info=exc,
             )
         self._last_error = message
+
+
+def _split_engine_settings(
+    saved: dict[str, Any],
+) -> tuple[dict[str, Any], list[Command]]:
+    """A show entry without the engine's settings (bends), and those as commands."""
+    settings = saved.get("settings")
+    if not isinstance(settings, dict):
+        return saved, []
+    mine = {a: v for a, v in settings.items() if lookup(a)[0].persist == "engine"}
+    if not mine:
+        return saved, []
+    rest = {a: v for a, v in settings.items() if a not in mine}
+    return {**saved, "settings": rest}, [parse(a, v) for a, v in mine.items()]
 
 
 def _daemon_thread(work: Callable[[], None]) -> None:

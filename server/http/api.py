@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from models.bending import layer_count
 from models.catalog import Catalog
 from server import showfile
 from server.commands import KEYFRAMES, describe, parse
@@ -48,6 +49,8 @@ def add_api(
                 "arch": m.arch,
                 "kind": m.kind,
                 "resolution": m.resolution,
+                # Synthesis layers, 1-based, as /bend/N and /blend/layer/N number them.
+                "layers": layer_count(m.arch, m.metadata.get("config") or {}, m.resolution),
                 "current": m.name == engine.model.name,
                 **({"error": m.error} if m.error is not None else {}),
             }
