@@ -24,18 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# The operators and their identity values, in the order they are applied to a target.
-IDENTITY: dict[str, tuple[float, ...]] = {
-    "gain": (1.0,),
-    "ablate": (0.0,),
-    "erode": (0.0,),
-    "dilate": (0.0,),
-    "flip": (0.0,),
-    "rotate": (0.0,),
-    "scale": (1.0,),
-    "translate": (0.0, 0.0),
-}
-OPERATORS = tuple(IDENTITY)
+from models.bend_ops import IDENTITY, OPERATORS
+
 CLUSTER_SAMPLES = 128  # latents whose activations group the channels
 CLUSTER_MAP_SIDE = 16  # activation maps are pooled to at most this side before k-means
 KMEANS_ITERATIONS = 50

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.bend_ops import at_rest
 from server.commands import (
     COMMANDS,
     NAME_CHARS,
@@ -45,6 +46,8 @@ NAME = re.compile(f"^{NAME_CHARS}\\Z")
 # The patch is kept whole as its own commands (routes are keyed by source and
 # target, not one value per address); MIDI mappings are the controller's wiring.
 _NOT_PERFORMANCE: frozenset[Owner] = frozenset({"outputs", "controller", "osc", "patch", "preset"})
+BEND_PREFIX = "/bend/"
+BEND_RESET = "/bend/reset"  # first in a preset: the bends it does not name go to rest
 PATCH_PREFIX = "/mod/"  # the patch commands a preset keeps: routes and triggers
 CLEAR_PATCH = "/mod/clear"
 
@@ -124,11 +127,13 @@ def capture(
     An answer that the setter would not take back (keyframe 0: none yet; a model
     loaded by path) is left out: recalling it could not restore it anyway.
     """
-    commands: list[tuple[str, tuple[object, ...]]] = []
+    commands: list[tuple[str, tuple[object, ...]]] = [(BEND_RESET, ())]
     for address in value_addresses():
         args = answer(address)
         if args is None or opens_by_path(address, args):
             continue
+        if address.startswith(BEND_PREFIX) and at_rest(address, args):
+            continue  # bends are kept sparsely: the reset above puts the rest back
         try:
             parse(address, list(args))
         except CommandError:
@@ -165,7 +170,8 @@ def check_preset(data: object, where: str = "preset") -> Preset:
         spec = next(s for s in COMMANDS if s.pattern == command.name)
         # Only values and the patch: a preset never records, opens a file or recalls a preset.
         patch = command.name in ("/mod/route", "/mod/trigger")
-        if not (value_bearing(spec) or patch) or opens_by_path(address, args):
+        reset = command.name == BEND_RESET  # bends are kept sparsely, after a reset
+        if not (value_bearing(spec) or patch or reset) or opens_by_path(address, args):
             raise PresetError(f"{where}: commands[{i}]: {address} is not a value a preset keeps")
         out.append((address, command.args))
     positions = data.get("positions", {})
