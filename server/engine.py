@@ -296,6 +296,10 @@ class Engine:
         with self._incoming_lock:
             self._incoming.append((model, command))
 
+    def set_deck_b(self, model: LoadedModel, now: float) -> None:
+        """Put `model` on deck b at once (before start, or on the render thread: a replay)."""
+        self.deck_b = self._deck(model, now)
+
     def start(self) -> None:
         """Start the render thread."""
         if self._thread is not None:
