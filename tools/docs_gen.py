@@ -52,6 +52,9 @@ _SECTIONS = {
     "feedback": "Feedback",
     "osc": "OSC access",
     "record": "Recording",
+    "dim": "Decks",
+    "source": "Decks",
+    "mix": "Mixer",
 }
 
 
@@ -75,11 +78,21 @@ def osc_markdown() -> str:
         "sent `/feedback/subscribe` (or are configured, such as a TouchOSC tablet).",
         "",
     ]
+    lines += [
+        "Two decks, a and b, each with its own model and latent state, meet in the",
+        "mixer (`/mix/*`). **Every command marked *deck* also exists under `/deck/a`",
+        "and `/deck/b`**: `/deck/b/model/load NAME`, `/deck/b/keyframe/3/jump`,",
+        "`/deck/b/dim 0.5`. The bare address drives deck a. An unknown deck",
+        "(`/deck/c/...`) or a deck form of a command that is not a deck's is refused.",
+        "",
+    ]
     sections: dict[str, list[CommandSpec]] = {}
     for spec in COMMANDS:
-        sections.setdefault(spec.pattern.split("/")[1], []).append(spec)
+        sections.setdefault(_SECTIONS.get(prefix := spec.pattern.split("/")[1], prefix), []).append(
+            spec
+        )
     for section, specs in sections.items():
-        lines += [f"## {_SECTIONS.get(section, section)}", "", "| address | args | |"]
+        lines += [f"## {section}", "", "| address | args | |"]
         lines.append("| --- | --- | --- |")
         for spec in specs:
             args = " ".join(f"`{arg.signature()}`" for arg in spec.args) or "none"
@@ -92,6 +105,8 @@ def osc_markdown() -> str:
                 notes.append("read only")
             if spec.admin:
                 notes.append("admin only")
+            if spec.deck:
+                notes.append("deck")
             note = f" ({', '.join(notes)})" if notes else ""
             lines.append(f"| `{spec.pattern}` | {args} | {spec.doc}{note} |")
         lines.append("")
