@@ -53,7 +53,7 @@ def blend(a: Tensor, b: Tensor, mode: str) -> Tensor:
         out = torch.minimum(u, v)
     elif mode == "lumakey":
         # b's brightness is its opacity: its dark parts let a through.
-        luma = sum(w * v[:, i : i + 1] for i, w in enumerate(_LUMA)).clamp(0.0, 1.0)
+        luma = (v[:, :1] * _LUMA[0] + v[:, 1:2] * _LUMA[1] + v[:, 2:3] * _LUMA[2]).clamp(0.0, 1.0)
         out = u * (1.0 - luma) + v * luma
     else:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")

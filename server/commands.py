@@ -860,8 +860,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
 # -- Decks and the mixer (issue 20) ------------------------------------------
 # Every command under these prefixes belongs to a deck: the registry answers it
 # bare (deck a) and as /deck/a/... and /deck/b/...; a spec may also say deck=True.
-_DECK_PREFIXES = ("/latent/", "/keyframe/", "/style/", "/transform/", "/sequence/")
-_DECK_PREFIXES += ("/react/", "/model/")
+_DECK_PREFIXES: tuple[str, ...] = ("/latent/", "/keyframe/", "/style/", "/transform/")
+_DECK_PREFIXES += ("/sequence/", "/react/", "/model/")
 _DECK_COMMANDS = (
     CommandSpec(
         "/dim",
