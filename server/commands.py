@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from models.fills import FILLS
@@ -24,7 +24,9 @@ ArgType = Literal["f", "i", "s"]
 # the controller that received it (feedback subscriptions), or OSC access
 # (pairings, applied on the event loop by the OSC edge, whichever transport sent them),
 # or the engine's preset bank (server/presets.py).
-Owner = Literal["play", "engine", "master", "patch", "outputs", "controller", "osc", "preset"]
+Owner = Literal[
+    "play", "engine", "master", "mixer", "patch", "outputs", "controller", "osc", "preset"
+]
 # Whether a model's show entry keeps the setting: always, or only for a model
 # with a W space, classes, or StyleGAN3's input transform.
 # "always", "w", "classes", "transform": kept in each model's show entry (for
@@ -46,6 +48,19 @@ MIDI_KINDS = ("cc", "cc14", "note")
 MAX_CLASS = 9999  # /latent/class; the model's own class count is checked when applied
 MAX_OUTPUTS = 16  # named projector outputs, /out/NAME/...
 NAME_CHARS = r"[A-Za-z0-9_-]{1,32}"  # a {name} path part: an output's name
+DECKS = ("a", "b")  # /deck/a/..., /deck/b/...; a bare deck address is deck a
+MIX_CURVES = ("linear", "power", "cut")  # /mix/curve
+BLEND_MODES = (
+    "normal",
+    "add",
+    "screen",
+    "multiply",
+    "difference",
+    "lighten",
+    "darken",
+    "lumakey",
+)  # /mix/blend
+MAX_FADE_BEATS = 64.0
 STYLE_RANGES = ("coarse", "middle", "fine")  # style mixing layer ranges, /style/{range}/...
 NOISE_MODES = ("const", "random", "none")  # /style/noise/mode, as synthesis() takes it
 
@@ -142,7 +157,8 @@ class CommandSpec:
     # Opens files, devices or URLs on the server's machine by name: only an admin
     # may send it (a websocket with the admin role; OSC from loopback or server.trusted).
     admin: bool = False
-    # Belongs to a deck: /deck/a/<address> and /deck/b/<address> reach it too.
+    # Belongs to a deck: also answers as /deck/a/<pattern> and /deck/b/<pattern>
+    # (the bare address is deck a); see DECKS and parse().
     deck: bool = False
 
     def __post_init__(self) -> None:
@@ -173,6 +189,7 @@ class CommandSpec:
             "queryable": self.queryable,
             "settable": self.settable,
             "admin": self.admin,
+            "deck": self.deck,
         }
 
 
@@ -192,7 +209,7 @@ class Command:
     # Where a query's answer goes (a controller's token, e.g. an OSC sender);
     # copied into the answering Change's `to`.
     origin: object = field(default=None, compare=False)
-    deck: str = "a"  # the deck it addresses ("/deck/b/..."); a bare address means deck a
+    deck: str = "a"  # the deck a deck command drives: "/deck/b/..." -> "b"; bare -> "a"
 
     def index(self, name: str = "n") -> int:
         """A path index, e.g. the keyframe number of `/keyframe/3/jump`."""
@@ -990,6 +1007,74 @@ _BEND_COMMANDS = (
 COMMANDS = (*COMMANDS, *_BEND_COMMANDS)
 # -- end of bending and blending ------------------------------------------------------------
 
+# -- Decks and the mixer (issue 20) ------------------------------------------
+# Every command under these prefixes belongs to a deck: the registry answers it
+# bare (deck a) and as /deck/a/... and /deck/b/...; a spec may also say deck=True.
+_DECK_PREFIXES: tuple[str, ...] = ("/latent/", "/keyframe/", "/style/", "/transform/")
+_DECK_PREFIXES += ("/sequence/", "/react/", "/model/")
+_DECK_COMMANDS = (
+    CommandSpec(
+        "/dim",
+        "This deck's fader before the mix (/deck/a/dim, /deck/b/dim): 1 full, 0 black",
+        (ArgSpec("level", "f", "0..1", 0.0, 1.0),),
+        owner="mixer",
+        coalesce=True,
+        deck=True,
+    ),
+    CommandSpec(
+        "/source",
+        "Show incoming video on this deck instead of its model (/deck/b/source): "
+        "file:NAME, v4l2:/dev/videoN, ndi:SOURCE NAME, or none (back to the model)",
+        (ArgSpec("source", "s", "file:NAME | v4l2:/dev/videoN | ndi:NAME | none"),),
+        owner="mixer",
+        admin=True,
+        deck=True,
+    ),
+)
+_MIX_COMMANDS = (
+    CommandSpec(
+        "/mix/crossfade",
+        "Crossfader: 0 all deck a, 1 all deck b",
+        (ArgSpec("x", "f", "0..1", 0.0, 1.0),),
+        owner="mixer",
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/mix/curve",
+        "Crossfade curve: linear, power (equal power), cut (the nearer deck only)",
+        (ArgSpec("curve", "s", "", choices=MIX_CURVES),),
+        owner="mixer",
+    ),
+    CommandSpec(
+        "/mix/blend",
+        "How deck b lays over deck a; lumakey keys b over a by b's brightness",
+        (ArgSpec("mode", "s", "", choices=BLEND_MODES),),
+        owner="mixer",
+    ),
+    CommandSpec(
+        "/mix/cut",
+        "Cut to the other deck on the next beat (crossfade to 0 or 1)",
+        owner="mixer",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/mix/fade",
+        "Fade to the other deck over `beats`, starting on the next beat",
+        (ArgSpec("beats", "f", "0..64", 0.0, MAX_FADE_BEATS),),
+        owner="mixer",
+        queryable=False,
+    ),
+)
+COMMANDS = (
+    *(
+        replace(spec, deck=True) if spec.pattern.startswith(_DECK_PREFIXES) else spec
+        for spec in COMMANDS
+    ),
+    *_DECK_COMMANDS,
+    *_MIX_COMMANDS,
+)
+
+
 REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
 
 _FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path and not spec.names}
@@ -1015,8 +1100,33 @@ def owned_by(owner: Owner) -> tuple[str, ...]:
 
 
 def admin_only() -> frozenset[str]:
-    """The patterns only an admin may send (the registry's `admin` flag)."""
-    return frozenset(spec.pattern for spec in COMMANDS if spec.admin)
+    """The patterns only an admin may send (the registry's `admin` flag), deck forms too."""
+    return frozenset(
+        form
+        for spec in COMMANDS
+        if spec.admin
+        for form in (spec.pattern, *(deck_address(d, spec.pattern) for d in DECKS if spec.deck))
+    )
+
+
+def deck_address(deck: str, address: str) -> str:
+    """A deck command's address on that deck: ("b", "/latent/seed") -> "/deck/b/latent/seed"."""
+    return f"/deck/{deck}{address}"
+
+
+def split_deck(address: str) -> tuple[str | None, str]:
+    """("b", "/latent/seed") from "/deck/b/latent/seed"; (None, address) for a bare one.
+
+    An unknown deck ("/deck/c/...") is a CommandError.
+    """
+    if not address.startswith("/deck/"):
+        return None, address
+    _, _, deck, *rest = address.split("/", 3)
+    if deck not in DECKS:
+        raise CommandError(f"{address[:80]}: unknown deck {deck[:16]!r}; the decks are a and b")
+    if not rest or not rest[0]:
+        raise CommandError(f"{address[:80]}: a deck address needs a command after it")
+    return deck, "/" + rest[0]
 
 
 def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
@@ -1034,6 +1144,11 @@ def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
 
 def opens_by_path(address: str, args: Sequence[object]) -> bool:
     """Whether a command opens a file on the server by path: admin only, checked at the edge."""
+    if address.startswith("/deck/"):
+        try:
+            address = split_deck(address)[1]
+        except CommandError:
+            return False  # refused by parse() anyway
     return address == "/model/load" and bool(args) and not is_model_name(str(args[0]))
 
 
@@ -1041,17 +1156,25 @@ SHOW_SETTINGS = persisted({"show"})  # the show-wide settings, restored at start
 
 
 def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:
-    """The spec for a concrete address and its path indices, or CommandError."""
-    spec, path, _ = _match(address)
+    """The spec for a concrete address (a deck form too) and its path indices, or CommandError."""
+    spec, path, _, _ = _match(address)
     return spec, path
 
 
-def _match(address: str) -> tuple[CommandSpec, dict[str, int], dict[str, str]]:
-    """The spec for a concrete address, its path indices and its path names."""
+def _match(address: str) -> tuple[CommandSpec, dict[str, int], dict[str, str], str]:
+    """The spec for a concrete address, its path indices, its path names and its deck."""
     if not isinstance(address, str):
         raise CommandError(f"address must be a string, got {_kind(address)}")
     if len(address) > MAX_ADDRESS_CHARS:
         raise CommandError(f"address longer than {MAX_ADDRESS_CHARS} characters")
+    deck, bare = split_deck(address)
+    spec, path, labels = _match_bare(bare)
+    if deck is not None and not spec.deck:
+        raise CommandError(f"{address[:80]}: {spec.pattern} is not a deck command")
+    return spec, path, labels, deck or "a"
+
+
+def _match_bare(address: str) -> tuple[CommandSpec, dict[str, int], dict[str, str]]:
     spec = _FIXED.get(address)
     if spec is not None:
         return spec, {}, {}
@@ -1081,7 +1204,7 @@ def parse(
     received: float | None = None,
 ) -> Command:
     """Validate one message into a Command, or raise CommandError saying why."""
-    spec, path, labels = _match(address)
+    spec, path, labels, deck = _match(address)
     if isinstance(args, str | bytes) or not isinstance(args, Sequence):
         raise CommandError(f"{address}: args must be a list, got {_kind(args)}")
     if len(args) == 1 and isinstance(args[0], str) and args[0] == QUERY:
@@ -1096,6 +1219,7 @@ def parse(
             labels=labels,
             received=received,
             origin=origin,
+            deck=deck,
         )
     if not spec.settable:
         raise CommandError(f"{address}: is read only; send '?' to query it")
@@ -1115,6 +1239,7 @@ def parse(
         labels=labels,
         received=received,
         origin=origin,
+        deck=deck,
     )
 
 

@@ -36,6 +36,8 @@ from models.fastpath import FastPath
 from models.faults import Faults
 from models.latent_maths import lerp
 from models.latent_space import LatentSpace, Pose, ZSpace, space_for
+from models.mixing import dim as dim_deck
+from models.mixing import mix
 from models.pixels import resize, to_rgb_uint8, to_yuv420
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
@@ -47,6 +49,7 @@ from server.commands import (
     Change,
     Command,
     CommandError,
+    deck_address,
     error,
     lookup,
     parse,
@@ -54,12 +57,13 @@ from server.commands import (
 from server.config import RenderConfig
 from server.gpu_guard import fall_back, is_device_error, memory_check, place, prepare
 from server.media.frame import Frame
-from server.media.inputs import InputHub
+from server.media.inputs import InputFrame, InputHub
 from server.media.master import Master
 from server.media.slot import LatestSlot
 from server.media.thumbs import SIZE as THUMB_SIZE
 from server.media.thumbs import Thumbnails
 from server.meters import RateMeter
+from server.mixer import Mixer
 from server.patch import Patch, Sources, continuous_arg
 from server.play import PlayState
 from server.presets import (
@@ -86,6 +90,10 @@ def _no_sources(spec: str) -> str | None:
     return "no sources configured"
 
 
+def _no_deck_sources(spec: str, hub: InputHub) -> str | None:
+    return "no sources configured"
+
+
 @dataclass(frozen=True)
 class EngineHooks:
     """What the server around the engine hears from it and lends it, fixed at construction.
@@ -100,6 +108,8 @@ class EngineHooks:
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
     on_presets: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every preset, JSON
     open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
+    # A deck's own video source (/deck/b/source) into that deck's hub; why not, or None.
+    open_deck_source: Callable[[str, InputHub], str | None] = _no_deck_sources
 
 
 @dataclass
@@ -229,6 +239,10 @@ class Engine:
         self._clustering: dict[tuple[str, int], list[Command]] = {}
         self._blend_incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
         self.deck = self._deck(model, now=0.0)
+        # Deck b: nothing until /deck/b/model/load or /deck/b/source (then it costs a render).
+        self.deck_b: Deck | None = None
+        self.deck_b_inputs = InputHub()
+        self.mixer = Mixer(self.tempo)
         self.master = Master()
         self.patch = Patch()
         # Modulation sources (audio features); any thread writes, the render thread reads.
@@ -324,6 +338,10 @@ class Engine:
         with self._incoming_lock:
             self._incoming.append((model, command))
 
+    def set_deck_b(self, model: LoadedModel, now: float) -> None:
+        """Put `model` on deck b at once (before start, or on the render thread: a replay)."""
+        self.deck_b = self._deck(model, now)
+
     def start(self) -> None:
         """Start the render thread."""
         if self._thread is not None:
@@ -383,6 +401,9 @@ class Engine:
             "stalled": started is not None and now - started > self.STALL_SECONDS,
             "reaction": self.reaction.status(now),
             "tempo_bpm": round(self.tempo.bpm, 2),
+            "deck_b": self.deck_b.model.name if self.deck_b is not None else None,
+            "deck_b_source": self.deck_b_inputs.source,
+            "crossfade": round(self.mixer.crossfade, 3),
             "render_lead_ms": round(self.tempo.lead_seconds * 1000.0, 1),
         }
 
@@ -509,22 +530,35 @@ class Engine:
         shown = pose.latent
         changes.extend(self.deck.play.take_changes())
         held = self._held if self.master.freeze else None
+        # The crossfader: at either end only that deck renders (the other costs nothing).
+        x = self.mixer.position(now)
+        changes.extend(self.mixer.take_changes())
+        b_on = self._deck_b_on()
+        pose_b = self.deck_b.play.pose(now, dt) if self.deck_b is not None else None
+        if self.deck_b is not None:
+            changes.extend(self._on_deck("b", self.deck_b.play.take_changes()))
         with torch.inference_mode():
             if held is not None:
-                image = held  # commands still apply; the picture waits for release
+                framed = held  # commands still apply; the picture waits for release
             else:
-                latent_image = None
-                if self.reactor.needs_latent_image(now):
-                    if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
-                        z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
-                        pose = replace(pose, latent=z)
-                    latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
-                    latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
-                image = self.reactor.image(latent_image, now, seq, incoming, compose)
-                self._held = image
+                framed_a = None
+                if not b_on or x < 1.0:
+                    latent_image = None
+                    if self.reactor.needs_latent_image(now):
+                        if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
+                            z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
+                            pose = replace(pose, latent=z)
+                        latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
+                        latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
+                    image = self.reactor.image(latent_image, now, seq, incoming, compose)
+                    framed_a = dim_deck(
+                        fill_canvas(image, width, height, fill), self.mixer.dims["a"]
+                    )
+                framed_b = self._render_b(pose_b, width, height) if b_on and x > 0.0 else None
+                framed = self._mix(framed_a, framed_b, x)
+                self._held = framed
             grade = self.master.grade(now)
-            # The master grade rides the conversion: the one copy back per frame.
-            framed = fill_canvas(image, width, height, fill)
+            # The mix and the master grade ride the conversion: the one copy back per frame.
             yuv = to_yuv420(framed, (width, height), grade).cpu().numpy()
         self._restore(bases, now)
         finished = time.monotonic()
@@ -558,6 +592,40 @@ class Engine:
             applied, self._applied = self._applied, []
             step_log(self._index, now, dt, applied)
         return frame
+
+    def _deck_b_on(self) -> bool:
+        """Whether deck b has anything to show: a model, or a live video source."""
+        return self.deck_b is not None or self.deck_b_inputs.source is not None
+
+    def _render_b(self, pose: Pose | None, width: int, height: int) -> torch.Tensor | None:
+        """Deck b's picture framed for the canvas, through its fader; None: nothing yet."""
+        if self.deck_b_inputs.source is not None:  # a video source: the frame, fitted
+            _, incoming = self.deck_b_inputs.frames.latest()
+            if incoming is None:
+                return None
+            image = _video_tensor(incoming, self.device)
+            framed = fill_canvas(image, width, height, "fit")
+        elif self.deck_b is not None and pose is not None:
+            deck = self.deck_b
+            fill = effective_fill(self.fill, deck.module)
+            aspect = width / height if fill == "native" else 1.0
+            image = deck.render(pose, deck.model.resolution, aspect)
+            framed = fill_canvas(image, width, height, fill)
+        else:
+            return None
+        return dim_deck(framed, self.mixer.dims["b"])
+
+    def _mix(self, a: torch.Tensor | None, b: torch.Tensor | None, x: float) -> torch.Tensor:
+        """The two decks' framed pictures at crossfade x (either alone when the other is absent)."""
+        if b is None:
+            if a is None:  # deck b shows alone but has no frame yet: keep the last picture
+                return self._held if self._held is not None else _black(self.canvas, self.device)
+            return a
+        if a is None:
+            return b
+        if b.shape != a.shape:
+            b = resize(b, (a.shape[-2], a.shape[-1]))
+        return mix(a, b, x, self.mixer.curve, self.mixer.mode)
 
     def _crossfade(
         self, image: torch.Tensor, now: float, dt: float, size: int, aspect: float = 1.0
@@ -646,6 +714,8 @@ class Engine:
     def _value(self, address: str, now: float) -> object:
         """The performer's current value of a one-argument address."""
         command = parse(address, ["?"])
+        if command.deck != "a":
+            return self._deck_b_command(command, now)[0].args[0]
         if self.deck.play.handles(command):
             return self.deck.play.query(address).args[0]
         if command.name.startswith(("/bend/", "/blend/")):
@@ -654,7 +724,9 @@ class Engine:
 
     def _set_quietly(self, address: str, value: object, now: float) -> None:
         command = parse(address, [value])
-        if self.deck.play.handles(command):
+        if command.deck != "a":
+            self._deck_b_command(command, now)
+        elif self.deck.play.handles(command):
             self.deck.play.apply(command, now)
         else:
             self._command(command, now)
@@ -724,9 +796,17 @@ class Engine:
             changes.extend(self._apply_batch(batch, now))
         return drained[-1][1]
 
-    def _apply_batch(self, batch: Sequence[Command], now: float) -> list[Change]:
-        """Apply one batch at one instant: the latent state's commands, then the rest."""
+    def _apply_batch(self, whole: Sequence[Command], now: float) -> list[Change]:
+        """Apply one batch at one instant: deck b's commands, deck a's latent state, the rest."""
         changes: list[Change] = []
+        batch = [command for command in whole if command.deck == "a"]
+        for command in whole:
+            if command.deck != "a":
+                try:
+                    changes.extend(self._deck_b_command(command, now))
+                except Exception as exc:  # noqa: BLE001 - as below
+                    self._report(exc)
+                    changes.append(error(command, str(exc)))
         try:
             played, rest = self.deck.play.apply_batch(batch, now)
         except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the show
@@ -859,6 +939,12 @@ class Engine:
         if name.startswith(("/bend/", "/blend/")):
             deck = self._deck_of(command)
             return self._bend(deck, command) if deck is not None else [error(command, "no deck")]
+        if owner == "mixer":
+            if command.name == "/source":
+                return [
+                    error(command, "deck a's video comes in by /react/source; use /deck/b/source")
+                ]
+            return self.mixer.apply(command, now)
         if owner == "patch":
             if not command.query:
                 self._patch_dirty = True
@@ -897,6 +983,60 @@ class Engine:
             return [error(command, "not available in this server")]
         return [Change(command.address, self._query(name, now))]
 
+    def _deck_b_command(self, command: Command, now: float) -> list[Change]:
+        """A command for deck b: its model, its latent state, its fader, its video source."""
+        name = command.name
+        if name == "/dim":
+            return self.mixer.apply(command, now)
+        if name == "/source":
+            if command.query:
+                return [
+                    Change(command.address, (self.deck_b_inputs.source or "none",), command.origin)
+                ]
+            return self._deck_b_source(command)
+        if name == "/model/load":
+            if command.query:
+                loaded = self.deck_b.model.name if self.deck_b is not None else "none"
+                return [Change(command.address, (loaded,), command.origin)]
+            return self._load_model(command)
+        deck = self.deck_b
+        if deck is not None and deck.play.handles(command):
+            return self._on_deck("b", deck.play.apply(command, now))
+        if deck is not None and name.startswith(("/bend/", "/blend/")):
+            return self._on_deck("b", self._bend(deck, command))
+        if deck is None and REGISTRY[name].owner == "play":
+            return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
+        return [error(command, f"{name} is not available on deck b yet (deck a only)")]
+
+    def _on_deck(self, deck: str, changes: list[Change]) -> list[Change]:
+        """A deck's feedback under its own addresses: /latent/seed -> /deck/b/latent/seed."""
+        out: list[Change] = []
+        for change in changes:
+            address = change.address
+            if deck != "a" and not address.startswith("/deck/") and address != ERROR_ADDRESS:
+                try:
+                    if lookup(address)[0].deck:
+                        address = deck_address(deck, address)
+                except CommandError:
+                    pass
+            out.append(Change(address, change.args, change.to))
+        return out
+
+    def _deck_b_source(self, command: Command) -> list[Change]:
+        spec = str(command.args[0])
+        hub = self.deck_b_inputs
+        if spec == "none":
+            hub.stop()
+            return [Change(command.address, ("none",))]
+
+        def open_it() -> None:
+            why = self.hooks.open_deck_source(spec, hub)
+            change = error(command, why) if why else Change(command.address, (spec,))
+            self.report([change])
+
+        self.start_io(open_it)
+        return []
+
     def _query(self, name: str, now: float) -> tuple[object, ...]:
         if name == "/react/mode":
             return (self.reaction.mode,)
@@ -916,6 +1056,8 @@ class Engine:
             return (self.fill,)
         if REGISTRY[name].owner == "master":
             return self.master.query(name, now)
+        if REGISTRY[name].owner == "mixer" and name != "/source":
+            return self.mixer.query(name)
         if name == "/keyframe/progress":
             return self._progress
         return ()
@@ -955,7 +1097,8 @@ class Engine:
 
     def _load_model(self, command: Command) -> list[Change]:
         name = str(command.args[0])
-        if name == self.deck.model.name:
+        playing = self.deck if command.deck == "a" else self.deck_b
+        if playing is not None and name == playing.model.name:
             return [Change(command.address, (name,))]
         try:  # a name, or a path (admin only: the edges refuse it from anyone else)
             path = self.catalog.resolve(name)
@@ -1025,6 +1168,13 @@ class Engine:
                 if command is not None:
                     changes.append(error(command, str(exc) or type(exc).__name__))
                 continue
+            if command is not None and command.deck == "b":  # deck b cuts to its new model
+                if self.deck_b is not None:
+                    self.snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
+                self.deck_b = deck
+                changes.append(Change(command.address, (model.name,)))
+                changes.extend(self._on_deck("b", deck.play.state()))
+                continue
             # Keep the outgoing model's keyframes (and bends) for when it comes back.
             self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
             self._fading, self.deck = self.deck, deck
@@ -1041,8 +1191,8 @@ class Engine:
     # -- network bending and model blending (render thread) ------------------------------
 
     def _deck_of(self, command: Command) -> Deck | None:
-        """The deck a command addresses (deck a until a second deck exists)."""
-        return self.deck if getattr(command, "deck", "a") == "a" else None
+        """The deck a command addresses; None for deck b while nothing is loaded there."""
+        return self.deck if command.deck == "a" else self.deck_b
 
     def _snapshot(self, deck: Deck) -> dict[str, Any]:
         """A deck's show entry: the play state's, with its bends among the settings."""
@@ -1277,6 +1427,17 @@ def _split_engine_settings(
         return saved, []
     rest = {a: v for a, v in settings.items() if a not in mine}
     return {**saved, "settings": rest}, [parse(a, v) for a, v in mine.items()]
+
+
+def _video_tensor(frame: InputFrame, device: torch.device) -> torch.Tensor:
+    """An incoming frame as a picture (1, 3, H, W) in [-1, 1] on the device."""
+    rgb = torch.from_numpy(frame.rgb()).to(device)
+    return rgb.permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def _black(canvas: tuple[int, int], device: torch.device) -> torch.Tensor:
+    width, height = canvas
+    return torch.full((1, 3, height, width), -1.0, device=device)
 
 
 def _daemon_thread(work: Callable[[], None]) -> None:

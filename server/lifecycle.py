@@ -57,7 +57,8 @@ from server.http.site import Listener, listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
 from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_playout_delay
-from server.media.inputs import SourceError, play_source
+from server.media.inputs import InputHub, SourceError, play_source
+from server.media.ndi_in import play_ndi
 from server.media.stream import PacketHub, StreamEncoder
 from server.meters import LeadMeter
 from server.outputs.mapping import check_outputs
@@ -176,6 +177,17 @@ async def running(
             return str(exc)  # names no server path, nor which paths exist
         return None
 
+    def open_deck_source(spec: str, hub: InputHub) -> str | None:
+        # A deck's own video (/deck/b/source): a file or device as above, or NDI in.
+        try:
+            if spec.startswith("ndi:"):
+                play_ndi(hub, spec)
+            else:
+                play_source(hub, media_source(config, spec))
+        except SourceError as exc:
+            return str(exc)
+        return None
+
     engine = Engine(
         model=model,
         config=config.render,
@@ -194,6 +206,7 @@ async def running(
             on_patch=saver.save_patch_threadsafe,
             on_presets=saver.save_presets_threadsafe,
             open_source=open_source,
+            open_deck_source=open_deck_source,
         ),
     )
     # The show-wide settings (the model last loaded, the master grade) and the

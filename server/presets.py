@@ -29,6 +29,7 @@ from server.commands import (
     CommandSpec,
     Owner,
     addresses,
+    deck_address,
     opens_by_path,
     parse,
 )
@@ -76,7 +77,10 @@ def value_bearing(spec: CommandSpec) -> bool:
 
 def value_addresses() -> list[str]:
     """Every concrete address a preset captures, in registry order (the order of recall)."""
-    return [address for spec in COMMANDS if value_bearing(spec) for address in addresses(spec)]
+    bare = [(spec, a) for spec in COMMANDS if value_bearing(spec) for a in addresses(spec)]
+    # Deck b's values too: a deck with nothing loaded answers "?" with /error, and
+    # capture() leaves those out.
+    return [a for _, a in bare] + [deck_address("b", a) for spec, a in bare if spec.deck]
 
 
 def morphable(address: str) -> bool:

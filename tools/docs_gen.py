@@ -22,13 +22,14 @@ from xml.sax.saxutils import escape
 from controllers.osc import MAX_TARGETS, MAX_TARGETS_PER_HOST, TYPE_TABLE
 from controllers.osc_packet import MAX_ARGUMENTS
 from server.commands import (
+    BLEND_MODES,
     COMMANDS,
     DIRECTIONS,
     KEYFRAMES,
+    MIX_CURVES,
     NOISE_MODES,
     REGISTRY,
     STYLE_RANGES,
-    ArgSpec,
     CommandSpec,
     lookup,
 )
@@ -36,9 +37,6 @@ from server.commands import (
 ROOT = Path(__file__).resolve().parent.parent
 OSC_MD = ROOT / "docs" / "osc.md"
 TOSC = ROOT / "controllers" / "touchosc" / "ganvj.tosc"
-# Issue 20's fixed mixer vocabulary (/mix/blend, /mix/curve), as the layout's buttons send it.
-MIX_BLENDS = ("normal", "add", "screen", "multiply", "difference", "lighten", "darken", "lumakey")
-MIX_CURVES = ("linear", "power", "cut")
 
 _SECTIONS = {
     "latent": "Latent motion",
@@ -56,6 +54,9 @@ _SECTIONS = {
     "feedback": "Feedback",
     "osc": "OSC access",
     "record": "Recording",
+    "dim": "Decks",
+    "source": "Decks",
+    "mix": "Mixer",
 }
 
 
@@ -79,11 +80,21 @@ def osc_markdown() -> str:
         "sent `/feedback/subscribe` (or are configured, such as a TouchOSC tablet).",
         "",
     ]
+    lines += [
+        "Two decks, a and b, each with its own model and latent state, meet in the",
+        "mixer (`/mix/*`). **Every command marked *deck* also exists under `/deck/a`",
+        "and `/deck/b`**: `/deck/b/model/load NAME`, `/deck/b/keyframe/3/jump`,",
+        "`/deck/b/dim 0.5`. The bare address drives deck a. An unknown deck",
+        "(`/deck/c/...`) or a deck form of a command that is not a deck's is refused.",
+        "",
+    ]
     sections: dict[str, list[CommandSpec]] = {}
     for spec in COMMANDS:
-        sections.setdefault(spec.pattern.split("/")[1], []).append(spec)
+        sections.setdefault(_SECTIONS.get(prefix := spec.pattern.split("/")[1], prefix), []).append(
+            spec
+        )
     for section, specs in sections.items():
-        lines += [f"## {_SECTIONS.get(section, section)}", "", "| address | args | |"]
+        lines += [f"## {section}", "", "| address | args | |"]
         lines.append("| --- | --- | --- |")
         for spec in specs:
             args = " ".join(f"`{arg.signature()}`" for arg in spec.args) or "none"
@@ -96,6 +107,8 @@ def osc_markdown() -> str:
                 notes.append("read only")
             if spec.admin:
                 notes.append("admin only")
+            if spec.deck:
+                notes.append("deck")
             note = f" ({', '.join(notes)})" if notes else ""
             lines.append(f"| `{spec.pattern}` | {args} | {spec.doc}{note} |")
         lines.append("")
@@ -304,20 +317,9 @@ def _label(name: str, box: _Box, text: str) -> str:
     return _node("LABEL", f"label {name}", box, props=props)
 
 
-# Issue 20's fixed interface that other branches build (decks, the mixer, bends): the
-# layout sends these before this registry has them, as plain 0..1 faders and string
-# buttons. The lead removes this tuple once they merge; the registry then checks them.
-PENDING_PREFIXES = ("/mix/", "/deck/", "/bend/")
-
-
-def _pending(address: str) -> bool:
-    return address.startswith(PENDING_PREFIXES) and address not in REGISTRY
-
-
 def _spec(pattern: str) -> CommandSpec:
-    if _pending(pattern):
-        return CommandSpec(pattern, "pending", (ArgSpec("x", "f", "", 0.0, 1.0),))
-    return REGISTRY[pattern]  # a KeyError here means the layout names a removed command
+    """A pattern's spec, or a deck form's (/deck/b/...); raises for a removed command."""
+    return REGISTRY[pattern] if pattern in REGISTRY else lookup(pattern)[0]
 
 
 def _fader(address: str, pattern: str, box: _Box, text: str) -> list[str]:
@@ -363,7 +365,7 @@ def _xy(address: str, box: _Box, text: str, *, scale: float | None = None) -> li
 def _choice(address: str, value: str | int, box: _Box, text: str) -> list[str]:
     """A momentary button that sends one fixed argument (a choice or an index)."""
     spec = _spec(_pattern_of(address))
-    kind = "s" if _pending(address) and isinstance(value, str) else spec.args[0].type
+    kind = spec.args[0].type
     conversion = {"s": "STRING", "i": "INTEGER", "f": "FLOAT"}[kind]
     message = _osc(
         address, [_partial("CONSTANT", conversion, str(value))], trigger="RISE", receive=False
@@ -376,8 +378,6 @@ def _choice(address: str, value: str | int, box: _Box, text: str) -> list[str]:
 
 
 def _pattern_of(address: str) -> str:
-    if _pending(address):
-        return address
     spec, _ = lookup(address)
     return spec.pattern
 
@@ -396,7 +396,7 @@ def _mix_page() -> list[str]:
         )
     )
     nodes.append(_label("crossfade", _Box(20, 102, 984, 18), "crossfade: deck a .. deck b"))
-    for i, mode in enumerate(MIX_BLENDS):
+    for i, mode in enumerate(BLEND_MODES):
         nodes += _choice("/mix/blend", mode, _Box(20 + i * 122, 140, 116, 50), mode)
     for i, curve in enumerate(MIX_CURVES):
         nodes += _choice("/mix/curve", curve, _Box(20 + i * 122, 200, 116, 50), curve)
