@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="print the performer's link as a QR code (default: on a terminal)",
     )
+    serve.add_argument(
+        "--no-supervisor",
+        action="store_true",
+        help="run the instrument in this process, not as a restarted worker "
+        "(also GANVJ_NO_SUPERVISOR=1)",
+    )
     serve.set_defaults(func=run_serve)
 
     bench = commands.add_parser("bench", help="print performance figures (README: Benchmarks)")
@@ -111,12 +117,27 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 def run_serve(args: argparse.Namespace) -> int:
     """`ganvj serve`."""
-    from models.checkpoint import CheckpointError
-    from server.lifecycle import StartupError, serve_forever
+    from server import supervisor
 
     try:
         config = serve_config(args)
-        run_loop(serve_forever(config, qr=args.qr))
+    except ConfigError as exc:
+        print(f"ganvj: {exc}", file=sys.stderr)
+        return 2
+    if supervisor.wanted(args.no_supervisor):
+        try:
+            return supervisor.supervise(config, getattr(args, "argv", sys.argv[1:]))
+        except supervisor.SupervisorError as exc:
+            print(f"ganvj: {exc}", file=sys.stderr)
+            return 2
+    from models.checkpoint import CheckpointError
+    from server.lifecycle import StartupError, serve_forever
+
+    survival = supervisor.inherited()
+    if survival.safe_reason is not None:
+        config = config.with_overrides(supervisor.SAFE_SETTINGS)
+    try:
+        run_loop(serve_forever(config, qr=args.qr, survival=survival))
     except (ConfigError, StartupError, CheckpointError) as exc:
         print(f"ganvj: {exc}", file=sys.stderr)
         return 2
@@ -144,6 +165,7 @@ def run_loop(coro: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ganvj` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a supervisor starts workers so
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

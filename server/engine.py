@@ -70,6 +70,9 @@ class EngineHooks:
     on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every model's snapshot
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
     open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
+    # (frame index, now, the batches applied before it), before that frame renders:
+    # the write-ahead journal (server/journal.py).
+    on_applied: Callable[[int, float, list[Batch]], None] | None = None
 
 
 @dataclass
@@ -207,6 +210,11 @@ class Engine:
     def play(self) -> PlayState:
         """The current model's latent state (render thread only, or before start)."""
         return self.deck.play
+
+    @property
+    def index(self) -> int:
+        """The number of the last frame rendered (render thread, or a snapshot's hook)."""
+        return self._index
 
     @property
     def output_size(self) -> int:
@@ -577,6 +585,7 @@ class Engine:
             return None
         if self._step_log is not None:
             self._applied = [batch for batch, _ in drained]
+        applied_hook = self.hooks.on_applied
         for batch in coalesce([batch for batch, _ in drained]):
             try:
                 played, rest = self.deck.play.apply_batch(batch, now)
@@ -590,6 +599,9 @@ class Engine:
                 except Exception as exc:  # noqa: BLE001 - as above
                     self._report(exc)
                     changes.append(error(command, str(exc)))
+        if applied_hook is not None:
+            # On disk before the frame renders, so before any answer goes out.
+            applied_hook(self._index + 1, now, [batch for batch, _ in drained])
         return drained[-1][1]
 
     # -- engine commands (render thread) -------------------------------------

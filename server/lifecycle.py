@@ -37,6 +37,7 @@ from models.checkpoint import (
     weights_dir,
 )
 from models.device import pick_device
+from server import journal as journal_file
 from server import showfile
 from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
 from server.config import Config
@@ -55,9 +56,13 @@ from server.media.stream import PacketHub, StreamEncoder
 from server.meters import LeadMeter
 from server.outputs.service import OutputError, Outputs
 from server.showfile import ShowSaver
+from server.supervisor import Survival
 from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
+
+
+SAFE_NOTICE_DELAY_S = 3.0  # after a restart on safe settings, before the one /error
 
 
 class StartupError(RuntimeError):
@@ -152,20 +157,35 @@ async def running(
     pix2pix: LoadedModel | None = None,
     encoder: LoadedModel | None = None,
     feedback: LoadedModel | None = None,
+    survival: Survival | None = None,
 ) -> AsyncIterator[Running]:
     """Run engine, encoder, OSC and web server until the block exits, then stop them.
 
     `model` (and the reaction models) default to the configured or shipped ones.
+    `survival`: the sockets a supervisor holds, and why it runs safe (if it does).
     """
+    survival = survival or Survival()
     try:
         device = pick_device(config.render.device)
     except RuntimeError as exc:
         raise StartupError(str(exc)) from exc
+    # What the last run applied after its last show save (see server/journal.py).
+    journal_path = state_dir(config) / "journal.jsonl"
+    recovery, _ = journal_file.read(journal_path)
+    last_model = find_model(recovery.model) if recovery.model else None
+    if survival.safe_reason is not None:
+        recovery.model = None  # safe settings: the shipped default model
+    elif model is None and last_model is not None:
+        config = config.with_overrides({"render.model": str(last_model)})
     if model is None:
         model = resolve_model(config, str(device))
         pix2pix, encoder, feedback = reaction_models(config, model)
     show_path = state_dir(config) / "show.json"
     show = _load_show(show_path)
+    show.models.update(recovery.snapshots)
+    for note in recovery.notes:
+        logger.warning("%s", note)
+    journal = journal_file.Journal(journal_path)
     loop = asyncio.get_running_loop()
 
     def open_source(spec: str) -> str | None:
@@ -180,6 +200,7 @@ async def running(
         show,
         loop,
         on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
+        on_saved=lambda covers: loop.run_in_executor(None, journal.covered, covers),
     )
     # The hooks close over `control` and `engine`, built next: they run only once
     # the render thread does, after both exist.
@@ -196,9 +217,12 @@ async def running(
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
             on_changes=lambda changes: control.changes_threadsafe(changes),
-            on_show=saver.save_threadsafe,
+            on_show=lambda snapshots: saver.save_threadsafe(snapshots, engine.index),
             on_patch=saver.save_patch_threadsafe,
             open_source=open_source,
+            on_applied=lambda index, now, batches: journal.append(
+                index, now, batches, lambda: {engine.model.name: engine.play.snapshot()}
+            ),
         ),
     )
     osc_feedback = _osc_feedback(config)
@@ -210,6 +234,12 @@ async def running(
     )
     # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
     engine.submit([parse(address, args) for address, args in show.patch])
+    # Then what the journal holds on top of the show: the last run's changes.
+    replay = recovery.batch()
+    journal.begin(recovery, replay)
+    if replay:
+        engine.submit(replay)
+        logger.info("replayed %d commands from the journal", len(replay))
 
     encoder_thread: StreamEncoder | None = None
     hub: PacketHub | None = None
@@ -236,6 +266,8 @@ async def running(
         access=_access(config),
     )
     _add_routes(app, engine, saver)
+    app.status_extras["journal"] = lambda: {**journal.status(), "notes": recovery.notes}
+    app.status_extras["supervisor"] = survival.status
     outputs = Outputs(
         config=config,
         engine=engine,
@@ -264,12 +296,13 @@ async def running(
     else:
         disable_zero_playout_delay()
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(journal.close)
         stack.push_async_callback(saver.flush)  # last out: the show as it ended
         # Stopped after the engine (last in, first out), which closes the frame slot.
         if encoder_thread is not None:
             stack.enter_context(encoder_thread)
         stack.enter_context(engine)
-        osc = await _start_osc(config, engine, osc_feedback, stack)
+        osc = await _start_osc(config, engine, osc_feedback, stack, survival.osc)
         if osc is not None:
             app.osc_stats = osc.stats.as_dict
         # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
@@ -281,7 +314,9 @@ async def running(
             raise StartupError(str(exc)) from exc
         _start_audio(config, engine, app, stack)
         _start_midi(config, engine, app, control, stack)
-        port = await _listen(config, app, tls, stack)
+        port = await _listen(config, app, tls, stack, survival.http)
+        if survival.safe_reason is not None:
+            _say_safe(survival.safe_reason, control, loop)
         stack.push_async_callback(app.close)  # peers and websockets before the listener
         yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
 
@@ -303,10 +338,25 @@ def _access(config: Config) -> Access:
     )
 
 
-async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExitStack) -> int:
+def _say_safe(reason: str, control: ControlHub, loop: asyncio.AbstractEventLoop) -> None:
+    """One /error to controllers, once they are back: they reconnect within seconds."""
+    logger.error("%s", reason)
+    loop.call_later(
+        SAFE_NOTICE_DELAY_S,
+        lambda: control.broadcast([Change(ERROR_ADDRESS, ("/supervisor", reason))]),
+    )
+
+
+async def _listen(
+    config: Config,
+    app: App,
+    tls: Any,
+    stack: contextlib.AsyncExitStack,
+    sock: Any = None,
+) -> int:
     try:
         return await stack.enter_async_context(
-            listening(app, config.server.host, config.server.port, tls)
+            listening(app, config.server.host, config.server.port, tls, sock)
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
@@ -390,6 +440,7 @@ async def _start_osc(
     engine: Engine,
     feedback: OscFeedback | None,
     stack: contextlib.AsyncExitStack,
+    sock: Any = None,
 ) -> OscController | None:
     if feedback is None:
         return None
@@ -400,6 +451,7 @@ async def _start_osc(
         feedback=feedback,
         allow=AllowList(config.osc.allow),
         token=config.osc.token,
+        sock=sock,
     )
     try:
         await stack.enter_async_context(osc)
@@ -477,13 +529,15 @@ def _load_show(path: Path) -> showfile.Show:
         return showfile.Show()
 
 
-async def serve_forever(config: Config, *, qr: bool | None = None) -> None:
+async def serve_forever(
+    config: Config, *, qr: bool | None = None, survival: Survival | None = None
+) -> None:
     """Serve until SIGINT or SIGTERM; print the links (`qr`: a QR code, None = on a terminal)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(config) as run:
+    async with running(config, survival=survival) as run:
         model = run.engine.model
         logger.info(
             "serving %s (%s, %d px) at %d px on %s",

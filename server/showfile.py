@@ -182,6 +182,7 @@ class ShowSaver:
         show: Show,
         loop: asyncio.AbstractEventLoop,
         on_error: Callable[[str], None] | None = None,
+        on_saved: Callable[[int], None] | None = None,
     ) -> None:
         self.path = path
         self.show = show
@@ -189,14 +190,19 @@ class ShowSaver:
         self.saves = 0
         self._loop = loop
         self._on_error = on_error
+        # Told the frame index a written file covers: the journal folds up to it.
+        self._on_saved = on_saved
+        self._covers: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
         self._closing = False
 
-    def save_threadsafe(self, snapshots: dict[str, dict[str, Any]]) -> None:
-        """Called on the render thread with every model's snapshot."""
+    def save_threadsafe(
+        self, snapshots: dict[str, dict[str, Any]], covers: int | None = None
+    ) -> None:
+        """Called on the render thread with every model's snapshot (taken at frame `covers`)."""
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._update, snapshots)
+            self._loop.call_soon_threadsafe(self._update, snapshots, covers)
 
     def save_patch_threadsafe(self, patch: list[list[object]]) -> None:
         """Called on the render thread with the patch as commands."""
@@ -216,8 +222,10 @@ class ShowSaver:
         """For /api/status."""
         return {"path": str(self.path), "saved": self.error is None, "error": self.error}
 
-    def _update(self, snapshots: dict[str, dict[str, Any]]) -> None:
+    def _update(self, snapshots: dict[str, dict[str, Any]], covers: int | None = None) -> None:
         self.show.models.update(snapshots)
+        if covers is not None:
+            self._covers = covers
         self._schedule()
 
     def _schedule(self) -> None:
@@ -228,6 +236,7 @@ class ShowSaver:
     async def _write(self) -> None:
         while self._dirty:
             self._dirty = False
+            covers = self._covers
             text = dumps(self.show)
             try:
                 await asyncio.to_thread(save_text, self.path, text)
@@ -239,6 +248,8 @@ class ShowSaver:
                 await asyncio.sleep(self.RETRY_SECONDS)
             else:
                 self.saves += 1
+                if covers is not None and self._on_saved is not None:
+                    self._on_saved(covers)
                 if self.error is not None:
                     logger.warning("the show is saved again to %s", self.path)
                     self.error = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator
 
@@ -15,11 +16,16 @@ SHUTDOWN_TIMEOUT_S = 2.0  # open requests get this long at shutdown, then are ca
 
 @contextlib.asynccontextmanager
 async def listening(
-    app: App, host: str, port: int, tls: ssl.SSLContext | None
+    app: App,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[int]:
     """Serve `app` until the block exits; yields the bound port (useful with port 0).
 
-    OSError from binding (port in use, no such address) propagates.
+    `sock`: a socket already bound and listening (a supervisor's), used instead
+    of host and port. OSError from binding (port in use, no such address) propagates.
     """
     runner = web.AppRunner(
         app.finish_routes(),
@@ -29,7 +35,11 @@ async def listening(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=tls)
+        site: web.BaseSite = (
+            web.SockSite(runner, sock, ssl_context=tls)
+            if sock is not None
+            else web.TCPSite(runner, host, port, ssl_context=tls)
+        )
         await site.start()
         bound = runner.addresses[0]
         yield int(bound[1])
