@@ -133,6 +133,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from models.checkpoint import CheckpointError
     from server.lifecycle import StartupError, serve_forever
 
+    supervisor.wait_for_go()  # a standby worker: imported, now waits for its turn
     survival = supervisor.inherited()
     if survival.safe_reason is not None:
         config = config.with_overrides(supervisor.SAFE_SETTINGS)

@@ -11,6 +11,10 @@ Three deaths within CRASH_WINDOW_S start the worker on safe settings (the CPU,
 the shipped default model, its native size) and say why; a worker that dies
 as often on safe settings too ends the supervisor with the reason.
 
+A standby worker is kept warm beside the playing one: started ahead, it has
+imported torch and the server (most of a start) and waits on a pipe, so a
+death costs the model load and the first frame, not the imports.
+
 The supervisor imports no torch and waits in waitpid(): idle, it costs nothing.
 """
 
@@ -40,6 +44,7 @@ ENV_SOCKETS = "GANVJ_WORKER_SOCKETS"  # "http=FD,osc=FD"
 ENV_SAFE = "GANVJ_SAFE_MODE"  # why the worker runs on safe settings
 ENV_RESTARTS = "GANVJ_RESTARTS"  # how many times the worker was started again
 ENV_NO_SUPERVISOR = "GANVJ_NO_SUPERVISOR"  # "1": `ganvj serve` runs the worker directly
+ENV_STANDBY = "GANVJ_STANDBY_FD"  # a standby worker waits to read its go on this fd
 
 CRASH_DEATHS = 3
 CRASH_WINDOW_S = 30.0
@@ -65,9 +70,37 @@ class Survival:
         """For /api/status: supervised, restarts, and the safe mode's reason (or None)."""
         return {
             "supervised": self.http is not None,
+            "worker_pid": os.getpid(),
             "restarts": self.restarts,
             "safe_mode": self.safe_reason,
         }
+
+
+def wait_for_go() -> None:
+    """In a standby worker, after the heavy imports: block until the supervisor says go.
+
+    The go message carries the settings of this start (safe mode, restarts),
+    decided when the previous worker died rather than when this one was started.
+    """
+    fd = os.environ.pop(ENV_STANDBY, "")
+    if not fd:
+        return
+    data = b""
+    while not data.endswith(b"\n"):
+        try:
+            chunk = os.read(int(fd), 4096)
+        except KeyboardInterrupt:  # Ctrl-C reaches the whole terminal's group
+            raise SystemExit(0) from None
+        if not chunk:  # the supervisor is gone
+            raise SystemExit(0)
+        data += chunk
+    os.close(int(fd))
+    for line in data.decode().splitlines():
+        key, _, value = line.partition("=")
+        if key in (ENV_SAFE, ENV_RESTARTS):
+            os.environ[key] = value
+    if os.environ.get(ENV_SAFE) == "":
+        del os.environ[ENV_SAFE]
 
 
 def inherited() -> Survival:
@@ -165,6 +198,7 @@ class Supervisor:
         self.restarts = 0
         self.safe_reason: str | None = None
         self._child: subprocess.Popen[bytes] | None = None
+        self._standby: tuple[subprocess.Popen[bytes], int] | None = None  # (process, go fd)
         self._stopping = False
         self._died: deque[float] = deque(maxlen=deaths)
 
@@ -175,8 +209,11 @@ class Supervisor:
         while True:
             started = time.monotonic()
             child = self._child = self._start()
+            if not self._stopping:
+                self._standby = self._spawn(standby=True)
             code = child.wait()  # blocks in waitpid(): no polling
             if self._stopping:
+                self._end_standby()
                 return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else 1
             cause = _cause(code)
             now = time.monotonic()
@@ -196,6 +233,7 @@ class Supervisor:
                         file=sys.stderr,
                         flush=True,
                     )
+                    self._end_standby()
                     return 1
                 self.safe_reason = (
                     f"the worker died {self.deaths} times in {self.window_s:.0f} s "
@@ -207,6 +245,25 @@ class Supervisor:
             self.restarts += 1
 
     def _start(self) -> subprocess.Popen[bytes]:
+        """The standby told to go, if it is alive; else a worker started cold."""
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            process, go = standby
+            message = f"{ENV_SAFE}={self.safe_reason or ''}\n{ENV_RESTARTS}={self.restarts}\n"
+            try:
+                if process.poll() is None:
+                    os.write(go, message.encode())
+                    return process
+            except OSError:
+                pass  # it died waiting: start one cold
+            finally:
+                os.close(go)
+            _kill(process)
+            process.wait()
+        process, _ = self._spawn(standby=False)
+        return process
+
+    def _spawn(self, *, standby: bool) -> tuple[subprocess.Popen[bytes], int]:
         fds = {"http": self.http.fileno()}
         if self.osc is not None:
             fds["osc"] = self.osc.fileno()
@@ -215,17 +272,36 @@ class Supervisor:
         env[ENV_RESTARTS] = str(self.restarts)
         if self.safe_reason is not None:
             env[ENV_SAFE] = self.safe_reason
-        return subprocess.Popen(
+        passed = list(fds.values())
+        go = -1
+        if standby:
+            read, go = os.pipe()
+            env[ENV_STANDBY] = str(read)
+            passed.append(read)
+        process = subprocess.Popen(
             [sys.executable, "-m", "server.cli", *self.argv],
             env=env,
-            pass_fds=tuple(fds.values()),
+            pass_fds=tuple(passed),
             preexec_fn=_die_with_parent,
         )
+        if standby:
+            os.close(read)
+        return process, go
+
+    def _end_standby(self) -> None:
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            process, go = standby
+            os.close(go)  # it reads end-of-file and leaves
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(STOP_GRACE_S)
+            _kill(process)
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
         child = self._child
         if child is None or child.poll() is not None:
+            self._end_standby()
             raise SystemExit(0)
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
