@@ -36,6 +36,7 @@ BENCHMARKS = {
     "soak": "server.bench.soak",
     "forward": "server.bench.forward",
     "latency": "server.bench.latency",
+    "survive": "server.bench.survive",
 }
 
 

@@ -1,5 +1,8 @@
 // The fullscreen viewer: receive the stream, play it with minimal latency,
 // reconnect by itself after a server restart. No controls over the picture.
+// While the server is away (a worker restarting) the last frame stays on
+// screen, held on a canvas over the video, and fades out once frames flow again:
+// a projector never shows black or a browser error.
 import { negotiate, openSocket } from "/rtc.js";
 import { watchJanus } from "/janus-play.js";
 
@@ -7,6 +10,7 @@ const video = document.getElementById("video");
 const statusBox = document.getElementById("status");
 const hint = document.getElementById("hint");
 const problem = document.getElementById("problem");
+const hold = document.getElementById("hold");
 const state = { pc: null, ws: null, connected: false, retries: 0, lastFrames: 0, lastTime: 0, fps: 0, failures: 0 };
 window.ganvj = state; // for tests and curious performers
 
@@ -17,6 +21,36 @@ const PROBLEM_SECONDS = 10;
 const UNREACHABLE = "cannot reach the server's video: check that UDP is open between this machine and ganvj";
 
 class MediaFailed extends Error {}
+
+const HOLD_EVERY_MS = 500;
+// Keep a copy of the picture while it plays: when the track ends the video
+// element may already be blank, so the copy is taken before that.
+function keepFrame() {
+  if (!hold.hidden || video.readyState < 2 || !video.videoWidth) return;
+  if (hold.width !== video.videoWidth || hold.height !== video.videoHeight) {
+    hold.width = video.videoWidth; hold.height = video.videoHeight;
+  }
+  hold.getContext("2d").drawImage(video, 0, 0);
+  state.held = true;
+}
+
+// Cover the video with the last frame (nothing to show before the first frame).
+function holdPicture() {
+  if (!state.held) return;
+  hold.classList.remove("fading");
+  hold.hidden = false;
+}
+
+// Frames flow again: fade the held picture out over the live one.
+function release() {
+  if (hold.hidden) return;
+  const fade = () => {
+    hold.classList.add("fading");
+    setTimeout(() => { if (hold.classList.contains("fading")) hold.hidden = true; }, 900);
+  };
+  if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(fade);
+  else fade();
+}
 
 // Say on screen what went wrong, for a stage tech looking at a black projector.
 let problemTimer = null;
@@ -48,6 +82,8 @@ async function connect() {
     if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
     video.srcObject = event.streams[0] || new MediaStream([event.track]);
     video.play().catch(() => {});
+    video.addEventListener("playing", release, { once: true });
+    event.track.addEventListener("ended", () => { keepFrame(); holdPicture(); });
   });
   const lost = new Promise((resolve, reject) => {
     if (ws) ws.addEventListener("close", resolve, { once: true });
@@ -57,7 +93,8 @@ async function connect() {
         const ice = ["failed", "disconnected"].includes(pc.iceConnectionState);
         reject(new MediaFailed(ice ? "ICE failed: no network path" : "DTLS handshake failed"));
       } else if (pc.connectionState === "closed") resolve();
-      else if (pc.connectionState === "connected") { state.connected = true; state.retries = 0; problem.hidden = true; }
+      else if (pc.connectionState === "disconnected") { holdPicture(); }
+      else if (pc.connectionState === "connected") { state.connected = true; state.retries = 0; problem.hidden = true; release(); }
     });
   });
   if (janus) state.hangUp = await watchJanus(pc, janus, mountpoint);
@@ -77,6 +114,8 @@ async function run() {
       if (err instanceof MediaFailed) showProblem(err.message);
     }
     state.connected = false;
+    keepFrame();
+    holdPicture();
     try { state.pc && state.pc.close(); } catch (_) {}
     try { state.ws && state.ws.close(); } catch (_) {}
     try { state.hangUp && state.hangUp(); } catch (_) {}
@@ -123,4 +162,5 @@ document.addEventListener("keydown", (event) => {
 });
 setTimeout(() => hint.classList.add("gone"), 3000);
 setInterval(updateStatus, 1000);
+setInterval(keepFrame, HOLD_EVERY_MS);
 run();
