@@ -49,6 +49,7 @@ WATCH_JS = """() => {
 ARM_JS = """() => { const s = window.__survive; s.armedAt = performance.now();
   s.armedPc = window.ganvj.pc; s.firstNew = 0; return true; }"""
 FIRST_NEW_JS = "() => { const s = window.__survive; return s.firstNew && s.firstNew - s.armedAt; }"
+KILL_SPACING_S = 16.0
 BLACK_MEAN = 6.0  # 0..255: a screenshot darker than this counts as black
 
 
@@ -160,7 +161,9 @@ async def measure(kills: int, limit_s: float, idle_s: float) -> dict[str, Any]:
                         flush=True,
                     )
                     pid = worker_pid(server, pid, limit_s)
-                    await asyncio.sleep(3.0)  # the next standby imports before the next kill
+                    # Kills spaced past the crash-loop rule (3 deaths in 30 s), which
+                    # would switch to safe settings; the next standby imports meanwhile.
+                    await asyncio.sleep(KILL_SPACING_S - outage.seconds)
             finally:
                 await browser.close()
     finally:

@@ -1,0 +1,128 @@
+"""The write-ahead journal: written, folded, and read back after torn, corrupt or future files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from server import journal
+from server.commands import parse
+
+
+def write(path: Path, batches: list[list[list[object]]]) -> journal.Journal:
+    log = journal.Journal(path)
+    log.begin(journal.Recovery(), [])
+    for i, batch in enumerate(batches, 1):
+        log.append(i, float(i), [[parse(a, args) for a, args in batch]], lambda: {})  # type: ignore[arg-type]
+    return log
+
+
+def test_a_written_journal_reads_back_as_the_last_value_per_address(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    write(
+        path,
+        [
+            [["/output/dim", [0.2]]],
+            [["/output/dim", [0.7]], ["/latent/xy", [0.1, 0.9]]],
+            [["/mod/route", ["audio/rms", "/latent/truncation", 0.5]]],
+            [["/record/start", []]],
+        ],
+    ).close()
+    recovery, count = journal.read(path)
+    assert count == 5
+    assert recovery.commands == [
+        ["/output/dim", [0.7]],
+        ["/latent/xy", [0.1, 0.9]],
+        ["/mod/route", ["audio/rms", "/latent/truncation", 0.5]],
+    ]
+    assert recovery.notes == []
+
+
+def test_a_torn_last_record_is_ignored_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    write(path, [[["/output/dim", [0.3]]]]).close()
+    with path.open("a") as handle:
+        handle.write('{"type":"frame","i":9,"batches":[[["/output/dim",[0.9]')
+    recovery, _ = journal.read(path)
+    assert recovery.commands == [["/output/dim", [0.3]]]
+    assert "cut" in recovery.notes[0]
+
+
+def test_a_corrupt_journal_starts_from_the_snapshot_and_says_what_was_dropped(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    write(path, [[["/output/dim", [0.3]]], [["/output/dim", [0.4]]]]).close()
+    lines = path.read_text().splitlines()
+    lines[1] = "not json at all"
+    path.write_text("\n".join(lines) + "\n")
+    recovery, count = journal.read(path)
+    assert recovery.commands == [] and count == 0
+    assert "dropped 2 records" in recovery.notes[0]
+    assert (tmp_path / "journal.jsonl.bad").is_file()
+
+
+def test_a_journal_from_a_newer_version_is_dropped_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    start = {"type": "start", "version": journal.VERSION + 1}
+    frame = {"type": "frame", "i": 1, "batches": [[["/output/dim", [0.5], None]]]}
+    path.write_text(json.dumps(start) + "\n" + json.dumps(frame) + "\n")
+    recovery, _ = journal.read(path)
+    assert recovery.commands == []
+    assert "newer ganvj" in recovery.notes[0] and "dropped 1 records" in recovery.notes[0]
+
+
+def test_a_show_save_folds_what_it_covers_and_keeps_what_it_does_not(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    log = write(
+        path,
+        [
+            [["/output/dim", [0.2]]],
+            [["/mod/route", ["audio/rms", "/latent/truncation", 0.5]]],
+            [["/output/dim", [0.6]]],
+        ],
+    )
+    log.covered(2)  # the show file now holds frames 1..2 (the route is in its patch)
+    log.close()
+    assert log.rotations == 1
+    recovery, _ = journal.read(path)
+    assert recovery.commands == [["/output/dim", [0.6]]]
+
+
+def test_a_store_keeps_the_snapshot_not_the_command(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    log = journal.Journal(path)
+    log.begin(journal.Recovery(), [])
+    entry = {"z_dim": 2, "keyframes": [[0.5, -0.5]], "settings": {}}
+    log.append(1, 1.0, [[parse("/keyframe/1/store", [])]], lambda: {"m": entry})
+    log.close()
+    recovery, _ = journal.read(path)
+    assert recovery.commands == []
+    assert recovery.snapshots == {"m": entry}
+
+
+def test_the_model_loaded_last_is_kept_and_earlier_play_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    write(
+        path,
+        [
+            [["/latent/xy", [0.3, 0.3]], ["/output/dim", [0.5]]],
+            [["/model/load", ["second"]]],
+            [["/latent/xy", [0.8, 0.2]]],
+        ],
+    ).close()
+    recovery, _ = journal.read(path)
+    assert recovery.model == "second"
+    assert recovery.commands == [["/output/dim", [0.5]], ["/latent/xy", [0.8, 0.2]]]
+
+
+def test_the_journal_stays_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    log = journal.Journal(path, max_bytes=2000)
+    log.begin(journal.Recovery(), [])
+    for i in range(500):
+        log.append(i, float(i), [[parse("/output/dim", [i / 500])]], dict)
+    log.close()
+    assert path.stat().st_size < 4000
+    recovery, _ = journal.read(path)
+    assert recovery.commands == [["/output/dim", [499 / 500]]]
