@@ -62,6 +62,8 @@ def server() -> Any:
         shared_encoder=True,
         size=128,
         supervised=True,
+        # The test's websocket plays as the performer (the namespace address is not loopback).
+        tables={"server": {"trusted": [ADDRESS]}},
     )
     yield process
     process.close()
