@@ -200,7 +200,7 @@ async def running(
         show,
         loop,
         on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
-        on_saved=lambda covers: loop.run_in_executor(None, journal.covered, covers),
+        on_saved=lambda covers: _in_executor(loop, journal.covered, covers),
     )
     # The hooks close over `control` and `engine`, built next: they run only once
     # the render thread does, after both exist.
@@ -336,6 +336,11 @@ def _access(config: Config) -> Access:
         trusted=server.trusted,
         allowed_origins=server.allowed_origins,
     )
+
+
+def _in_executor(loop: asyncio.AbstractEventLoop, work: Any, *args: Any) -> None:
+    """Run blocking work (the journal's fsynced fold) off the event loop; fire and forget."""
+    loop.run_in_executor(None, work, *args)
 
 
 def _say_safe(reason: str, control: ControlHub, loop: asyncio.AbstractEventLoop) -> None:
