@@ -48,6 +48,7 @@ ENV_STANDBY = "GANVJ_STANDBY_FD"  # a standby worker waits to read its go on thi
 
 CRASH_DEATHS = 3
 CRASH_WINDOW_S = 30.0
+STARTUP_REFUSED = 2  # the worker's exit code for a start its settings refuse (`ganvj serve`)
 STOP_GRACE_S = 10.0  # a stopping worker gets this long before SIGKILL
 SAFE_SETTINGS = {"render.device": "cpu", "render.model": "", "render.size": 0}
 _PR_SET_PDEATHSIG = 1
@@ -215,6 +216,11 @@ class Supervisor:
             if self._stopping:
                 self._end_standby()
                 return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else 1
+            if code == STARTUP_REFUSED and self.restarts == 0:
+                # The first start refused its settings (a bad model file, config, TLS
+                # or audio device): said on stderr by the worker; nothing to restart.
+                self._end_standby()
+                return STARTUP_REFUSED
             cause = _cause(code)
             now = time.monotonic()
             self._died.append(now)
@@ -292,7 +298,10 @@ class Supervisor:
         standby, self._standby = self._standby, None
         if standby is not None:
             process, go = standby
-            os.close(go)  # it reads end-of-file and leaves
+            os.close(go)
+            # It holds no state; it may still be importing, so it is not asked but told.
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(STOP_GRACE_S)
             _kill(process)
@@ -305,6 +314,11 @@ class Supervisor:
             raise SystemExit(0)
         with contextlib.suppress(ProcessLookupError):
             child.send_signal(signum)
+        # The standby goes at once: it would only take CPU from the worker's stop.
+        standby = self._standby
+        if standby is not None:
+            with contextlib.suppress(ProcessLookupError):
+                standby[0].terminate()
         signal.signal(signal.SIGALRM, lambda *_: _kill(child))
         signal.alarm(int(STOP_GRACE_S))
 
