@@ -23,6 +23,10 @@ from dataclasses import dataclass
 MAX_MESSAGES = 64  # messages in one packet, bundles unpacked
 MAX_DEPTH = 8  # bundles inside bundles
 MAX_ARRAY_DEPTH = 8  # arrays inside arrays
+# Arguments in one message, arrays' brackets not counted. No command takes more
+# than a handful; a 64 KB datagram of 12,900 empty strings is refused before
+# one of them is read.
+MAX_ARGUMENTS = 64
 
 _BUNDLE = b"#bundle\0"
 
@@ -152,84 +156,95 @@ def _encode_value(value: object, tags: list[str], payload: list[bytes], depth: i
 
 
 def parse_packet(data: bytes) -> list[OscMessage]:
-    """Every message in a datagram (a message, or a bundle of them), or OscParseError."""
+    """Every message in a datagram (a message, or a bundle of them), or OscParseError.
+
+    The datagram is read in place, by offsets into one bytes object: no slice
+    is copied per bundle element or per string, so the cost is linear in its size.
+    """
     out: list[OscMessage] = []
-    _packet(memoryview(data), out, depth=0)
+    _packet(bytes(data), 0, len(data), out, depth=0)
     return out
 
 
-def _packet(data: memoryview, out: list[OscMessage], depth: int) -> None:
-    if len(data) == 0:
+def _packet(data: bytes, start: int, end: int, out: list[OscMessage], depth: int) -> None:
+    if start >= end:
         raise OscParseError("empty packet")
-    if bytes(data[:8]) == _BUNDLE:
-        _bundle(data, out, depth)
-    elif data[0] == ord("/"):
+    if data.startswith(_BUNDLE, start, end):
+        _bundle(data, start, end, out, depth)
+    elif data[start] == ord("/"):
         if len(out) >= MAX_MESSAGES:
             raise OscParseError(f"more than {MAX_MESSAGES} messages in one packet")
-        out.append(_message(data))
+        out.append(_message(data, start, end))
     else:
         raise OscParseError("neither an OSC message (starts with '/') nor a #bundle")
 
 
-def _bundle(data: memoryview, out: list[OscMessage], depth: int) -> None:
+def _bundle(data: bytes, start: int, end: int, out: list[OscMessage], depth: int) -> None:
     if depth >= MAX_DEPTH:
         raise OscParseError(f"bundles nested more than {MAX_DEPTH} deep")
-    if len(data) < 16:
+    if end - start < 16:
         raise OscParseError("bundle shorter than its header")
-    offset = 16  # "#bundle\0" and the time tag, which we do not wait for
-    while offset < len(data):
-        if offset + 4 > len(data):
-            raise OscParseError(f"bundle element size cut off at byte {offset}")
+    offset = start + 16  # "#bundle\0" and the time tag, which we do not wait for
+    while offset < end:
+        if offset + 4 > end:
+            raise OscParseError(f"bundle element size cut off at byte {offset - start}")
         (size,) = struct.unpack_from(">i", data, offset)
         offset += 4
-        if size <= 0 or size % 4 or offset + size > len(data):
-            raise OscParseError(f"bundle element of {size} bytes at byte {offset - 4} is invalid")
-        _packet(data[offset : offset + size], out, depth + 1)
+        if size <= 0 or size % 4 or offset + size > end:
+            raise OscParseError(
+                f"bundle element of {size} bytes at byte {offset - 4 - start} is invalid"
+            )
+        _packet(data, offset, offset + size, out, depth + 1)
         offset += size
 
 
-def _message(data: memoryview) -> OscMessage:
-    address, offset = _string(data, 0, "address")
-    if offset >= len(data):
+def _message(data: bytes, start: int, end: int) -> OscMessage:
+    address, offset = _string(data, start, end, "address")
+    if offset >= end:
         # OSC 1.0 lets old senders omit the type tags: no arguments.
         return OscMessage(address, "", ())
-    tags, offset = _string(data, offset, "type tags")
+    tags, offset = _string(data, offset, end, "type tags")
     if not tags.startswith(","):
         raise OscParseError(f"{address}: type tags must start with ',', got {tags[:20]!r}")
     tags = tags[1:]
-    reader = _Reader(data, offset, address)
-    args, end = reader.values(tags, 0, depth=0)
-    if end != len(tags):
-        raise OscParseError(f"{address}: ']' without '[' in type tags {tags!r}")
+    count = len(tags) - tags.count("[") - tags.count("]")
+    if count > MAX_ARGUMENTS:
+        # Refused before any value is read: the cost of a huge message is one scan.
+        raise OscParseError(f"{address}: {count} arguments, at most {MAX_ARGUMENTS}")
+    reader = _Reader(data, offset, end, address)
+    args, stop = reader.values(tags, 0, depth=0)
+    if stop != len(tags):
+        raise OscParseError(f"{address}: ']' without '[' in type tags {tags[:40]!r}")
     return OscMessage(address, tags, tuple(args))
 
 
-def _string(data: memoryview, offset: int, what: str) -> tuple[str, int]:
-    end = bytes(data[offset:]).find(b"\0")
-    if end < 0:
+def _string(data: bytes, offset: int, end: int, what: str) -> tuple[str, int]:
+    stop = data.find(b"\0", offset, end)
+    if stop < 0:
         raise OscParseError(f"{what} at byte {offset} is not null-terminated")
-    raw = bytes(data[offset : offset + end])
     try:
-        text = raw.decode("utf-8")
+        text = data[offset:stop].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise OscParseError(f"{what} at byte {offset} is not UTF-8") from exc
-    return text, offset + (end // 4 + 1) * 4  # padded to a multiple of four
+    return text, offset + ((stop - offset) // 4 + 1) * 4  # padded to a multiple of four
 
 
 class _Reader:
     """Reads argument values in the order of the type tags."""
 
-    def __init__(self, data: memoryview, offset: int, address: str) -> None:
+    def __init__(self, data: bytes, offset: int, end: int, address: str) -> None:
         self.data = data
         self.offset = offset
+        self.end = end
         self.address = address
 
-    def take(self, size: int, tag: str) -> memoryview:
-        if self.offset + size > len(self.data):
+    def take(self, size: int, tag: str) -> int:
+        """The offset of the next `size` bytes, which are then consumed."""
+        if self.offset + size > self.end:
             raise OscParseError(f"{self.address}: the '{tag}' argument is cut off")
-        chunk = self.data[self.offset : self.offset + size]
+        at = self.offset
         self.offset += size
-        return chunk
+        return at
 
     def values(self, tags: str, start: int, depth: int) -> tuple[list[object], int]:
         """Values for tags[start:] up to a closing ']' (or the end); where it stopped."""
@@ -253,34 +268,35 @@ class _Reader:
 
     def value(self, tag: str) -> object:
         if tag == "i":
-            return struct.unpack(">i", self.take(4, tag))[0]
+            return struct.unpack_from(">i", self.data, self.take(4, tag))[0]
         if tag == "f":
-            return struct.unpack(">f", self.take(4, tag))[0]
+            return struct.unpack_from(">f", self.data, self.take(4, tag))[0]
         if tag == "h":
-            return struct.unpack(">q", self.take(8, tag))[0]
+            return struct.unpack_from(">q", self.data, self.take(8, tag))[0]
         if tag == "d":
-            return struct.unpack(">d", self.take(8, tag))[0]
+            return struct.unpack_from(">d", self.data, self.take(8, tag))[0]
         if tag in "sS":
-            text, self.offset = _string(self.data, self.offset, f"{self.address}: string")
+            text, self.offset = _string(self.data, self.offset, self.end, f"{self.address}: string")
             return text
         if tag == "b":
-            (size,) = struct.unpack(">i", self.take(4, tag))
+            (size,) = struct.unpack_from(">i", self.data, self.take(4, tag))
             if size < 0:
                 raise OscParseError(f"{self.address}: blob of negative size")
-            blob = bytes(self.take(size, tag))
+            at = self.take(size, tag)
             self.take(-size % 4, tag)  # padding
+            blob = self.data[at : at + size]
             return blob
         if tag == "c":
-            (code,) = struct.unpack(">I", self.take(4, tag))
+            (code,) = struct.unpack_from(">I", self.data, self.take(4, tag))
             if code > 0x10FFFF:
                 raise OscParseError(f"{self.address}: char code {code} is not a character")
             return Char(chr(code))
         if tag == "r":
-            return Rgba(*struct.unpack(">4B", self.take(4, tag)))
+            return Rgba(*struct.unpack_from(">4B", self.data, self.take(4, tag)))
         if tag == "m":
-            return Midi(*struct.unpack(">4B", self.take(4, tag)))
+            return Midi(*struct.unpack_from(">4B", self.data, self.take(4, tag)))
         if tag == "t":
-            return TimeTag(*struct.unpack(">II", self.take(8, tag)))
+            return TimeTag(*struct.unpack_from(">II", self.data, self.take(8, tag)))
         if tag == "T":
             return True
         if tag == "F":

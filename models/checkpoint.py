@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import struct
 import tempfile
@@ -45,14 +46,8 @@ EXTRA_PREFIX = "extra/"
 IMPORTED_D_PREFIX = "discriminator/"
 TRAINED_D_PREFIX = "disc."
 MAX_HEADER_BYTES = 16 * 1024 * 1024  # a header larger than this is not ours
-DEFAULT_FILES = {
-    "unconditional": "default-dcgan-128.safetensors",
-    "image2image": "default-pix2pix-128.safetensors",
-    "encoder": "default-encoder-128.safetensors",
-    # Not a kind but a role: an image2image model trained on (t, t+k) pairs,
-    # which feedback mode iterates to continue the motion.
-    "feedback": "default-nextframe-128.safetensors",
-}
+MAX_RESOLUTION = 1 << 16  # a model file claiming more pixels than this is not ours
+MAX_CONFIG_INT = 2**31 - 1  # no config number (widths, sizes, rates) is larger
 
 
 class CheckpointError(ValueError):
@@ -79,9 +74,6 @@ ARCHITECTURES: dict[str, Architecture] = {
         "unconditional", StyleGAN3Config, lambda c: StyleGAN3Generator(config=c)
     ),
 }
-# Files converted on load (cached by content): NVIDIA network pickles and
-# rosinality/stylegan2-pytorch checkpoints.
-PICKLE_SUFFIXES = (".pkl", ".pt", ".pth")
 
 
 @dataclass(frozen=True)
@@ -99,20 +91,6 @@ class LoadedModel:
     # Extra tensors the player uses (GANSpace "ganspace/components", "ganspace/stdev");
     # training state (discriminator, optimisers) is not kept in memory.
     extras: dict[str, Tensor] = dataclasses.field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a model file's header says, read without touching the weights."""
-
-    name: str
-    path: Path
-    arch: str
-    kind: str
-    resolution: int
-    z_dim: int | None
-    size_bytes: int
-    metadata: dict[str, Any]
 
 
 def save_checkpoint(
@@ -256,7 +234,8 @@ def config_from_dict(cls: type, data: Any, *, path: Path) -> Any:
                 kwargs[name] = float(value) if base == "float" else value
         if not ok:
             raise CheckpointError(
-                f"{path}: {cls.__name__}.{name} should be {expected}, got {value!r}"
+                f"{path}: {cls.__name__}.{name} should be {expected} "
+                f"(finite, at most {MAX_CONFIG_INT}), got {repr(value)[:40]}"
             )
     try:
         return cls(**kwargs)
@@ -265,13 +244,17 @@ def config_from_dict(cls: type, data: Any, *, path: Path) -> Any:
 
 
 def _is_type(name: str, value: Any) -> bool:
-    """Whether a JSON value has the config field type called `name`."""
-    return {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "str": isinstance(value, str),
-    }.get(name, False)
+    """Whether a JSON value has the config field type called `name`, within bounds.
+
+    Numbers are bounded here, at the edge: JSON's 1e400 is an infinite float and
+    10**400 an integer no tensor shape or float can hold.
+    """
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if name == "int":
+        return number and isinstance(value, int) and abs(value) <= MAX_CONFIG_INT
+    if name == "float":
+        return number and abs(value) <= MAX_CONFIG_INT and math.isfinite(value)
+    return {"bool": isinstance(value, bool), "str": isinstance(value, str)}.get(name, False)
 
 
 def read_tensors(path: Path | str) -> tuple[dict[str, Any], dict[str, Tensor]]:
@@ -327,17 +310,11 @@ def check_state(module: nn.Module, tensors: dict[str, Tensor], *, path: Path, ar
 def load_model(
     path: Path | str, device: torch.device | str = "cpu", *, arch: str | None = None
 ) -> LoadedModel:
-    """Load a model file for serving; `arch` (optional) demands one architecture.
+    """Load a .safetensors model file for serving; `arch` (optional) demands one architecture.
 
-    A StyleGAN network pickle (.pkl) is converted once and cached by content
-    (models.formats.stylegan); the model keeps the pickle's name and path.
+    Other formats load through models.catalog, which converts them first.
     """
     path = Path(path)
-    source = path
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        from models.formats.stylegan import cached_import  # imports this module
-
-        path = cached_import(source)
     meta, tensors = read_tensors(path)
     if arch is not None and meta["arch"] != arch:
         raise CheckpointError(f"{path}: is a {meta['arch']} model, expected a {arch} model")
@@ -352,8 +329,8 @@ def load_model(
     module.to(device).eval()
     kind = ARCHITECTURES[meta["arch"]].kind
     return LoadedModel(
-        name=source.stem,
-        path=source,
+        name=path.stem,
+        path=path,
         arch=meta["arch"],
         kind=kind,
         module=module,
@@ -385,86 +362,6 @@ def stored_discriminator(
     return None
 
 
-def weights_dir() -> Path:
-    """The folder of the shipped default models."""
-    return Path(__file__).resolve().parent / "weights"
-
-
-def user_models_dir() -> Path:
-    """Where a user's own models live ($GANVJ_MODELS_DIR or ~/.local/share/ganvj/models)."""
-    return Path(os.environ.get("GANVJ_MODELS_DIR", "~/.local/share/ganvj/models")).expanduser()
-
-
-def default_model_path(kind: str = "unconditional") -> Path:
-    """The shipped default model file for a kind."""
-    if kind not in DEFAULT_FILES:
-        raise ValueError(
-            f"unknown model kind {kind!r} (expected one of {', '.join(DEFAULT_FILES)})"
-        )
-    return weights_dir() / DEFAULT_FILES[kind]
-
-
-def list_models(dirs: list[Path] | None = None) -> list[ModelInfo]:
-    """Every loadable-looking model file in the folders, from headers only."""
-    folders = [weights_dir(), user_models_dir()] if dirs is None else dirs
-    found: list[ModelInfo] = []
-    for folder in folders:
-        if not Path(folder).is_dir():
-            continue
-        found.extend(_convertible_models(Path(folder)))
-        for path in sorted(Path(folder).glob("*.safetensors")):
-            try:
-                meta, _ = read_header(path)
-                config = meta.get("config") or {}
-                kind = ARCHITECTURES[meta["arch"]].kind
-                found.append(
-                    ModelInfo(
-                        name=path.stem,
-                        path=path,
-                        arch=meta["arch"],
-                        kind=kind,
-                        resolution=int(config.get("resolution", meta.get("resolution", 0))),
-                        z_dim=None if kind == "image2image" else config.get("z_dim"),
-                        size_bytes=path.stat().st_size,
-                        metadata=meta,
-                    )
-                )
-            except (CheckpointError, TypeError, ValueError) as exc:
-                logger.warning("skipping %s: %s", path, exc)
-    return found
-
-
-def _convertible_models(folder: Path) -> list[ModelInfo]:
-    """StyleGAN .pkl / .pt files in a folder: described from their cached conversion if any."""
-    from models.formats.stylegan import converted_path  # imports this module
-
-    found = []
-    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES):
-        converted = converted_path(path)
-        meta: dict[str, Any] = {"converted": False}
-        arch, resolution, z_dim = "pickle", 0, None
-        if converted is not None:
-            try:
-                meta, _ = read_header(converted)
-                arch, resolution = meta["arch"], int(meta.get("resolution") or 0)
-                z_dim = (meta.get("config") or {}).get("z_dim")
-            except (CheckpointError, KeyError, TypeError, ValueError) as exc:
-                logger.warning("cached conversion of %s unreadable: %s", path, exc)
-        found.append(
-            ModelInfo(
-                name=path.stem,
-                path=path,
-                arch=arch,
-                kind="unconditional",
-                resolution=resolution,
-                z_dim=z_dim,
-                size_bytes=path.stat().st_size,
-                metadata=meta,
-            )
-        )
-    return found
-
-
 def file_sha256(path: Path | str) -> str:
     """Hex SHA-256 of a file's bytes (ties an encoder to the generator it inverts)."""
     digest = hashlib.sha256()
@@ -489,7 +386,11 @@ def check_encoder_pair(encoder: LoadedModel, generator: LoadedModel) -> None:
             f"{encoder.path}: {encoder.resolution} px / {space} {encoder.z_dim} does not fit "
             f"{generator.path} ({generator.resolution} px / {space} {latent})"
         )
-    if link["sha256"] != file_sha256(generator.path):
+    try:
+        digest = file_sha256(generator.path)
+    except OSError as exc:  # the generator's file was deleted or replaced since it loaded
+        raise CheckpointError(f"{generator.path}: cannot read: {exc.strerror or exc}") from exc
+    if link["sha256"] != digest:
         raise CheckpointError(
             f"{encoder.path}: was trained for {link.get('name')!r}, not for {generator.path}"
         )

@@ -13,7 +13,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from models.checkpoint import CheckpointError, list_models
+from models.catalog import list_models, shown, user_models_dir, weights_dir
+from models.checkpoint import CheckpointError
 from models.dataset import DatasetConfig, DatasetError, build_dataset
 from models.nets.dcgan import DCGANConfig
 from models.nets.encoder import EncoderConfig
@@ -122,7 +123,7 @@ def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List installed models."""
-    dirs = [Path(d) for d in args.dir] if args.dir else None
+    dirs = [Path(d) for d in args.dir] if args.dir else [weights_dir(), user_models_dir()]
     infos = list_models(dirs)
     if args.json:
         print(
@@ -143,6 +144,11 @@ def cmd_models(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    # Where a name is looked up, so a performer knows where to drop a model.
+    labels = ["looked in"] * len(dirs) if args.dir else ["shipped", "yours"]
+    for label, folder in zip(labels, dirs, strict=True):
+        missing = "" if folder.is_dir() else " (not there yet)"
+        print(f"{label + ':':10} {shown(folder)}{missing}")
     if not infos:
         print("no models found")
         return 0
@@ -385,7 +391,10 @@ def add_render_parsers(sub: Any) -> None:
     render.add_parsers(sub, cmd_render)
 
     p = sub.add_parser("images", help="one PNG per seed, with gen_images.py's flags and file names")
-    p.add_argument("--model", help="model file (default: the shipped default generator)")
+    p.add_argument(
+        "--model",
+        help="a model's name (see `ganvj models`) or file (default: the shipped generator)",
+    )
     p.add_argument("--seeds", required=True, help="seeds and ranges, e.g. 0-3,42")
     p.add_argument("--outdir", required=True, help="folder for seedNNNN.png")
     p.add_argument("--device", default="cpu")

@@ -18,6 +18,7 @@ from typing import Any
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_KEYFRAMES = 256
 MAX_Z_DIM = 4096
+MAX_LATENT = 3.4e38  # float32's largest: the bank is played as a float32 tensor
 SPACES = ("z", "w")
 SHOW_VERSION = 1
 
@@ -43,12 +44,22 @@ def check_bank(entry: object, key: str) -> dict[str, Any]:
         if not isinstance(row, list) or len(row) != z_dim:
             raise BankError(f"{key}.keyframes[{i}]: expected {z_dim} numbers")
         for value in row:
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or not math.isfinite(value):
-                raise BankError(f"{key}.keyframes[{i}]: {value!r} is not a finite number")
+            if not _latent_value(value):
+                shown = f"{value!r}"[:40]
+                raise BankError(f"{key}.keyframes[{i}]: {shown} is not a finite float32 number")
     if not isinstance(entry.get("settings", {}), dict):
         raise BankError(f"{key}.settings: expected an object")
     return entry
+
+
+def _latent_value(value: object) -> bool:
+    """Whether a JSON value is a number a float32 latent can hold (10**400 and NaN are not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) <= MAX_LATENT
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def read_banks(path: Path) -> dict[str, dict[str, Any]] | None:

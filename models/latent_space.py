@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from models.canvas import aspect_kwargs
 from models.formats.stylegan import ganspace
 from models.latent_maths import Wander, lerp, seed_latent
 from models.nets.stylegan3 import set_transform
@@ -125,8 +126,12 @@ class LatentSpace:
         """A smooth endless loop through this space."""
         raise NotImplementedError
 
-    def render(self, pose: Pose) -> Tensor:
-        """The picture (1, C, R, R) of a pose, float, on the generator's device."""
+    def render(self, pose: Pose, aspect: float = 1.0) -> Tensor:
+        """The picture (1, C, R, R) of a pose, float, on the generator's device.
+
+        `aspect` (width / height) != 1: the network paints about that shape
+        (models.canvas, `native`): (1, C, R, R * aspect) for a wide canvas.
+        """
         raise NotImplementedError
 
 
@@ -151,7 +156,7 @@ class ZSpace(LatentSpace):
         """The Gaussian wander of models.latent_maths."""
         return Wander(z_dim=self.dim, seed=seed)
 
-    def render(self, pose: Pose) -> Tensor:
+    def render(self, pose: Pose, aspect: float = 1.0) -> Tensor:
         """The network's picture of z."""
         if self.module is None:
             raise RuntimeError("this z space has no generator to render with")
@@ -159,7 +164,7 @@ class ZSpace(LatentSpace):
         z = pose.latent.to(device)
         if self.half:
             z = z.half()
-        return self.module(z[None])  # (1, 3, R, R)
+        return self.module(z[None], **aspect_kwargs(aspect))  # (1, 3, R, R)
 
 
 class WLoop(Wander):
@@ -265,14 +270,17 @@ class WSpace(LatentSpace):
             ws[mix.start : mix.stop] = lerp(ws[mix.start : mix.stop], vectors[i], mix.amount)
         return ws
 
-    def render(self, pose: Pose) -> Tensor:
+    def render(self, pose: Pose, aspect: float = 1.0) -> Tensor:
         """synthesis() of the pose's layers, once."""
         ws = self.broadcast(pose)
         style = pose.style
         if self.transformable:
             self._set_transform(style)
         return self.synthesis(
-            ws[None], noise_mode=style.noise_mode, noise_strength=style.noise_strength
+            ws[None],
+            noise_mode=style.noise_mode,
+            noise_strength=style.noise_strength,
+            **aspect_kwargs(aspect),
         )  # (1, C, R, R)
 
     def _set_transform(self, style: Style) -> None:

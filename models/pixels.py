@@ -41,14 +41,18 @@ _RGB_TO_YUV = torch.tensor(
 _YUV_OFFSET = torch.tensor([16.0, 128.0, 128.0])
 
 
-def resize(image: Tensor, size: int) -> Tensor:
-    """Square-resize (B, C, H, W) to (B, C, size, size); a no-op at the same size."""
-    if image.shape[-1] == size and image.shape[-2] == size:
+def resize(image: Tensor, size: int | tuple[int, int]) -> Tensor:
+    """Resize (B, C, H, W) to (B, C, size, size), or to (height, width); a no-op at the same size.
+
+    Down (in either direction): bilinear with antialiasing; up: bicubic.
+    """
+    height, width = (size, size) if isinstance(size, int) else size
+    if image.shape[-1] == width and image.shape[-2] == height:
         return image
-    downscale = size < image.shape[-1]
+    downscale = width < image.shape[-1] or height < image.shape[-2]
     mode = "bilinear" if downscale else "bicubic"
     return F.interpolate(
-        image, size=(size, size), mode=mode, align_corners=False, antialias=downscale
+        image, size=(height, width), mode=mode, align_corners=False, antialias=downscale
     )
 
 
@@ -75,32 +79,39 @@ def apply_grade(rgb: Tensor, grade: Grade) -> Tensor:
     return graded.clamp(0.0, 255.0) * grade.level
 
 
-def to_yuv420(image: Tensor, size: int | None = None, grade: Grade | None = None) -> Tensor:
-    """(1, 3, H, W) in [-1, 1] -> (S * 3 // 2, S) uint8 planar yuv420p, S = size or H.
+def to_yuv420(
+    image: Tensor, size: int | tuple[int, int] | None = None, grade: Grade | None = None
+) -> Tensor:
+    """(1, 3, H, W) in [-1, 1] -> (h * 3 // 2, w) uint8 planar yuv420p.
 
-    The layout is what `av.VideoFrame.from_ndarray(..., format="yuv420p")` takes:
-    the Y plane, then U and V (each S/2 x S/2) packed row after row below it.
+    `size`: the frame's (width, height), one number for a square, or None for
+    the picture's own size. The layout is what
+    `av.VideoFrame.from_ndarray(..., format="yuv420p")` takes: the Y plane,
+    then U and V (each w/2 x h/2) packed row after row below it.
 
     Colour conversion is linear, so it runs at the generator's own size and
-    only then are the planes scaled: Y to S, U and V straight to S/2. For a
-    128 px model shown at 512 px that is a fraction of converting at 512 px.
-    The master grade (`grade`) is applied there too, on the same device.
+    only then are the planes scaled: Y to the frame, U and V straight to half
+    of it. For a 128 px model shown at 512 px that is a fraction of converting
+    at 512 px. The master grade (`grade`) is applied there too, on the same device.
     """
     _, _, height, width = image.shape
-    out = size or height
-    if height != width:
-        raise ValueError(f"frames are square, got {width}x{height}")
-    if out % 2:
-        raise ValueError(f"yuv420p needs even sides, got {out}x{out}")
+    if size is None:
+        out_w, out_h = width, height
+    elif isinstance(size, int):
+        out_w = out_h = size
+    else:
+        out_w, out_h = size
+    if out_w % 2 or out_h % 2:
+        raise ValueError(f"yuv420p needs even sides, got {out_w}x{out_h}")
     rgb = to_255(image)  # (1, 3, H, W) 0..255
     if grade is not None and not grade.is_identity:
         rgb = apply_grade(rgb, grade)
     matrix = _RGB_TO_YUV.to(rgb.device)
     offset = _YUV_OFFSET.to(rgb.device)
     yuv = torch.einsum("ij,bjhw->bihw", matrix, rgb) + offset[None, :, None, None]
-    luma = resize(yuv[:, :1], out)  # (1, 1, S, S)
+    luma = resize(yuv[:, :1], (out_h, out_w))  # (1, 1, h, w)
     # Chroma straight to half size (averaging 2x2 blocks when downscaling,
     # as the encoder's own downsampler would).
-    chroma = resize(yuv[:, 1:], out // 2)  # (1, 2, S/2, S/2)
+    chroma = resize(yuv[:, 1:], (out_h // 2, out_w // 2))  # (1, 2, h/2, w/2)
     planes = torch.cat([luma.reshape(-1), chroma.reshape(-1)])  # Y, then U, then V
-    return planes.round().clamp(0, 255).to(torch.uint8).reshape(out * 3 // 2, out)
+    return planes.round().clamp(0, 255).to(torch.uint8).reshape(out_h * 3 // 2, out_w)

@@ -18,7 +18,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from models.checkpoint import LoadedModel, default_model_path, load_model
+from models.canvas import FILLS, canvas_size, effective_fill, place
+from models.catalog import resolve_model
+from models.checkpoint import LoadedModel
 from models.dataset import DatasetConfig, decode
 from models.framing import fit_square
 from models.images import make_grid, write_png
@@ -126,41 +128,61 @@ def render_latents(
     *,
     fps: int,
     total: int,
-    size: int | None = None,
+    size: int | tuple[int, int] | None = None,
+    fill: str = "native",
     sampling: Sampling = DEFAULT_SAMPLING,
     space: str = "z",
 ) -> int:
-    """Generate one frame per latent (z, or a StyleGAN's w when space="w") and write them."""
+    """Generate one frame per latent (z, or a StyleGAN's w when space="w") and write them.
+
+    `size`: the canvas (width, height), one number for a square, None for the
+    model's own; `fill`: how the picture fills it (models.canvas).
+    """
     require(model, "unconditional")
     check_sampling(model, sampling)
-    size = size or model.resolution
+    width, height = canvas_of(size, model.resolution)
     bar = tqdm(total=total, desc="render", unit="frames")
-    with Mp4Writer(out, fps=fps, width=size, height=size) as writer:
-        for planes in latent_frames(model, latents, size=size, sampling=sampling, space=space):
+    with Mp4Writer(out, fps=fps, width=width, height=height) as writer:
+        for planes in latent_frames(
+            model, latents, size=(width, height), fill=fill, sampling=sampling, space=space
+        ):
             writer.write_yuv(planes)
             bar.update()
     bar.close()
     return writer.frames
 
 
+def canvas_of(size: int | tuple[int, int] | None, resolution: int) -> tuple[int, int]:
+    """(width, height) of a render's size: a pair, one number (a square), or None/0 (native)."""
+    if size is None:
+        return (resolution, resolution)
+    if isinstance(size, int):
+        return canvas_size((size, size), resolution)
+    return canvas_size(size, resolution)
+
+
 def latent_frames(
     model: LoadedModel,
     latents: Iterator[Tensor],
     *,
-    size: int,
+    size: int | tuple[int, int],
+    fill: str = "native",
     sampling: Sampling = DEFAULT_SAMPLING,
     space: str = "z",
 ) -> Iterator[np.ndarray]:
-    """The yuv420p frame (size * 3 // 2, size) of each latent, as the live engine makes it."""
+    """The yuv420p frame (h * 3 // 2, w) of each latent, as the live engine makes it."""
     device = next(model.module.parameters()).device
+    width, height = canvas_of(size, model.resolution)
+    fill = effective_fill(fill, model.module)
+    aspect = width / height if fill == "native" else 1.0
     for latent in latents:
         batch = latent.reshape(1, -1).to(device)
         with torch.no_grad():
             if space == "w":
-                image = synthesize_w(model, batch, sampling)
+                image = synthesize_w(model, batch, sampling, aspect)
             else:
-                image = generate(model, batch, sampling)
-            yield live_frame(image, size)
+                image = generate(model, batch, sampling, aspect)
+            yield live_frame(image, (width, height), fill)
 
 
 def render_tour(
@@ -173,7 +195,8 @@ def render_tour(
     easing: str = "smooth",
     loops: int = 1,
     fps: int = 25,
-    size: int | None = None,
+    size: int | tuple[int, int] | None = None,
+    fill: str = "native",
     sampling: Sampling = DEFAULT_SAMPLING,
     space: str | None = None,
 ) -> int:
@@ -204,7 +227,15 @@ def render_tour(
 
     total = loops * keyframes.shape[0] * frames_per_step
     return render_latents(
-        model, latents(), out, fps=fps, total=total, size=size, sampling=sampling, space=space
+        model,
+        latents(),
+        out,
+        fps=fps,
+        total=total,
+        size=size,
+        fill=fill,
+        sampling=sampling,
+        space=space,
     )
 
 
@@ -216,7 +247,8 @@ def render_walk(
     fps: int = 25,
     speed: float = 1.0,
     seed: int = 0,
-    size: int | None = None,
+    size: int | tuple[int, int] | None = None,
+    fill: str = "native",
     sampling: Sampling = DEFAULT_SAMPLING,
     anchor: int | None = None,
 ) -> int:
@@ -227,7 +259,14 @@ def render_walk(
         centre = seed_latent(anchor, z_dim)
         latents = (around(centre, z) for z in latents)
     return render_latents(
-        model, latents, out, fps=fps, total=round(seconds * fps), size=size, sampling=sampling
+        model,
+        latents,
+        out,
+        fps=fps,
+        total=round(seconds * fps),
+        size=size,
+        fill=fill,
+        sampling=sampling,
     )
 
 
@@ -336,14 +375,17 @@ def render_images(
     return written
 
 
-def live_frame(image: Tensor, size: int) -> np.ndarray:
-    """A generator picture (1, C, R, R) as the live engine sends it at `size`: yuv420p uint8.
+def live_frame(image: Tensor, size: int | tuple[int, int], fill: str = "stretch") -> np.ndarray:
+    """A generator picture (1, C, h, w) as the live engine sends it at `size`: yuv420p uint8.
 
-    The same conversion (models.pixels.to_yuv420: colour at the generator's
-    size, then each plane scaled once) makes the live frame, so a render at
-    the live size is the live frame.
+    The same framing (models.canvas.place) and conversion (models.pixels.to_yuv420:
+    colour at the generator's size, then each plane scaled once) make the live
+    frame, so a render at the live size is the live frame. `size`: (width,
+    height) or one number for a square.
     """
-    return to_yuv420(rgb_tensor(image), size).cpu().numpy()  # (S * 3 // 2, S)
+    width, height = (size, size) if isinstance(size, int) else size
+    framed = place(rgb_tensor(image.float()), width, height, fill)
+    return to_yuv420(framed, (width, height)).cpu().numpy()  # (h * 3 // 2, w)
 
 
 def rgb(images: np.ndarray) -> np.ndarray:
@@ -390,7 +432,7 @@ def render_from_args(args: argparse.Namespace) -> int:
     # A feedback rollout iterates the shipped next-frame model, as live feedback does.
     roles = {"feedback": "feedback", "react": "image2image"}
     role = roles.get(args.mode, "unconditional")
-    model = load_model(Path(args.model) if args.model else default_model_path(role), args.device)
+    model = resolve_model(args.model or "", args.device, kind=role)
     if args.mode == "react":
         from models.reactions import render_react
 
@@ -424,7 +466,8 @@ def render_from_args(args: argparse.Namespace) -> int:
             easing=args.ease or str(tour["ease"]),
             loops=args.loops,
             fps=args.fps,
-            size=args.size,
+            size=size_arg(args.size),
+            fill=args.fill,
             sampling=sampling,
             space=space,
         )
@@ -439,7 +482,8 @@ def render_from_args(args: argparse.Namespace) -> int:
             fps=args.fps,
             speed=args.speed,
             seed=args.seed,
-            size=args.size,
+            size=size_arg(args.size),
+            fill=args.fill,
             sampling=sampling,
             anchor=anchors[0] if anchors else None,
         )
@@ -542,9 +586,7 @@ def add_sampling_flags(p: argparse.ArgumentParser, *, transform: bool = False) -
 
 def images_from_args(args: argparse.Namespace) -> list[Path]:
     """ganvj render images: load, check, write the PNGs."""
-    model = load_model(
-        Path(args.model) if args.model else default_model_path("unconditional"), args.device
-    )
+    model = resolve_model(args.model or "", args.device)
     return render_images(
         model,
         Path(args.outdir),
@@ -553,13 +595,48 @@ def images_from_args(args: argparse.Namespace) -> list[Path]:
     )
 
 
+def canvas_flags(p: argparse.ArgumentParser) -> None:
+    """--size WxH and --fill, as `serve` takes them (render.size, render.fill)."""
+    p.add_argument(
+        "--size",
+        help='the canvas: "WxH" (1920x1080) or one number for a square (default: the model\'s)',
+    )
+    p.add_argument(
+        "--fill",
+        choices=FILLS,
+        default="native",
+        help="how the picture fills the canvas (default native: the network paints its shape)",
+    )
+
+
+def size_arg(text: str | None) -> tuple[int, int] | None:
+    """--size as (width, height); None for the model's own square. RenderError if malformed."""
+    if text is None:
+        return None
+    parts = str(text).lower().split("x")
+    if len(parts) == 1:
+        parts = parts * 2
+    ok = len(parts) == 2 and all(p.isdigit() for p in parts)
+    width, height = (int(parts[0]), int(parts[1])) if ok else (0, 0)
+    if width == height == 0 and ok:
+        return None
+    if not (ok and 16 <= width <= 8192 and 16 <= height <= 8192 and not width % 2 + height % 2):
+        raise RenderError(
+            f'--size {text!r}: expected "WxH" with even sides from 16 to 8192 (1920x1080), '
+            "one such number for a square, or 0 (the model's own)"
+        )
+    return (width, height)
+
+
 def add_parsers(sub: Any, handler: Any) -> None:
     """Add render tour | walk | grid | feedback | react to the render parser."""
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("out", help="output .mp4")
         p.add_argument(
-            "--model", help="model file (default: the shipped default of the right kind)"
+            "--model",
+            help="a model's name (see `ganvj models`) or file "
+            "(default: the shipped default of the right kind)",
         )
         p.add_argument("--fps", type=int, default=25)
         p.add_argument("--device", default="cpu")
@@ -584,7 +661,7 @@ def add_parsers(sub: Any, handler: Any) -> None:
     p.add_argument("--interp", choices=("lerp", "slerp"), help="default slerp")
     p.add_argument("--ease", choices=EASINGS, help="default smooth")
     p.add_argument("--loops", type=int, default=1)
-    p.add_argument("--size", type=int, help="output size (default: the model's)")
+    canvas_flags(p)
     add_sampling_flags(p)
 
     p = sub.add_parser("walk", help="a smooth looping latent walk")
@@ -592,7 +669,7 @@ def add_parsers(sub: Any, handler: Any) -> None:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--speed", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int)
+    canvas_flags(p)
     p.add_argument("--seeds", help="one seed to drift around (StyleGAN notebooks' numbering)")
     add_sampling_flags(p)
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from models.canvas import aspect_kwargs
 from models.checkpoint import LoadedModel
 from models.nets.ops import NOISE_MODES
 
@@ -111,23 +112,28 @@ def truncate(model: LoadedModel, w: Tensor, psi: float) -> Tensor:
     return w_avg.lerp(w, psi)
 
 
-def synthesize_w(model: LoadedModel, w: Tensor, sampling: Sampling) -> Tensor:
-    """w (B, w_dim), untruncated -> images (B, C, R, R) of a StyleGAN."""
+def synthesize_w(model: LoadedModel, w: Tensor, sampling: Sampling, aspect: float = 1.0) -> Tensor:
+    """w (B, w_dim), untruncated -> images (B, C, R, R) of a StyleGAN (wider: `aspect`)."""
     module: Any = model.module
     ws = truncate(model, w, sampling.truncation_psi)
     ws = ws[:, None].expand(-1, module.num_ws, -1)  # (B, num_ws, w_dim)
-    return module.synthesis(ws, noise_mode=sampling.noise_mode)
+    return module.synthesis(ws, noise_mode=sampling.noise_mode, **aspect_kwargs(aspect))
 
 
-def generate(model: LoadedModel, z: Tensor, sampling: Sampling = DEFAULT_SAMPLING) -> Tensor:
-    """z (B, z_dim) -> images (B, C, R, R) roughly in [-1, 1], for any unconditional model."""
+def generate(
+    model: LoadedModel, z: Tensor, sampling: Sampling = DEFAULT_SAMPLING, aspect: float = 1.0
+) -> Tensor:
+    """z (B, z_dim) -> images (B, C, R, R) roughly in [-1, 1], for any unconditional model.
+
+    `aspect` != 1: the network paints about that shape (models.canvas, `native`).
+    """
     if not is_stylegan(model):
-        return model.module(z)
+        return model.module(z, **aspect_kwargs(aspect))
     module: Any = model.module
     c = class_vector(model, sampling.class_index, z.shape[0], z.device)
     # Truncation in mapping, as gen_images.py asks for it: the same numbers, bit for bit.
     ws = module.mapping(z, c, truncation_psi=sampling.truncation_psi)
-    return module.synthesis(ws, noise_mode=sampling.noise_mode)
+    return module.synthesis(ws, noise_mode=sampling.noise_mode, **aspect_kwargs(aspect))
 
 
 def nvidia_uint8(images: Tensor) -> np.ndarray:

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from models.catalog import load_model
 from models.checkpoint import (
     CheckpointError,
     extra_tensors,
     file_sha256,
-    load_model,
     read_tensors,
     save_checkpoint,
 )

@@ -42,6 +42,7 @@ from models.checkpoint import (
 )
 from models.dataset import Dataset
 from models.formats.nvidia_pkl import PersistentObject, PickleError, plain, read_pickle, state_dict
+from models.formats.stylegan import convert_pickle, ganspace
 from models.latent_maths import seed_latent
 from models.nets.stylegan2 import (
     StyleGAN2Config,
@@ -281,8 +282,6 @@ def fresh_discriminator(g_config: StyleGAN2Config, batch: int) -> StyleGAN2Discr
 
 def pretrained_from_pickle(path: Path, *, batch: int) -> Networks:
     """An NVIDIA snapshot read as data (models.formats): G_ema, G and D when present."""
-    from models.formats.stylegan import convert_pickle  # imports checkpoint at call time
-
     try:
         imported = convert_pickle(path)
         root = read_pickle(path).root
@@ -702,8 +701,6 @@ def train_stylegan2(
             run.write_sample(fakes(nets.g_ema, grid_z, grid_labels), columns=4)
 
     def save(quality: dict[str, float] | None = None) -> None:
-        from models.formats.stylegan import ganspace
-
         training = training_metadata(
             train,
             run.step,

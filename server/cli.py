@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server.config import Config, ConfigError, load_config
+from server.config import FILLS, Config, ConfigError, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -20,10 +20,13 @@ DEFAULT_CONFIG = Path("config.toml")
 SERVE_OVERRIDES = {
     "host": "server.host",
     "port": "server.port",
+    "osc_host": "osc.host",
+    "osc_port": "osc.port",
     "model": "render.model",
     "device": "render.device",
     "fps": "render.fps",
     "size": "render.size",
+    "fill": "render.fill",
     "codec": "stream.codec",
     "bitrate": "stream.bitrate_kbps",
 }
@@ -37,6 +40,7 @@ BENCHMARKS = {
     "forward": "server.bench.forward",
     "latency": "server.bench.latency",
     "survive": "server.bench.survive",
+    "gpu": "server.bench.gpu",
 }
 
 
@@ -55,12 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="TOML config (default: ./config.toml when it exists)",
     )
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--model", help="a .safetensors model file or a StyleGAN .pkl")
+    serve.add_argument("--host", help="the address HTTP and OSC listen on (default: all)")
+    serve.add_argument("--port", type=int, help="the HTTP port")
+    serve.add_argument("--osc-host", help="the address OSC listens on (default: --host)")
+    serve.add_argument("--osc-port", type=int, help="the OSC (UDP) port")
+    serve.add_argument(
+        "--model",
+        help="a model's name (a file stem in the models folder, see `ganvj models`) "
+        "or a path to a .safetensors file or a StyleGAN .pkl",
+    )
     serve.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
     serve.add_argument("--fps", type=float)
-    serve.add_argument("--size", type=int, help="output size in pixels; 0 = native")
+    serve.add_argument(
+        "--size", help='the canvas: "WxH" (1920x1080) or one number for a square; 0 = native'
+    )
+    serve.add_argument("--fill", choices=FILLS, help="how the model's picture fills the canvas")
     serve.add_argument("--codec", choices=["vp8", "h264"])
     serve.add_argument("--bitrate", type=int, help="video bitrate in kbit/s")
     serve.add_argument(
@@ -76,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(also GANVJ_NO_SUPERVISOR=1)",
     )
     serve.set_defaults(func=run_serve)
+
+    doctor = commands.add_parser(
+        "doctor", help="check this machine before a show: what works, what does not, the fixes"
+    )
+    doctor.add_argument("--config", type=Path, default=None, help="as for serve")
+    doctor.add_argument("--json", action="store_true", help="the same rows as JSON")
+    doctor.set_defaults(func=run_doctor)
 
     bench = commands.add_parser("bench", help="print performance figures (README: Benchmarks)")
     bench.add_argument("what", choices=sorted(BENCHMARKS))
@@ -113,6 +133,8 @@ def serve_config(args: argparse.Namespace) -> Config:
         for flag, key in SERVE_OVERRIDES.items()
         if getattr(args, flag) is not None
     }
+    if args.host is not None and args.osc_host is None:
+        overrides["osc.host"] = args.host  # one flag keeps the whole server on one address
     return config.with_overrides(overrides)
 
 
@@ -144,6 +166,21 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"ganvj: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    """`ganvj doctor [--json]`."""
+    from server.doctor import main as doctor
+
+    path = args.config
+    if path is None and DEFAULT_CONFIG.is_file():
+        path = DEFAULT_CONFIG
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"ganvj doctor: {exc}", file=sys.stderr)
+        return 2
+    return doctor(args, config)
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -14,15 +14,22 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.fills import FILLS
+from models.names import is_model_name
+
 ArgType = Literal["f", "i", "s"]
 # Who applies a command: the latent state (server/play.py), the engine (reactions,
 # models, thumbnails), the master grade (server/media/master.py), the modulation
 # patch (server/patch.py), an output service (server/outputs: recording, NDI),
-# or the controller that received it (feedback subscriptions).
-Owner = Literal["play", "engine", "master", "patch", "outputs", "controller"]
+# the controller that received it (feedback subscriptions), or OSC access
+# (pairings, applied on the event loop by the OSC edge, whichever transport sent them).
+Owner = Literal["play", "engine", "master", "patch", "outputs", "controller", "osc"]
 # Whether a model's show entry keeps the setting: always, or only for a model
 # with a W space, classes, or StyleGAN3's input transform.
-Persist = Literal["always", "w", "classes", "transform"]
+# "always", "w", "classes", "transform": kept in each model's show entry (for
+# models of that kind); "show": kept once for the whole show (the loaded model,
+# the master grade) and restored at the next start.
+Persist = Literal["always", "w", "classes", "transform", "show"]
 
 QUERY = "?"
 
@@ -35,6 +42,8 @@ MAX_STRING_CHARS = 256
 MAX_SEED = 2**31 - 1
 MIDI_KINDS = ("cc", "cc14", "note")
 MAX_CLASS = 9999  # /latent/class; the model's own class count is checked when applied
+MAX_OUTPUTS = 16  # named projector outputs, /out/NAME/...
+NAME_CHARS = r"[A-Za-z0-9_-]{1,32}"  # a {name} path part: an output's name
 STYLE_RANGES = ("coarse", "middle", "fine")  # style mixing layer ranges, /style/{range}/...
 NOISE_MODES = ("const", "random", "none")  # /style/noise/mode, as synthesis() takes it
 
@@ -89,7 +98,10 @@ class ArgSpec:
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise CommandError(f"{where}: expected a number, got {_kind(value)}")
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer such as 10**400 has no float
+            raise CommandError(f"{where}: a number too large (over 1.8e308)") from None
         if not math.isfinite(number):
             raise CommandError(f"{where}: {value!r} is not a finite number")
         if self.type == "i":
@@ -116,6 +128,8 @@ class CommandSpec:
     doc: str
     args: tuple[ArgSpec, ...] = ()
     path: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (lo, hi)
+    # Path parts that are names, not indices ("/out/{name}/rect"): NAME_CHARS only.
+    names: tuple[str, ...] = ()
     owner: Owner = "play"
     queryable: bool = True
     settable: bool = True  # False: a read-only value, only "?" is accepted
@@ -123,11 +137,14 @@ class CommandSpec:
     # in a frame's batches matters, so a fader flood costs one application a frame.
     coalesce: bool = False
     persist: Persist | None = None  # kept in the show file, and when
+    # Opens files, devices or URLs on the server's machine by name: only an admin
+    # may send it (a websocket with the admin role; OSC from loopback or server.trusted).
+    admin: bool = False
 
     def __post_init__(self) -> None:
         names = re.findall(r"\{(\w+)\}", self.pattern)
-        if set(names) != set(self.path):
-            raise ValueError(f"{self.pattern}: path indices {names} do not match {self.path}")
+        if set(names) != set(self.path) | set(self.names) or set(self.path) & set(self.names):
+            raise ValueError(f"{self.pattern}: path parts {names} do not match {self.path}")
         seen_optional = False
         for arg in self.args:
             if seen_optional and not arg.optional:
@@ -137,7 +154,7 @@ class CommandSpec:
     @property
     def regex(self) -> re.Pattern[str]:
         """The concrete addresses this pattern matches."""
-        return _compile(self.pattern)
+        return _compile(self.pattern, self.names)
 
     def describe(self) -> dict[str, object]:
         """A JSON-ready description, for `GET /api/commands`."""
@@ -145,9 +162,13 @@ class CommandSpec:
             "address": self.pattern,
             "doc": self.doc,
             "args": [arg.describe() for arg in self.args],
-            "path": {name: {"min": lo, "max": hi} for name, (lo, hi) in self.path.items()},
+            "path": {
+                **{name: {"min": lo, "max": hi} for name, (lo, hi) in self.path.items()},
+                **{name: {"pattern": NAME_CHARS} for name in self.names},
+            },
             "queryable": self.queryable,
             "settable": self.settable,
+            "admin": self.admin,
         }
 
 
@@ -160,6 +181,7 @@ class Command:
     path: dict[str, int]
     args: tuple[object, ...]
     query: bool = False
+    labels: dict[str, str] = field(default_factory=dict)  # name parts: {"name": "left"}
     # When the controller received it (monotonic seconds), for timing-sensitive
     # commands such as tap tempo; None when unknown.
     received: float | None = field(default=None, compare=False)
@@ -170,6 +192,10 @@ class Command:
     def index(self, name: str = "n") -> int:
         """A path index, e.g. the keyframe number of `/keyframe/3/jump`."""
         return self.path[name]
+
+    def label(self, name: str = "name") -> str:
+        """A path name, e.g. the output of `/out/left/rect`."""
+        return self.labels[name]
 
 
 ERROR_ADDRESS = "/error"  # a Change to one origin: (address, message)
@@ -205,13 +231,18 @@ def _kind(value: object) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str, names: Collection[str] = ()) -> re.Pattern[str]:
     parts = re.split(r"(\{\w+\})", pattern)
     regex = "".join(
-        f"(?P<{part[1:-1]}>[0-9]{{1,4}})" if part.startswith("{") else re.escape(part)
+        (
+            f"(?P<{part[1:-1]}>{NAME_CHARS if part[1:-1] in names else '[0-9]{1,4}'})"
+            if part.startswith("{")
+            else re.escape(part)
+        )
         for part in parts
     )
-    return re.compile(f"^{regex}$")
+    # fullmatch-like: `$` would also match before a trailing newline.
+    return re.compile(f"^{regex}\\Z")
 
 
 _SECONDS = ArgSpec(
@@ -224,6 +255,86 @@ _SECONDS = ArgSpec(
 )
 _KEYFRAME = {"n": (1, KEYFRAMES)}
 _SWITCH = ArgSpec("on", "i", "1 on, 0 off", min=0, max=1)
+
+_FRACTION = ("0..1", 0.0, 1.0)
+_OUT = ("name",)
+_OUTPUT_COMMANDS = (
+    CommandSpec(
+        "/out/{name}/add",
+        "Add a projector output called name (the whole canvas, unwarped, no blend); "
+        "its page is /out/name",
+        owner="outputs",
+        names=_OUT,
+        queryable=False,
+    ),
+    CommandSpec(
+        "/out/{name}/remove",
+        "Remove the output called name",
+        owner="outputs",
+        names=_OUT,
+        queryable=False,
+    ),
+    CommandSpec(
+        "/out/{name}/rect",
+        "The output's slice of the canvas: left, top, width, height as fractions",
+        tuple(ArgSpec(arg, "f", *_FRACTION) for arg in ("x", "y", "w", "h")),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/corners",
+        "Corner-pin: where the slice's corners land on the output, TL TR BR BL, fractions "
+        "of its frame (a convex quad; -1..2 reaches past the edges)",
+        tuple(
+            ArgSpec(f"{axis}{i}", "f", "-1..2", -1.0, 2.0)
+            for i in range(1, 5)
+            for axis in ("x", "y")
+        ),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/blend",
+        "Soft edge widths: left, right, top, bottom, as fractions of the output's own size",
+        tuple(ArgSpec(arg, "f", *_FRACTION) for arg in ("l", "r", "t", "b")),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/gamma",
+        "The display gamma the blend ramps add up to even light at",
+        (ArgSpec("gamma", "f", "1..4", 1.0, 4.0),),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/brightness",
+        "The output's brightness: 1 unchanged, 0 black",
+        (ArgSpec("level", "f", "0..2", 0.0, 2.0),),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/black",
+        "Black level lift outside the blend zones, to match the overlap's doubled black",
+        (ArgSpec("level", "f", "0..0.5", 0.0, 0.5),),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/ndi",
+        "Also send this output, warped on the server, as its own NDI source: 1 on, 0 off",
+        (_SWITCH,),
+        owner="outputs",
+        names=_OUT,
+    ),
+)
 
 COMMANDS: tuple[CommandSpec, ...] = (
     # Latent motion
@@ -512,6 +623,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "v4l2:/dev/videoN, or none",
         (ArgSpec("source", "s", "camera | file:NAME | v4l2:/dev/videoN | none"),),
         owner="engine",
+        admin=True,
     ),
     CommandSpec(
         "/react/state",
@@ -522,8 +634,17 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "/model/load",
-        "Switch model by name (crossfade, never a black frame)",
-        (ArgSpec("name", "s", "a model name from GET /api/models"),),
+        "Switch model by name, or by path for an admin (crossfade, never a black frame)",
+        (ArgSpec("name", "s", "a model name from GET /api/models, or a file path (admin)"),),
+        owner="engine",
+        persist="show",
+    ),
+    # The canvas (render.size, render.fill)
+    CommandSpec(
+        "/canvas/fill",
+        "How the model's picture fills the canvas: native (the network paints its shape), "
+        "crop, fit (letterbox), stretch, mirror (mirrored tiles)",
+        (ArgSpec("fill", "s", "", choices=FILLS),),
         owner="engine",
     ),
     # Master output (the performer's only way to black)
@@ -532,6 +653,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Master fader: 1 full picture, 0 black",
         (ArgSpec("level", "f", "0..1", 0.0, 1.0),),
         owner="master",
+        persist="show",
     ),
     CommandSpec(
         "/output/blackout",
@@ -559,20 +681,29 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Rotate hue, in turns: 0 and 1 are unchanged, 0.5 the opposite colours",
         (ArgSpec("turns", "f", "0..1", 0.0, 1.0),),
         owner="master",
+        persist="show",
     ),
     CommandSpec(
         "/output/saturation",
         "Colour saturation: 0 grey, 1 unchanged, 2 twice as vivid",
         (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
         owner="master",
+        persist="show",
     ),
     CommandSpec(
         "/output/contrast",
         "Contrast about mid grey: 0 flat grey, 1 unchanged, 2 twice as hard",
         (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
         owner="master",
+        persist="show",
     ),
-    CommandSpec("/output/invert", "Invert the colours: 1 on, 0 off", (_SWITCH,), owner="master"),
+    CommandSpec(
+        "/output/invert",
+        "Invert the colours: 1 on, 0 off",
+        (_SWITCH,),
+        owner="master",
+        persist="show",
+    ),
     # Modulation
     CommandSpec(
         "/mod/route",
@@ -653,6 +784,14 @@ COMMANDS: tuple[CommandSpec, ...] = (
         owner="outputs",
     ),
     CommandSpec(
+        "/output/testcard",
+        "Show a test card (grid, circles, each output's name, edges and blend zones) "
+        "on every projector output instead of the picture: 1 on, 0 off",
+        (_SWITCH,),
+        owner="outputs",
+    ),
+    *_OUTPUT_COMMANDS,
+    CommandSpec(
         "/model/info",
         "Read only: architecture, latent space (z or w), classes (0: unconditional), "
         "and 1 if the picture can be rotated and moved (StyleGAN3)",
@@ -667,16 +806,52 @@ COMMANDS: tuple[CommandSpec, ...] = (
         owner="controller",
         queryable=False,
     ),
+    # OSC access: who may send OSC besides this machine and osc.allow
+    CommandSpec(
+        "/osc/allow",
+        "Pair a host for OSC: its messages are accepted as a performer's (kept in state_dir)",
+        (ArgSpec("host", "s", "an IP address, e.g. 10.0.0.23"),),
+        owner="osc",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/osc/deny",
+        "Unpair a host: its OSC is refused again and its feedback subscriptions end",
+        (ArgSpec("host", "s", "an IP address"),),
+        owner="osc",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/osc/paired",
+        "Read only: the hosts paired for OSC (by /osc/allow, or by opening /control with the "
+        "performer's link)",
+        (),
+        owner="osc",
+        settable=False,
+    ),
+    CommandSpec(
+        "/osc/refused",
+        "Read only: hosts whose OSC was refused recently, each followed by how many "
+        "messages it sent",
+        (),
+        owner="osc",
+        settable=False,
+    ),
 )
 
 REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
 
-_FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path}
-_PATTERNED = [(spec.regex, spec) for spec in COMMANDS if spec.path]
+_FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path and not spec.names}
+_PATTERNED = [(spec.regex, spec) for spec in COMMANDS if spec.path or spec.names]
 
 
 def addresses(spec: CommandSpec) -> list[str]:
-    """Every concrete address of a spec: `/latent/dir/{k}` -> `/latent/dir/1` .. `/8`."""
+    """Every concrete address of a spec: `/latent/dir/{k}` -> `/latent/dir/1` .. `/8`.
+
+    A spec with name parts (`/out/{name}/rect`) has no fixed list: none.
+    """
+    if spec.names:
+        return []
     if not spec.path:
         return [spec.pattern]
     (name, (lo, hi)), *_ = spec.path.items()
@@ -688,9 +863,14 @@ def owned_by(owner: Owner) -> tuple[str, ...]:
     return tuple(spec.pattern for spec in COMMANDS if spec.owner == owner)
 
 
+def admin_only() -> frozenset[str]:
+    """The patterns only an admin may send (the registry's `admin` flag)."""
+    return frozenset(spec.pattern for spec in COMMANDS if spec.admin)
+
+
 def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
-    """The addresses a show entry keeps for a model with these kinds, grouped by kind."""
-    order: tuple[Persist, ...] = ("always", "w", "classes", "transform")
+    """The addresses a show keeps for these kinds, grouped by kind ("show": show-wide)."""
+    order: tuple[Persist, ...] = ("always", "w", "classes", "transform", "show")
     return tuple(
         address
         for kind in order
@@ -701,15 +881,29 @@ def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
     )
 
 
+def opens_by_path(address: str, args: Sequence[object]) -> bool:
+    """Whether a command opens a file on the server by path: admin only, checked at the edge."""
+    return address == "/model/load" and bool(args) and not is_model_name(str(args[0]))
+
+
+SHOW_SETTINGS = persisted({"show"})  # the show-wide settings, restored at start
+
+
 def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:
     """The spec for a concrete address and its path indices, or CommandError."""
+    spec, path, _ = _match(address)
+    return spec, path
+
+
+def _match(address: str) -> tuple[CommandSpec, dict[str, int], dict[str, str]]:
+    """The spec for a concrete address, its path indices and its path names."""
     if not isinstance(address, str):
         raise CommandError(f"address must be a string, got {_kind(address)}")
     if len(address) > MAX_ADDRESS_CHARS:
         raise CommandError(f"address longer than {MAX_ADDRESS_CHARS} characters")
     spec = _FIXED.get(address)
     if spec is not None:
-        return spec, {}
+        return spec, {}, {}
     for regex, candidate in _PATTERNED:
         match = regex.match(address)
         if match is None:
@@ -720,7 +914,11 @@ def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:
             if not lo <= value <= hi:
                 raise CommandError(f"{address}: {name}={value} is out of range {lo}..{hi}")
             path[name] = value
-        return candidate, path
+        return candidate, path, {name: match.group(name) for name in candidate.names}
+    if address.startswith("/out/"):
+        raise CommandError(
+            f"unknown address {address[:80]!r}: an output's name is 1..32 of A-Z a-z 0-9 _ -"
+        )
     raise CommandError(f"unknown address {address[:80]!r}")
 
 
@@ -732,7 +930,7 @@ def parse(
     received: float | None = None,
 ) -> Command:
     """Validate one message into a Command, or raise CommandError saying why."""
-    spec, path = lookup(address)
+    spec, path, labels = _match(address)
     if isinstance(args, str | bytes) or not isinstance(args, Sequence):
         raise CommandError(f"{address}: args must be a list, got {_kind(args)}")
     if len(args) == 1 and isinstance(args[0], str) and args[0] == QUERY:
@@ -744,6 +942,7 @@ def parse(
             path=path,
             args=(),
             query=True,
+            labels=labels,
             received=received,
             origin=origin,
         )
@@ -762,6 +961,7 @@ def parse(
         name=spec.pattern,
         path=path,
         args=values,
+        labels=labels,
         received=received,
         origin=origin,
     )

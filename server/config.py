@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from models.fills import FILLS
+from server.outputs.mapping import MappingError, OutputMapping, check_outputs
+
 CODECS = ("vp8", "h264")
+ENCODERS = ("auto", "nvenc", "software")
+MAX_SIDE = 8192  # px, either side of the canvas
+MAX_PIXELS = 8192 * 4320  # the whole canvas: 8K wide, or several 4K projectors side by side
 
 
 class ConfigError(ValueError):
@@ -42,6 +48,9 @@ class ServerConfig:
     trust_loopback: bool = True
     trusted: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()  # other web origins whose pages may use /ws
+    # More names this server answers to (a DNS name, a reverse proxy's); its
+    # addresses, localhost and the machine's host name are always accepted.
+    hostnames: tuple[str, ...] = ()
     performer_token: str = ""  # "" = generated at first start and kept in state_dir
     admin_token: str = ""
 
@@ -50,11 +59,16 @@ class ServerConfig:
 class RenderConfig:
     """The resident generator and the render loop."""
 
-    model: str = ""  # path to a .safetensors model; "" = the shipped default
+    model: str = ""  # a model name (file stem in state_dir/models) or path; "" = the default
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     fps: float = 30.0
-    size: int = 512  # output frame size in pixels (upscaled on the device); 0 = native
+    # The canvas: "WxH" ("1920x1080", "3840x1080") or one number for a square;
+    # 0 = the model's own square. Scaled on the device; see `canvas`.
+    size: int | str = 512
+    fill: str = "native"  # how the model's picture fills the canvas: one of FILLS
     half: bool = True  # half precision on CUDA where the model allows it
+    compile: bool = False  # torch.compile a StyleGAN's synthesis on CUDA (proved at load)
+    compile_deadline_s: float = 300.0  # a compile still running after this: eager
     threads: int = 0  # torch CPU threads; 0 = one less than the cores, leaving one to encode
     seed: int = 0
     wander_speed: float = 1.0
@@ -65,6 +79,11 @@ class RenderConfig:
     react_fade_s: float = 0.5  # crossfade into and out of a reaction
     feedback_inject: float = 0.0  # feedback: share of fresh picture entering the loop
     react_stall_s: float = 1.0  # input silent this long: fall back to latent play
+
+    @property
+    def canvas(self) -> tuple[int, int]:
+        """(width, height) of the canvas; (0, 0) = the model's own square."""
+        return parse_size(self.size)
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,11 @@ class StreamConfig:
     shared_encoder: bool = True
     # Ask browsers to show each frame as soon as it decodes (playout-delay 0).
     zero_playout_delay: bool = True
+    # auto: NVIDIA's hardware encoder for h264 where PyAV has one that opens,
+    # else software (libx264, libvpx); nvenc: ask for it (h264 only), with the
+    # same fallback; software: never the hardware one.
+    encoder: str = "auto"
+    encoder_threads: int = 0  # software encoder threads; 0 = what the frame size and cores allow
 
 
 @dataclass(frozen=True)
@@ -155,9 +179,17 @@ class LimitsConfig:
     """Every bound in one place."""
 
     ws_max_message_bytes: int = 256 * 1024
+    # Viewers and players (performer, admin) are counted apart, each up to the
+    # limit, so a full house never locks the performer out; the per-client
+    # limits apply to viewers (one address: one client).
     ws_max_connections: int = 64
+    ws_connections_per_client: int = 8
     ws_messages_per_s: int = 200  # per connection, a second's worth at once; more: an error
     ws_offers_per_min: int = 12  # WebRTC offers per connection
+    offers_per_min: int = 240  # viewers' offers (/ws and WHEP) from everyone together
+    offers_per_min_per_client: int = 30
+    viewers_per_client: int = 4  # viewer peers of one address (server.max_viewers: all)
+    peer_connect_s: int = 10  # a peer not connected (ICE + DTLS) by then is closed
     command_queue: int = 1024
     viewer_packet_queue: int = 8
 
@@ -176,6 +208,8 @@ class Config:
     midi: MidiConfig = field(default_factory=MidiConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    # [[outputs]]: projector outputs, named slices of the canvas (server/outputs/mapping.py)
+    outputs: tuple[OutputMapping, ...] = ()
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> Config:
         """A copy with dotted keys (`render.fps`) replaced, validated like the file."""
@@ -213,6 +247,12 @@ def config_from_mapping(data: Mapping[str, Any]) -> Config:
             raise ConfigError(
                 f"unknown table [{table}]: expected one of {', '.join(sorted(sections))}"
             )
+        if table == "outputs":
+            try:
+                built[table] = check_outputs(values, "outputs")
+            except MappingError as exc:
+                raise ConfigError(str(exc)) from exc
+            continue
         if not isinstance(values, Mapping):
             raise ConfigError(f"{table} must be a table, got {values!r}")
         section_type = _section_type(table)
@@ -265,6 +305,10 @@ def _coerce(key: str, value: Any, type_name: Any) -> Any:
                 raise ConfigError(f"{key} = {value!r}: expected a finite number")
             return float(value)
         raise ConfigError(f"{key} = {value!r}: expected a number")
+    if type_name == "int | str":
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f'{key} = {value!r}: expected a size such as "1920x1080" or 512')
     if type_name == "str":
         if isinstance(value, str):
             return value
@@ -291,6 +335,13 @@ def _check_ranges(section: Any) -> None:
         for spec in section.trusted:
             _require(
                 _is_network(spec), "server.trusted", spec, 'addresses or CIDRs ("10.0.0.0/24")'
+            )
+        for name in section.hostnames:
+            _require(
+                bool(name.strip()) and all(c.isalnum() or c in ".-_:[]" for c in name),
+                "server.hostnames",
+                name,
+                'host names or addresses such as "visuals.example" (no scheme, no port)',
             )
         for origin in section.allowed_origins:
             _require(
@@ -319,11 +370,16 @@ def _check_ranges(section: Any) -> None:
     elif isinstance(section, RenderConfig):
         _require(1.0 <= section.fps <= 1000.0, "render.fps", section.fps, "1..1000")
         _require(
-            section.size == 0 or (16 <= section.size <= 4096 and section.size % 2 == 0),
-            "render.size",
-            section.size,
-            "0 (native) or an even number from 16 to 4096",
+            0.1 <= section.compile_deadline_s <= 3600.0,
+            "render.compile_deadline_s",
+            section.compile_deadline_s,
+            "0.1..3600 seconds",
         )
+        try:
+            parse_size(section.size)
+        except ValueError:
+            _require(False, "render.size", section.size, SIZES_ACCEPTED)
+        _require(section.fill in FILLS, "render.fill", section.fill, ", ".join(FILLS))
         device = section.device
         _require(
             device in ("auto", "cpu", "cuda", "mps") or _is_cuda_index(device),
@@ -358,6 +414,21 @@ def _check_ranges(section: Any) -> None:
             "stream.keyframe_interval_s",
             section.keyframe_interval_s,
             "0.5..60",
+        )
+        _require(
+            section.encoder in ENCODERS, "stream.encoder", section.encoder, ", ".join(ENCODERS)
+        )
+        _require(
+            section.encoder != "nvenc" or section.codec == "h264",
+            "stream.encoder",
+            section.encoder,
+            'auto or software with stream.codec = "vp8" (NVENC encodes h264)',
+        )
+        _require(
+            0 <= section.encoder_threads <= 64,
+            "stream.encoder_threads",
+            section.encoder_threads,
+            "0 (auto)..64",
         )
     elif isinstance(section, OscConfig):
         _require(0 <= section.port <= 65535, "osc.port", section.port, "0..65535")
@@ -413,6 +484,37 @@ def _check_ranges(section: Any) -> None:
             _require(
                 1 <= value <= 64 * 1024 * 1024, f"limits.{f.name}", value, "a positive whole number"
             )
+
+
+SIZES_ACCEPTED = (
+    f'"WxH" with even sides from 16 to {MAX_SIDE} and at most {MAX_PIXELS} pixels '
+    '("1920x1080", "3840x1080"), one such number for a square, or 0 (the model\'s own size)'
+)
+
+
+def parse_size(value: int | str) -> tuple[int, int]:
+    """A canvas size ("1920x1080", "512", 512, 0) -> (width, height); (0, 0) = native.
+
+    ValueError (with what is accepted) for a malformed, odd, zero-sided or too large size.
+    """
+    text = str(value).strip().lower()
+    parts = text.split("x")
+    if len(parts) > 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"size {value!r}: expected {SIZES_ACCEPTED}")
+    if len(parts) == 1:
+        if int(parts[0]) == 0:
+            return (0, 0)
+        parts = parts * 2
+    width, height = int(parts[0]), int(parts[1])
+    if not (
+        16 <= width <= MAX_SIDE
+        and 16 <= height <= MAX_SIDE
+        and width % 2 == 0
+        and height % 2 == 0
+        and width * height <= MAX_PIXELS
+    ):
+        raise ValueError(f"size {value!r}: expected {SIZES_ACCEPTED}")
+    return (width, height)
 
 
 def _is_network(spec: str) -> bool:

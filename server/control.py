@@ -19,7 +19,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,9 @@ from server.commands import ERROR_ADDRESS, Change, Command, CommandError
 logger = logging.getLogger(__name__)
 
 ChangeSink = Callable[[Sequence[Change]], None]  # OSC feedback, MIDI LEDs: event loop
+# A command an edge applies itself, on the event loop, instead of the engine
+# (OSC pairings): the command in, its changes out.
+LocalHandler = Callable[[Command], Sequence[Change]]
 
 
 class Connection(Protocol):
@@ -93,24 +96,38 @@ class ControlHub:
         loop: asyncio.AbstractEventLoop,
         codec: Codec,
         sinks: Sequence[ChangeSink] = (),
+        local: Mapping[str, LocalHandler] | None = None,
     ) -> None:
         self._submit = submit
+        self._local: Mapping[str, LocalHandler] = local or {}
         self._loop = loop
         self._codec = codec
         self._sinks: list[ChangeSink] = list(sinks)
         self.clients: dict[Connection, Outbox] = {}
-        self.rejected = 0
+        # Clients that hear only some addresses (a projector page: its outputs' mapping).
+        self._topics: dict[Connection, tuple[str, ...]] = {}
+        self.rejected = 0  # websocket commands refused, when parsed or when run
 
     def subscribe(self, sink: ChangeSink) -> None:
         """Send every later change to this sink too (a controller opened after the hub)."""
         self._sinks.append(sink)
 
-    def join(self, connection: Connection) -> None:
-        """A websocket client that receives feedback."""
+    def join(self, connection: Connection, prefixes: tuple[str, ...] = ()) -> None:
+        """A websocket client that receives feedback: all of it, or of addresses with
+        these prefixes only; a client already hearing everything stays so."""
+        if connection in self.clients:
+            if connection in self._topics and prefixes:
+                self._topics[connection] = (*self._topics[connection], *prefixes)
+            elif not prefixes:
+                self._topics.pop(connection, None)
+            return
         self.clients[connection] = Outbox(connection)
+        if prefixes:
+            self._topics[connection] = prefixes
 
     def leave(self, connection: Connection) -> None:
         """Forget a closed websocket client."""
+        self._topics.pop(connection, None)
         outbox = self.clients.pop(connection, None)
         if outbox is not None:
             outbox.close()
@@ -129,6 +146,17 @@ class ControlHub:
             self.rejected += 1
             self.reply(connection, self._codec.error(exc))
             return
+        if self._local:
+            engine_commands = []
+            for command in commands:
+                handler = self._local.get(command.name)
+                if handler is None:
+                    engine_commands.append(command)
+                else:
+                    self.broadcast(handler(command))
+            if not engine_commands:
+                return
+            commands = engine_commands
         if not self._submit(commands):
             self.reply(
                 connection,
@@ -154,7 +182,11 @@ class ControlHub:
             else:
                 message = self._codec.state(change)
             if change.to is None:
-                for outbox in self.clients.values():
-                    outbox.put(message)
+                for connection, outbox in self.clients.items():
+                    topics = self._topics.get(connection)
+                    if topics is None or change.address.startswith(topics):
+                        outbox.put(message)
             elif isinstance(change.to, Hashable) and change.to in self.clients:
+                if change.address == ERROR_ADDRESS:
+                    self.rejected += 1  # refused while it ran (an unknown model, say)
                 self.reply(change.to, message)

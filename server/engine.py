@@ -15,26 +15,39 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from models.checkpoint import CheckpointError, LoadedModel, load_model
-from models.device import cpu_threads, half_if_finite
-from models.fastpath import enable as enable_fast_path
+from models.canvas import FALLBACK, aspect_kwargs, canvas_size, effective_fill
+from models.canvas import place as fill_canvas
+from models.catalog import Catalog, ModelNotFound
+from models.checkpoint import CheckpointError, LoadedModel
+from models.device import cpu_threads
+from models.fastpath import FastPath
+from models.faults import Faults
 from models.latent_maths import lerp
-from models.latent_space import LatentSpace, Pose, space_for
+from models.latent_space import LatentSpace, Pose, ZSpace, space_for
 from models.pixels import resize, to_rgb_uint8, to_yuv420
-from models.sampling import is_stylegan
-from server.commands import KEYFRAMES, REGISTRY, Change, Command, CommandError, error, parse
+from server.command_queue import Batch, CommandQueue
+from server.commands import (
+    ERROR_ADDRESS,
+    KEYFRAMES,
+    REGISTRY,
+    SHOW_SETTINGS,
+    Change,
+    Command,
+    CommandError,
+    error,
+    parse,
+)
 from server.config import RenderConfig
+from server.gpu_guard import fall_back, is_device_error, memory_check, place, prepare
 from server.media.frame import Frame
 from server.media.inputs import InputHub
 from server.media.master import Master
@@ -50,7 +63,6 @@ from server.tempo import TempoClock
 
 logger = logging.getLogger(__name__)
 
-Batch = Sequence[Command]  # commands applied together, between two frames
 __all__ = ["Engine", "EngineHooks", "coalesce"]
 
 
@@ -67,7 +79,8 @@ class EngineHooks:
     """
 
     on_changes: Callable[[list[Change]], None] | None = None  # feedback to controllers
-    on_show: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every model's snapshot
+    # Every model's snapshot, and the show-wide settings (the model, the master grade).
+    on_show: Callable[[dict[str, dict[str, Any]], dict[str, list[object]]], None] | None = None
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
     open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
     # (frame index, now, the batches applied before it), before that frame renders:
@@ -84,10 +97,24 @@ class Deck:
     half: bool
     play: PlayState
     space: LatentSpace
+    path: FastPath  # the proved path it plays on, and why (server.gpu_guard)
+    device: torch.device
+    faults: Faults
 
-    def render(self, pose: Pose, size: int) -> torch.Tensor:
-        """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device."""
-        return resize(self.space.render(pose).float(), size)
+    def render(self, pose: Pose, size: int, aspect: float = 1.0) -> torch.Tensor:
+        """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device.
+
+        `aspect` != 1 (a `native` canvas): the network paints about that shape,
+        `size` high (or wide, for a tall canvas), its own aspect kept.
+        """
+        self.faults.before_forward()  # GANVJ_FAULTS=device-error-after:N strikes here
+        image = self.space.render(pose, **aspect_kwargs(aspect)).float()
+        height, width = image.shape[-2], image.shape[-1]
+        if height == width:
+            return resize(image, size)
+        if width > height:
+            return resize(image, (size, round(size * width / height)))
+        return resize(image, (round(size * height / width), size))
 
 
 def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
@@ -125,25 +152,31 @@ class Engine:
         model: LoadedModel,
         config: RenderConfig,
         device: torch.device,
-        queue_size: int = 256,
+        commands: CommandQueue | None = None,
         pix2pix: LoadedModel | None = None,
         encoder: LoadedModel | None = None,
         feedback: LoadedModel | None = None,
         snapshots: dict[str, dict[str, Any]] | None = None,
-        find_model: Callable[[str], Path | None] | None = None,
+        catalog: Catalog | None = None,
         tempo: TempoClock | None = None,
         hooks: EngineHooks | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.config = config
+        self.faults = faults if faults is not None else Faults.from_env()
+        if self.faults.any:
+            logger.warning("fault hooks armed (GANVJ_FAULTS): %s", ",".join(self.faults.names()))
+        self._native = False  # after a fall back to the CPU: the model's own size
         self.hooks = hooks if hooks is not None else EngineHooks()
         self.device = device
         if device.type == "cpu":
             torch.set_num_threads(cpu_threads(config.threads))
         self.frames: LatestSlot[Frame] = LatestSlot()
-        self.commands: queue.Queue[tuple[Batch, float]] = queue.Queue(maxsize=queue_size)
+        # The hub built before the engine holds this queue's other end.
+        self.commands = commands if commands is not None else CommandQueue()
         self.tempo = tempo if tempo is not None else TempoClock()
         self.snapshots: dict[str, dict[str, Any]] = dict(snapshots or {})
-        self.find_model = find_model or (lambda name: None)
+        self.catalog = catalog if catalog is not None else Catalog()
         self.render_rate = RateMeter()
         self.inputs = InputHub()
         self.reaction = Reaction(
@@ -151,6 +184,7 @@ class Engine:
         )
         self.reaction.smoothing = config.smoothing
         self.reaction.inject = config.feedback_inject
+        self.fill = config.fill  # /canvas/fill
         self.reactor = Reactor(
             reaction=self.reaction,
             device=device,
@@ -168,7 +202,6 @@ class Engine:
         self._step_log: Callable[[int, float, float, list[Batch]], None] | None = None
         self._applied: list[Batch] = []
         self.errors = 0
-        self.dropped_batches = 0
         self.deck = self._deck(model, now=0.0)
         self.master = Master()
         self.patch = Patch()
@@ -192,7 +225,7 @@ class Engine:
         self._show_saved = 0.0
         self._reaction_state: tuple[object, ...] = self._react_state(0.0)
         self._stop = threading.Event()
-        self._wake = threading.Event()  # set by submit(): render the change now
+        self._wake = self.commands.wake
         self._thread: threading.Thread | None = None
         self._last_error: str | None = None
         self._index = 0
@@ -217,22 +250,18 @@ class Engine:
         return self._index
 
     @property
-    def output_size(self) -> int:
-        """Side of the frames this engine renders."""
-        return self.config.size or self.deck.model.resolution
+    def canvas(self) -> tuple[int, int]:
+        """(width, height) of the frames this engine renders: render.size, or the model's square.
+
+        After a fall back to the CPU, the model's own square (the safe size).
+        """
+        if self._native:
+            return (self.deck.model.resolution, self.deck.model.resolution)
+        return canvas_size(self.config.canvas, self.deck.model.resolution)
 
     def submit(self, batch: Batch) -> bool:
         """Queue commands to apply together before the next frame; False if the queue is full."""
-        # Latency is measured from the packet's arrival where the controller noted it.
-        received = [c.received for c in batch if c.received is not None]
-        arrived = min(received) if received else time.monotonic()
-        try:
-            self.commands.put_nowait((batch, arrived))
-        except queue.Full:
-            self.dropped_batches += 1
-            return False
-        self._wake.set()
-        return True
+        return self.commands.submit(batch)
 
     def serve(self, pattern: str, handler: Callable[[Command, float], list[Change]]) -> None:
         """Let an output service apply a command the registry gives to "outputs"."""
@@ -287,6 +316,10 @@ class Engine:
         # A frame in progress gets this long to finish; a stuck one is left behind
         # (a daemon thread) and its readers are woken by the closed frame slot.
         self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
+        stopped = self._thread is None or not self._thread.is_alive()
+        if stopped and self._show_dirty:
+            # Changes made within the last save interval: the show keeps them too.
+            self._save_show(time.monotonic())
 
     def stats(self) -> dict[str, Any]:
         """Numbers for /api/status."""
@@ -300,13 +333,18 @@ class Engine:
             "model": model.name,
             "arch": model.arch,
             "resolution": model.resolution,
-            "output_size": self.output_size,
-            "device": str(self.device),
+            "canvas": "{}x{}".format(*self.canvas),
+            "fill": self.fill,
+            "device": str(self.deck.device),
             "half": self.deck.half,
+            "path": self.deck.path.describe(),
+            "path_verified": self.deck.path.verified,
+            "path_notes": list(self.deck.path.notes),
+            "faults": self.faults.names(),
             "loading_model": self._loading,
             "render_errors": self.errors,
             "last_error": self._last_error,
-            "dropped_batches": self.dropped_batches,
+            "dropped_batches": self.commands.dropped,
             "stalled": started is not None and now - started > self.STALL_SECONDS,
             "reaction": self.reaction.status(now),
             "tempo_bpm": round(self.tempo.bpm, 2),
@@ -328,16 +366,19 @@ class Engine:
             raise ValueError(
                 f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
             )
-        module = model.module.to(self.device).eval()
-        half = False
-        if self.device.type == "cuda" and self.config.half and is_stylegan(model):
-            # A StyleGAN's own fast path: fp16 only in the blocks its file flags.
-            fast = enable_fast_path(module, self.device)
-            logger.info("%s: %s (%s)", model.name, fast.describe(), "; ".join(fast.notes))
-        elif self.device.type == "cuda" and self.config.half:
-            module, half = half_if_finite(module, z_dim=model.z_dim, device=self.device)
-            if not half:
-                logger.info("%s is not finite in half precision; rendering in float32", model.name)
+        module = place(model.module, self.device)
+        # The fast path (a StyleGAN's fp16 blocks, compile; a DCGAN's half precision)
+        # is proved against fp32 here, at load, or not used.
+        module, half, path = prepare(
+            model,
+            module,
+            self.device,
+            half=self.config.half,
+            compile=self.config.compile,
+            compile_deadline_s=self.config.compile_deadline_s,
+            faults=self.faults,
+        )
+        logger.info("%s plays on %s: %s", model.name, path.describe(), "; ".join(path.notes))
         space = space_for(model, module, half=half)
         play = PlayState(
             space=space,
@@ -350,11 +391,20 @@ class Engine:
         if saved is not None:
             try:
                 play.restore(saved, now)
-            except (ValueError, TypeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a bad show entry must not stop a model
                 logger.warning(
                     "the show's state for %s is unusable (%s); starting fresh", model.name, exc
                 )
-        return Deck(model=model, module=module, half=half, play=play, space=space)
+        return Deck(
+            model=model,
+            module=module,
+            half=half,
+            play=play,
+            space=space,
+            path=path,
+            device=self.device,
+            faults=self.faults,
+        )
 
     def _run(self) -> None:
         period = 1.0 / self.config.fps
@@ -371,6 +421,8 @@ class Engine:
                 self._step(now, now - last)
             except Exception as exc:  # noqa: BLE001 - the show goes on with the last frame
                 self._report(exc)
+                if is_device_error(exc):
+                    self._fall_back(exc)
             last = now
             next_due += period
             if next_due < time.monotonic():
@@ -396,9 +448,15 @@ class Engine:
         changes.extend(self._reaction_changes(now))
         if not live:
             incoming = None  # a stopped source's last frame is not live input
-        size = self.output_size
+        width, height = self.canvas
+        # The network paints the canvas's shape (`native`) unless a reaction's
+        # square picture shows: then that frame is framed as FALLBACK is.
+        fill = effective_fill(self.fill, self.deck.module)
+        if fill == "native" and self.reaction.weight(now) > 0.0:
+            fill = FALLBACK
+        aspect = width / height if fill == "native" else 1.0
         # Compose (blend, react, smooth) at the generator's own size; the frame is
-        # scaled to the output size once, inside the colour conversion.
+        # scaled to the canvas once, inside the colour conversion.
         compose = max(self.deck.model.resolution, self.reactor.image_resolution(now))
         self._tempo_events(now)
         values = self.sources_used = self._source_values(now)
@@ -416,21 +474,22 @@ class Engine:
                     if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
                         z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
                         pose = replace(pose, latent=z)
-                    latent_image = self.deck.render(pose, compose)  # (1, 3, R, R)
-                    latent_image = self._crossfade(latent_image, now, dt, compose)
+                    latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
+                    latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
                 image = self.reactor.image(latent_image, now, seq, incoming, compose)
                 self._held = image
             grade = self.master.grade(now)
             # The master grade rides the conversion: the one copy back per frame.
-            yuv = to_yuv420(image, size, grade).cpu().numpy()
+            framed = fill_canvas(image, width, height, fill)
+            yuv = to_yuv420(framed, (width, height), grade).cpu().numpy()
         self._restore(bases, now)
         finished = time.monotonic()
         self._index += 1
         frame = Frame(
             index=self._index,
             yuv=yuv,
-            width=size,
-            height=size,
+            width=width,
+            height=height,
             rendered_at=finished,
             render_ms=(finished - self._step_started) * 1000.0,
             applied_at=applied_at,
@@ -456,7 +515,9 @@ class Engine:
             step_log(self._index, now, dt, applied)
         return frame
 
-    def _crossfade(self, image: torch.Tensor, now: float, dt: float, size: int) -> torch.Tensor:
+    def _crossfade(
+        self, image: torch.Tensor, now: float, dt: float, size: int, aspect: float = 1.0
+    ) -> torch.Tensor:
         """During a model switch, blend the outgoing model's picture into the new one."""
         fading = self._fading
         if fading is None:
@@ -465,7 +526,10 @@ class Engine:
         if t >= 1.0:
             self._fading = None
             return image
-        old = fading.render(fading.play.pose(now, dt), size)
+        paints = effective_fill("native", fading.module) == "native"
+        old = fading.render(fading.play.pose(now, dt), size, aspect if paints else 1.0)
+        if old.shape != image.shape:
+            old = resize(old, (image.shape[-2], image.shape[-1]))
         return lerp(old, image, max(t, 0.0))
 
     PROGRESS_SECONDS = 0.1  # morph progress is reported at most this often
@@ -483,12 +547,25 @@ class Engine:
         if n > self.deck.play.bank.shape[0]:
             return []
         with torch.inference_mode():
-            image = self.deck.render(self.deck.play.keyframe_pose(n), THUMB_SIZE)
-            rgb = to_rgb_uint8(image)[0].cpu().numpy()  # (S, S, 3)
+            rgb = to_rgb_uint8(self._thumb_picture(n))[0].cpu().numpy()  # (h, w, 3)
         version = self.thumbs.put(n, rgb)
         # After a store or reshuffle every controller hears of it; the start's and a
         # model switch's thumbnails are state, asked for with "?" (no flood at connect).
         return [Change(f"/keyframe/{n}/thumb", (version,))] if announce else []
+
+    def _thumb_picture(self, n: int) -> torch.Tensor:
+        """Keyframe n framed as the canvas is, THUMB_SIZE on its long side."""
+        width, height = self.canvas
+        fill = effective_fill(self.fill, self.deck.module)
+        aspect = width / height if fill == "native" else 1.0
+        image = self.deck.render(self.deck.play.keyframe_pose(n), THUMB_SIZE, aspect)
+        if fill == "fit":  # letterbox at the thumbnail's own size, not the canvas's
+            scale = THUMB_SIZE / max(width, height)
+            width, height = max(2, round(width * scale)), max(2, round(height * scale))
+        framed = fill_canvas(image, width, height, fill)
+        long_side = max(width, height)
+        thumb = (round(THUMB_SIZE * height / long_side), round(THUMB_SIZE * width / long_side))
+        return resize(framed, thumb)
 
     def _morph_progress(self, now: float) -> list[Change]:
         """Report how far a morph to a keyframe has come, a few times a second."""
@@ -567,20 +644,26 @@ class Engine:
             self._patch_dirty = False
             self.hooks.on_patch(self.patch.commands())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
-            self._show_dirty = False
-            self._show_saved = now
-            if self.hooks.on_show is not None:
-                self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
-                self.hooks.on_show(dict(self.snapshots))
+            self._save_show(now)
+
+    def _save_show(self, now: float) -> None:
+        self._show_dirty = False
+        self._show_saved = now
+        if self.hooks.on_show is not None:
+            self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+            self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
+
+    def _show_settings(self, now: float) -> dict[str, list[object]]:
+        """The show-wide settings as address -> args: the loaded model, the master grade."""
+        settings = {address: list(self._query(address, now)) for address in SHOW_SETTINGS}
+        model = self.deck.model
+        if self.catalog.find(model.name) is None:  # not in the model folders: keep its path
+            settings["/model/load"] = [str(model.path)]
+        return settings
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:
         """Apply every queued batch; returns the newest batch's arrival time."""
-        drained: list[tuple[Batch, float]] = []
-        while True:
-            try:
-                drained.append(self.commands.get_nowait())
-            except queue.Empty:
-                break
+        drained = self.commands.drain()
         if not drained:
             return None
         if self._step_log is not None:
@@ -617,6 +700,8 @@ class Engine:
             if command.query:
                 return [Change(command.address, (), command.origin)]
             return [error(command, "not available in this server")]
+        if owner == "osc":  # the OSC edge applies these before the queue; here there is none
+            return [error(command, "OSC is off in this server")]
         if owner == "master":
             return self.master.apply(command, now)
         if owner == "patch":
@@ -650,6 +735,9 @@ class Engine:
             return self._source(command)
         elif name == "/model/load":
             return self._load_model(command)
+        elif name == "/canvas/fill":
+            self.fill = str(command.args[0])
+            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)  # redrawn, framed anew
         else:
             return [error(command, "not available in this server")]
         return [Change(command.address, self._query(name, now))]
@@ -669,6 +757,8 @@ class Engine:
             return self._react_state(now)
         if name == "/model/load":
             return (self.deck.model.name,)
+        if name == "/canvas/fill":
+            return (self.fill,)
         if REGISTRY[name].owner == "master":
             return self.master.query(name, now)
         if name == "/keyframe/progress":
@@ -712,30 +802,47 @@ class Engine:
         name = str(command.args[0])
         if name == self.deck.model.name:
             return [Change(command.address, (name,))]
-        path = self.find_model(name)
-        if path is None:
-            return [error(command, f"no model named {name!r} (see GET /api/models)")]
+        try:  # a name, or a path (admin only: the edges refuse it from anyone else)
+            path = self.catalog.resolve(name)
+        except ModelNotFound as exc:
+            return [error(command, f"{exc} (see GET /api/models)")]
         if self._loading is not None:
             return [error(command, f"still loading {self._loading}; try again in a moment")]
         self._loading = name
 
         def load() -> None:
+            # Whatever goes wrong, the load ends with an answer and clears `_loading`:
+            # a file the checks did not foresee must not wedge /model/load.
             try:
-                model = load_model(path, device="cpu")
+                model = self.catalog.load(path, device="cpu")
                 if model.kind != "unconditional":
                     raise CheckpointError(
                         f"{path}: is a {model.kind} model; "
                         "/model/load needs an unconditional generator"
                     )
             except (CheckpointError, OSError) as exc:
+                self._load_failed(command, name, str(exc))
+                return
+            except Exception as exc:  # any other failure: see above
+                logger.exception("/model/load %s raised", name)
+                self._load_failed(command, name, f"{path.name}: cannot be loaded: {exc!r}"[:300])
+                return
+            no_room = memory_check(model, self.device, self.faults)
+            if no_room is not None:  # refused before a byte moves: the playing model goes on
                 self._loading = None
-                logger.warning("/model/load %s failed: %s", name, exc)
-                self.report([error(command, str(exc))])
+                logger.warning("/model/load %s refused: %s", name, no_room)
+                self.report([error(command, no_room)])
                 return
             self.offer_model(model, command)
 
         self.start_io(load)
         return []
+
+    def _load_failed(self, command: Command, name: str, message: str) -> None:
+        """A model load that ended without a model: say why, and take loads again (io thread)."""
+        self._loading = None
+        logger.warning("/model/load %s failed: %s", name, message)
+        self.report([error(command, message)])
 
     def _take_models(self, now: float) -> list[Change]:
         with self._incoming_lock:
@@ -749,27 +856,52 @@ class Engine:
             if saved is not None:
                 try:
                     changes.extend(self.deck.play.restore(saved, now))
-                except (ValueError, TypeError) as exc:
+                except Exception as exc:  # noqa: BLE001 - the show goes on with the rest
                     logger.warning("imported show: %s unusable: %s", self.deck.model.name, exc)
                 changes.extend(self.deck.play.state())
         for model, command in incoming:
+            self._loading = None  # the load has ended, whatever follows
             try:
                 deck = self._deck(model, now)
-            except (ValueError, RuntimeError) as exc:
-                self._loading = None
+            except Exception as exc:  # noqa: BLE001 - the playing model goes on
+                logger.warning("%s cannot be played: %s", model.name, exc)
                 if command is not None:
-                    changes.append(error(command, str(exc)))
+                    changes.append(error(command, str(exc) or type(exc).__name__))
                 continue
             # Keep the outgoing model's keyframes for when it comes back.
             self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
             self._fading, self.deck = self.deck, deck
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
-            self.reactor.fit_generator(model)
+            try:
+                self.reactor.fit_generator(model)
+            except Exception:  # mirror stays off for this model; the switch goes on
+                logger.exception("%s: cannot check the encoder against it", model.name)
             self._fade_started = now
-            self._loading = None
             changes.append(Change("/model/load", (model.name,)))
             changes.extend(deck.play.state())
         return changes
+
+    def _fall_back(self, exc: BaseException) -> None:
+        """After a device error: the deck to its last good path (server.gpu_guard)."""
+        deck = self.deck
+        self._fading = None  # the outgoing model shares the device: let it go
+        self._held = None
+        found = fall_back(deck.model, deck.module, deck.device, deck.path, deck.half, str(exc))
+        if found is None:
+            return
+        deck.module, deck.device, deck.path, deck.half = (
+            found.module,
+            found.device,
+            found.path,
+            False,
+        )
+        if found.reloaded or isinstance(deck.space, ZSpace):
+            deck.space = deck.play.space = space_for(deck.model, found.module)
+        if found.device.type == "cpu" and self.device.type != "cpu":
+            self.device = found.device  # later loads too: the GPU is not trusted until restart
+            self._native = True
+            torch.set_num_threads(cpu_threads(self.config.threads))
+        self.report([Change(ERROR_ADDRESS, ("/render", deck.path.notes[-1]))])
 
     def _report(self, exc: BaseException) -> None:
         self.errors += 1

@@ -233,11 +233,15 @@ class Journal:
         self._handle: TextIO | None = None
         self._size = 0
         self._frames: list[tuple[int, str]] = []  # (frame index, line) since the last fold
-        self._skip: object = None
+        self._skip: list[Sequence[Command]] = []
 
-    def begin(self, recovery: Recovery, replay: list[Command]) -> None:
-        """Start a fresh journal holding what was recovered; `replay` is not logged again."""
-        self._skip = replay
+    def begin(self, recovery: Recovery, skip: Sequence[Sequence[Command]]) -> None:
+        """Start a fresh journal holding what was recovered.
+
+        `skip`: batches submitted at start that are not logged again: the replay
+        (in the first line already) and what the show file itself restores.
+        """
+        self._skip = list(skip)
         first: list[str] = []
         if recovery.commands or recovery.snapshots or recovery.model:
             first.append(_fold_line(recovery))
@@ -256,7 +260,7 @@ class Journal:
         data = [
             [command_data(c) for c in batch if not c.query]
             for batch in batches
-            if batch is not self._skip
+            if not any(batch is skipped for skipped in self._skip)
         ]
         data = [b for b in data if b]
         if not data:

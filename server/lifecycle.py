@@ -1,7 +1,10 @@
 """Start and stop the server as a stack: config, models, engine, encoder, network.
 
 Each layer is an async context manager; a stop event set by SIGINT/SIGTERM
-unwinds them in reverse, peers first, within a few seconds.
+unwinds them in reverse, within a few seconds: first the HTTP listener and the
+OSC endpoint stop accepting, then open websockets and peers get a grace period
+to close, then what remains is cancelled; the render and encoder threads stop
+last, and the show is saved as it ended.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import signal
+import socket
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -24,42 +28,50 @@ from controllers.audio import AudioError, AudioHub, engine_sink
 from controllers.midi import MidiError, MidiPorts
 from controllers.osc import OscController, OscFeedback
 from controllers.osc_access import AllowList
+from controllers.osc_pairing import PAIRINGS_FILE, Pairings
 from controllers.ws_control import error_message, parse_control, state_message
-from models.checkpoint import (
-    PICKLE_SUFFIXES,
-    CheckpointError,
-    LoadedModel,
-    check_encoder_pair,
-    default_model_path,
-    list_models,
-    load_model,
-    user_models_dir,
-    weights_dir,
-)
+from models.catalog import Catalog, reaction_models, resolve_model, shown, user_models_dir
+from models.checkpoint import CheckpointError, LoadedModel
 from models.device import pick_device
+from models.names import is_model_name
 from server import journal as journal_file
 from server import showfile
-from server.commands import ERROR_ADDRESS, KEYFRAMES, Change, describe, parse
+from server.command_queue import CommandQueue
+from server.commands import (
+    ERROR_ADDRESS,
+    SHOW_SETTINGS,
+    Change,
+    Command,
+    CommandError,
+    owned_by,
+    parse,
+)
 from server.config import Config
 from server.control import Codec, ControlHub
+from server.doctor import report, run_checks
 from server.engine import Engine, EngineHooks
 from server.http.announce import announcement, lan_addresses, links
-from server.http.app import App, error_response, http_response
+from server.http.api import add_api
+from server.http.app import App, json_response
 from server.http.auth import TOKEN_FILE, Access, Role, load_tokens
-from server.http.client import Client
-from server.http.site import listening
+from server.http.projectors import register as register_projectors
+from server.http.site import Listener, listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
 from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_playout_delay
 from server.media.inputs import SourceError, play_source
 from server.media.stream import PacketHub, StreamEncoder
 from server.meters import LeadMeter
+from server.outputs.mapping import check_outputs
+from server.outputs.rig import OutputRig
 from server.outputs.service import OutputError, Outputs
 from server.showfile import ShowSaver
 from server.supervisor import Survival
 from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_S = 3.0  # open websockets and peers get this long to close at shutdown
 
 
 SAFE_NOTICE_DELAY_S = 3.0  # after a restart on safe settings, before the one /error
@@ -85,58 +97,9 @@ def state_dir(config: Config) -> Path:
     return Path(config.server.state_dir).expanduser()
 
 
-def resolve_model(config: Config, device_name: str) -> LoadedModel:
-    """Load the configured model, or the shipped default."""
-    path = Path(config.render.model) if config.render.model else default_model_path("unconditional")
-    return load_model(path, device=device_name)
-
-
-def reaction_models(
-    config: Config, generator: LoadedModel
-) -> tuple[LoadedModel | None, LoadedModel | None, LoadedModel | None]:
-    """pix2pix, the encoder and the feedback model for reactions, where they exist and fit."""
-    pix2pix = _optional_model(config.render.pix2pix, "image2image")
-    encoder = _optional_model(config.render.encoder, "encoder")
-    feedback = _optional_model(config.render.feedback, "image2image", role="feedback")
-    if encoder is not None:
-        try:
-            check_encoder_pair(encoder, generator)
-        except CheckpointError as exc:
-            # An encoder inverts one generator; any other would mirror nonsense.
-            logger.info("mirror mode is off: %s", exc)
-            encoder = None
-    return pix2pix, encoder, feedback
-
-
-def _optional_model(configured: str, kind: str, role: str | None = None) -> LoadedModel | None:
-    path = Path(configured) if configured else default_model_path(role or kind)
-    if not configured and not path.is_file():
-        return None
-    model = load_model(path)  # a configured file that is bad stops the start
-    if model.kind != kind:
-        raise CheckpointError(f"{path}: is a {model.kind} model, expected {kind}")
-    return model
-
-
-def find_model(name: str) -> Path | None:
-    """The model file called `name` in the model folders, readable or not.
-
-    An unreadable file is still returned: loading it then says exactly what
-    is wrong with it, which beats "no such model" for a file the performer
-    can see.
-    """
-    if "/" in name or "\\" in name or name.startswith("."):
-        return None
-    for folder in (weights_dir(), user_models_dir()):
-        path = folder / f"{name}.safetensors"
-        if path.is_file():
-            return path
-    # A StyleGAN .pkl (or rosinality .pt) in the user's folder: converted once, on load.
-    for suffix in PICKLE_SUFFIXES:
-        other = user_models_dir() / f"{name}{suffix}"
-        if other.is_file():
-            return other
-    return None
+def model_catalog(config: Config) -> Catalog:
+    """The models this server finds by name: the shipped ones, then state_dir/models."""
+    return Catalog(user_models_dir(state_dir(config)))
 
 
 def media_source(config: Config, spec: str) -> str:
@@ -146,7 +109,7 @@ def media_source(config: Config, spec: str) -> str:
     root = Path(config.inputs.media_dir).expanduser().resolve()
     target = (root / spec.removeprefix("file:")).resolve()
     if root not in target.parents:
-        raise SourceError(f"{spec!r} is not inside the media folder {root}")
+        raise SourceError(f"{spec!r} is not inside the media folder (inputs.media_dir)")
     return f"file:{target}"
 
 
@@ -169,32 +132,57 @@ async def running(
         device = pick_device(config.render.device)
     except RuntimeError as exc:
         raise StartupError(str(exc)) from exc
+    catalog = model_catalog(config)
+    try:  # made at first start, so a performer has somewhere to drop a model
+        catalog.user_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot make the models folder {catalog.user_dir}: {exc}") from exc
+    show_path = state_dir(config) / "show.json"
+    show = _load_show(show_path)
     # What the last run applied after its last show save (see server/journal.py).
     journal_path = state_dir(config) / "journal.jsonl"
     recovery, _ = journal_file.read(journal_path)
-    last_model = find_model(recovery.model) if recovery.model else None
     if survival.safe_reason is not None:
-        recovery.model = None  # safe settings: the shipped default model
-    elif model is None and last_model is not None:
-        config = config.with_overrides({"render.model": str(last_model)})
+        # Safe settings: the shipped default model, whatever the show or journal held.
+        recovery.model = None
+        show.settings.pop("/model/load", None)
+    elif recovery.model is not None:
+        show.settings["/model/load"] = [recovery.model]  # newer than the show's
+    if model is None and (survival.restarts > 0 or recovery.model is not None):
+        config = _start_with_show_model(config, show, catalog)
     if model is None:
-        model = resolve_model(config, str(device))
-        pix2pix, encoder, feedback = reaction_models(config, model)
-    show_path = state_dir(config) / "show.json"
-    show = _load_show(show_path)
+        model = resolve_model(config.render.model, str(device), catalog=catalog)
+        pix2pix, encoder, feedback = reaction_models(
+            model,
+            pix2pix=config.render.pix2pix,
+            encoder=config.render.encoder,
+            feedback=config.render.feedback,
+            catalog=catalog,
+        )
     show.models.update(recovery.snapshots)
     for note in recovery.notes:
         logger.warning("%s", note)
     journal = journal_file.Journal(journal_path)
     loop = asyncio.get_running_loop()
 
-    def open_source(spec: str) -> str | None:
-        try:
-            play_source(engine.inputs, media_source(config, spec))
-        except SourceError as exc:
-            return str(exc)
-        return None
-
+    # The queue comes first, so the hub (which submits to it) exists before the
+    # engine (which drains it and reports to the hub): each gets the other's end
+    # through its constructor. The OSC edge submits to the same queue; its pairing
+    # commands are applied by the edge itself, from the websocket too.
+    commands = CommandQueue(config.limits.command_queue)
+    osc_feedback = _osc_feedback(config)
+    hub_ref: list[ControlHub] = []  # the OSC edge publishes through the hub built next
+    osc = _osc_controller(
+        config, commands.submit, osc_feedback, lambda changes: hub_ref[0].broadcast(changes)
+    )
+    control = ControlHub(
+        submit=commands.submit,
+        loop=loop,
+        codec=Codec(parse=parse_control, state=state_message, error=error_message),
+        sinks=[osc_feedback.send] if osc_feedback is not None else [],
+        local={a: osc.apply for a in owned_by("osc")} if osc is not None else None,
+    )
+    hub_ref.append(control)
     saver = ShowSaver(
         show_path,
         show,
@@ -202,22 +190,32 @@ async def running(
         on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
         on_saved=lambda covers: _in_executor(loop, journal.covered, covers),
     )
-    # The hooks close over `control` and `engine`, built next: they run only once
-    # the render thread does, after both exist.
+
+    def open_source(spec: str) -> str | None:
+        # Closes over `engine`, built next: only its render thread calls this,
+        # and that starts once the engine exists.
+        try:
+            play_source(engine.inputs, media_source(config, spec))
+        except SourceError as exc:
+            return str(exc)  # names no server path, nor which paths exist
+        return None
+
     engine = Engine(
         model=model,
         config=config.render,
         device=device,
-        queue_size=config.limits.command_queue,
+        commands=commands,
         pix2pix=pix2pix,
         encoder=encoder,
         feedback=feedback,
         snapshots=show.models,
-        find_model=find_model,
+        catalog=catalog,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
-            on_changes=lambda changes: control.changes_threadsafe(changes),
-            on_show=lambda snapshots: saver.save_threadsafe(snapshots, engine.index),
+            on_changes=control.changes_threadsafe,
+            on_show=lambda snapshots, settings: saver.save_threadsafe(
+                snapshots, settings, engine.index
+            ),
             on_patch=saver.save_patch_threadsafe,
             open_source=open_source,
             on_applied=lambda index, now, batches: journal.append(
@@ -225,18 +223,17 @@ async def running(
             ),
         ),
     )
-    osc_feedback = _osc_feedback(config)
-    control = ControlHub(
-        submit=engine.submit,
-        loop=loop,
-        codec=Codec(parse=parse_control, state=state_message, error=error_message),
-        sinks=[osc_feedback.send] if osc_feedback is not None else [],
-    )
-    # The saved patch (routes, triggers, MIDI mappings) applies before the first frame.
-    engine.submit([parse(address, args) for address, args in show.patch])
-    # Then what the journal holds on top of the show: the last run's changes.
+    # The show-wide settings (the model last loaded, the master grade) and the
+    # saved patch (routes, triggers, MIDI mappings) apply before the first frame;
+    # like BPM in a model's entry, the show's model wins over render.model.
+    settings = restored_settings(show.settings)
+    patch = [parse(address, args) for address, args in show.patch]
+    engine.submit(settings)
+    engine.submit(patch)
+    # Then what the journal holds on top of the show: the last run's changes. The
+    # show's own batches are on disk already: not journaled again.
     replay = recovery.batch()
-    journal.begin(recovery, replay)
+    journal.begin(recovery, [settings, patch, replay])
     if replay:
         engine.submit(replay)
         logger.info("replayed %d commands from the journal", len(replay))
@@ -264,8 +261,29 @@ async def running(
         hub=hub,
         control=control,
         access=_access(config),
+        # The tablet that opens /control with the performer's link runs TouchOSC.
+        on_performer=osc.pair if osc is not None else None,
     )
-    _add_routes(app, engine, saver)
+    # Projector outputs: the show's, as last performed, else config.toml's [[outputs]].
+    rig = OutputRig(config.outputs if show.outputs is None else check_outputs(show.outputs))
+    rig.listen(lambda rig: saver.save_outputs_threadsafe(rig.to_json()))
+    register_projectors(
+        app,
+        snapshot=lambda: {
+            "outputs": {name: m.to_json() for name, m in rig.outputs.items()},
+            "testcard": rig.testcard,
+        },
+        control=control,
+    )
+
+    def import_outputs(imported: showfile.Show) -> None:
+        if imported.outputs is not None:
+            control.broadcast(rig.replace_all(check_outputs(imported.outputs)))
+        else:  # a show without outputs leaves the rig as it is
+            imported.outputs = rig.to_json()
+
+    add_api(app, engine, saver, catalog, on_import=import_outputs)
+    _add_doctor(app, engine)
     app.status_extras["journal"] = lambda: {**journal.status(), "notes": recovery.notes}
     app.status_extras["supervisor"] = survival.status
     outputs = Outputs(
@@ -274,6 +292,7 @@ async def running(
         hub=hub,
         encoder=encoder_thread,
         folder=state_dir(config) / "recordings",
+        rig=rig,
     )
     app.status_extras["outputs"] = outputs.status
     app.add_json("/api/viewer", outputs.viewer_route)
@@ -302,8 +321,8 @@ async def running(
         if encoder_thread is not None:
             stack.enter_context(encoder_thread)
         stack.enter_context(engine)
-        osc = await _start_osc(config, engine, osc_feedback, stack, survival.osc)
         if osc is not None:
+            await _start_osc(config, osc, stack)
             app.osc_stats = osc.stats.as_dict
         # Link stays off (no network traffic) until tempo.link or /tempo/link 1.
         link = await stack.enter_async_context(LinkSource(engine.tempo))
@@ -314,11 +333,13 @@ async def running(
             raise StartupError(str(exc)) from exc
         _start_audio(config, engine, app, stack)
         _start_midi(config, engine, app, control, stack)
-        port = await _listen(config, app, tls, stack, survival.http)
+        listener = await _listen(config, app, tls, stack, survival.http)
         if survival.safe_reason is not None:
             _say_safe(survival.safe_reason, control, loop)
-        stack.push_async_callback(app.close)  # peers and websockets before the listener
-        yield Running(app=app, engine=engine, port=port, osc=osc, outputs=outputs)
+        # Unwinds first: stop accepting, a grace period, then the runner cancels
+        # what is left; the render and encoder threads, entered first, stop last.
+        stack.push_async_callback(_stop_serving, listener, osc, app)
+        yield Running(app=app, engine=engine, port=listener.port, osc=osc, outputs=outputs)
 
 
 def _access(config: Config) -> Access:
@@ -338,6 +359,22 @@ def _access(config: Config) -> Access:
     )
 
 
+def _start_with_show_model(config: Config, show: showfile.Show, catalog: Catalog) -> Config:
+    """After a restart (or a run the journal outlived), start on the show's model directly.
+
+    Otherwise render.model starts and the show's /model/load follows: a second load,
+    and another picture meanwhile; a restart should come back as it was, at once.
+    """
+    args = show.settings.get("/model/load")
+    if not args:
+        return config
+    try:
+        path = catalog.resolve(str(args[0]))
+    except CheckpointError:
+        return config  # gone: restored_settings skips it too and says so
+    return config.with_overrides({"render.model": str(path)})
+
+
 def _in_executor(loop: asyncio.AbstractEventLoop, work: Any, *args: Any) -> None:
     """Run blocking work (the journal's fsynced fold) off the event loop; fire and forget."""
     loop.run_in_executor(None, work, *args)
@@ -352,26 +389,60 @@ def _say_safe(reason: str, control: ControlHub, loop: asyncio.AbstractEventLoop)
     )
 
 
+async def _stop_serving(listener: Listener, osc: OscController | None, app: App) -> None:
+    """Shutdown, as uvicorn's Server.shutdown: stop accepting, give open work a grace period.
+
+    New connections are refused (and OSC datagrams no longer read) before any
+    open websocket is told to go, so nothing new arrives while they close.
+    """
+    await listener.stop_accepting()
+    if osc is not None:
+        osc.close()
+    try:
+        # Websockets get a close frame (1001) and their peers close.
+        await asyncio.wait_for(app.close(), SHUTDOWN_GRACE_S)
+    except TimeoutError:
+        logger.warning("clients still open after %.0f s; cancelling them", SHUTDOWN_GRACE_S)
+
+
 async def _listen(
     config: Config,
     app: App,
     tls: Any,
     stack: contextlib.AsyncExitStack,
-    sock: Any = None,
-) -> int:
+    sock: socket.socket | None = None,
+) -> Listener:
     try:
         return await stack.enter_async_context(
             listening(app, config.server.host, config.server.port, tls, sock)
         )
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
+        where = f"{config.server.host}:{config.server.port}"
+        if bind_errno(exc) == errno.EADDRINUSE:
             raise StartupError(
                 f"port {config.server.port} on {config.server.host} is already in use: "
-                "stop the other server or pass --port"
+                "stop the other server or pass --port (server.port in config.toml)"
             ) from exc
         raise StartupError(
-            f"cannot listen on {config.server.host}:{config.server.port}: {exc.strerror}"
+            f"cannot listen on {where}: {bind_reason(exc)}: "
+            "pass --host with an address of this machine (server.host in config.toml)"
         ) from exc
+
+
+def bind_errno(exc: OSError) -> int | None:
+    """The errno of a failed bind, also where uvloop keeps it only in the cause."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def bind_reason(exc: OSError) -> str:
+    """Why a bind failed, in words: never "None" (uvloop's UDP errors carry no strerror)."""
+    code = bind_errno(exc)
+    return os.strerror(code) if code is not None else str(exc) or type(exc).__name__
 
 
 def _start_audio(
@@ -440,89 +511,79 @@ def _osc_feedback(config: Config) -> OscFeedback | None:
     return OscFeedback(targets=targets)
 
 
-async def _start_osc(
+def _osc_controller(
     config: Config,
-    engine: Engine,
+    submit: Callable[[list[Command]], bool],
     feedback: OscFeedback | None,
-    stack: contextlib.AsyncExitStack,
-    sock: Any = None,
+    publish: Callable[[Sequence[Change]], None],
+    sock: socket.socket | None = None,
 ) -> OscController | None:
+    """The OSC edge, not yet listening: who may play (pairings kept in state_dir), and where."""
     if feedback is None:
         return None
-    osc = OscController(
+    allow = AllowList(
+        config.osc.allow,
+        trusted=config.server.trusted,
+        trust_loopback=config.server.trust_loopback,
+        pairings=Pairings(state_dir(config) / PAIRINGS_FILE),
+    )
+    return OscController(
         host=config.osc.host,
         port=config.osc.port,
-        submit=engine.submit,
+        submit=submit,
         feedback=feedback,
-        allow=AllowList(config.osc.allow),
+        allow=allow,
         token=config.osc.token,
+        publish=publish,
         sock=sock,
     )
+
+
+async def _start_osc(config: Config, osc: OscController, stack: contextlib.AsyncExitStack) -> None:
     try:
         await stack.enter_async_context(osc)
     except OSError as exc:
-        what = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        osc_config = config.osc
+        if bind_errno(exc) == errno.EADDRINUSE:
+            raise StartupError(
+                f"OSC port {osc_config.port} on {osc_config.host} is already in use: "
+                "stop the other server, pass --osc-port (osc.port in config.toml), "
+                "or set osc.enabled = false"
+            ) from exc
         raise StartupError(
-            f"OSC port {config.osc.port} on {config.osc.host}: {what}: "
-            "pass another osc.port in config.toml or set osc.enabled = false"
+            f"cannot listen for OSC on {osc_config.host}:{osc_config.port}: {bind_reason(exc)}: "
+            "pass --osc-host with an address of this machine (osc.host in config.toml)"
         ) from exc
-    return osc
 
 
-def _add_routes(app: App, engine: Engine, saver: ShowSaver) -> None:
-    app.add_json("/api/commands", describe)
-    app.status_extras["show"] = saver.status
-
-    def models() -> Any:
-        found = [
-            {
-                "name": m.name,
-                "arch": m.arch,
-                "kind": m.kind,
-                "resolution": m.resolution,
-                "current": m.name == engine.model.name,
-            }
-            for m in list_models()
-        ]
-        return {"models": found}
-
-    app.add_json("/api/models", models)
-    app.add_json("/api/show", lambda: saver.show.to_json(), role=Role.ADMIN)
-
-    async def thumbnail(request: web.Request) -> web.StreamResponse:
-        """GET /api/thumb/N: keyframe N's thumbnail as JPEG (encoded off the event loop)."""
+def restored_settings(settings: dict[str, list[object]]) -> list[Command]:
+    """The show-wide settings saved last time, as commands; a model path that is gone is skipped."""
+    commands = []
+    for address in SHOW_SETTINGS:
+        args = settings.get(address)
+        if args is None:
+            continue
+        a_path = address == "/model/load" and args and not is_model_name(str(args[0]))
+        if a_path and not Path(str(args[0])).is_file():
+            logger.warning("the show's model %s is gone; starting with this one", args[0])
+            continue
         try:
-            n = int(request.match_info["n"])
-        except ValueError:
-            n = 0
-        if not 1 <= n <= KEYFRAMES:
-            return error_response(HTTPStatus.NOT_FOUND, f"keyframes are 1..{KEYFRAMES}")
-        found = await asyncio.to_thread(engine.thumbs.jpeg, n)
-        if found is None:
-            return error_response(HTTPStatus.NOT_FOUND, f"keyframe {n} has no thumbnail yet")
-        version, body = found
-        response = http_response(HTTPStatus.OK, body, "image/jpeg")
-        response.headers["ETag"] = f'"{version}"'
-        return response
+            commands.append(parse(address, args))
+        except CommandError as exc:
+            logger.warning("the show's %s is unusable: %s", address, exc)
+    return commands
 
-    app.add_route("GET", "/api/thumb/{n}", thumbnail)
 
-    async def import_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
-        try:
-            show = showfile.validate(message.get("show"), "imported show")
-        except showfile.ShowFileError as exc:
-            raise ValueError(str(exc)) from exc
-        engine.import_show(show.models)
-        engine.submit([parse("/mod/clear", []), parse("/midi/clear", [])])
-        engine.submit([parse(address, args) for address, args in show.patch])
-        saver.replace(show)
-        return {"type": "show/imported", "models": sorted(show.models)}
+def _add_doctor(app: App, engine: Engine) -> None:
+    """GET /api/doctor: `ganvj doctor`'s rows for this running server (seconds long)."""
 
-    async def export_show(connection: Client, message: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "show", "show": saver.show.to_json()}
+    async def doctor(request: web.Request) -> web.StreamResponse:
+        rows = await asyncio.to_thread(
+            run_checks, app.config, engine_stats=engine.stats(), serving=True
+        )
+        return json_response(report(rows))
 
-    app.add_message("show/import", import_show, role=Role.ADMIN)
-    app.add_message("show/export", export_show, role=Role.ADMIN)
+    app.add_route("GET", "/api/doctor", doctor, role=Role.PERFORMER)
 
 
 def _load_show(path: Path) -> showfile.Show:
@@ -545,11 +606,12 @@ async def serve_forever(
     async with running(config, survival=survival) as run:
         model = run.engine.model
         logger.info(
-            "serving %s (%s, %d px) at %d px on %s",
+            "serving %s (%s, %d px) on a %dx%d canvas (%s) on %s",
             model.name,
             model.arch,
             model.resolution,
-            run.engine.output_size,
+            *run.engine.canvas,
+            run.engine.fill,
             run.engine.device,
         )
         found = links(
@@ -566,5 +628,7 @@ async def serve_forever(
         )
         show_qr = sys.stdout.isatty() if qr is None else qr
         print(announcement(found, tls=config.server.tls, admin=admin, qr=show_qr), flush=True)
+        folder = shown(model_catalog(config).user_dir)
+        print(f"models folder: {folder} (drop a model there, then /model/load NAME)", flush=True)
         await stop.wait()
         print("ganvj: stopping", flush=True)

@@ -25,6 +25,7 @@ from typing import Any
 
 from models.keyframe_bank import MAX_FILE_BYTES, SHOW_VERSION, BankError, check_bank
 from server.commands import CommandError, parse
+from server.outputs.mapping import MappingError, check_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +47,21 @@ class Show:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Modulation routes, triggers and MIDI mappings, as [address, args] commands.
     patch: list[list[Any]] = field(default_factory=list)
+    # Projector outputs (server/outputs/mapping.py); None: the file has none, and
+    # config.toml's [[outputs]] start the rig.
+    outputs: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document."""
-        return {
+        data: dict[str, Any] = {
             "version": VERSION,
             "settings": self.settings,
             "models": self.models,
             "patch": self.patch,
         }
+        if self.outputs is not None:
+            data["outputs"] = self.outputs
+        return data
 
 
 def validate(data: object, where: str = "show file") -> Show:
@@ -68,6 +75,7 @@ def validate(data: object, where: str = "show file") -> Show:
         isinstance(k, str) and isinstance(v, list) for k, v in settings.items()
     ):
         raise ShowFileError(f"{where}: 'settings' must map addresses to argument lists")
+    _check_settings(settings, f"{where}: settings")
     models = data.get("models", {})
     if not isinstance(models, dict) or len(models) > MAX_MODELS:
         raise ShowFileError(f"{where}: 'models' must be an object of at most {MAX_MODELS}")
@@ -76,6 +84,7 @@ def validate(data: object, where: str = "show file") -> Show:
             check_bank(model, f"{where}: models.{name}")
         except BankError as exc:
             raise ShowFileError(str(exc)) from exc
+        _check_settings(model.get("settings", {}), f"{where}: models.{name}.settings")
     patch = data.get("patch", [])
     if not isinstance(patch, list) or len(patch) > MAX_PATCH:
         raise ShowFileError(f"{where}: 'patch' must be a list of at most {MAX_PATCH} commands")
@@ -89,14 +98,29 @@ def validate(data: object, where: str = "show file") -> Show:
             parse(address, args)
         except CommandError as exc:
             raise ShowFileError(f"{where}: patch[{i}]: {exc}") from exc
-    return Show(settings=dict(settings), models=dict(models), patch=list(patch))
+    outputs = None
+    if "outputs" in data:
+        try:
+            outputs = [m.to_json() for m in check_outputs(data["outputs"], f"{where}: outputs")]
+        except MappingError as exc:
+            raise ShowFileError(str(exc)) from exc
+    return Show(settings=dict(settings), models=dict(models), patch=list(patch), outputs=outputs)
+
+
+def _check_settings(settings: dict[str, Any], where: str) -> None:
+    """Every stored setting through the registry, so no bad value reaches the engine."""
+    for address, args in settings.items():
+        try:
+            parse(address, args)
+        except CommandError as exc:
+            raise ShowFileError(f"{where}: {exc}") from exc
 
 
 def loads(text: str, where: str = "show file") -> Show:
     """Parse and validate a show from JSON text (an import)."""
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit
         raise ShowFileError(f"{where}: not JSON: {exc}") from exc
     return validate(data, where)
 
@@ -167,14 +191,16 @@ def _fsync_dir(folder: Path) -> None:
 class ShowSaver:
     """Writes the show file off the render thread, atomically, newest state only.
 
-    A write that fails (disk full, read-only, folder gone) keeps the show in
-    memory, tells every controller once, shows in /api/status, and retries
-    every RETRY_SECONDS until the disk takes it: the file on disk is never
+    A write that fails (disk full, read-only, folder gone, or anything else)
+    keeps the show in memory, tells every controller once, shows in
+    /api/status, and retries with a growing pause (RETRY_SECONDS doubling up to
+    RETRY_MAX_SECONDS) until the write succeeds: the file on disk is never
     half-written (save_text renames a complete temp file over it) and nothing
     performed since is lost while the server runs.
     """
 
-    RETRY_SECONDS = 2.0
+    RETRY_SECONDS = 2.0  # the first retry; each failure in a row doubles it
+    RETRY_MAX_SECONDS = 30.0
 
     def __init__(
         self,
@@ -196,18 +222,35 @@ class ShowSaver:
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
         self._closing = False
+        self._failures = 0  # failed writes in a row, for the backoff
+        self._changed = asyncio.Event()  # a change since the last failure
 
     def save_threadsafe(
-        self, snapshots: dict[str, dict[str, Any]], covers: int | None = None
+        self,
+        snapshots: dict[str, dict[str, Any]],
+        settings: dict[str, list[object]],
+        covers: int | None = None,
     ) -> None:
-        """Called on the render thread with every model's snapshot (taken at frame `covers`)."""
+        """Called on the render thread with every model's snapshot and the show-wide settings.
+
+        `covers`: the frame they were taken at (what the journal may fold once written).
+        """
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._update, snapshots, covers)
+            self._loop.call_soon_threadsafe(self._update, snapshots, settings, covers)
 
     def save_patch_threadsafe(self, patch: list[list[object]]) -> None:
         """Called on the render thread with the patch as commands."""
         with contextlib.suppress(RuntimeError):  # the loop is closing
             self._loop.call_soon_threadsafe(self._update_patch, patch)
+
+    def save_outputs_threadsafe(self, outputs: list[dict[str, Any]]) -> None:
+        """Called from any thread with the projector outputs as the show keeps them."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._update_outputs, outputs)
+
+    def _update_outputs(self, outputs: list[dict[str, Any]]) -> None:
+        self.show.outputs = outputs
+        self._schedule()
 
     def _update_patch(self, patch: list[list[object]]) -> None:
         self.show.patch = patch
@@ -222,51 +265,85 @@ class ShowSaver:
         """For /api/status."""
         return {"path": str(self.path), "saved": self.error is None, "error": self.error}
 
-    def _update(self, snapshots: dict[str, dict[str, Any]], covers: int | None = None) -> None:
+    def _update(
+        self,
+        snapshots: dict[str, dict[str, Any]],
+        settings: dict[str, list[object]],
+        covers: int | None = None,
+    ) -> None:
         self.show.models.update(snapshots)
+        self.show.settings.update(settings)
         if covers is not None:
             self._covers = covers
         self._schedule()
 
     def _schedule(self) -> None:
         self._dirty = True
+        self._changed.set()
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._write())
 
     async def _write(self) -> None:
         while self._dirty:
             self._dirty = False
-            covers = self._covers
-            text = dumps(self.show)
+            covers = self._covers  # what this write holds, taken with the text below
             try:
+                # Serialised on the loop, where the show is changed: a consistent copy.
+                text = dumps(self.show)
                 await asyncio.to_thread(save_text, self.path, text)
-            except OSError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure is reported and retried
                 self._failed(exc)
                 self._dirty = True
                 if self._closing:
                     return
-                await asyncio.sleep(self.RETRY_SECONDS)
+                await self._pause()
             else:
                 self.saves += 1
+                self._failures = 0
+                # Only a write that landed lets the journal fold: after a failure the
+                # journal still holds everything since the last file on disk.
                 if covers is not None and self._on_saved is not None:
                     self._on_saved(covers)
                 if self.error is not None:
                     logger.warning("the show is saved again to %s", self.path)
                     self.error = None
 
-    def _failed(self, exc: OSError) -> None:
-        message = (
-            f"the show could not be saved to {self.path}: {exc.strerror or exc}; "
-            "it is kept in memory and saved as soon as the disk takes it"
-        )
+    async def _pause(self) -> None:
+        """Wait before a retry: RETRY_SECONDS, then until a change or the backoff ends.
+
+        The backoff doubles with each failure in a row up to RETRY_MAX_SECONDS; a
+        new change (which may be what fixes it) is tried after RETRY_SECONDS.
+        """
+        self._changed.clear()
+        await asyncio.sleep(self.RETRY_SECONDS)
+        backoff = min(self.RETRY_SECONDS * 2 ** (self._failures - 1), self.RETRY_MAX_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), backoff - self.RETRY_SECONDS)
+
+    def _failed(self, exc: Exception) -> None:
+        self._failures += 1
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if isinstance(exc, OSError):
+            message = (
+                f"the show could not be saved to {self.path}: {why}; "
+                "it is kept in memory and saved as soon as the disk takes it"
+            )
+        else:  # the show itself would not serialise: the next valid change replaces it
+            message = (
+                f"the show could not be saved to {self.path}: {type(exc).__name__}: {why}; "
+                "it is kept in memory and saved again with the next change"
+            )
         if message != self.error:  # once per distinct cause, not every retry
-            logger.error("%s", message)
+            logger.error("%s", message, exc_info=not isinstance(exc, OSError))
             if self._on_error is not None:
                 self._on_error(message)
         self.error = message
 
     async def flush(self) -> None:
         """Wait for a pending write (shutdown); one last try if the disk is still refusing."""
+        await asyncio.sleep(0)  # take the engine's last snapshot, handed over as it stopped
         self._closing = True
         if self._task is not None and not self._task.done():
             self._task.cancel()

@@ -38,7 +38,9 @@ class BeatSample:
 
 
 @dataclass(frozen=True)
-class _Grid:
+class BeatGrid:
+    """Where beat 0 fell and how long a beat lasts: the whole tempo, swapped as one value."""
+
     origin: float  # monotonic time of beat 0
     period: float  # seconds per beat
 
@@ -54,7 +56,7 @@ class TempoClock:
         self.beats_per_bar = beats_per_bar
         # One immutable grid, swapped whole: the Link task (event loop) and the
         # render thread never see half an update.
-        self._grid = _Grid(origin=origin, period=60.0 / bpm)
+        self._grid = BeatGrid(origin=origin, period=60.0 / bpm)
         self._lead = 0.0
         self._taps: list[float] = []
         self.link_available = False  # set by LinkSource when aalink is running
@@ -81,7 +83,7 @@ class TempoClock:
             return
         beat = self.beat_at(now)
         period = 60.0 / bpm
-        self._grid = _Grid(origin=now - beat * period, period=period)
+        self._grid = BeatGrid(origin=now - beat * period, period=period)
 
     def tap(self, now: float) -> float | None:
         """Register a tap; the new bpm once two taps are close enough, else None."""
@@ -99,7 +101,7 @@ class TempoClock:
         # The last tap is on a beat.
         period = 60.0 / bpm
         beat = round(self.beat_at(now))
-        self._grid = _Grid(origin=now - beat * period, period=period)
+        self._grid = BeatGrid(origin=now - beat * period, period=period)
         return bpm
 
     def follow(self, sample: BeatSample) -> None:
@@ -107,7 +109,7 @@ class TempoClock:
         if not (math.isfinite(sample.bpm) and math.isfinite(sample.beat)):
             return
         period = 60.0 / min(max(sample.bpm, MIN_BPM), MAX_BPM)
-        self._grid = _Grid(origin=sample.time - sample.beat * period, period=period)
+        self._grid = BeatGrid(origin=sample.time - sample.beat * period, period=period)
 
     def grid(self) -> tuple[float, float]:
         """The beat grid: (monotonic time of beat 0, seconds per beat)."""
@@ -120,7 +122,7 @@ class TempoClock:
             raise ValueError(
                 f"a beat grid needs a finite origin and period, got {origin}, {period}"
             )
-        self._grid = _Grid(origin=origin, period=period)
+        self._grid = BeatGrid(origin=origin, period=period)
 
     # Output latency
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from controllers.osc import TYPE_TABLE
+from controllers.osc import MAX_TARGETS, MAX_TARGETS_PER_HOST, TYPE_TABLE
+from controllers.osc_packet import MAX_ARGUMENTS
 from server.commands import (
     COMMANDS,
     DIRECTIONS,
@@ -45,9 +46,12 @@ _SECTIONS = {
     "react": "Reactions",
     "model": "Models",
     "output": "Master output",
+    "out": "Projector outputs",
     "mod": "Modulation",
     "midi": "MIDI",
     "feedback": "Feedback",
+    "osc": "OSC access",
+    "record": "Recording",
 }
 
 
@@ -81,10 +85,13 @@ def osc_markdown() -> str:
             args = " ".join(f"`{arg.signature()}`" for arg in spec.args) or "none"
             args = args.replace("|", "\\|")  # a pipe would end the table cell
             notes = [f"`{name}` {lo}..{hi}" for name, (lo, hi) in spec.path.items()]
+            notes += [f"`{name}` an output's name: 1..32 of A-Z a-z 0-9 _ -" for name in spec.names]
             if spec.queryable:
                 notes.append("queryable")
             if not spec.settable:
                 notes.append("read only")
+            if spec.admin:
+                notes.append("admin only")
             note = f" ({', '.join(notes)})" if notes else ""
             lines.append(f"| `{spec.pattern}` | {args} | {spec.doc}{note} |")
         lines.append("")
@@ -98,6 +105,8 @@ def _osc_types() -> list[str]:
         "",
         "Each OSC argument, by its type tag, as ganvj reads it. A refused message",
         "changes nothing and is answered with `/error address reason` (see below).",
+        f"A message carries at most {MAX_ARGUMENTS} arguments (array brackets not",
+        "counted); a longer one is refused before any of them is read.",
         "",
         "| tag | OSC type | what ganvj does with it |",
         "| --- | --- | --- |",
@@ -107,7 +116,7 @@ def _osc_types() -> list[str]:
     return [*lines, ""]
 
 
-_ANSWERS = """## Answers, errors and who may send
+_ANSWERS = f"""## Answers, errors and who may send
 
 - **Answers to `"?"`** go to the sender's source address and port, and also to
   every port that host has subscribed with `/feedback/subscribe` (or that is
@@ -118,22 +127,40 @@ _ANSWERS = """## Answers, errors and who may send
   sent as a string) is answered by the same route with `/error` and two strings:
   the address and the reason. At most 10 such replies a second go to one host;
   the rest are counted in `/api/status` (`osc.error_replies_suppressed`).
-- **Who may send:** `osc.allow` in `config.toml` lists the addresses and CIDR
-  networks allowed (`["192.168.1.23", "10.0.0.0/24"]`). Empty, the default,
-  means loopback plus the subnets of the ganvj machine's own interfaces. Other
-  senders get no reply; each refused packet is counted in `/api/status`
-  (`osc.refused_packets`, and `osc.refused_senders` distinct addresses) and each
-  new address is logged once.
+- **Who may send:** OSC is accepted from the ganvj machine itself (loopback and
+  its own addresses, not its subnets: the audience shares the venue's Wi-Fi),
+  from `osc.allow` in `config.toml` (addresses and CIDR networks,
+  `["192.168.1.23", "10.0.0.0/24"]`), from `server.trusted`, and from hosts a
+  performer has **paired**. Opening `/control` with the performer's link pairs
+  that device (the tablet that scanned the QR code is the one running TouchOSC);
+  `/osc/allow HOST` and `/osc/deny HOST` pair and unpair by hand, and
+  `/osc/paired` lists them. Pairings are kept in `state_dir/osc_paired.json`
+  and survive a restart. Other senders get no reply at all; each refused packet
+  is counted in `/api/status` (`osc.refused_packets`, and `osc.refused_senders`
+  distinct addresses), each new address is logged once with how to allow it,
+  and the control page lists the hosts refused recently (`/osc/refused`) with
+  an Allow button beside each.
+- **Roles:** an OSC sender is a performer, never an admin. Commands marked
+  *admin only* above are refused over OSC unless they come from loopback or a
+  `server.trusted` address. A source that cannot be opened is answered with
+  the same text whatever the reason; the server's log has the details.
+- **Feedback subscriptions** belong to a host: at most {MAX_TARGETS_PER_HOST} ports a
+  host (a further one replaces that host's oldest) and {MAX_TARGETS} in all (past
+  that, a new one is refused with `/error`). The targets
+  configured in `osc.feedback` are never dropped. Unpairing a host ends its
+  subscriptions. A repeated subscribe is greeted with the current state at most
+  every few seconds.
 - **A token:** with `osc.token = "..."` set, every message must carry it as its
   first argument (a string), before the command's own arguments:
   `/latent/speed ,sf "s3cret" 0.5`. For controllers that can add a constant
   argument; a missing or wrong token is refused with `/error`.
-- **Pinning TouchOSC's address:** on a venue network the audience's phones share
-  the default subnet. Give the tablet a fixed address (a DHCP reservation on the
-  venue router for the tablet's MAC address, or a static IP in the tablet's
-  Wi-Fi settings: iPad, Settings, Wi-Fi, (i), Configure IP, Manual), then allow
-  only that address: `osc.allow = ["192.168.1.23"]`. TouchOSC's send port stays
-  ganvj's OSC port; its receive port is the one to subscribe or configure in
+- **Pinning TouchOSC's address:** a pairing is by address, and a phone or
+  tablet may get another one from the venue's router tomorrow. Give the tablet
+  a fixed address (a DHCP reservation on the venue router for the tablet's MAC
+  address, or a static IP in the tablet's Wi-Fi settings: iPad, Settings, Wi-Fi,
+  (i), Configure IP, Manual), then allow that address for good:
+  `osc.allow = ["192.168.1.23"]`. TouchOSC's send port stays ganvj's OSC port;
+  its receive port is the one to subscribe or configure in
   `osc.feedback = ["192.168.1.23:8000"]`.
 
 """.splitlines()

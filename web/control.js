@@ -3,7 +3,9 @@
 // controllers stay in sync; reconnects after a server restart.
 
 import { forgetToken, whoAmI, withToken } from "/token.js";
+import { mountDoctor } from "/doctor.js";
 import { setupInstrument } from "/instrument.js";
+import { setupOscAccess } from "/osc_access.js";
 import { startPreview } from "/preview.js";
 
 const KEYFRAMES = 16;
@@ -337,6 +339,7 @@ if (who.role === "performer" || who.role === "admin") {
   const [commands] = await Promise.all([loadQueries(), loadModels()]);
   // Master, modulation and MIDI (web/instrument.js) share this page's socket and handlers.
   setupInstrument({ send, handlers, commands, isOpen: () => socket && socket.readyState === WebSocket.OPEN });
+  setupOscAccess({ send, handlers });
   connect();
   startPreview();
 } else {
@@ -355,3 +358,4 @@ async function showSafeMode() {
 }
 showSafeMode();
 setInterval(showSafeMode, 5000);
+mountDoctor(document.querySelector("#doctor"));

@@ -31,7 +31,6 @@ from models.checkpoint import (
     read_tensors,
     save_checkpoint,
     stored_discriminator,
-    user_models_dir,
 )
 from models.formats import rosinality
 from models.formats.nvidia_pkl import (
@@ -304,28 +303,22 @@ def import_pickle(
     return out
 
 
-def cache_dir() -> Path:
-    """Where converted pickles are kept, by content hash."""
-    return user_models_dir() / CACHE_FOLDER
-
-
-def cached_import(src: Path | str, *, cache: Path | None = None) -> Path:
+def cached_import(src: Path | str, *, cache: Path) -> Path:
     """The checkpoint converted from this file's content, converting it on first use."""
     src = Path(src)
     try:
         digest = file_sha256(src)
     except OSError as exc:
         raise CheckpointError(f"{src}: cannot read: {exc.strerror or exc}") from exc
-    folder = cache if cache is not None else cache_dir()
-    target = folder / f"{digest}.safetensors"
+    target = cache / f"{digest}.safetensors"
     if not target.is_file():
         try:
             import_pickle(src, target)
         except OSError as exc:
             raise CheckpointError(
-                f"{src}: cannot write the converted model to {folder}: {exc.strerror or exc}"
+                f"{src}: cannot write the converted model to {cache}: {exc.strerror or exc}"
             ) from exc
-    _remember(folder, src, digest)
+    _remember(cache, src, digest)
     return target
 
 
@@ -358,10 +351,9 @@ def _read_index(folder: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def converted_path(src: Path, *, cache: Path | None = None) -> Path | None:
+def converted_path(src: Path, *, cache: Path) -> Path | None:
     """The cached conversion of src if it exists and src has not changed since; no hashing."""
-    folder = cache if cache is not None else cache_dir()
-    entry = _read_index(folder).get(str(src.resolve()))
+    entry = _read_index(cache).get(str(src.resolve()))
     try:
         stat = src.stat()
     except OSError:
@@ -371,5 +363,5 @@ def converted_path(src: Path, *, cache: Path | None = None) -> Path | None:
         stat.st_mtime_ns,
     ):
         return None
-    target = folder / f"{entry.get('sha256')}.safetensors"
+    target = cache / f"{entry.get('sha256')}.safetensors"
     return target if target.is_file() else None

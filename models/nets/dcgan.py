@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from models.nets.ops import wide_shape, widen
 from models.resolution import check_resolution
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ def stage_channels(*, width: int, resolution: int, size: int, cap: int) -> int:
 
 class DCGANGenerator(nn.Module):
     """z (B, z_dim) -> image (B, 3, R, R) in [-1, 1]: a 4x4 projection, then upsample + conv."""
+
+    # A canvas of another shape is painted by the network (models.canvas, "native").
+    PAINTS_ANY_ASPECT = True
 
     def __init__(self, *, config: DCGANConfig) -> None:
         super().__init__()
@@ -72,9 +76,17 @@ class DCGANGenerator(nn.Module):
         )
         self.apply(init_weights)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, *, aspect: float = 1.0) -> Tensor:
+        """z (B, z_dim) -> (B, 3, R, R); `aspect` (width / height) != 1 widens the 4x4 map.
+
+        The first feature map is extended, mirrored about its edges, to about
+        the aspect (4x7 for 16:9) and every later layer paints at its own
+        scale over the whole width: (B, 3, R, 7R/4).
+        """
         x = z.reshape(z.shape[0], self.z_dim, 1, 1)  # (B, z_dim, 1, 1)
         x = self.project(x)  # (B, c0, 4, 4)
+        if aspect != 1.0:
+            x = widen(x, *wide_shape(4, 4, aspect))  # (B, c0, 4, w0) or (B, c0, h0, 4)
         x = self.blocks(x)  # (B, ngf, R/2, R/2)
         return torch.tanh(self.to_rgb(x))  # (B, 3, R, R)
 

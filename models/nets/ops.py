@@ -539,3 +539,46 @@ class Conv2dLayer(nn.Module):
         )
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, b, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+
+
+WIDEN_MODES = ("reflect", "symmetric", "wrap")
+
+
+def wide_shape(height: int, width: int, aspect: float) -> tuple[int, int]:
+    """(height, width) grown along one side to about `aspect` (width / height); never shrunk."""
+    if aspect >= 1.0:
+        return height, max(width, round(height * aspect))
+    return max(height, round(width / aspect)), width
+
+
+def _extend_index(size: int, target: int, mode: str, device: torch.device) -> Tensor:
+    """Indices that extend a row of `size` to `target`, the original in the middle."""
+    j = torch.arange(target, device=device) - (target - size) // 2
+    if mode == "wrap" or size == 1:
+        return j.remainder(size)
+    # reflect: mirror about the edge samples (period 2 (size - 1)); symmetric: the
+    # edge sample repeats (period 2 size), as a picture tiled with mirroring does.
+    period = 2 * (size - 1) if mode == "reflect" else 2 * size
+    j = j.remainder(period)
+    return torch.where(j < size, j, period - j - (0 if mode == "reflect" else 1))
+
+
+def widen(x: Tensor, height: int, width: int, *, mode: str = "reflect") -> Tensor:
+    """(..., h, w) -> (..., height, width) with the original centred and copies outward.
+
+    `mode`: reflect (mirrored about the edge samples; for feature maps: no column
+    repeats), symmetric (mirrored tiles, as GL's mirrored repeat) or wrap (tiled).
+    The same shape comes back unchanged, the same tensor.
+    """
+    if mode not in WIDEN_MODES:
+        raise ValueError(f"mode must be one of {', '.join(WIDEN_MODES)}, got {mode!r}")
+    h, w = x.shape[-2], x.shape[-1]
+    if (h, w) == (height, width):
+        return x
+    if height < h or width < w:
+        raise ValueError(f"widen only grows: {w}x{h} -> {width}x{height}")
+    if width != w:
+        x = x.index_select(-1, _extend_index(w, width, mode, x.device))
+    if height != h:
+        x = x.index_select(-2, _extend_index(h, height, mode, x.device))
+    return x

@@ -34,6 +34,8 @@ from models.nets.ops import (
     modulated_conv2d,
     normalize_2nd_moment,
     upsample2d,
+    wide_shape,
+    widen,
 )
 
 ARCHITECTURES = ("orig", "skip", "resnet")
@@ -349,11 +351,15 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)  # (B, I)
         noise = None
         if self.use_noise and noise_mode != "none":
+            # A widened canvas (models.canvas) makes the maps wider than r x r.
+            height, width = x.shape[-2] * self.up, x.shape[-1] * self.up
             if noise_mode == "random":
-                shape = [x.shape[0], 1, self.resolution, self.resolution]
+                shape = [x.shape[0], 1, height, width]
                 noise = torch.randn(shape, device=x.device) * self.noise_strength
             else:
-                noise = self.noise_const * self.noise_strength  # (r, r)
+                # The fixed noise tiled (not mirrored: fine detail stays unmirrored).
+                noise_const = widen(self.noise_const, height, width, mode="wrap")
+                noise = noise_const * self.noise_strength  # (r, r), or as wide as x
             if noise_strength != 1.0:
                 noise = noise * noise_strength
         x = modulated_conv2d(
@@ -467,8 +473,12 @@ class SynthesisBlock(nn.Module):
         fast: bool = False,
         noise_mode: str = "const",
         noise_strength: float = 1.0,
+        const_shape: tuple[int, int] | None = None,
     ) -> tuple[Tensor, Tensor | None]:
-        """x (B, I, r/2, r/2) | None, img (B, C, r/2, r/2) | None, ws (B, n_conv + n_rgb, w_dim)."""
+        """x (B, I, r/2, r/2) | None, img (B, C, r/2, r/2) | None, ws (B, n_conv + n_rgb, w_dim).
+
+        `const_shape`: the 4x4 block's constant widened to (h, w) for a wide canvas.
+        """
         half = fast and self.use_fp16 and ws.device.type in HALF_DEVICE_TYPES
         dtype = torch.float16 if half else torch.float32
         memory_format = (
@@ -484,6 +494,8 @@ class SynthesisBlock(nn.Module):
         }
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype, memory_format=memory_format)
+            if const_shape is not None:
+                x = widen(x, *const_shape)  # (O, h, w), mirrored about the edges
             x = x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])  # (B, O, 4, 4)
             x = self.conv1(x, next(w_iter), **layer_kwargs)
         else:
@@ -508,6 +520,9 @@ class SynthesisBlock(nn.Module):
 
 class SynthesisNetwork(nn.Module):
     """ws (B, num_ws, w_dim) -> image (B, img_channels, R, R), roughly in [-1, 1]."""
+
+    # A canvas of another shape is painted by the network (models.canvas, "native").
+    PAINTS_ANY_ASPECT = True
 
     def __init__(self, *, config: StyleGAN2Config) -> None:
         super().__init__()
@@ -539,9 +554,19 @@ class SynthesisNetwork(nn.Module):
             yield getattr(self, f"b{res}")
 
     def forward(
-        self, ws: Tensor, *, noise_mode: str = "const", noise_strength: float = 1.0
+        self,
+        ws: Tensor,
+        *,
+        noise_mode: str = "const",
+        noise_strength: float = 1.0,
+        aspect: float = 1.0,
     ) -> Tensor:
-        """ws (B, num_ws, w_dim) -> (B, img_channels, R, R)."""
+        """ws (B, num_ws, w_dim) -> (B, img_channels, R, R).
+
+        `aspect` (width / height) != 1: the 4x4 constant is extended, mirrored
+        about its edges, to about that aspect (4x7 for 16:9); every block then
+        paints the whole width at its own scale: (B, C, R, 7R/4).
+        """
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}")
         assert ws.ndim == 3 and ws.shape[1:] == (self.num_ws, self.w_dim), "ws: (B, num_ws, w_dim)"
@@ -549,6 +574,7 @@ class SynthesisNetwork(nn.Module):
         x: Tensor | None = None
         img: Tensor | None = None
         w_idx = 0
+        const_shape = wide_shape(4, 4, aspect) if aspect != 1.0 else None
         for block in self.blocks():
             # Each block reads its convs' ws and the next one (its ToRGB shares it).
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
@@ -560,7 +586,9 @@ class SynthesisNetwork(nn.Module):
                 fast=self.fast,
                 noise_mode=noise_mode,
                 noise_strength=noise_strength,
+                const_shape=const_shape,
             )
+            const_shape = None  # only the first block starts from the constant
         assert img is not None
         return img
 
@@ -607,11 +635,14 @@ class StyleGAN2Generator(nn.Module):
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         noise_mode: str = "const",
+        aspect: float = 1.0,
     ) -> Tensor:
-        """z (B, z_dim), c (B, c_dim) or None (class 0) -> image (B, C, R, R)."""
+        """z (B, z_dim), c (B, c_dim) or None (class 0) -> image (B, C, R, R) (wider: `aspect`)."""
         if c is None:
             c = self.default_c(z.shape[0], z.device)
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        if aspect != 1.0:
+            return self.synthesis(ws, noise_mode=noise_mode, aspect=aspect)
         return self.synthesis(ws, noise_mode=noise_mode)
 
 

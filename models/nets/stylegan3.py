@@ -442,7 +442,13 @@ class SynthesisInput(nn.Module):
         self.register_buffer("freqs", freqs)  # (C, 2) cycles per unit
         self.register_buffer("phases", torch.rand(channels) - 0.5)  # (C,) cycles
 
-    def forward(self, w: Tensor) -> Tensor:  # (B, w_dim) -> (B, C, size, size)
+    def forward(self, w: Tensor, aspect: float = 1.0) -> Tensor:  # (B, w_dim) -> (B, C, S, S)
+        """The features at the pixel centres; `aspect` != 1 samples a wider (or taller) grid.
+
+        The plane is continuous, so a wider grid is more of the same picture: the
+        extra samples (a whole number, so every layer's rate ratio stays whole)
+        go half to each side, and each later layer widens by its own ratio.
+        """
         B = w.shape[0]
         t = self.affine(w)  # (B, 4): cos, sin, tx, ty (unnormalised)
         t = t / t[:, :2].norm(dim=1, keepdim=True)
@@ -463,13 +469,24 @@ class SynthesisInput(nn.Module):
         s = self.size
         coords = (torch.arange(s, device=w.device, dtype=torch.float32) * 2 + 1) / s - 1
         coords = coords * (0.5 * s / self.sampling_rate)  # (S,)
-        gy, gx = torch.meshgrid(coords, coords, indexing="ij")
+        xs = ys = coords
+        if aspect != 1.0:
+            ratio = aspect if aspect > 1.0 else 1.0 / aspect
+            extra = round((ratio - 1.0) * self.sampling_rate)
+            wide = self._centres(s + extra, w.device)
+            xs, ys = (wide, coords) if aspect > 1.0 else (coords, wide)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         grid = torch.stack([gx, gy], dim=-1)  # (S, S, 2) as x, y
         x = torch.einsum("hwk,bck->bhwc", grid, freqs)  # (B, S, S, C)
         x = torch.sin((x + phases.view(B, 1, 1, -1)) * (2 * math.pi))
         x = x * amplitudes.view(B, 1, 1, -1)
         x = x @ (self.weight / math.sqrt(self.channels)).t()  # (B, S, S, C)
         return x.permute(0, 3, 1, 2)  # (B, C, S, S)
+
+    def _centres(self, count: int, device: torch.device) -> Tensor:
+        """`count` pixel centres one sample apart, centred on the plane's origin."""
+        index = torch.arange(count, device=device, dtype=torch.float32)
+        return (index - (count - 1) / 2) / self.sampling_rate
 
 
 class SynthesisLayer(nn.Module):
@@ -561,6 +578,9 @@ class SynthesisLayer(nn.Module):
 class SynthesisNetwork(nn.Module):
     """ws (B, num_ws, w_dim) -> image (B, img_channels, R, R)."""
 
+    # A canvas of another shape is painted by the network (models.canvas, "native").
+    PAINTS_ANY_ASPECT = True
+
     def __init__(self, *, config: StyleGAN3Config) -> None:
         super().__init__()
         self.num_ws, self.w_dim = config.num_ws, config.w_dim
@@ -585,14 +605,16 @@ class SynthesisNetwork(nn.Module):
         *,
         noise_mode: str = "const",
         noise_strength: float = 1.0,
+        aspect: float = 1.0,
     ) -> Tensor:
+        """`aspect` (width / height) != 1 samples the Fourier input over a wider grid."""
         # StyleGAN3 has no noise inputs; the arguments exist so every StyleGAN plays alike.
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {', '.join(NOISE_MODES)}")
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must be (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
         w_list = ws.float().unbind(dim=1)
-        x = self.input(w_list[0])  # (B, C0, S0, S0)
+        x = self.input(w_list[0]) if aspect == 1.0 else self.input(w_list[0], aspect)
         for name, w in zip(self.layer_names, w_list[1:], strict=True):
             x = getattr(self, name)(x, w, fast=self.fast)
         if self.output_scale != 1:
@@ -622,8 +644,11 @@ class StyleGAN3Generator(nn.Module):
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
         noise_mode: str = "const",
+        aspect: float = 1.0,
     ) -> Tensor:
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        if aspect != 1.0:
+            return self.synthesis(ws, noise_mode=noise_mode, aspect=aspect)
         return self.synthesis(ws, noise_mode=noise_mode)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import default_model_path, load_model
+from models.catalog import default_model_path, load_model
 from models.device import cpu_threads
 from server.config import Config
 from server.lifecycle import running

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from models.checkpoint import DEFAULT_FILES, LoadedModel, default_model_path, load_model
+from models.catalog import DEFAULT_FILES, default_model_path, load_model
+from models.checkpoint import LoadedModel
 from models.device import cpu_threads, pick_device
 from models.fastpath import disable, enable
 from models.latent_maths import seed_latent

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.checkpoint import default_model_path
+from models.catalog import default_model_path
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.bench.server_process import ServerProcess, free_port
 
@@ -180,7 +180,7 @@ def measure_audio(onsets: int, block: int = 256, rate: int = 48000) -> list[floa
     import torch
 
     from controllers.audio import AudioProcessor, engine_sink
-    from models.checkpoint import load_model
+    from models.catalog import load_model
     from server.commands import Change, parse
     from server.config import RenderConfig
     from server.engine import Engine, EngineHooks
@@ -259,7 +259,7 @@ def encode_ms(size: int, frames: int, bitrate_kbps: int) -> tuple[float, float]:
     import av
     import torch
 
-    from models.checkpoint import load_model
+    from models.catalog import load_model
     from server.config import RenderConfig
     from server.engine import Engine
     from server.media.stream import open_codec

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from websockets.asyncio.client import connect
 
-from models.checkpoint import LoadedModel, default_model_path, load_model
+from models.catalog import default_model_path, load_model
+from models.checkpoint import LoadedModel
 from models.device import cpu_threads
 from server.bench.control import percentile
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -52,7 +53,7 @@ class ServerProcess:
         model: Path,
         fps: float,
         shared_encoder: bool,
-        size: int = 0,
+        size: int | str = 0,
         tables: dict[str, dict[str, object]] | None = None,
         env: dict[str, str] | None = None,
         supervised: bool = False,
@@ -66,13 +67,23 @@ class ServerProcess:
                 "port": self.port,
                 "max_viewers": 64,
                 "state_dir": self._dir.name,
+                "admin_token": secrets.token_urlsafe(18),  # status() reads every section
             },
             "render": {"model": str(model), "fps": fps, "size": size, "device": "cpu"},
             "stream": {"shared_encoder": shared_encoder},
             "osc": {"enabled": False},
+            # Every client of a bench comes from one address and plays a whole
+            # audience: the per-address limits are lifted to the global ones.
+            "limits": {
+                "ws_connections_per_client": 64,
+                "viewers_per_client": 64,
+                "offers_per_min_per_client": 6000,
+                "offers_per_min": 6000,
+            },
         }
         for table, values in (tables or {}).items():
             settings.setdefault(table, {}).update(values)
+        self.admin_token = str(settings["server"]["admin_token"])
         config = Path(self._dir.name) / "bench.toml"
         config.write_text(
             "".join(
@@ -100,7 +111,10 @@ class ServerProcess:
 
     def status(self) -> dict[str, float]:
         url = f"http://{ADDRESS}:{self.port}/api/status"
-        with urllib.request.urlopen(url, timeout=5) as response:
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {self.admin_token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
             data: dict[str, float] = json.loads(response.read())
         return data
 

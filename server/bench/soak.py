@@ -34,7 +34,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from websockets.asyncio.client import ClientConnection, connect
 
 from controllers.osc_packet import encode
-from models.checkpoint import default_model_path
+from models.catalog import default_model_path
 from server.bench.faults import can_mount, fill, set_read_only, tmpfs
 from server.bench.netns import ADDRESS, REPO, in_namespace, reexec_in_namespace
 from server.bench.peers import Viewer, connect_viewer

@@ -1,6 +1,12 @@
 """`ganvj bench stream`: generator-only fps against fps delivered over WebRTC, and
 server CPU per second for encode-once against one encoder per viewer.
 
+With canvas sizes (`--sizes 1920x1080 3840x1080`): for each, the generator
+painting that canvas (`native`) against the frames a viewer gets, the
+encoder's ms/frame for every encoder and thread count this machine has, and
+the server's CPU with one viewer against four, with the encodes counted (four
+viewers of the one stream must cost no more encodes than one).
+
 Everything runs side by side in one invocation on this machine. The server is
 a real `ganvj serve` subprocess; the viewers are real aiortc peers in this
 process, so their decoding is not charged to the server. WebRTC needs a
@@ -18,14 +24,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from models.checkpoint import default_model_path, load_model
+from models.canvas import effective_fill, place
+from models.catalog import default_model_path, load_model
 from models.device import cpu_threads
+from models.pixels import to_yuv420
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.bench.outputs import janus_rows, output_rows
 from server.bench.peers import connect_viewer
 from server.bench.server_process import ServerProcess
+from server.config import parse_size
 
 
 def generator_fps(model_path: Path, seconds: float) -> tuple[float, float]:
@@ -87,6 +97,144 @@ async def cpu_per_second(
             await peer.close()
         server.close()
     return {"cpu_per_s": (cpu1 - cpu0) / (t1 - t0), "min_viewer_fps": min(received)}
+
+
+def canvas_generator_fps(model_path: Path, size: tuple[int, int], seconds: float) -> float:
+    """Frames per second of the generator painting the canvas and converting it (no encode)."""
+    model = load_model(model_path, device="cpu")
+    torch.set_num_threads(cpu_threads(0))
+    width, height = size
+    fill = effective_fill("native", model.module)
+    kwargs = {"aspect": width / height} if fill == "native" and width != height else {}
+    z_dim = model.z_dim or 1
+    count, started = 0, time.perf_counter()
+    with torch.inference_mode():
+        while time.perf_counter() - started < seconds or count < 3:
+            image = model.module(torch.randn(1, z_dim), **kwargs)
+            to_yuv420(place(image, width, height, fill), size)
+            count += 1
+    return count / (time.perf_counter() - started)
+
+
+def canvas_frames(model_path: Path, size: tuple[int, int], count: int) -> list[np.ndarray]:
+    """`count` successive frames of a wander, as yuv420p arrays at the canvas size."""
+    model = load_model(model_path, device="cpu")
+    width, height = size
+    fill = effective_fill("native", model.module)
+    kwargs = {"aspect": width / height} if fill == "native" and width != height else {}
+    z_dim = model.z_dim or 1
+    a, b = torch.randn(1, z_dim), torch.randn(1, z_dim)
+    frames: list[np.ndarray] = []
+    with torch.inference_mode():
+        for i in range(count):
+            z = torch.lerp(a, b, i / count)
+            image = model.module(z, **kwargs)
+            frames.append(to_yuv420(place(image, width, height, fill), size).numpy())
+    return frames
+
+
+def encoder_rows(model_path: Path, size: tuple[int, int], frames: int = 60) -> list[str]:
+    """ms/frame of each encoder this PyAV has (and opens), at 1, 2, .. cores threads."""
+    import av
+
+    from server.media.stream import CODEC_NAMES, HARDWARE, open_codec
+
+    width, height = size
+    pictures = canvas_frames(model_path, size, frames)
+    rows = []
+    names = [(codec, name) for codec, name in CODEC_NAMES.items()]
+    names += [(codec, name) for codec, name in HARDWARE.items() if name in av.codecs_available]
+    cores = os.cpu_count() or 1
+    for codec, name in names:
+        for threads in sorted({1, 2, cores}) if not name.endswith("_nvenc") else [1]:
+            try:
+                context = open_codec(
+                    codec,
+                    width=width,
+                    height=height,
+                    bitrate=6_000_000,
+                    fps=30.0,
+                    name=name,
+                    threads=threads,
+                )
+            except Exception as exc:  # noqa: BLE001 - a listed encoder that cannot open here
+                rows.append(f"{name:>12} {'-':>8} does not open here: {str(exc)[:60]}")
+                break
+            took = 0.0
+            for i, yuv in enumerate(pictures):
+                video = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+                video.pts = i * 3000
+                started = time.perf_counter()
+                context.encode(video)
+                took += time.perf_counter() - started
+            rows.append(f"{name:>12} {threads:>8} {1000 * took / len(pictures):>10.2f}")
+    return rows
+
+
+async def canvas_table(
+    model: Path, size: tuple[int, int], seconds: float, fps: float, viewer_counts: Sequence[int]
+) -> None:
+    """One canvas size: generator vs delivered, the encoders, CPU with 1 viewer against 4."""
+    label = f"{size[0]}x{size[1]}"
+    gen = canvas_generator_fps(model, size, seconds / 2)
+    print()
+    print(f"== canvas {label} (native fill) ==")
+    print(f"generator painting the canvas + conversion: {gen:7.1f} fps")
+    print(f"{'encoder':>12} {'threads':>8} {'ms/frame':>10}   ({label}, 60 frames of a wander)")
+    for line in encoder_rows(model, size):
+        print(line)
+    print(
+        f"server at {fps:g} fps, encode once (stream.encoder auto): CPU seconds per second, "
+        "frames rendered / encoded / received per second, encodes counted"
+    )
+    print(
+        f"{'viewers':>8} {'cpu/s':>6} {'rendered':>9} {'encoded':>8} {'received':>9} "
+        f"{'encodes':>8} {'encoder':>16} {'ms/frame':>9}"
+    )
+    for count in viewer_counts:
+        row = await canvas_cpu(model, count, seconds, fps, label)
+        print(
+            f"{count:>8} {row['cpu']:>6.2f} {row['rendered']:>9.1f} {row['encoded']:>8.1f} "
+            f"{row['received']:>9.1f} {row['encodes']:>8d} {row['encoder']:>16} "
+            f"{row['encode_ms']:>9.2f}"
+        )
+
+
+async def canvas_cpu(
+    model: Path, viewers: int, seconds: float, fps: float, size: str
+) -> dict[str, object]:
+    """Server CPU and the encoder's counts over `seconds` with `viewers` on one stream."""
+    server = ServerProcess(model=model, fps=fps, shared_encoder=True, size=size)
+    peers = []
+    try:
+        for _ in range(viewers):
+            peers.append(
+                await connect_viewer(f"ws://{ADDRESS}:{server.port}/ws", keep=2, pixels=False)
+            )
+        await asyncio.gather(*(p.wait_frames(3, 120) for p in peers))
+        await asyncio.sleep(1.0)
+        before = server.status()
+        cpu0, t0 = server.cpu(), time.monotonic()
+        counts0 = [p.count for p in peers]
+        await asyncio.sleep(seconds)
+        cpu1, t1 = server.cpu(), time.monotonic()
+        after = server.status()
+        received = [(p.count - c) / (t1 - t0) for p, c in zip(peers, counts0, strict=True)]
+    finally:
+        for peer in peers:
+            await peer.close()
+        server.close()
+    elapsed = t1 - t0
+    threads = after.get("encoder_threads")
+    return {
+        "cpu": (cpu1 - cpu0) / elapsed,
+        "rendered": (float(after["frames"]) - float(before["frames"])) / elapsed,
+        "encoded": (float(after["encodes"]) - float(before["encodes"])) / elapsed,
+        "received": min(received),
+        "encodes": int(float(after["encodes"]) - float(before["encodes"])),
+        "encoder": f"{after.get('encoder')} x{threads}",
+        "encode_ms": float(after.get("encode_ms") or 0.0),
+    }
 
 
 async def run(
@@ -168,6 +316,26 @@ async def output_tables(
             print(f"{label:>24} {cpu:>7.2f}{extra} {note}")
 
 
+async def canvas_run(
+    model: Path,
+    sizes: Sequence[tuple[int, int]],
+    seconds: float,
+    fps: float,
+    viewer_counts: Sequence[int],
+) -> None:
+    """The canvas tables, one per size (`--sizes WxH ...`)."""
+    loaded = load_model(model)
+    print(
+        f"model {loaded.name}: {loaded.arch}, {loaded.resolution} px native, "
+        f"torch threads {cpu_threads(0)}, {os.cpu_count()} cores"
+    )
+    counts = [c for c in viewer_counts if c in (1, 4)] or [1, 4]
+    for size in sizes:
+        if size == (0, 0):
+            size = (loaded.resolution, loaded.resolution)
+        await canvas_table(model, size, seconds, fps, counts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: `ganvj bench stream`."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -180,10 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--viewers", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument(
         "--sizes",
-        type=int,
         nargs="+",
-        default=[0, 512],
-        help="output sizes for the CPU table; 0 = native (512 is what serve streams)",
+        default=["0", "512"],
+        help="output sizes for the CPU table; 0 = native (512 is what serve streams); "
+        "canvases given as WxH (1920x1080 3840x1080) get the canvas tables instead",
     )
     parser.add_argument(
         "--janus-viewers",
@@ -200,13 +368,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not in_namespace():
         return reexec_in_namespace(argv, module="server.bench.stream")
     model = args.model or default_model_path("unconditional")
+    try:
+        sizes = [parse_size(text) for text in args.sizes]
+    except ValueError as exc:
+        parser.error(f"--sizes: {exc}")
+    if any("x" in text.lower() for text in args.sizes):
+        asyncio.run(canvas_run(model.resolve(), sizes, args.seconds, args.fps, args.viewers))
+        return 0
     asyncio.run(
         run(
             model.resolve(),
             args.seconds,
             args.viewers,
             args.fps,
-            args.sizes,
+            [width for width, _ in sizes],
             janus_viewers=args.janus_viewers,
             janus_size=args.janus_size,
             outputs=not args.no_outputs,

@@ -131,7 +131,7 @@ async def measure(kills: int, limit_s: float, idle_s: float) -> dict[str, Any]:
     """Run the kills; the figures."""
     from playwright.async_api import async_playwright
 
-    from models.checkpoint import default_model_path
+    from models.catalog import default_model_path
 
     server = ServerProcess(
         model=default_model_path("unconditional"),

@@ -41,8 +41,10 @@ from server.control import ControlHub
 from server.engine import Engine
 from server.http.auth import Access, AccessError, Role, is_loopback, message_role
 from server.http.client import Client, ClientGone
+from server.http.hosts import ServerNames
 from server.media.rtc import OfferError, Peer, PeerConnections
 from server.media.stream import FrameTrack, PacketHub, StreamEncoder, ViewerTrack
+from server.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,38 @@ WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 MAX_BODY_BYTES = 1024 * 1024  # an HTTP request body (an SDP offer, an imported show)
 HEARTBEAT_S = 20.0  # ping a quiet websocket this often; no pong within half of it closes it
 CLOSE_TIMEOUT_S = 2.0
+MAX_PATH_CHARS = 1024  # a static page's path; longer is not one of ours
+# What a viewer's /api/status shows: numbers for the viewer page, no paths or host names.
+VIEWER_STATUS = frozenset(
+    {
+        "rendered_fps",
+        "frame_ms",
+        "frames",
+        "model",
+        "arch",
+        "resolution",
+        "canvas",
+        "fill",
+        "encoder",
+        "encoder_threads",
+        "encode_ms",
+        "encodes",
+        "device",
+        "half",
+        "stalled",
+        "tempo_bpm",
+        "sent_fps",
+        "sent_fps_per_viewer",
+        "encoded_fps",
+        "keyframes",
+        "viewers",
+        "codec",
+        "bitrate_kbps",
+        "shared_encoder",
+        "websockets",
+        "uptime_s",
+    }
+)
 
 ROLE = web.RequestKey("role", Role)  # every request's role, set at the edge
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -91,6 +125,15 @@ class ProtocolError(ValueError):
     """A websocket message that breaks the protocol; the reply says why."""
 
 
+def local_socket(request: web.Request) -> tuple[str | None, int]:
+    """The address and port the client reached (our end of its connection)."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        return str(sockname[0]), int(sockname[1])
+    return None, 0
+
+
 def http_response(status: http.HTTPStatus, body: bytes, content_type: str) -> web.Response:
     """A complete HTTP response with the right Content-Type, never cached."""
     return web.Response(
@@ -122,18 +165,29 @@ class App:
         hub: PacketHub | None,
         control: ControlHub,
         access: Access,
+        on_performer: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_performer = on_performer  # a performer's websocket opened from this address
         self.access = access
         self.engine = engine
         self.encoder = encoder
         self.hub = hub
+        limits = config.limits
         self.rtc = PeerConnections(
             ice_servers=config.server.ice_servers,
             codec=config.stream.codec,
             max_viewers=config.server.max_viewers,
             inputs=engine.inputs,
             viewer_track=self._viewer_track,
+            viewers_per_client=limits.viewers_per_client,
+            connect_s=limits.peer_connect_s,
+        )
+        self.names = ServerNames(hostnames=config.server.hostnames)
+        # Viewers' offers, over /ws and WHEP: from everyone, and from each address.
+        self._offers_all = TokenBucket(rate=limits.offers_per_min / 60, burst=limits.offers_per_min)
+        self._offers_each = TokenBucket(
+            rate=limits.offers_per_min_per_client / 60, burst=limits.offers_per_min_per_client
         )
         self.connections: set[Client] = set()
         self.bad_messages = 0
@@ -149,7 +203,7 @@ class App:
         self.refused = 0  # websocket messages refused for their role
         self.throttled = 0  # websocket messages over a client's rate
         self._warned_clear: set[str] = set()
-        self.add_json("/api/status", self.status)
+        self.add_route("GET", "/api/status", self._status)
         self.add_json("/api/role", None)
         self.add_route("GET", "/ws", self._websocket)
 
@@ -194,12 +248,33 @@ class App:
 
     @web.middleware
     async def _edge(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Every request's Origin and role, decided once, before any handler runs."""
+        """Every request's Host, Origin and role, decided once, before any handler runs."""
         remote = request.remote or ""
+        local = local_socket(request)
+        if not self.names.host_ok(
+            request.headers.get("Host"), port=local[1], local_address=local[0]
+        ):
+            # DNS rebinding: a page whose name now points here; refused before any role.
+            self.access.refused += 1
+            logger.info(
+                "refused %s %s from %s: Host %r",
+                request.method,
+                request.path,
+                remote,
+                request.headers.get("Host"),
+            )
+            return error_response(
+                http.HTTPStatus.MISDIRECTED_REQUEST,
+                "this Host is not a name of this server: add it to server.hostnames in config.toml",
+            )
         token = request_token(request)
         try:
             if request.path == "/ws" or request.method not in ("GET", "HEAD", "OPTIONS"):
-                self.access.check_origin(request.headers.get("Origin"), request.host)
+                origin = request.headers.get("Origin")
+                ours = origin is not None and self.names.origin_ok(
+                    origin, port=local[1], local_address=local[0]
+                )
+                self.access.check_origin(origin, ours=ours)
             role = self.access.role(remote=remote, token=token)
         except AccessError as exc:
             self.access.refused += 1
@@ -224,18 +299,36 @@ class App:
         return self.web
 
     async def _static(self, request: web.Request) -> web.StreamResponse:
+        not_found = http_response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
         path = request.path
+        # NUL, undecodable bytes (surrogates) or a name no page has: not a file of ours,
+        # and not something to hand the file system (it raises on them).
+        if len(path) > MAX_PATH_CHARS or "\x00" in path or not path.isprintable():
+            return not_found
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            return not_found
         name = {"/": "index.html", "/favicon.ico": "favicon.svg"}.get(path, path.lstrip("/"))
         if "/" not in name and "." not in name:
             name += ".html"  # /control -> control.html
-        target = (WEB_ROOT / name).resolve()
-        # Only files inside web/: no ../ escapes, no directories.
-        if WEB_ROOT not in target.parents or not target.is_file():
-            return http_response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+        try:
+            target = (WEB_ROOT / name).resolve()
+            # Only files inside web/: no ../ escapes, no directories.
+            if WEB_ROOT not in target.parents or not target.is_file():
+                return not_found
+        except (OSError, ValueError):  # a name too long for the file system, say
+            return not_found
         content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         if target.suffix == ".js":
             content_type = "text/javascript"
         return http_response(http.HTTPStatus.OK, target.read_bytes(), content_type)
+
+    async def _status(self, request: web.Request) -> web.StreamResponse:
+        status = self.status()
+        if request[ROLE] < Role.PERFORMER:  # the audience: no paths, host names or errors
+            status = {k: v for k, v in status.items() if k in VIEWER_STATUS}
+        return json_response(status)
 
     def status(self) -> dict[str, Any]:
         """The numbers /api/status serves."""
@@ -246,12 +339,17 @@ class App:
                 "sent_fps": round(sum(sent) / len(sent), 2) if sent else 0.0,
                 "sent_fps_per_viewer": sent,
                 "encoded_fps": round(self.encoder.encoded_rate.rate(), 2) if self.encoder else None,
-                "keyframes": self.encoder.keyframes if self.encoder else None,
+                "encoded_keyframes": self.encoder.keyframes if self.encoder else None,
+                "encoder": self.encoder.encoder_name if self.encoder else None,
+                "encoder_threads": self.encoder.encoder_threads if self.encoder else None,
+                "encode_ms": round(self.encoder.encode_ms, 2) if self.encoder else None,
+                "encodes": self.encoder.encodes if self.encoder else None,
                 "viewers": len(self.rtc.viewers),
                 "codec": self.config.stream.codec,
                 "bitrate_kbps": self.config.stream.bitrate_kbps,
                 "shared_encoder": self.encoder is not None,
                 "websockets": len(self.connections),
+                "unconnected_peers_closed": self.rtc.unconnected_closed,
                 "bad_messages": self.bad_messages,
                 "refused": {
                     "requests": self.access.refused,
@@ -271,10 +369,9 @@ class App:
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         """One /ws connection: signalling and control until it closes."""
-        if len(self.connections) >= self.config.limits.ws_max_connections:
-            return error_response(
-                http.HTTPStatus.SERVICE_UNAVAILABLE, "too many websocket connections"
-            )
+        full = self._connections_full(request.remote or "", request[ROLE])
+        if full is not None:
+            return error_response(http.HTTPStatus.SERVICE_UNAVAILABLE, full)
         ws = web.WebSocketResponse(
             # Limits
             max_msg_size=self.config.limits.ws_max_message_bytes,
@@ -297,11 +394,49 @@ class App:
         await self.handle(client)
         return ws
 
+    def _connections_full(self, remote: str, role: Role) -> str | None:
+        """Why one more websocket is refused, or None.
+
+        The role is known at the handshake, so players (performer, admin) and
+        viewers are counted apart: a house full of viewers never locks the
+        performer out. One address may hold only so many viewer connections.
+        """
+        limits = self.config.limits
+        player = role >= Role.PERFORMER
+        same = [c for c in self.connections if (c.role >= Role.PERFORMER) == player]
+        if len(same) >= limits.ws_max_connections:
+            return "too many websocket connections"
+        if not player and sum(c.remote == remote for c in same) >= (
+            limits.ws_connections_per_client
+        ):
+            return (
+                f"too many websocket connections from this address "
+                f"(at most {limits.ws_connections_per_client})"
+            )
+        return None
+
+    def admit_offer(self, remote: str, role: Role) -> str | None:
+        """Why a viewer's offer (over /ws or WHEP) is refused for the rate, or None.
+
+        Players' offers are not counted: the audience cannot use up their rate.
+        """
+        if role >= Role.PERFORMER:
+            return None
+        limits = self.config.limits
+        if not self._offers_each.take(remote):
+            each = limits.offers_per_min_per_client
+            return f"too many offers from this address: at most {each} a minute"
+        if not self._offers_all.take():
+            return f"too many offers: at most {limits.offers_per_min} a minute from all viewers"
+        return None
+
     async def handle(self, connection: Client) -> None:
         """Serve one accepted websocket until it closes."""
         self.connections.add(connection)
         if connection.role >= Role.PERFORMER:  # feedback is for those who play
             self.control.join(connection)
+            if self._on_performer is not None:
+                self._on_performer(connection.remote)
         own: set[Peer] = set()
         try:
             async for frame in connection.ws:
@@ -334,11 +469,16 @@ class App:
         if connection.role < wanted:
             self.refused += 1
             raise ProtocolError(needs(wanted, describe_message(message)))
-        if message.get("type") == "offer" and not connection.offers.take():
-            self.throttled += 1
-            raise ProtocolError(
-                f"too many offers: at most {self.config.limits.ws_offers_per_min} a minute"
-            )
+        if message.get("type") == "offer":
+            if not connection.offers.take():
+                self.throttled += 1
+                raise ProtocolError(
+                    f"too many offers: at most {self.config.limits.ws_offers_per_min} a minute"
+                )
+            refused = self.admit_offer(connection.remote, connection.role)
+            if refused is not None:
+                self.throttled += 1
+                raise ProtocolError(refused)
 
     async def _throttled(self, connection: Client, what: str, rate: int, per: str) -> None:
         """Count a message over the rate; say so at most once a second (no reply flood)."""
@@ -370,7 +510,7 @@ class App:
     async def _dispatch(self, connection: Client, message: dict[str, Any], own: set[Peer]) -> None:
         kind = message.get("type")
         if kind == "offer":
-            answer = await self._answer(message, own)
+            answer = await self._answer(connection, message, own)
             await connection.send(json.dumps({"type": "answer", "sdp": answer}))
         elif kind == "ping":
             await connection.send(json.dumps({"type": "pong", "t": message.get("t")}))
@@ -389,7 +529,7 @@ class App:
                 "or a control message with 'address' and 'args'"
             )
 
-    async def _answer(self, message: dict[str, Any], own: set[Peer]) -> str:
+    async def _answer(self, connection: Client, message: dict[str, Any], own: set[Peer]) -> str:
         """Answer a websocket's offer: a viewer's, or a camera's or audio sender's by its role."""
         sdp = message.get("sdp")
         role = message.get("role")
@@ -398,7 +538,12 @@ class App:
                 return await self.rtc.answer_camera(sdp, own)
             if role == "audio":
                 return await self.rtc.answer_audio(sdp, own, self.audio_in)
-            return await self.rtc.answer_viewer(sdp, own)
+            return await self.rtc.answer_viewer(
+                sdp,
+                own,
+                client=connection.remote,
+                privileged=connection.role >= Role.PERFORMER,
+            )
         except OfferError as exc:
             raise ProtocolError(str(exc)) from exc
 

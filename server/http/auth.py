@@ -22,7 +22,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from server.commands import admin_only, opens_by_path
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TOKEN_FILE = "tokens.json"
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 # Commands that open files, devices or URLs on the server's machine by name.
-ADMIN_ADDRESSES = frozenset({"/react/source"})
+ADMIN_ADDRESSES = admin_only()
 
 
 class Role(enum.IntEnum):
@@ -154,18 +155,17 @@ class Access:
             return base  # a stale link on a trusted machine still works
         raise AccessError("this token is not valid here: ask the performer for the link")
 
-    def check_origin(self, origin: str | None, host: str | None) -> None:
+    def check_origin(self, origin: str | None, *, ours: bool) -> None:
         """Refuse a browser page from another origin (cross-site websocket hijacking).
 
+        `ours`: the Origin names this server (`server.http.hosts`), never judged
+        from the client's own Host, which a DNS-rebinding page sets to match.
         No Origin: not a browser; it is let in and gets the role its token gives.
         """
-        if origin is None:
+        if origin is None or ours:
             return
-        wanted = normalise_origin(origin)
-        if wanted in self._origins:
+        if normalise_origin(origin) in self._origins:
             return
-        if host and urlsplit(wanted).netloc == host.strip().lower():
-            return  # the page came from this server
         raise AccessError(
             f"origin {origin!r} may not use this server: "
             "add it to server.allowed_origins in config.toml"
@@ -182,7 +182,12 @@ def message_role(message: Mapping[str, object], roles: Mapping[str, Role]) -> Ro
         items = message.get("bundle")
         found = items if isinstance(items, list) else [message]
         addresses = {i.get("address") for i in found if isinstance(i, Mapping)}
-        return Role.ADMIN if addresses & ADMIN_ADDRESSES else Role.PERFORMER
+        by_path = False
+        for item in found:
+            args = item.get("args") if isinstance(item, Mapping) else None
+            if isinstance(item, Mapping) and isinstance(args, list):
+                by_path = by_path or opens_by_path(str(item.get("address")), args)
+        return Role.ADMIN if addresses & ADMIN_ADDRESSES or by_path else Role.PERFORMER
     if isinstance(kind, str) and kind in roles:
         return roles[kind]
     return Role.VIEWER  # ping, and unknown types that get their own error

@@ -16,7 +16,7 @@ import secrets
 
 from aiohttp import web
 
-from server.http.app import App, error_response
+from server.http.app import ROLE, App, error_response
 from server.http.auth import Role
 from server.media.rtc import MAX_SDP_CHARS, OfferError, Peer
 
@@ -32,7 +32,9 @@ class WhipWhep:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.sessions: dict[str, set[Peer]] = {}  # resource id -> its peer (while it lives)
+        # (kind, resource id) -> its peer while it lives: a WHEP Location
+        # cannot hang up a WHIP session, nor the other way round.
+        self.sessions: dict[tuple[str, str], set[Peer]] = {}
         self.published = 0
 
     def register(self) -> None:
@@ -63,17 +65,23 @@ class WhipWhep:
             return error_response(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, f"{MAX_SESSIONS} WHIP/WHEP sessions are open"
             )
+        role = request[ROLE]
+        refused = self.app.admit_offer(request.remote or "", role)
+        if refused is not None:
+            return error_response(http.HTTPStatus.TOO_MANY_REQUESTS, refused)
         own: set[Peer] = set()
         try:
             if kind == "whip":
                 answer = await self.app.rtc.answer_camera(sdp, own, source="whip")
                 self.published += 1
             else:
-                answer = await self.app.rtc.answer_viewer(sdp, own)
+                answer = await self.app.rtc.answer_viewer(
+                    sdp, own, client=request.remote or "", privileged=role >= Role.PERFORMER
+                )
         except OfferError as exc:
             return error_response(http.HTTPStatus.BAD_REQUEST, str(exc))
         resource = secrets.token_urlsafe(12)
-        self.sessions[resource] = own
+        self.sessions[(kind, resource)] = own
         location = f"/{kind}/{resource}"
         return web.Response(
             status=http.HTTPStatus.CREATED,
@@ -83,9 +91,10 @@ class WhipWhep:
         )
 
     async def _delete(self, request: web.Request) -> web.StreamResponse:
-        own = self.sessions.pop(request.match_info["id"], None)
+        kind = request.path.strip("/").split("/", 1)[0]
+        own = self.sessions.pop((kind, request.match_info["id"]), None)
         if own is None:
-            return error_response(http.HTTPStatus.NOT_FOUND, "no such WHIP/WHEP session")
+            return error_response(http.HTTPStatus.NOT_FOUND, f"no such {kind.upper()} session")
         for peer in list(own):
             await self.app.rtc.close_peer(peer)
         return web.Response(status=http.HTTPStatus.OK)

@@ -177,25 +177,33 @@ def _discard(task: asyncio.Future[Any]) -> None:
 
 
 def open_source(spec: str) -> tuple[av.container.InputContainer, str, bool]:
-    """Open "file:PATH" or "v4l2:/dev/videoN"; returns (container, name, loops)."""
+    """Open "file:PATH" or "v4l2:/dev/videoN"; returns (container, name, loops).
+
+    A path that cannot be opened gets one text whatever the reason, so a sender
+    cannot tell which paths exist (Errno 2 against Errno 25); the log has the reason.
+    """
     kind, _, target = spec.partition(":")
+    if kind not in ("file", "v4l2"):
+        raise SourceError(f"unknown source {spec[:80]!r}: expected file:PATH or v4l2:/dev/videoN")
+    refusal = f"cannot open {spec[:80]!r} as video: the server's log says why"
     try:
         if kind == "file":
             path = Path(target).expanduser()
             if not path.is_file():
-                raise SourceError(f"video file {target!r} does not exist")
+                logger.warning("video source %r: no such file", spec)
+                raise SourceError(refusal)
             container = av.open(str(path))
             loops = True
-        elif kind == "v4l2":
+        else:
             container = av.open(target, format="v4l2")
             loops = False
-        else:
-            raise SourceError(f"unknown source {spec!r}: expected file:PATH or v4l2:/dev/videoN")
     except (av.FFmpegError, OSError) as exc:
-        raise SourceError(f"cannot open {spec!r} as video: {exc}") from exc
+        logger.warning("video source %r: %s", spec, exc)
+        raise SourceError(refusal) from exc
     if not container.streams.video:
         container.close()
-        raise SourceError(f"{spec!r} has no video stream")
+        logger.warning("video source %r: no video stream", spec)
+        raise SourceError(refusal)
     return container, f"{kind}:{Path(target).name if kind == 'file' else target}", loops
 
 

@@ -31,6 +31,16 @@ of the wire, by changing SDP text only (the patches to aiortc's classes live in
   certificates for years. RFC 8842 lets the answerer pick either role, and
   it leaves aiortc's private TLS context alone. A peer that insists on being
   the server (`a=setup:passive` in its offer) still gets an aiortc client.
+
+Each remote candidate makes aioice send STUN checks to its address, so an
+offer is a way to make this server send packets anywhere: the candidates an
+offer brings are capped (`MAX_OFFER_CANDIDATES`, and `CANDIDATES_PER_S` over
+all offers together); the extra `a=candidate` lines are dropped before aiortc
+sees them. A peer left with none still connects: its checks reach us and
+aioice learns it as peer-reflexive. Candidates arrive in offers only (no
+trickle ICE on any path), so that is the one place to cap them. A peer that
+has not connected within `peer_connect_s` is closed, so offers that never
+run ICE do not hold viewer slots.
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ from aiortc import (
 from server.media.aiortc_patches import route_keyframe_requests
 from server.media.inputs import InputHub, pump_audio, pump_track
 from server.media.stream import FrameTrack, ViewerTrack
+from server.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +75,35 @@ ICE_GRACE_SECONDS = 30.0
 # Limits
 MAX_SDP_CHARS = 64 * 1024
 CLOSE_TIMEOUT_S = 2.0  # closing a peer is best effort past this
+MAX_OFFER_CANDIDATES = 16  # remote ICE candidates taken from one offer
+CANDIDATES_PER_S = 64  # ... and from every offer together, a second's worth at once
 
 CODEC_MIME = {"vp8": "video/VP8", "h264": "video/H264"}
 
-_pending: set[asyncio.Task[None]] = set()  # end-of-candidates tasks, kept from the GC
+_pending: set[asyncio.Task[None]] = set()  # timer-started tasks, kept from the GC
 
 
 def without_end_of_candidates(sdp: str) -> str:
     """The offer minus `a=end-of-candidates`, so aioice keeps every component."""
     lines = sdp.splitlines()
     kept = [line for line in lines if line.strip() != "a=end-of-candidates"]
+    return "\r\n".join(kept) + "\r\n"
+
+
+def capped_candidates(sdp: str, keep: Callable[[], bool]) -> str:
+    """The offer with its `a=candidate` lines cut to the first `MAX_OFFER_CANDIDATES`.
+
+    `keep()` is asked for each candidate within that cap (a rate across offers);
+    a candidate it refuses is dropped as well.
+    """
+    kept: list[str] = []
+    taken = 0
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:") or line.startswith("a=candidate "):
+            if taken >= MAX_OFFER_CANDIDATES or not keep():
+                continue
+            taken += 1
+        kept.append(line)
     return "\r\n".join(kept) + "\r\n"
 
 
@@ -100,11 +130,12 @@ def _sections(sdp: str) -> list[list[str]]:
     return sections
 
 
-async def answer_offer(pc: RTCPeerConnection, offer: str) -> None:
+async def answer_offer(
+    pc: RTCPeerConnection, offer: str, keep_candidate: Callable[[], bool] = lambda: True
+) -> None:
     """Apply a remote offer and set our answer (read it from `pc.localDescription`)."""
-    await pc.setRemoteDescription(
-        RTCSessionDescription(sdp=without_end_of_candidates(offer), type="offer")
-    )
+    remote = capped_candidates(without_end_of_candidates(offer), keep_candidate)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=remote, type="offer"))
     answer = await pc.createAnswer()
     await pc.setLocalDescription(
         RTCSessionDescription(sdp=as_dtls_server(offer, answer.sdp), type="answer")
@@ -151,6 +182,8 @@ class Peer:
     pc: RTCPeerConnection
     track: ViewerTrack | FrameTrack | None  # what we send; None for an incoming peer
     connected_at: float = field(default_factory=time.monotonic)
+    client: str = ""  # the address that offered it
+    privileged: bool = False  # a performer's or trusted client's: counted apart from viewers
     pump: asyncio.Task[None] | None = None  # an incoming peer's frame or sample pump
 
 
@@ -168,10 +201,16 @@ class PeerConnections:
         max_viewers: int,
         inputs: InputHub,
         viewer_track: Callable[[], ViewerTrack | FrameTrack],
+        viewers_per_client: int | None = None,
+        connect_s: float = 10.0,
     ) -> None:
         self.ice_servers = ice_servers
         self.codec = codec
-        self.max_viewers = max_viewers
+        self.max_viewers = max_viewers  # for viewers, and for privileged peers apart
+        self.viewers_per_client = viewers_per_client or max_viewers
+        self.connect_s = connect_s
+        self.candidates = TokenBucket(rate=CANDIDATES_PER_S, max_keys=1)
+        self.unconnected_closed = 0  # peers closed for not connecting in time
         self.inputs = inputs  # where an incoming camera's frames go
         self.viewer_track = viewer_track  # a new viewer's track
         self.viewers: set[Peer] = set()
@@ -218,13 +257,25 @@ class PeerConnections:
 
         return await self._negotiate(peer, sdp, receives_audio, self.incoming, own)
 
-    async def answer_viewer(self, sdp: object, own: set[Peer]) -> str:
-        """A viewer (a page, a WHEP client) that receives the stream."""
+    async def answer_viewer(
+        self, sdp: object, own: set[Peer], *, client: str = "", privileged: bool = False
+    ) -> str:
+        """A viewer (a page, a WHEP client) that receives the stream.
+
+        `client` is its address; `privileged` (a performer's or a trusted
+        machine's, such as the projector) counts apart from the audience, so
+        a full house never refuses it, and no per-client limit applies.
+        """
         sdp = checked_sdp(sdp)
-        if len(self.viewers) >= self.max_viewers:
+        same = [p for p in self.viewers if p.privileged == privileged]
+        if len(same) >= self.max_viewers:
             raise OfferError(f"the server is full ({self.max_viewers} viewers)")
+        if not privileged and sum(p.client == client for p in same) >= self.viewers_per_client:
+            raise OfferError(
+                f"this address already has {self.viewers_per_client} viewers: close one first"
+            )
         track = self.viewer_track()
-        peer = Peer(pc=self._new_pc(), track=track)
+        peer = Peer(pc=self._new_pc(), track=track, client=client, privileged=privileged)
         sender = peer.pc.addTrack(track)
         if isinstance(track, ViewerTrack):
             # The sender handles picture loss by flagging its own encoder,
@@ -278,7 +329,9 @@ class PeerConnections:
         """Apply an offer and answer it; a bad offer closes the peer and says why."""
         pc = peer.pc
         try:
-            await answer_offer(pc, sdp)  # connects whatever the peer's candidates, DTLS role
+            await answer_offer(
+                pc, sdp, self.candidates.take
+            )  # connects whatever the peer's candidates, DTLS role
             problem = check()
             if problem is not None:
                 raise OfferError(problem)
@@ -297,7 +350,21 @@ class PeerConnections:
                 own.discard(peer)
                 await self.close_peer(peer)
 
+        asyncio.get_running_loop().call_later(
+            self.connect_s, self._close_if_unconnected, peer, group, own
+        )
         return pc.localDescription.sdp
+
+    def _close_if_unconnected(self, peer: Peer, group: set[Peer], own: set[Peer]) -> None:
+        """Free the slot of a peer that never connected (an offer that runs no ICE)."""
+        if peer not in group or peer.pc.connectionState == "connected":
+            return
+        self.unconnected_closed += 1
+        own.discard(peer)
+        logger.info("a peer from %s did not connect in %.0f s: closed", peer.client, self.connect_s)
+        task = asyncio.ensure_future(self.close_peer(peer))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
 
     def _prefer_codec(self, pc: RTCPeerConnection, sender: RTCRtpSender) -> None:
         # Must happen before setRemoteDescription, where aiortc picks the codec.

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fractions
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,38 @@ logger = logging.getLogger(__name__)
 
 VIDEO_CLOCK = 90_000  # RTP video clock rate
 TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
-CODEC_NAMES = {"vp8": "libvpx", "h264": "libx264"}
+CODEC_NAMES = {"vp8": "libvpx", "h264": "libx264"}  # the software encoders
+HARDWARE = {"h264": "h264_nvenc"}  # NVIDIA's, where PyAV's FFmpeg has it and a GPU opens it
+# Below this many pixels a frame encodes fastest on one thread: FFmpeg's
+# threading cost 30x the CPU time per frame on a busy 2-core machine (64 px:
+# 8 ms against 0.27 ms). Above it (720p and up) the slices pay for themselves.
+THREADED_PIXELS = 1280 * 720
+
+
+def encoder_threads(
+    setting: int, width: int, height: int, cores: int | None = None, codec: str = "h264"
+) -> int:
+    """Threads for a software encoder: `setting`, or (0) what the frame and the cores allow.
+
+    Auto: one below THREADED_PIXELS. Above it, every core but one (the render
+    thread's), at most eight; x264 (sliced threads, no frame delay) gets at
+    least two. libvpx's threads wait on one another: on a busy 2-core machine
+    two of them took 905 ms/frame at 1080p against 78 ms for one
+    (docs/canvas.md), so it gets more than one only where cores are spare.
+    """
+    if setting > 0:
+        return setting
+    if width * height < THREADED_PIXELS:
+        return 1
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    spare = min(8, cores - 1)
+    return max(2 if codec == "h264" else 1, spare)
+
+
+def hardware_available(codec: str) -> str | None:
+    """The hardware encoder PyAV lists for this codec, or None."""
+    name = HARDWARE.get(codec)
+    return name if name is not None and name in av.codecs_available else None
 
 
 @dataclass(frozen=True)
@@ -46,11 +78,71 @@ class EncodedFrame:
     encoded_at: float
 
 
-def open_codec(
-    codec: str, *, width: int, height: int, bitrate: int, fps: float
+def open_encoder(
+    codec: str,
+    *,
+    width: int,
+    height: int,
+    bitrate: int,
+    fps: float,
+    encoder: str = "auto",
+    threads: int = 0,
 ) -> av.VideoCodecContext:
-    """A realtime, low-latency encoder context for one output stream."""
-    context = av.CodecContext.create(CODEC_NAMES[codec], "w")
+    """The encoder stream.encoder asks for, falling back to software where it cannot be had.
+
+    auto or nvenc: NVIDIA's hardware encoder for h264 when PyAV's FFmpeg has it
+    and it opens (a GPU with NVENC, its driver); otherwise, with a warning when
+    it was named, the software one. software: always the software one.
+    """
+    if encoder in ("auto", "nvenc"):
+        hardware = hardware_available(codec)
+        if hardware is None:
+            if encoder == "nvenc":
+                logger.warning(
+                    "stream.encoder = nvenc: PyAV has no %s; encoding with %s",
+                    HARDWARE.get(codec, "hardware encoder"),
+                    CODEC_NAMES[codec],
+                )
+        else:
+            try:
+                return open_codec(
+                    codec, width=width, height=height, bitrate=bitrate, fps=fps, name=hardware
+                )
+            except Exception as exc:  # noqa: BLE001 - any failure to open: software instead
+                log = logger.warning if encoder == "nvenc" else logger.info
+                log(
+                    "%s does not open here (%s); encoding with %s",
+                    hardware,
+                    exc,
+                    CODEC_NAMES[codec],
+                )
+    return open_codec(
+        codec,
+        width=width,
+        height=height,
+        bitrate=bitrate,
+        fps=fps,
+        threads=encoder_threads(threads, width, height, codec=codec),
+    )
+
+
+def open_codec(
+    codec: str,
+    *,
+    width: int,
+    height: int,
+    bitrate: int,
+    fps: float,
+    name: str | None = None,
+    threads: int = 1,
+) -> av.VideoCodecContext:
+    """A realtime, low-latency encoder context for one output stream.
+
+    `name`: the FFmpeg encoder (default: the codec's software one); `threads`:
+    the software encoder's threads (x264 slices, libvpx partitions: no frame delay).
+    """
+    name = name or CODEC_NAMES[codec]
+    context = av.CodecContext.create(name, "w")
     assert isinstance(context, av.VideoCodecContext)
     context.width = width
     context.height = height
@@ -61,11 +153,21 @@ def open_codec(
     # Keyframes come on request (new viewer, picture loss) and on our own
     # interval; the codec's GOP is only a backstop.
     context.gop_size = 10_000
-    # One thread: the encoder shares the cores with the generator and the
-    # network. FFmpeg's automatic threading cost 30x the CPU time per frame
-    # on a busy 2-core machine (64 px: 8 ms against 0.27 ms).
-    context.thread_count = 1
-    if codec == "vp8":
+    # Threads chosen, never FFmpeg's automatic count (see encoder_threads).
+    context.thread_count = threads
+    if name.endswith("_nvenc"):
+        # Low-latency realtime: no B-frames, no lookahead, an IDR on request.
+        context.options = {
+            "preset": "p1",
+            "tune": "ull",
+            "zerolatency": "1",
+            "rc": "cbr",
+            "forced-idr": "1",
+            "delay": "0",
+        }
+        context.profile = "Baseline"
+        context.max_b_frames = 0
+    elif codec == "vp8":
         context.options = {
             "deadline": "realtime",
             "cpu-used": "8",
@@ -113,6 +215,10 @@ class StreamEncoder:
         self.encoded_rate = RateMeter()
         self.keyframes = 0
         self.errors = 0
+        self.encodes = 0  # frames through the encoder: one per frame, however many viewers
+        self.encode_ms = 0.0  # moving average of one encode
+        self.encoder_name = ""  # the FFmpeg encoder running (libvpx, libx264, h264_nvenc)
+        self.encoder_threads = 0
         self._frames = frames
         self._on_encoded = on_encoded
         self._keyframe_wanted = threading.Event()
@@ -177,12 +283,22 @@ class StreamEncoder:
         """Encode one frame (on the calling thread); None if the codec held it back."""
         context = self._context
         if context is None or context.width != frame.width or context.height != frame.height:
-            context = self._context = open_codec(
+            context = self._context = open_encoder(
                 self.config.codec,
                 width=frame.width,
                 height=frame.height,
                 bitrate=self.config.bitrate_kbps * 1000,
                 fps=self.fps,
+                encoder=self.config.encoder,
+                threads=self.config.encoder_threads,
+            )
+            self.encoder_name, self.encoder_threads = context.name, context.thread_count
+            logger.info(
+                "encoding %dx%d with %s (%d threads)",
+                frame.width,
+                frame.height,
+                context.name,
+                context.thread_count,
             )
             self._keyframe_wanted.set()
         video = av.VideoFrame.from_ndarray(frame.yuv, format="yuv420p")
@@ -197,7 +313,11 @@ class StreamEncoder:
         if keyframe:
             self._keyframe_wanted.clear()
             video.pict_type = av.video.frame.PictureType.I
+        started = time.perf_counter()
         packets = tuple(context.encode(video))
+        took = (time.perf_counter() - started) * 1000.0
+        self.encode_ms = took if self.encodes == 0 else 0.9 * self.encode_ms + 0.1 * took
+        self.encodes += 1
         if not packets:
             return None
         is_key = any(p.is_keyframe for p in packets)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -66,8 +67,18 @@ def uyvy(yuv: np.ndarray, width: int, height: int) -> np.ndarray:
 class NdiSender:
     """Sends every new rendered frame as one NDI source, from its own thread."""
 
-    def __init__(self, *, frames: LatestSlot[Frame], fps: float, name: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        frames: LatestSlot[Frame],
+        fps: float,
+        name: str = "",
+        transform: Callable[[Frame], Frame | None] | None = None,
+    ) -> None:
         self.name = name or default_name()
+        # A projector output's warp (server/outputs/warp.py), run on this sender's
+        # thread; None from it skips the frame.
+        self.transform = transform
         self.fps = fps
         self.sent = RateMeter()
         self.frames_sent = 0
@@ -135,6 +146,10 @@ class NdiSender:
                         break
                     continue
                 seen = seq
+                if self.transform is not None:
+                    frame = self.transform(frame)
+                    if frame is None:
+                        continue
                 video = ndi.VideoFrameV2()
                 video.data = uyvy(frame.yuv, frame.width, frame.height)
                 # The data setter guesses the size from the array: set it as it is.

@@ -43,7 +43,7 @@ CLASSES: dict[str, type] = {
     "Wander": Wander,
     "WLoop": WLoop,
     "_Pending": play_module._Pending,
-    "_Grid": tempo_module._Grid,
+    "BeatGrid": tempo_module.BeatGrid,
 }
 # The tempo is captured on its own; events are per frame; the latent space (the
 # model's mapping, directions) is rebuilt from the same model on replay.
@@ -184,7 +184,8 @@ class PerfLog:
                     "resolution": model.resolution,
                     "z_dim": model.z_dim,
                 },
-                "size": engine.output_size,
+                "size": "{}x{}".format(*engine.canvas),
+                "fill": engine.fill,
                 "fps": engine.config.fps,
                 "seed": engine.config.seed,
                 "wander_speed": engine.config.wander_speed,

@@ -30,9 +30,10 @@ from typing import Any
 import av
 import torch
 
-from models.checkpoint import LoadedModel, load_model
+from models.catalog import Catalog, load_model
+from models.checkpoint import CheckpointError, LoadedModel
 from server.commands import REGISTRY, Command, CommandError, parse
-from server.config import RenderConfig
+from server.config import RenderConfig, parse_size
 from server.engine import Engine
 from server.media.frame import Frame
 from server.outputs import perflog
@@ -109,7 +110,7 @@ def timeline(
 def replay(
     log: Path,
     *,
-    size: int,
+    size: int | str,
     fps: float | None = None,
     device: str = "cpu",
     model: LoadedModel | None = None,
@@ -131,6 +132,7 @@ def replay(
     config = replace(
         RenderConfig(),
         size=size,
+        fill=str(start.get("fill", "native")),  # logs before the canvas were square
         fps=fps or float(start.get("fps", 30.0)),
         seed=int(start.get("seed", 0)),
         wander_speed=float(start.get("wander_speed", 1.0)),
@@ -190,11 +192,11 @@ def _switch_model(name: str, find: Callable[[str], Path | None]) -> LoadedModel:
 class YuvWriter:
     """H.264 mp4 from the engine's yuv420p frames."""
 
-    def __init__(self, path: Path, *, fps: float, size: int) -> None:
+    def __init__(self, path: Path, *, fps: float, size: tuple[int, int]) -> None:
         self.container = av.open(str(path), "w")
         rate = fractions.Fraction(round(fps * 1000), 1000)
         self.stream = self.container.add_stream("libx264", rate=rate)
-        self.stream.width = self.stream.height = size
+        self.stream.width, self.stream.height = size
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {"crf": "18", "preset": "veryfast"}
         self.frames = 0
@@ -218,9 +220,11 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("replay", help="render a recorded performance log again, at any size")
     p.add_argument("log", help="a .perf.jsonl file from /record/start")
     p.add_argument("out", help="output .mp4")
-    p.add_argument("--size", type=int, help="output size in pixels (default: the live size)")
+    p.add_argument(
+        "--size", help='the canvas, "WxH" or one number for a square (default: the live size)'
+    )
     p.add_argument("--fps", type=float, help="frame rate (default: the live one, frame for frame)")
-    p.add_argument("--model", help="the model file, when the log's is not where it was")
+    p.add_argument("--model", help="a model name or file, when the log's is not where it was")
     p.add_argument("--device", default="cpu")
     p.add_argument("--force", action="store_true", help="overwrite out")
     p.set_defaults(func=main)
@@ -239,8 +243,6 @@ def main(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Replay into args.out; returns the number of frames written."""
-    from server.lifecycle import find_model
-
     log, out = Path(args.log), Path(args.out)
     if out.exists() and not args.force:
         raise ReplayError(f"{out}: already exists (use --force to overwrite)")
@@ -248,20 +250,28 @@ def run(args: argparse.Namespace) -> int:
         start, _ = perflog.read(log)
     except ValueError as exc:
         raise ReplayError(str(exc)) from exc
-    size = int(args.size or start.get("size") or 0)
-    if not 16 <= size <= 4096 or size % 2:
-        raise ReplayError(f"--size {size}: expected an even number from 16 to 4096")
+    text = args.size or start.get("size") or 0
+    try:
+        size = parse_size(text)
+    except ValueError as exc:
+        raise ReplayError(f"--size: {exc}") from exc
+    if size == (0, 0):
+        raise ReplayError("--size: the log names no size; give one (e.g. 1920x1080)")
     fps = float(args.fps or start.get("fps") or 30.0)
-    model = load_model(Path(args.model), device="cpu") if args.model else None
+    catalog = Catalog()
+    try:  # --model: a name in the model folders or a path, as everywhere
+        model = catalog.open(args.model) if args.model else None
+    except CheckpointError as exc:
+        raise ReplayError(str(exc)) from exc
     writer = YuvWriter(out, fps=fps, size=size)
     try:
         return replay(
             log,
-            size=size,
+            size="{}x{}".format(*size),
             fps=args.fps,
             device=args.device,
             model=model,
-            find_model=find_model,
+            find_model=catalog.find,
             on_frame=writer.write,
         )
     finally:

@@ -1,4 +1,5 @@
-"""The outputs as one layer of the server's stack: recorder, NDI sender, Janus forwarder.
+"""The outputs as one layer of the server's stack: recorder, NDI senders, Janus forwarder,
+and the projector rig's commands (`/out/NAME/...`, `/output/testcard`).
 
 Started after the engine and the shared encoder, stopped before them. Each
 output takes frames from the latest-frame slot or packets from the PacketHub
@@ -10,16 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from server.commands import Change, Command, error
+from server.commands import Change, Command, error, owned_by
 from server.config import Config
 from server.engine import Engine
+from server.media.frame import Frame
 from server.media.stream import PacketHub, StreamEncoder
 from server.outputs.janus import JanusError, JanusForwarder
 from server.outputs.ndi import NdiSender
 from server.outputs.recorder import Recorder
+from server.outputs.rig import OutputRig
+from server.outputs.warp import Warper
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,7 @@ class Outputs:
         hub: PacketHub | None,
         encoder: StreamEncoder | None,
         folder: Path,
+        rig: OutputRig | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -57,6 +64,16 @@ class Outputs:
         )
         engine.serve("/output/ndi", self._ndi_command)
         self.janus: JanusForwarder | None = None
+        # Projector outputs: the rig answers their commands on the render thread;
+        # an output with ndi = true is also sent as its own source, warped here.
+        self.rig = rig if rig is not None else OutputRig(config.outputs)
+        for pattern in owned_by("outputs"):
+            if pattern.startswith("/out/") or pattern == "/output/testcard":
+                engine.serve(pattern, self._rig_command)
+        self.output_ndi: dict[str, NdiSender] = {}
+        self._ndi_lock = threading.Lock()
+        self._started = False
+        self.rig.listen(lambda rig: self._sync_output_ndi())
 
     async def __aenter__(self) -> Outputs:
         if self.config.output.ndi:
@@ -65,6 +82,8 @@ class Outputs:
                 logger.error("output.ndi: %s", why)
         if self.config.output.janus:
             await self._start_janus()
+        self._started = True
+        await asyncio.to_thread(self._sync_output_ndi)
         return self
 
     async def _start_janus(self) -> None:
@@ -89,6 +108,11 @@ class Outputs:
             await self.janus.close()
         await asyncio.to_thread(self.recorder.close)
         await asyncio.to_thread(self.ndi.stop, 2.0)
+        self._started = False
+        with self._ndi_lock:
+            senders, self.output_ndi = list(self.output_ndi.values()), {}
+        for sender in senders:
+            await asyncio.to_thread(sender.stop, 2.0)
 
     def status(self) -> dict[str, object]:
         """The /api/status section."""
@@ -96,6 +120,11 @@ class Outputs:
             "recording": self.recorder.status(),
             "ndi": self.ndi.status(),
             "janus": self.janus.status() if self.janus is not None else None,
+            "projectors": {
+                "outputs": sorted(self.rig.outputs),
+                "testcard": self.rig.testcard,
+                "ndi": {name: s.status() for name, s in self.output_ndi.items()},
+            },
         }
 
     def viewer_route(self) -> dict[str, object]:
@@ -121,3 +150,46 @@ class Outputs:
 
         self.engine.start_io(start)
         return []
+
+    def _rig_command(self, command: Command, now: float) -> list[Change]:
+        """/out/NAME/... and /output/testcard (render thread): the rig's answer."""
+        return self.rig.apply(command)
+
+    def _sync_output_ndi(self) -> None:
+        """Start an NDI sender for each output with ndi on; stop the others (any thread)."""
+        if not self._started:
+            return
+        wanted = {name for name, m in self.rig.outputs.items() if m.ndi}
+        with self._ndi_lock:
+            stale = [n for n in self.output_ndi if n not in wanted]
+            stopped = [self.output_ndi.pop(n) for n in stale]
+            fresh = []
+            for name in sorted(wanted - set(self.output_ndi)):
+                sender = NdiSender(
+                    frames=self.engine.frames,
+                    fps=self.config.render.fps,
+                    name=f"{self.ndi.name} {name}",
+                    transform=self._warp_for(name),
+                )
+                self.output_ndi[name] = sender
+                fresh.append(sender)
+        for sender in stopped:
+            sender.stop()
+        for sender in fresh:
+
+            def start(sender: NdiSender = sender) -> None:
+                why = sender.start()
+                if why is not None:
+                    logger.error("NDI output %s: %s", sender.name, why)
+
+            # Loading the NDI runtime may take a moment: never on the render thread.
+            self.engine.start_io(start)
+
+    def _warp_for(self, name: str) -> Callable[[Frame], Frame | None]:
+        warper = Warper()
+
+        def warp(frame: Frame) -> Frame | None:
+            mapping = self.rig.get(name)
+            return warper.warp(frame, mapping) if mapping is not None else None
+
+        return warp

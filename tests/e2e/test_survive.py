@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser
 
-from models.checkpoint import default_model_path
+from models.catalog import default_model_path
 from server.bench.netns import ADDRESS
 from server.bench.server_process import ServerProcess
 from server.bench.survive import BLACK_MEAN, open_viewer, worker_pid
@@ -95,5 +95,5 @@ async def test_a_crash_loop_falls_back_to_safe_settings_and_says_so(server: Serv
     reason = status["supervisor"]["safe_mode"]  # type: ignore[index]
     assert reason and "3 times" in reason and "safe settings" in reason
     assert status["device"] == "cpu"
-    assert status["output_size"] == status["resolution"]  # native size
+    assert status["canvas"] == "{0}x{0}".format(status["resolution"])  # native size
     await asyncio.sleep(0)

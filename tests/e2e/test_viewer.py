@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page
 
-from models.checkpoint import default_model_path, load_model
+from models.catalog import default_model_path, load_model
 from server.lifecycle import running
 from tests.conftest import server_config
 

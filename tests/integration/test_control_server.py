@@ -328,3 +328,26 @@ async def test_every_page_names_the_favicon_and_both_of_its_addresses_serve_it(
     assert ET.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"
     # Browsers ask for /favicon.ico before reading any page: the same picture, not a 404.
     assert await asyncio.to_thread(get, "/favicon.ico") == (code, ctype, svg)
+
+
+async def test_refusals_while_a_command_runs_are_counted(
+    server: Running, osc: SimpleUDPClient
+) -> None:
+    """A refusal the engine answers (not the parser) counts in /api/status too."""
+    rejected = server.app.status()["rejected_commands"]
+    async with await ws_control(server) as ws:
+        await ws.send(json.dumps({"address": "/model/load", "args": ["no-such-model"]}))
+        await next_message(ws, lambda m: m.get("type") == "error")
+        await ws.send(json.dumps({"address": "/style/coarse/amount", "args": [0.5]}))
+        reply = await next_message(ws, lambda m: m.get("type") == "error")
+        assert reply["address"] == "/style/coarse/amount"  # a DCGAN has no styles
+        status = server.app.status()
+        assert status["rejected_commands"] == rejected + 2
+        assert status["encoded_keyframes"] is not None and "keyframes" not in status
+    before = server.app.status()["osc"]["error_replies"]
+    osc.send_message("/model/load", "no-such-model")
+    deadline = time.monotonic() + 5
+    while server.app.status()["osc"]["error_replies"] == before:
+        assert time.monotonic() < deadline, "the OSC refusal was not counted"
+        await asyncio.sleep(0.05)
+    assert server.app.status()["osc"]["error_replies"] == before + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -14,11 +15,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from models.checkpoint import save_checkpoint
 from server.bench.peers import connect_viewer
-from tests.conftest import tiny_model
+from server.lifecycle import running
+from tests.conftest import server_config, tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -203,3 +206,96 @@ def test_serve_prints_a_play_link_and_qr_that_work_from_the_lan(
     finally:
         process.kill()
         process.communicate()
+
+
+async def test_shutdown_refuses_new_connections_while_websockets_close_cleanly() -> None:
+    """As uvicorn's shutdown: stop accepting first, then close open websockets with 1001."""
+    server = running(server_config("127.0.0.1"), model=tiny_model())
+    run = await server.__aenter__()
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"ws://127.0.0.1:{run.port}/ws", autoclose=False)
+        stopping = asyncio.create_task(server.__aexit__(None, None, None))
+        closing = await ws.receive(timeout=10)
+        assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 1001
+        # The server waits for our close reply (its grace period): shutdown is
+        # under way, and the listener is already gone.
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", run.port)
+        await ws.close()
+        await stopping
+    assert ws.close_code == 1001 and ws.exception() is None
+
+
+def _address(hex_address: str) -> tuple[str, int]:
+    """A /proc/net row's "ADDR:PORT" (hex, each 32-bit word in host order) as (ip, port)."""
+    host, port = hex_address.split(":")
+    raw = bytes.fromhex(host)
+    # /proc/net prints each 32-bit word of the address in the host's byte order.
+    swapped = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, swapped), int(port, 16)
+
+
+def bound_sockets(pid: int) -> list[tuple[str, str, int]]:
+    """(protocol, ip, port) of every TCP socket `pid` listens on and every UDP socket it holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = []
+    for protocol in ("tcp", "tcp6", "udp", "udp6"):
+        rows = Path(f"/proc/net/{protocol}").read_text().splitlines()[1:]
+        for row in rows:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            listening = protocol.startswith("udp") or state == "0A"  # 0A: TCP LISTEN
+            if inode in inodes and listening:
+                found.append((protocol, *_address(local)))
+    return found
+
+
+def test_host_binds_http_and_osc_alike(model_file: Path, state_config: Path) -> None:
+    port, osc_port = free_port(), free_port()
+    process = start(
+        "serve", "--config", str(state_config), "--model", str(model_file),
+        "--host", "127.0.0.1", "--port", str(port), "--osc-port", str(osc_port), "--size", "32",
+    )  # fmt: skip
+    try:
+        wait_ready(process)
+        found = bound_sockets(process.pid)
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert ("tcp", "127.0.0.1", port) in found
+    assert ("udp", "127.0.0.1", osc_port) in found
+    assert all(ip == "127.0.0.1" for _, ip, _ in found), found
+
+
+def test_a_second_server_on_the_same_osc_port_names_it(
+    model_file: Path, state_config: Path, tmp_path: Path
+) -> None:
+    osc_port = free_port()
+    other_state = tmp_path / "other.toml"
+    other_state.write_text(f'[server]\nstate_dir = "{tmp_path / "other"}"\n')
+    first = start(
+        "serve", "--config", str(state_config), "--model", str(model_file),
+        "--host", "127.0.0.1", "--port", str(free_port()), "--osc-port", str(osc_port),
+        "--size", "32",
+    )  # fmt: skip
+    try:
+        wait_ready(first)
+        second = start(
+            "serve", "--config", str(other_state), "--model", str(model_file),
+            "--host", "127.0.0.1", "--port", str(free_port()), "--osc-port", str(osc_port),
+            "--size", "32",
+        )  # fmt: skip
+        _, err = second.communicate(timeout=60)
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+    assert second.returncode == 2
+    assert f"OSC port {osc_port} on 127.0.0.1 is already in use" in err
+    assert "--osc-port" in err
+    assert "None" not in err and "Traceback" not in err

@@ -103,3 +103,39 @@ async def test_a_bad_model_file_is_refused_and_the_show_goes_on(
         assert engine.frames.latest()[0] > before + 5  # still rendering
         assert engine.model.name == "tiny"
         assert engine.stats()["loading_model"] is None
+
+
+async def test_a_restart_restores_the_model_and_the_master_dim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
+    for name, seed in (("alpha", 1), ("beta", 2)):
+        model = tiny_model(resolution=32, seed=seed)
+        save_checkpoint(
+            tmp_path / f"{name}.safetensors",
+            arch="dcgan",
+            config=model.module.config,
+            weights=model.module,
+            training={},
+        )
+    config = server_config(HOST, size=64)  # one state folder for both starts
+    async with (
+        running(config, model=tiny_model(resolution=32, seed=1)) as run,
+        connect(f"ws://{HOST}:{run.port}/ws") as ws,
+    ):
+        await ws.send(json.dumps({"address": "/model/load", "args": ["beta"]}))
+        await reply_for(
+            ws, lambda m: m.get("address") == "/model/load" and m.get("args") == ["beta"]
+        )
+        await ws.send(json.dumps({"address": "/output/dim", "args": [0.25]}))
+        await reply_for(ws, lambda m: m.get("address") == "/output/dim" and m.get("args") == [0.25])
+    async with (
+        running(config, model=tiny_model(resolution=32, seed=1)) as run,
+        connect(f"ws://{HOST}:{run.port}/ws") as ws,
+    ):
+        await ws.send(json.dumps({"address": "/model/load", "args": ["?"]}))
+        await reply_for(
+            ws, lambda m: m.get("address") == "/model/load" and m.get("args") == ["beta"]
+        )
+        await ws.send(json.dumps({"address": "/output/dim", "args": ["?"]}))
+        await reply_for(ws, lambda m: m.get("address") == "/output/dim" and m.get("args") == [0.25])

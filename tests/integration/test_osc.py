@@ -21,7 +21,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from controllers.osc import OscController, OscFeedback, OscOrigin
 from controllers.osc_packet import encode
-from server.commands import Change, Command
+from server.commands import Change, Command, CommandError
 from server.play import PlayState
 
 
@@ -161,10 +161,18 @@ async def test_feedback_arrives_at_a_subscribed_port():
 
 
 async def test_configured_target_and_target_bound():
-    feedback = OscFeedback(targets=[("127.0.0.1", 9)], max_targets=2)
-    feedback.subscribe("127.0.0.1", 10)
-    feedback.subscribe("127.0.0.1", 11)
-    assert feedback.targets == [("127.0.0.1", 10), ("127.0.0.1", 11)]
+    feedback = OscFeedback(targets=[("127.0.0.1", 9)], max_targets=3, per_host=2)
+    assert feedback.subscribe("127.0.0.1", 10) and feedback.subscribe("127.0.0.1", 11)
+    # A host's third port replaces its own oldest; the configured target stays.
+    assert feedback.subscribe("127.0.0.1", 12)
+    assert feedback.targets == [("127.0.0.1", 9), ("127.0.0.1", 11), ("127.0.0.1", 12)]
+    assert feedback.subscribe("10.0.0.2", 10)
+    # Past the total a new host is refused: it cannot push out anyone else.
+    with pytest.raises(CommandError, match="subscriptions already"):
+        feedback.subscribe("10.0.0.3", 10)
+    assert feedback.targets[0] == ("127.0.0.1", 9)
+    feedback.forget("10.0.0.2")
+    assert ("10.0.0.2", 10) not in feedback.targets
 
 
 async def test_ten_thousand_messages_in_a_burst_do_not_crash():

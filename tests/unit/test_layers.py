@@ -23,6 +23,7 @@ VOCABULARY = [
     "server.config",
     "server.patch",  # modulation routes and MIDI mappings as tables of commands
     "server.ratelimit",  # the one keyed token bucket, for HTTP and OSC alike
+    "server.outputs.mapping",  # projector outputs: slices, corner-pins, blend ramps (pure maths)
 ]
 
 # The edges of the instrument: none imports another's modules; what they share
@@ -37,7 +38,7 @@ EDGES = [
 # covers the module and, for a package, everything inside; the longest name
 # that covers a module decides its layer.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("wiring", ["server.cli", "server.lifecycle", "server.bench"]),
+    ("wiring", ["server.cli", "server.lifecycle", "server.bench", "server.doctor"]),
     ("edges", EDGES),
     ("instrument", ["server"]),  # engine, play, react/, media/ and the other server modules
     ("vocabulary", VOCABULARY),

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from controllers.osc import command_args
 from controllers.osc_packet import (
     IMPULSE,
+    MAX_ARGUMENTS,
     MAX_DEPTH,
     Char,
     Midi,
@@ -165,3 +166,29 @@ def test_values_no_command_takes_are_refused_with_a_reason(
 ) -> None:
     with pytest.raises(CommandError, match=reason.replace("(", r"\(").replace(")", r"\)")):
         args_for(address, tags, *values)
+
+
+def test_a_message_of_many_arguments_is_refused_before_its_values_are_read():
+    # The security pass's flood: 64 KB of 12,900 empty strings in one message.
+    flood = message("/latent/xy", "s" * 12_900, *(pad(b"") for _ in range(12_900)))
+    assert len(flood) < 65_536
+    with pytest.raises(OscParseError, match=f"12900 arguments, at most {MAX_ARGUMENTS}"):
+        parse_packet(flood)
+    # The same with its strings cut off: refused by the count, not by reading them.
+    with pytest.raises(OscParseError, match="arguments, at most"):
+        parse_packet(message("/latent/xy", "s" * (MAX_ARGUMENTS + 1)))
+
+
+def test_the_cap_counts_values_not_brackets():
+    strings = [pad(f"v{i}".encode()) for i in range(MAX_ARGUMENTS)]
+    (parsed,) = parse_packet(message("/a", "[" + "s" * MAX_ARGUMENTS + "]", *strings))
+    assert parsed.args == ([f"v{i}" for i in range(MAX_ARGUMENTS)],)
+
+
+def test_strings_in_bundled_messages_read_at_their_own_offsets():
+    first = message("/a", "ss", pad(b"one"), pad(b"three"))
+    second = message("/b", "si", pad(b"two"), struct.pack(">i", 7))
+    assert parse_packet(bundle(first, second)) == [
+        OscMessage("/a", "ss", ("one", "three")),
+        OscMessage("/b", "si", ("two", 7)),
+    ]

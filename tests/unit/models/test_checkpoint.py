@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.catalog import default_model_path, list_models
 from models.checkpoint import (
     CheckpointError,
-    default_model_path,
     extra_tensors,
-    list_models,
     load_model,
     read_tensors,
     save_checkpoint,

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import CheckpointError, load_model
+from models.catalog import load_model
+from models.checkpoint import CheckpointError
 from models.formats.nvidia_pkl import PickleError, RefusedGlobalError, read_pickle
 from models.formats.stylegan import convert_pickle
 from models.nets.stylegan2 import StyleGAN2Generator

@@ -34,11 +34,22 @@ def test_solid_colours_round_trip(
         assert np.abs(back.astype(int) - np.array(expected)).max() <= 3
 
 
-def test_odd_or_non_square_sizes_are_refused() -> None:
+def test_odd_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="even"):
         to_yuv420(torch.zeros(1, 3, 16, 16), 15)
-    with pytest.raises(ValueError, match="square"):
-        to_yuv420(torch.zeros(1, 3, 16, 24))
+    with pytest.raises(ValueError, match="even"):
+        to_yuv420(torch.zeros(1, 3, 16, 16), (32, 17))
+
+
+def test_a_wide_frame_is_its_own_shape_and_colour() -> None:
+    # A canvas of any shape (issue 19): (width, height), planes row after row.
+    red = torch.tensor((1.0, -1.0, -1.0)).reshape(1, 3, 1, 1).expand(1, 3, 16, 24).contiguous()
+    for size, (w, h) in ((None, (24, 16)), ((64, 36), (64, 36)), ((40, 16), (40, 16))):
+        yuv = to_yuv420(red, size)
+        assert yuv.shape == (h * 3 // 2, w)
+        back = av.VideoFrame.from_ndarray(yuv.numpy(), format="yuv420p").to_ndarray(format="rgb24")
+        assert back.shape == (h, w, 3)
+        assert np.abs(back.astype(int) - np.array((255, 0, 0))).max() <= 3
 
 
 def test_converting_then_scaling_matches_scaling_then_converting() -> None:

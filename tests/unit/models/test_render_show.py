@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.checkpoint import load_model
+from models.catalog import load_model
 from models.cli import main
 from models.latent_space import Pose, space_for
 from models.pixels import resize, to_uint8

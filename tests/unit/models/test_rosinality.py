@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from models.checkpoint import CheckpointError, load_model
+from models.catalog import load_model
+from models.checkpoint import CheckpointError
 from models.latent_maths import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from tests.support.nvidia_pickles import perturb

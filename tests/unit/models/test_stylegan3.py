@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import models.nets.stylegan3 as sg3
-from models.checkpoint import load_model
+from models.catalog import load_model
 from models.fastpath import enable
 from models.formats.nvidia_pkl import read_pickle
 from models.nets.stylegan3 import (

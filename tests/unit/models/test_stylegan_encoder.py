@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import CheckpointError, check_encoder_pair, load_model
+from models.catalog import load_model
+from models.checkpoint import CheckpointError, check_encoder_pair
 from models.cli import main
 from models.train import TrainConfig, train_encoder
 from tests.support.nvidia_pickles import (

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from models.checkpoint import default_model_path, list_models, load_model, read_tensors
+from models.catalog import default_model_path, list_models, load_model
+from models.checkpoint import read_tensors
 from models.cli import main
 from models.latent_maths import seed_latent
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator

@@ -16,6 +16,8 @@ def _concrete(pattern: str) -> str:
     address = pattern
     for name, (lo, _hi) in spec.path.items():
         address = address.replace("{" + name + "}", str(lo))
+    for name in spec.names:
+        address = address.replace("{" + name + "}", "left")
     return address
 
 
@@ -130,3 +132,15 @@ def test_random_arguments_either_parse_cleanly_or_raise_command_error(spec, args
         if isinstance(value, float):
             assert math.isfinite(value)
         assert not isinstance(value, bool)
+
+
+NUMERIC = [spec for spec in COMMANDS if spec.settable and any(a.type != "s" for a in spec.args)]
+
+
+@pytest.mark.parametrize("spec", NUMERIC, ids=lambda s: s.pattern)
+@pytest.mark.parametrize("huge", [10**400, -(10**400)], ids=["10^400", "-10^400"])
+def test_an_integer_no_float_can_hold_is_a_command_error(spec, huge):
+    # JSON reads 10^400 as a Python int; float() of it raises OverflowError.
+    args = [huge if arg.type != "s" else _good(arg) for arg in spec.args]
+    with pytest.raises(CommandError, match="too large"):
+        parse(_concrete(spec.pattern), args)

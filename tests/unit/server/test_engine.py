@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
-from models.checkpoint import LoadedModel
+from models.catalog import Catalog
+from models.checkpoint import METADATA_KEY, LoadedModel, read_tensors, save_checkpoint
 from models.device import half_if_finite, pick_device
+from server.command_queue import CommandQueue
+from server.commands import ERROR_ADDRESS, Change, parse
 from server.config import RenderConfig
-from server.engine import Engine
+from server.engine import Engine, EngineHooks
 from server.meters import RateMeter
-from tests.conftest import tiny_model
+from tests.conftest import tiny_encoder, tiny_model
 
 
 class Faulty(nn.Module):
@@ -176,7 +183,10 @@ def test_a_stalled_step_keeps_the_last_frame_and_reports_it() -> None:
 
 def test_submit_is_bounded() -> None:
     engine = Engine(
-        model=tiny_model(), config=RenderConfig(size=32), device=torch.device("cpu"), queue_size=2
+        model=tiny_model(),
+        config=RenderConfig(size=32),
+        device=torch.device("cpu"),
+        commands=CommandQueue(2),
     )
     assert engine.submit([]) and engine.submit([])
     assert not engine.submit([])
@@ -251,3 +261,77 @@ def test_coalescing_a_fader_flood_is_exact() -> None:
     assert torch.equal(every.bank, fewer.bank)
     for t in (2.0, 2.05, 3.0, 10.0):
         assert torch.allclose(every.latent(t, 0.03), fewer.latent(t, 0.03))
+
+
+def _answers(changes: list[Change]) -> list[Change]:
+    """The answers to /model/load: the switch's state, or an error naming it."""
+    return [
+        c
+        for c in changes
+        if c.address == "/model/load" or (c.address == ERROR_ADDRESS and c.args[0] == "/model/load")
+    ]
+
+
+def _model_file(folder: Path, name: str, config: dict[str, object] | None = None) -> Path:
+    """A real model file; `config` replaces its metadata's config (a file with bad numbers)."""
+    model = tiny_model(seed=2)
+    path = folder / f"{name}.safetensors"
+    save_checkpoint(
+        path, arch="dcgan", config=model.module.config, weights=model.module, training={}
+    )
+    if config is not None:
+        meta, tensors = read_tensors(path)
+        meta["config"] = config
+        save_file(tensors, str(path), metadata={METADATA_KEY: json.dumps(meta)})
+    return path
+
+
+def _loading_engine(path: Path, **kwargs: Any) -> tuple[Engine, list[Change]]:
+    changes: list[Change] = []
+    engine = Engine(
+        model=tiny_model(),
+        config=RenderConfig(size=32),
+        device=torch.device("cpu"),
+        catalog=Catalog(user_dir=path.parent),
+        hooks=EngineHooks(on_changes=changes.extend),
+        **kwargs,
+    )
+    # The load runs inline on the calling thread, so the test decides what happens between
+    # the load and the switch (start_io is the engine's own seam for blocking work).
+    engine.start_io = lambda work: work()
+    return engine, changes
+
+
+def test_a_model_file_gone_before_the_switch_still_answers_and_frees_loading(
+    tmp_path: Path,
+) -> None:
+    # The soak's "model deleted as it loads": the file was read whole, then deleted before
+    # the switch checked it against the mirror encoder (which hashes the file).
+    path = _model_file(tmp_path, "beta")
+    encoder = replace(tiny_encoder(), metadata={"generator": {"sha256": "0" * 64}})
+    engine, changes = _loading_engine(path, encoder=encoder)
+    engine.submit([parse("/model/load", ["beta"], origin="performer")])
+    engine.render_once()  # loads beta and hands it over
+    path.unlink()
+    engine.render_once()  # the switch
+    assert engine.stats()["loading_model"] is None
+    assert engine.model.name == "beta"
+    assert [c.args for c in _answers(changes)] == [("beta",)]
+    assert engine.errors == 0
+
+
+def test_a_model_file_whose_numbers_break_the_loader_answers_and_frees_loading(
+    tmp_path: Path,
+) -> None:
+    # z_dim 10^400: an int no tensor shape holds (torch raised TypeError inside the loader).
+    config = {"resolution": 32, "z_dim": 10**400, "ngf": 8, "max_channels": 32}
+    path = _model_file(tmp_path, "huge", config)
+    engine, changes = _loading_engine(path)
+    engine.submit([parse("/model/load", ["huge"], origin="performer")])
+    engine.render_once()
+    engine.render_once()
+    assert engine.stats()["loading_model"] is None
+    assert engine.model.name == "tiny"  # the old model plays on
+    (answer,) = _answers(changes)
+    assert answer.address == ERROR_ADDRESS and answer.to == "performer"
+    assert "huge.safetensors" in str(answer.args[1]) and "z_dim" in str(answer.args[1])

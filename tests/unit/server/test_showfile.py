@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import time
+from collections.abc import Callable
 
 import pytest
 
 from server.commands import parse
 from server.play import PlayState
-from server.showfile import Show, ShowFileError, dumps, load, loads, save
+from server.showfile import Show, ShowFileError, ShowSaver, dumps, load, loads, save
 
 
 def test_round_trip_with_a_play_state(tmp_path):
@@ -73,3 +76,66 @@ def test_save_is_atomic_an_interrupted_write_leaves_the_old_file(tmp_path, monke
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["show.json"]  # no temp left behind
     assert json.loads(before)["version"] == 1
+
+
+HUGE = "1" + "0" * 400  # 10^400 as a JSON integer: no float holds it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1, 2]], '
+        '"settings": {"/latent/speed": [' + HUGE + "]}}}}",
+        '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1, 2]], '
+        '"settings": {"/latent/speed": [NaN]}}}}',
+        '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1, ' + HUGE + "]]}}}",
+        '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1, 1e39]]}}}',
+        '{"version": 1, "settings": {"/react/mix": [' + HUGE + "]}}",
+        '{"version": 1, "settings": {"/react/mix": [Infinity]}}',
+        '{"version": 1, "models": {"m": {"z_dim": 2, "keyframes": [[1, 2]], '
+        '"settings": {"/no/such/address": [1]}}}}',
+        '{"version": 1, "patch": [["/mod/route", ["audio/rms", "/latent/speed", ' + HUGE + "]]]}",
+    ],
+    ids=[
+        "setting 10^400",
+        "setting NaN",
+        "keyframe 10^400",
+        "keyframe over float32",
+        "show setting 10^400",
+        "show setting Infinity",
+        "unknown setting",
+        "patch 10^400",
+    ],
+)
+def test_an_import_with_a_number_out_of_reach_is_refused_with_a_clear_error(text):
+    # Every value is checked here, at the edge, so none reaches the engine.
+    with pytest.raises(ShowFileError, match=r"imported show: .*(finite|too large|unknown)"):
+        loads(text, "imported show")
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait until `check()` holds; fail after `timeout` (a bound, not a timing claim)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_save_that_fails_for_any_reason_is_reported_once_and_retried(tmp_path):
+    path = tmp_path / "show.json"
+    save(path, Show())
+    before = path.read_text()
+    errors: list[str] = []
+    bad = Show(models={"m": {"z_dim": 1, "keyframes": [[float("nan")]], "settings": {}}})
+    saver = ShowSaver(path, bad, asyncio.get_running_loop(), on_error=errors.append)
+    saver.RETRY_SECONDS = 0.05  # the backoff's first step, short for the test
+    saver.replace(bad)
+    await eventually(lambda: bool(errors))
+    await asyncio.sleep(0.3)  # several retries: still one report
+    assert errors == [saver.error] and "could not be saved" in errors[0]
+    assert saver.status()["saved"] is False and path.read_text() == before
+    good = Show(models={"m": {"z_dim": 1, "keyframes": [[0.5]], "settings": {}}})
+    saver.replace(good)  # the next valid change is saved
+    await eventually(lambda: saver.status()["saved"] is True)
+    assert json.loads(path.read_text())["models"]["m"]["keyframes"] == [[0.5]]
+    await saver.flush()

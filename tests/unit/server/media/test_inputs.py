@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from server.media.inputs import InputFrame, InputHub, copy_planes
+from server.media.inputs import InputFrame, InputHub, SourceError, copy_planes, open_source
 
 
 def moving_frame(i: int, width: int = 640, height: int = 480) -> av.VideoFrame:
@@ -78,3 +79,17 @@ def test_concurrent_readers_never_share_a_frame() -> None:
         thread.join(timeout=10)
         assert not thread.is_alive(), "a converting thread hung"
     assert min(converted) > 10
+
+
+def test_a_source_that_cannot_be_opened_says_the_same_whatever_the_reason(
+    tmp_path: Path,
+) -> None:
+    # The security pass told /dev/null (Errno 25) from a missing device (Errno 2).
+    texts = set()
+    for spec in ("v4l2:/dev/null", "v4l2:/dev/no-such-video", "file:/etc", f"file:{tmp_path}/x"):
+        with pytest.raises(SourceError) as caught:
+            open_source(spec)
+        text = str(caught.value).replace(repr(spec), "SPEC")  # its own words come back
+        assert "Errno" not in text and "/" not in text
+        texts.add(text)
+    assert len(texts) == 1, texts

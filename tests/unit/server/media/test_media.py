@@ -125,3 +125,65 @@ async def test_a_slow_viewer_drops_to_the_next_keyframe() -> None:
     hub.publish(encoded(7, keyframe=True))
     await slow.recv()
     assert slow.last_sent is not None and slow.last_sent.frame.index == 7
+
+
+def test_a_named_hardware_encoder_that_cannot_be_had_falls_back_to_software(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """stream.encoder = nvenc on a machine without NVENC (absent from PyAV, or listed but
+    failing to open without an NVIDIA GPU): libx264 encodes, a warning says so, and the
+    stream decodes. Where NVENC opens (a GPU machine) the hardware encoder runs instead."""
+    import logging
+
+    from server.media.stream import hardware_available, open_codec
+
+    try:
+        opens = hardware_available("h264") is not None and bool(
+            open_codec("h264", width=64, height=64, bitrate=10**6, fps=30, name="h264_nvenc")
+        )
+    except Exception:  # noqa: BLE001 - not openable here: the case under test
+        opens = False
+    if opens:
+        pytest.skip("NVENC opens on this machine; the fallback is not reachable")
+    encoder = StreamEncoder(
+        frames=LatestSlot(),
+        config=StreamConfig(codec="h264", encoder="nvenc"),
+        fps=30,
+        on_encoded=lambda e: None,
+    )
+    with caplog.at_level(logging.INFO, logger="server.media.stream"):
+        encoded = encoder.encode(frame(0), time.monotonic())
+    assert encoded is not None and encoded.keyframe
+    assert encoder.encoder_name == "libx264" and encoder.encodes == 1 and encoder.encode_ms > 0
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("h264_nvenc" in r.getMessage() and "libx264" in r.getMessage() for r in warnings)
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = [f for p in encoded.packets for f in decoder.decode(p)]
+    assert decoded and (decoded[0].width, decoded[0].height) == (64, 64)
+
+
+def test_software_encoder_threads_follow_the_frame_size_and_the_setting() -> None:
+    from server.media.stream import encoder_threads
+
+    assert encoder_threads(0, 320, 180, cores=16) == 1  # small frames: one thread is fastest
+    assert encoder_threads(0, 1920, 1080, cores=2, codec="h264") == 2  # x264 slices
+    assert encoder_threads(0, 1920, 1080, cores=2, codec="vp8") == 1  # libvpx: only spare cores
+    assert encoder_threads(0, 3840, 1080, cores=16, codec="vp8") == 8
+    assert encoder_threads(3, 320, 180, cores=2) == 3  # the setting wins
+    encoder = StreamEncoder(
+        frames=LatestSlot(),
+        config=StreamConfig(codec="vp8", encoder="software", encoder_threads=2),
+        fps=30,
+        on_encoded=lambda e: None,
+    )
+    wide = Frame(
+        index=1,
+        yuv=np.zeros((90 * 3 // 2, 160), np.uint8),
+        width=160,
+        height=90,
+        rendered_at=time.monotonic(),
+        render_ms=1.0,
+        applied_at=None,
+    )
+    assert encoder.encode(wide, time.monotonic()) is not None
+    assert (encoder.encoder_name, encoder.encoder_threads) == ("libvpx", 2)

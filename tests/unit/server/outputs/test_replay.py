@@ -164,7 +164,7 @@ def test_recording_name_with_a_path_is_refused_and_nothing_starts(tmp_path: Path
 def test_render_replay_command_writes_the_video_at_the_asked_size(tmp_path: Path) -> None:
     import av
 
-    from models.checkpoint import default_model_path, load_model
+    from models.catalog import default_model_path, load_model
     from server.cli import main
 
     # The shipped model, so the log names a model file the command can load.

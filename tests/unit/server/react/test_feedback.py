@@ -10,9 +10,9 @@ import av
 import numpy as np
 import torch
 
-from server.config import Config, RenderConfig
+from models.catalog import reaction_models
+from server.config import RenderConfig
 from server.engine import Engine
-from server.lifecycle import reaction_models
 from tests.conftest import tiny_model
 
 
@@ -24,7 +24,7 @@ def rss_bytes() -> int:
 def test_feedback_runs_300_frames_without_nan_flatness_or_growth() -> None:
     # The shipped models, as `serve` loads them; pure feedback (no re-injection).
     generator = tiny_model()
-    pix2pix, encoder, feedback = reaction_models(Config(), generator)
+    pix2pix, encoder, feedback = reaction_models(generator)
     assert feedback is not None and feedback.name == "default-nextframe-128"
     engine = Engine(
         model=generator,

@@ -1,0 +1,154 @@
+"""Projector output maths: validation, the corner-pin homography, the blend ramps, the rig."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from server.commands import ERROR_ADDRESS, parse
+from server.media.frame import Frame
+from server.outputs.mapping import (
+    UNIT_QUAD,
+    MappingError,
+    OutputMapping,
+    apply,
+    blend_ramp,
+    check_blend,
+    check_corners,
+    check_outputs,
+    edge_weight,
+    homography,
+    invert,
+)
+from server.outputs.rig import OutputRig
+from server.outputs.warp import Warper, blend_ramp_array
+
+
+def test_homography_maps_each_corner_onto_its_target_and_inverts() -> None:
+    dst = ((0.1, 0.05), (0.92, 0.12), (0.85, 0.9), (0.05, 0.97))
+    h = homography(UNIT_QUAD, dst)
+    for src, want in zip(UNIT_QUAD, dst, strict=True):
+        assert apply(h, src) == pytest.approx(want, abs=1e-9)
+    back = invert(h)
+    for point in ((0.3, 0.7), (0.5, 0.5), (0.9, 0.1)):
+        assert apply(back, apply(h, point)) == pytest.approx(point, abs=1e-9)
+    # The identity pin is the identity map.
+    assert apply(homography(UNIT_QUAD, UNIT_QUAD), (0.25, 0.75)) == pytest.approx((0.25, 0.75))
+
+
+@pytest.mark.parametrize("gamma", [1.0, 1.8, 2.2, 2.6])
+def test_mirrored_ramps_add_up_to_one_light_at_the_display_gamma(gamma: float) -> None:
+    for x in np.linspace(0, 1, 101):
+        left, right = blend_ramp(float(x), gamma), blend_ramp(1.0 - float(x), gamma)
+        assert left**gamma + right**gamma == pytest.approx(1.0, abs=1e-12)
+    assert blend_ramp(0.0, gamma) == 0.0 and blend_ramp(1.0, gamma) == 1.0
+    xs = np.linspace(-0.5, 1.5, 41)
+    assert blend_ramp_array(xs, gamma) == pytest.approx([blend_ramp(float(x), gamma) for x in xs])
+
+
+def test_edge_weight_is_one_inside_and_zero_at_a_blended_edge() -> None:
+    blend = (0.0, 0.26, 0.0, 0.0)
+    assert edge_weight(0.5, 0.5, blend, 2.2) == 1.0
+    assert edge_weight(1.0, 0.5, blend, 2.2) == 0.0
+    assert edge_weight(0.0, 0.5, blend, 2.2) == 1.0  # no blend on the left
+
+
+@pytest.mark.parametrize(
+    "corners",
+    [
+        [[0, 0], [1, 1], [1, 0], [0, 1]],  # bow tie: edges cross
+        [[0, 0], [1, 0], [0.3, 0.3], [0, 1]],  # a dent: not convex
+        [[0, 0], [0, 1], [1, 1], [1, 0]],  # mirrored: the other way round
+        [[0, 0], [1, 0], [1, 0], [0, 1]],  # two corners on one point
+        [[0, 0], [1, 0], [1, 1]],  # three
+        [[0, 0], [1, 0], [1, 1], [0, 5]],  # out of range
+    ],
+)
+def test_corners_that_fold_or_are_malformed_are_refused(corners: object) -> None:
+    with pytest.raises(MappingError):
+        check_corners(corners)
+
+
+def test_good_corners_and_blends_pass() -> None:
+    assert check_corners([0.05, 0.02, 0.97, 0.0, 1.0, 1.0, 0.0, 0.95])[2] == (1.0, 1.0)
+    assert check_blend([0.0, 0.26, 0.0, 0.0]) == (0.0, 0.26, 0.0, 0.0)
+    with pytest.raises(MappingError, match="wider than the slice"):
+        check_blend([0.6, 0.5, 0.0, 0.0])
+
+
+def test_outputs_lists_name_the_bad_entry_and_key() -> None:
+    with pytest.raises(MappingError, match=r"outputs\[1\] \(right\): blend"):
+        check_outputs([{"name": "left"}, {"name": "right", "blend": [0.7, 0.7, 0, 0]}])
+    with pytest.raises(MappingError, match="unknown key rekt"):
+        check_outputs([{"name": "left", "rekt": [0, 0, 1, 1]}])
+    with pytest.raises(MappingError, match="named twice"):
+        check_outputs([{"name": "a"}, {"name": "a"}])
+
+
+def test_the_rig_refuses_a_bad_mapping_and_keeps_the_last_good_one() -> None:
+    rig = OutputRig([OutputMapping(name="left", rect=(0.0, 0.0, 0.575, 1.0))])
+    good = rig.apply(parse("/out/left/corners", [0.1, 0.0, 1, 0, 1, 1, 0, 1]))
+    assert good[0].address == "/out/left/corners"
+    kept = rig.get("left")
+    for address, args in (
+        ("/out/left/corners", [0, 0, 1, 1, 1, 0, 0, 1]),
+        ("/out/left/blend", [0.6, 0.6, 0, 0]),
+        ("/out/left/rect", [0.5, 0, 0.6, 1]),
+        ("/out/nope/gamma", [2.2]),
+    ):
+        [answer] = rig.apply(parse(address, args, origin="tablet"))
+        assert answer.address == ERROR_ADDRESS and answer.to == "tablet", answer
+        assert answer.args[0] == address
+    assert rig.get("left") == kept
+    assert "no output named 'nope'" in str(rig.apply(parse("/out/nope/gamma", [2.2]))[0].args[1])
+    # Add, query, remove.
+    assert rig.apply(parse("/out/floor/add", []))[0].address == "/out/floor/add"
+    assert rig.apply(parse("/out/floor/gamma", ["?"], origin=1))[0].args == (2.2,)
+    rig.apply(parse("/out/floor/remove", []))
+    assert rig.get("floor") is None
+    assert rig.apply(parse("/output/testcard", [1]))[0].args == (1,)
+    assert rig.testcard
+
+
+def _frame(width: int, height: int) -> Frame:
+    """A canvas whose luma is its column index (mod 220) + 16, chroma neutral."""
+    y = np.tile((np.arange(width) % 220 + 16).astype(np.uint8), (height, 1))
+    uv = np.full((height // 2, width), 128, np.uint8)
+    return Frame(
+        index=1,
+        yuv=np.concatenate([y, uv]),
+        width=width,
+        height=height,
+        rendered_at=0.0,
+        render_ms=0.0,
+        applied_at=None,
+    )
+
+
+def test_the_server_warp_cuts_the_slice_and_pins_it_to_the_corners() -> None:
+    frame = _frame(200, 100)  # not square: the canvas may be any W x H
+    mapping = OutputMapping(name="right", rect=(0.5, 0.0, 0.5, 1.0))
+    out = Warper().warp(frame, mapping)
+    assert (out.width, out.height) == (100, 100)
+    assert np.array_equal(out.yuv[:100], frame.yuv[:100, 100:200])
+    # Pinned into the middle half: black outside, the whole slice inside.
+    pinned = OutputMapping(
+        name="right",
+        rect=(0.5, 0.0, 0.5, 1.0),
+        corners=((0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)),
+    )
+    warped = Warper().warp(frame, pinned)
+    y = warped.yuv[:100].astype(int)
+    assert (y[:20] == 16).all() and (y[:, :20] == 16).all() and (y[80:] == 16).all()
+    row = y[50, 25:75]
+    assert abs(row[0] - (100 + 16)) <= 2 and abs(row[-1] - (199 + 16)) <= 2
+
+
+def test_the_server_warp_blends_the_edge() -> None:
+    frame = _frame(200, 100)
+    mapping = OutputMapping(name="left", rect=(0.0, 0.0, 0.5, 1.0), blend=(0.0, 0.5, 0.0, 0.0))
+    y = Warper().warp(frame, mapping).yuv[:100].astype(float)
+    x = (np.arange(100) + 0.5) / 100
+    weight = blend_ramp_array((1 - x) / 0.5, 2.2)
+    expected = 16 + (frame.yuv[0, :100].astype(float) - 16) * weight
+    assert np.abs(y[10] - expected).max() <= 1.0

@@ -1,0 +1,179 @@
+// /map: line up the projectors. Shows the canvas with each output's slice, and a
+// picture of each output whose four corners are dragged; every change goes out as
+// the registry's /out/NAME/... commands over the websocket, so projector pages
+// follow as you drag. Needs the performer's link (#t=...), as /control does.
+import { negotiate, openSocket } from "/rtc.js";
+import { whoAmI } from "/token.js";
+import { cornersOk } from "/mapping.js";
+
+const COLOURS = ["#5aa0ff", "#ff7a59", "#62d26f", "#d98cff", "#ffd23f", "#4dd6d0"];
+const outputs = new Map(); // name -> mapping
+let ws = null;
+const log = document.getElementById("log");
+const rects = document.getElementById("rects");
+const list = document.getElementById("outputs");
+const testcard = document.getElementById("testcard");
+window.ganvjMap = { outputs, sent: 0 }; // for tests
+
+function send(address, args = []) {
+  if (ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify({ address, args })); window.ganvjMap.sent++; }
+}
+
+function defaults(name) {
+  return { name, rect: [0, 0, 1, 1], corners: [[0, 0], [1, 0], [1, 1], [0, 1]], blend: [0, 0, 0, 0], gamma: 2.2, brightness: 1, black: 0 };
+}
+
+function onState(address, args) {
+  if (address === "/output/testcard") { testcard.checked = Boolean(args[0]); return; }
+  const [, root, name, key] = address.split("/");
+  if (root !== "out" || !name) return;
+  if (key === "remove") { outputs.delete(name); render(); return; }
+  if (key === "add") { if (!outputs.has(name)) { outputs.set(name, defaults(name)); render(); } return; }
+  const m = outputs.get(name);
+  if (!m) return;
+  if (key === "rect" || key === "blend") m[key] = args.map(Number);
+  else if (key === "corners") m.corners = [0, 2, 4, 6].map((i) => [args[i], args[i + 1]]);
+  else if (key in m) m[key] = Number(args[0]);
+  update(name);
+}
+
+// -- drawing ---------------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+function el(name, attrs = {}, parent = null) {
+  const node = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+function render() {
+  list.replaceChildren();
+  for (const name of outputs.keys()) list.appendChild(panel(name));
+  update();
+}
+
+function update(only = null) {
+  rects.replaceChildren();
+  [...outputs.values()].forEach((m, i) => {
+    const colour = COLOURS[i % COLOURS.length];
+    el("rect", { x: m.rect[0], y: m.rect[1], width: m.rect[2], height: m.rect[3], stroke: colour }, rects);
+    const label = el("text", { x: m.rect[0] + 0.015, y: m.rect[1] + 0.08, fill: colour }, rects);
+    label.textContent = m.name;
+    if (only === null || only === m.name) drawPanel(m);
+  });
+}
+
+function panel(name) {
+  const box = document.createElement("div");
+  box.className = "output";
+  box.id = `output-${name}`;
+  box.innerHTML = `<h2>${name} <a href="/out/${name}" target="_blank">open</a> <button class="remove">remove</button></h2>
+    <svg viewBox="-0.1 -0.1 1.2 1.2"></svg>
+    <div>rect ${["x", "y", "w", "h"].map((k, i) => `<label>${k} <input type="number" step="0.005" min="0" max="1" data-key="rect" data-i="${i}"></label>`).join("")}</div>
+    <div>blend ${["l", "r", "t", "b"].map((k, i) => `<label>${k} <input type="number" step="0.01" min="0" max="1" data-key="blend" data-i="${i}"></label>`).join("")}</div>
+    <div><label>gamma <input type="number" step="0.1" min="1" max="4" data-key="gamma"></label>
+    <label>brightness <input type="number" step="0.05" min="0" max="2" data-key="brightness"></label>
+    <label>black <input type="number" step="0.01" min="0" max="0.5" data-key="black"></label>
+    <button class="reset">reset corners</button></div>`;
+  box.querySelector(".remove").addEventListener("click", () => send(`/out/${name}/remove`));
+  box.querySelector(".reset").addEventListener("click", () => send(`/out/${name}/corners`, [0, 0, 1, 0, 1, 1, 0, 1]));
+  box.querySelectorAll("input").forEach((input) => input.addEventListener("change", () => {
+    const m = outputs.get(name);
+    const key = input.dataset.key;
+    if (key === "rect" || key === "blend") {
+      const values = [...m[key]];
+      values[Number(input.dataset.i)] = Number(input.value);
+      send(`/out/${name}/${key}`, values);
+    } else send(`/out/${name}/${key}`, [Number(input.value)]);
+  }));
+  const svg = box.querySelector("svg");
+  let dragging = -1;
+  svg.addEventListener("pointerdown", (event) => {
+    const target = event.target.closest(".handle");
+    if (!target) return;
+    dragging = Number(target.dataset.i);
+    svg.setPointerCapture(event.pointerId);
+  });
+  svg.addEventListener("pointermove", (event) => {
+    if (dragging < 0) return;
+    const point = svg.createSVGPoint();
+    point.x = event.clientX; point.y = event.clientY;
+    const p = point.matrixTransform(svg.getScreenCTM().inverse());
+    const m = outputs.get(name);
+    const corners = m.corners.map((c) => [...c]);
+    corners[dragging] = [Math.min(2, Math.max(-1, p.x)), Math.min(2, Math.max(-1, p.y))];
+    if (!cornersOk(corners)) return; // the server would refuse a folded quad anyway
+    m.corners = corners;
+    drawPanel(m);
+    send(`/out/${name}/corners`, corners.flat().map((v) => Number(v.toFixed(4))));
+  });
+  const stop = () => { dragging = -1; };
+  svg.addEventListener("pointerup", stop);
+  svg.addEventListener("pointercancel", stop);
+  return box;
+}
+
+function drawPanel(m) {
+  const box = document.getElementById(`output-${m.name}`);
+  if (!box) return;
+  const svg = box.querySelector("svg");
+  svg.replaceChildren();
+  el("rect", { x: 0, y: 0, width: 1, height: 1, fill: "#222", stroke: "#666", "stroke-width": 0.004 }, svg);
+  el("polygon", { class: "quad", points: m.corners.map((p) => p.join(",")).join(" ") }, svg);
+  m.corners.forEach((p, i) => el("circle", { class: "handle", cx: p[0], cy: p[1], r: 0.035, "data-i": i }, svg));
+  for (const input of box.querySelectorAll("input")) {
+    if (document.activeElement === input) continue;
+    const value = input.dataset.i !== undefined ? m[input.dataset.key][Number(input.dataset.i)] : m[input.dataset.key];
+    input.value = Number(value).toFixed(3);
+  }
+}
+
+// -- the connection ------------------------------------------------------------------
+
+async function connect() {
+  ws = await openSocket(true);
+  ws.addEventListener("message", (event) => {
+    const msg = JSON.parse(event.data);
+    if (msg.type === "outputs") {
+      outputs.clear();
+      for (const [name, m] of Object.entries(msg.outputs)) outputs.set(name, m);
+      testcard.checked = Boolean(msg.testcard);
+      render();
+    } else if (msg.type === "state") onState(msg.address, msg.args);
+    else if (msg.type === "error") log.textContent = `${msg.address || ""} ${msg.error}`;
+  });
+  ws.send(JSON.stringify({ type: "outputs/watch" }));
+  // The canvas itself, to see what each slice cuts.
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addEventListener("track", (event) => {
+    const video = document.getElementById("video");
+    video.srcObject = event.streams[0] || new MediaStream([event.track]);
+    video.play().catch(() => {});
+  });
+  negotiate(pc, ws).catch((err) => { log.textContent = `no picture: ${err.message}`; });
+  await new Promise((resolve) => ws.addEventListener("close", resolve, { once: true }));
+  pc.close();
+}
+
+testcard.addEventListener("change", () => send("/output/testcard", [testcard.checked ? 1 : 0]));
+document.getElementById("add").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = document.getElementById("new-name");
+  send(`/out/${input.value}/add`);
+  input.value = "";
+});
+
+(async () => {
+  const me = await whoAmI();
+  document.getElementById("role").textContent = me.role ? `role: ${me.role}` : "";
+  if (me.role !== "performer" && me.role !== "admin") {
+    log.textContent = "this page needs the performer's link (the control link with #t=...)";
+    return;
+  }
+  for (;;) {
+    try { await connect(); } catch (err) { log.textContent = err.message; }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+})();

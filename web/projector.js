@@ -1,0 +1,270 @@
+// A projector output, /out/NAME: play the one shared stream, and cut, corner-pin
+// and edge-blend this output's slice of it in WebGL. The server encodes once,
+// however many projectors; each page does its own warp. The mapping comes over
+// the same websocket as the stream (outputs/watch) and changes as the performer
+// drags corners on /map.
+import { negotiate, openSocket } from "/rtc.js";
+import { BLEND_RAMP_GLSL, frameToSlice } from "/mapping.js";
+import { drawTestcard } from "/testcard.js";
+
+const NAME = decodeURIComponent(location.pathname.split("/")[2] || "");
+const screen = document.getElementById("screen");
+const video = document.getElementById("video");
+const statusBox = document.getElementById("status");
+const hint = document.getElementById("hint");
+const problem = document.getElementById("problem");
+const CONNECT_SECONDS = Number(new URLSearchParams(location.search).get("wait")) || 15;
+
+const state = {
+  name: NAME, pc: null, ws: null, connected: false, retries: 0,
+  mapping: null, testcard: false, drawn: 0, cardVersion: 0, lastFrames: 0, lastTime: 0, fps: 0,
+};
+window.ganvj = state; // for tests and curious stage techs
+
+function say(text) {
+  problem.textContent = text;
+  problem.hidden = !text;
+}
+
+// -- the mapping, from the server ---------------------------------------------
+
+function applyState(address, args) {
+  if (address === "/output/testcard") { state.testcard = Boolean(args[0]); state.cardVersion++; return; }
+  const parts = address.split("/"); // ["", "out", NAME, key]
+  if (parts[1] !== "out" || parts[2] !== NAME) return;
+  const key = parts[3];
+  if (key === "remove") { state.mapping = null; say(`output ${NAME} was removed`); return; }
+  if (key === "add") { if (!state.mapping) state.mapping = defaults(); say(""); return; }
+  if (!state.mapping) return;
+  const m = state.mapping;
+  if (key === "rect" || key === "blend") m[key] = args.map(Number);
+  else if (key === "corners") m.corners = [0, 2, 4, 6].map((i) => [Number(args[i]), Number(args[i + 1])]);
+  else if (key === "gamma" || key === "brightness" || key === "black") m[key] = Number(args[0]);
+  state.cardVersion++;
+}
+
+function defaults() {
+  return { name: NAME, rect: [0, 0, 1, 1], corners: [[0, 0], [1, 0], [1, 1], [0, 1]], blend: [0, 0, 0, 0], gamma: 2.2, brightness: 1, black: 0 };
+}
+
+function onMessage(event) {
+  const msg = JSON.parse(event.data);
+  if (msg.type === "outputs") {
+    state.mapping = msg.outputs[NAME] || null;
+    state.testcard = Boolean(msg.testcard);
+    state.cardVersion++;
+    if (!state.mapping) say(`no output named ${NAME}`);
+  } else if (msg.type === "state") {
+    applyState(msg.address, msg.args);
+  }
+}
+
+// -- the stream ----------------------------------------------------------------
+
+class MediaFailed extends Error {}
+
+async function connect() {
+  const ws = await openSocket();
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  state.ws = ws; state.pc = pc;
+  ws.addEventListener("message", onMessage);
+  ws.send(JSON.stringify({ type: "outputs/watch" }));
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addEventListener("track", (event) => {
+    if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
+    video.srcObject = event.streams[0] || new MediaStream([event.track]);
+    video.play().catch(() => {});
+  });
+  const lost = new Promise((resolve, reject) => {
+    ws.addEventListener("close", resolve, { once: true });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed") reject(new MediaFailed("no network path to the server's video"));
+      else if (pc.connectionState === "closed") resolve();
+      else if (pc.connectionState === "connected") { state.connected = true; state.retries = 0; }
+    });
+  });
+  await negotiate(pc, ws);
+  const timeout = new Promise((_, reject) => setTimeout(() => {
+    if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${CONNECT_SECONDS} s`));
+  }, CONNECT_SECONDS * 1000));
+  await Promise.race([lost, timeout]);
+}
+
+async function run() {
+  for (;;) {
+    try {
+      await connect();
+    } catch (err) {
+      console.warn("ganvj:", err.message);
+      if (err instanceof MediaFailed) say(`cannot reach the server's video: check that UDP is open (${err.message}; retrying)`);
+    }
+    state.connected = false;
+    try { state.pc && state.pc.close(); } catch (_) {}
+    try { state.ws && state.ws.close(); } catch (_) {}
+    state.retries += 1;
+    await new Promise((r) => setTimeout(r, Math.min(500 * state.retries, 3000)));
+  }
+}
+
+// -- WebGL: the warp -------------------------------------------------------------
+
+const VERTEX = `
+attribute vec2 aPos;
+varying vec2 vFrame; // the output's frame, 0..1, y down
+void main() { vFrame = vec2(aPos.x + 1.0, 1.0 - aPos.y) * 0.5; gl_Position = vec4(aPos, 0.0, 1.0); }`;
+
+// Each pixel of the output's frame goes back through the inverse corner-pin to a
+// point s of the slice; outside the quad it is black. The slice point picks the
+// canvas pixel (or the test card's), then the soft edges, brightness and black lift.
+const FRAGMENT = `
+precision highp float;
+varying vec2 vFrame;
+uniform vec3 uH0, uH1, uH2; // frame -> slice homography, by rows
+uniform float uSign;        // the sign of w inside the quad
+uniform vec4 uRect, uBlend; // slice on the canvas; blend widths l r t b
+uniform float uGamma, uBrightness, uBlack;
+uniform bool uCard;
+uniform sampler2D uVideo, uCardTex;
+${BLEND_RAMP_GLSL}
+void main() {
+  vec3 p = vec3(vFrame, 1.0);
+  float w = dot(uH2, p);
+  vec2 s = vec2(dot(uH0, p), dot(uH1, p)) / w;
+  if (w * uSign <= 0.0 || s.x < 0.0 || s.x > 1.0 || s.y < 0.0 || s.y > 1.0) {
+    gl_FragColor = vec4(0.0, 0.0, 0.0, 1.0);
+    return;
+  }
+  vec3 colour = uCard ? texture2D(uCardTex, s).rgb : texture2D(uVideo, uRect.xy + s * uRect.zw).rgb;
+  float weight = 1.0;
+  bool zone = false;
+  if (uBlend.x > 0.0) { weight *= blendRamp(s.x / uBlend.x, uGamma); zone = zone || s.x < uBlend.x; }
+  if (uBlend.y > 0.0) { weight *= blendRamp((1.0 - s.x) / uBlend.y, uGamma); zone = zone || 1.0 - s.x < uBlend.y; }
+  if (uBlend.z > 0.0) { weight *= blendRamp(s.y / uBlend.z, uGamma); zone = zone || s.y < uBlend.z; }
+  if (uBlend.w > 0.0) { weight *= blendRamp((1.0 - s.y) / uBlend.w, uGamma); zone = zone || 1.0 - s.y < uBlend.w; }
+  gl_FragColor = vec4(colour * weight * uBrightness + (zone ? 0.0 : uBlack), 1.0);
+}`;
+
+const gl = screen.getContext("webgl", { antialias: false, preserveDrawingBuffer: true });
+const program = link(gl, VERTEX, FRAGMENT);
+const uniform = (name) => gl.getUniformLocation(program, name);
+gl.useProgram(program);
+const buffer = gl.createBuffer();
+gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
+gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
+const aPos = gl.getAttribLocation(program, "aPos");
+gl.enableVertexAttribArray(aPos);
+gl.vertexAttribPointer(aPos, 2, gl.FLOAT, false, 0, 0);
+const videoTex = texture(gl, 0);
+const cardTex = texture(gl, 1);
+gl.uniform1i(uniform("uVideo"), 0);
+gl.uniform1i(uniform("uCardTex"), 1);
+const card = document.createElement("canvas");
+let cardDrawn = "";
+
+function link(gl, vs, fs) {
+  const prog = gl.createProgram();
+  for (const [type, source] of [[gl.VERTEX_SHADER, vs], [gl.FRAGMENT_SHADER, fs]]) {
+    const shader = gl.createShader(type);
+    gl.shaderSource(shader, source);
+    gl.compileShader(shader);
+    if (!gl.getShaderParameter(shader, gl.COMPILE_STATUS)) throw new Error(gl.getShaderInfoLog(shader));
+    gl.attachShader(prog, shader);
+  }
+  gl.linkProgram(prog);
+  if (!gl.getProgramParameter(prog, gl.LINK_STATUS)) throw new Error(gl.getProgramInfoLog(prog));
+  return prog;
+}
+
+function texture(gl, unit) {
+  const tex = gl.createTexture();
+  gl.activeTexture(gl.TEXTURE0 + unit);
+  gl.bindTexture(gl.TEXTURE_2D, tex);
+  // Any size (no mipmaps, clamped): the canvas is W x H, not a power of two.
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
+  gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
+  gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, 1, 1, 0, gl.RGBA, gl.UNSIGNED_BYTE, new Uint8Array([0, 0, 0, 255]));
+  return tex;
+}
+
+function draw() {
+  requestAnimationFrame(draw);
+  const dpr = window.devicePixelRatio || 1;
+  const width = Math.round(innerWidth * dpr), height = Math.round(innerHeight * dpr);
+  if (screen.width !== width || screen.height !== height) { screen.width = width; screen.height = height; }
+  gl.viewport(0, 0, width, height);
+  const m = state.mapping;
+  if (!m) { gl.clearColor(0, 0, 0, 1); gl.clear(gl.COLOR_BUFFER_BIT); return; }
+  if (video.readyState >= 2 && video.videoWidth > 0) {
+    gl.activeTexture(gl.TEXTURE0);
+    gl.bindTexture(gl.TEXTURE_2D, videoTex);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB, gl.RGB, gl.UNSIGNED_BYTE, video);
+  }
+  const cardKey = `${state.cardVersion} ${video.videoWidth}x${video.videoHeight} ${width}x${height}`;
+  if (state.testcard && cardDrawn !== cardKey) {
+    drawTestcard(card, m, [video.videoWidth || 1, video.videoHeight || 1], [width, height]);
+    gl.activeTexture(gl.TEXTURE1);
+    gl.bindTexture(gl.TEXTURE_2D, cardTex);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB, gl.RGB, gl.UNSIGNED_BYTE, card);
+    cardDrawn = cardKey;
+  }
+  let h;
+  try { h = frameToSlice(m.corners); } catch (_) { return; }
+  gl.uniform3fv(uniform("uH0"), h[0]);
+  gl.uniform3fv(uniform("uH1"), h[1]);
+  gl.uniform3fv(uniform("uH2"), h[2]);
+  const cx = m.corners.reduce((a, p) => a + p[0], 0) / 4, cy = m.corners.reduce((a, p) => a + p[1], 0) / 4;
+  gl.uniform1f(uniform("uSign"), Math.sign(h[2][0] * cx + h[2][1] * cy + h[2][2]));
+  gl.uniform4fv(uniform("uRect"), m.rect);
+  gl.uniform4fv(uniform("uBlend"), m.blend);
+  gl.uniform1f(uniform("uGamma"), m.gamma);
+  gl.uniform1f(uniform("uBrightness"), m.brightness);
+  gl.uniform1f(uniform("uBlack"), m.black);
+  gl.uniform1i(uniform("uCard"), state.testcard ? 1 : 0);
+  gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+  state.drawn += 1;
+}
+
+// -- the status overlay and full screen, as on / --------------------------------
+
+async function updateStatus() {
+  if (statusBox.hidden) return;
+  const lines = [`output ${NAME}`];
+  const m = state.mapping;
+  if (m) {
+    lines.push(`rect ${m.rect.map((v) => v.toFixed(3)).join(" ")}`);
+    lines.push(`corners ${m.corners.map((p) => p.map((v) => v.toFixed(3)).join(",")).join("  ")}`);
+    lines.push(`blend ${m.blend.join(" ")}  gamma ${m.gamma}  brightness ${m.brightness}${state.testcard ? "  TEST CARD" : ""}`);
+  }
+  if (state.pc) {
+    (await state.pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        if (state.lastTime) state.fps = ((s.framesDecoded - state.lastFrames) * 1000) / (s.timestamp - state.lastTime);
+        state.lastFrames = s.framesDecoded; state.lastTime = s.timestamp;
+        lines.push(`decoded ${s.framesDecoded}  ${state.fps.toFixed(1)} fps  canvas ${s.frameWidth}x${s.frameHeight}  lost ${s.packetsLost}`);
+      }
+    });
+  }
+  try {
+    const server = await (await fetch("/api/status")).json();
+    lines.push(`server ${server.rendered_fps} fps rendered, ${server.sent_fps} sent, ${server.viewers} viewers`);
+  } catch (_) {
+    lines.push("server unreachable");
+  }
+  lines.push(state.connected ? "connected" : `reconnecting (try ${state.retries})`);
+  statusBox.textContent = lines.join("\n");
+}
+
+document.addEventListener("click", () => {
+  if (!document.fullscreenElement) document.documentElement.requestFullscreen().catch(() => {});
+  else document.exitFullscreen();
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key === "s" || event.key === "S") { statusBox.hidden = !statusBox.hidden; updateStatus(); }
+  if (event.key === "f" || event.key === "F") document.documentElement.requestFullscreen().catch(() => {});
+});
+setTimeout(() => hint.classList.add("gone"), 3000);
+setInterval(updateStatus, 1000);
+requestAnimationFrame(draw);
+run();
