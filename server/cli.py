@@ -44,8 +44,8 @@ BENCHMARKS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line."""
+def build_parser(*, model_commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; `model_commands`: with the model tools' (they import torch)."""
     parser = argparse.ArgumentParser(prog="ganvj", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(func=run_bench)
 
-    _register_model_commands(commands)
+    if model_commands:
+        _register_model_commands(commands)
     return parser
 
 
@@ -203,8 +204,12 @@ def run_loop(coro: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ganvj` console script."""
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # a supervisor starts workers so
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `serve` is parsed without the model tools' commands: they import torch, which the
+    # supervisor (it holds the ports and waits) must not carry, load, nor tear down on a stop.
+    command = next((word for word in words if not word.startswith("-")), None)
+    args = build_parser(model_commands=command != "serve").parse_args(words)
+    args.argv = words  # a supervisor starts its workers with the same words
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

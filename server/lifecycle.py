@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import signal
 import socket
 import sys
@@ -36,6 +34,7 @@ from models.device import pick_device
 from models.names import is_model_name
 from server import journal as journal_file
 from server import showfile
+from server.bind_errors import http_bind_message, osc_bind_message
 from server.command_queue import CommandQueue
 from server.commands import (
     ERROR_ADDRESS,
@@ -173,7 +172,11 @@ async def running(
     osc_feedback = _osc_feedback(config)
     hub_ref: list[ControlHub] = []  # the OSC edge publishes through the hub built next
     osc = _osc_controller(
-        config, commands.submit, osc_feedback, lambda changes: hub_ref[0].broadcast(changes)
+        config,
+        commands.submit,
+        osc_feedback,
+        lambda changes: hub_ref[0].broadcast(changes),
+        survival.osc,
     )
     control = ControlHub(
         submit=commands.submit,
@@ -417,32 +420,7 @@ async def _listen(
             listening(app, config.server.host, config.server.port, tls, sock)
         )
     except OSError as exc:
-        where = f"{config.server.host}:{config.server.port}"
-        if bind_errno(exc) == errno.EADDRINUSE:
-            raise StartupError(
-                f"port {config.server.port} on {config.server.host} is already in use: "
-                "stop the other server or pass --port (server.port in config.toml)"
-            ) from exc
-        raise StartupError(
-            f"cannot listen on {where}: {bind_reason(exc)}: "
-            "pass --host with an address of this machine (server.host in config.toml)"
-        ) from exc
-
-
-def bind_errno(exc: OSError) -> int | None:
-    """The errno of a failed bind, also where uvloop keeps it only in the cause."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno is not None:
-            return seen.errno
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def bind_reason(exc: OSError) -> str:
-    """Why a bind failed, in words: never "None" (uvloop's UDP errors carry no strerror)."""
-    code = bind_errno(exc)
-    return os.strerror(code) if code is not None else str(exc) or type(exc).__name__
+        raise StartupError(http_bind_message(config, exc)) from exc
 
 
 def _start_audio(
@@ -543,17 +521,7 @@ async def _start_osc(config: Config, osc: OscController, stack: contextlib.Async
     try:
         await stack.enter_async_context(osc)
     except OSError as exc:
-        osc_config = config.osc
-        if bind_errno(exc) == errno.EADDRINUSE:
-            raise StartupError(
-                f"OSC port {osc_config.port} on {osc_config.host} is already in use: "
-                "stop the other server, pass --osc-port (osc.port in config.toml), "
-                "or set osc.enabled = false"
-            ) from exc
-        raise StartupError(
-            f"cannot listen for OSC on {osc_config.host}:{osc_config.port}: {bind_reason(exc)}: "
-            "pass --osc-host with an address of this machine (osc.host in config.toml)"
-        ) from exc
+        raise StartupError(osc_bind_message(config, exc)) from exc
 
 
 def restored_settings(settings: dict[str, list[object]]) -> list[Command]:

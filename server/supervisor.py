@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
 
+from server.bind_errors import http_bind_message, osc_bind_message
 from server.config import Config
 
 logger = logging.getLogger(__name__)
@@ -127,25 +128,16 @@ def wanted(no_supervisor: bool) -> bool:
 
 def bind(config: Config) -> tuple[socket.socket, socket.socket | None]:
     """The HTTP listening socket and the OSC socket (None with OSC off), bound."""
-    host, port = config.server.host, config.server.port
-    http = _bound(socket.SOCK_STREAM, host, port)
+    http = _bound(socket.SOCK_STREAM, config.server.host, config.server.port)
     if isinstance(http, OSError):
-        raise SupervisorError(_bind_message("port", host, port, http, "pass --port"))
+        raise SupervisorError(http_bind_message(config, http))
     http.listen(128)
     if not config.osc.enabled:
         return http, None
     osc = _bound(socket.SOCK_DGRAM, config.osc.host, config.osc.port)
     if isinstance(osc, OSError):
         http.close()
-        raise SupervisorError(
-            _bind_message(
-                "OSC port",
-                config.osc.host,
-                config.osc.port,
-                osc,
-                "pass another osc.port in config.toml or set osc.enabled = false",
-            )
-        )
+        raise SupervisorError(osc_bind_message(config, osc))
     return http, osc
 
 
@@ -154,8 +146,11 @@ def _bound(kind: int, host: str, port: int) -> socket.socket | OSError:
         info = socket.getaddrinfo(host or None, port, type=kind, flags=socket.AI_PASSIVE)
         family, _, _, _, address = info[0]
         sock = socket.socket(family, kind)
-    except (OSError, IndexError) as exc:
-        return exc if isinstance(exc, OSError) else OSError(errno.EADDRNOTAVAIL, str(exc))
+    except (socket.gaierror, IndexError) as exc:
+        # Not an address of this machine (or of any): its errno is getaddrinfo's own.
+        return OSError(errno.EADDRNOTAVAIL, str(exc))
+    except OSError as exc:
+        return exc
     try:
         if kind == socket.SOCK_STREAM:
             # As aiohttp does: a restart may bind while old connections sit in TIME_WAIT.
@@ -166,17 +161,6 @@ def _bound(kind: int, host: str, port: int) -> socket.socket | OSError:
         return exc
     sock.set_inheritable(True)
     return sock
-
-
-def _bind_message(what: str, host: str, port: int, exc: OSError, way_out: str) -> str:
-    if exc.errno == errno.EADDRINUSE:
-        return (
-            f"{what} {port} on {host} is already in use (another ganvj, or another program: "
-            f"`ss -lntup | grep :{port}` names it): stop it or {way_out}"
-        )
-    if exc.errno == errno.EACCES:
-        return f"{what} {port} on {host}: permission denied (ports below 1024 need root): {way_out}"
-    return f"cannot bind {what} {port} on {host}: {exc.strerror or exc}: {way_out}"
 
 
 class Supervisor:
