@@ -11,12 +11,20 @@ const statusBox = document.getElementById("status");
 const hint = document.getElementById("hint");
 const problem = document.getElementById("problem");
 const hold = document.getElementById("hold");
-const state = { pc: null, ws: null, connected: false, retries: 0, lastFrames: 0, lastTime: 0, fps: 0, failures: 0 };
+const state = {
+  pc: null, ws: null, connected: false, retries: 0, lastFrames: 0, lastTime: 0, fps: 0, failures: 0,
+  lostAt: performance.now(), // since when nothing has played (page load, or the last loss)
+};
 window.ganvj = state; // for tests and curious performers
 
-// A peer that has not connected in this time has failed, whatever the browser
-// says (Chromium reports ICE failure only after about 30 s). ?wait=SECONDS changes it.
+// Not connected in this time, whatever the browser says (Chromium reports ICE
+// failure only after about 30 s): the video cannot get through, said on screen.
+// ?wait=SECONDS changes it.
 const CONNECT_SECONDS = Number(new URLSearchParams(location.search).get("wait")) || 15;
+// One try's ICE and DTLS, once the answer is in: a LAN needs well under a second,
+// so a try stuck longer is abandoned and a fresh one made (a restarted server's
+// first try can stall in ICE), without saying anything until CONNECT_SECONDS.
+const ATTEMPT_SECONDS = Math.min(4, CONNECT_SECONDS);
 const PROBLEM_SECONDS = 10;
 const UNREACHABLE = "cannot reach the server's video: check that UDP is open between this machine and ganvj";
 
@@ -71,7 +79,22 @@ async function route() {
   }
 }
 
+// Settles with `promise`, or rejects once the websocket closes or `seconds` pass.
+function bounded(promise, ws, seconds, what) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no answer in ${seconds} s`)), seconds * 1000);
+    const closed = () => reject(new Error(`${what}: the server went away`));
+    if (ws) ws.addEventListener("close", closed, { once: true });
+    promise.then(resolve, reject).finally(() => {
+      clearTimeout(timer);
+      if (ws) ws.removeEventListener("close", closed);
+    });
+  });
+}
+
 async function connect() {
+  // While a server restarts, the kernel holds these requests on its port until
+  // the new worker takes them: they wait rather than fail, and need no timeout.
   const { janus, mountpoint } = await route();
   const ws = janus ? null : await openSocket();
   const pc = new RTCPeerConnection({ iceServers: [] });
@@ -97,32 +120,43 @@ async function connect() {
       else if (pc.connectionState === "connected") { state.connected = true; state.retries = 0; problem.hidden = true; release(); }
     });
   });
+  lost.catch(() => {}); // raced below; a rejection before the race is not unhandled
   if (janus) state.hangUp = await watchJanus(pc, janus, mountpoint);
-  else await negotiate(pc, ws);
-  const timeout = new Promise((_, reject) => setTimeout(() => {
-    if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${CONNECT_SECONDS} s`));
-  }, CONNECT_SECONDS * 1000));
-  await Promise.race([lost, timeout]);
+  else await bounded(negotiate(pc, ws), ws, CONNECT_SECONDS, "offer");
+  const stuck = new Promise((_, reject) => setTimeout(() => {
+    if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${ATTEMPT_SECONDS} s`));
+  }, ATTEMPT_SECONDS * 1000));
+  stuck.catch(() => {}); // it may fire after the race is over
+  await Promise.race([lost, stuck]);
 }
 
 async function run() {
   for (;;) {
+    let failure = null;
     try {
       await connect();
     } catch (err) {
-      console.warn("ganvj:", err.message);
-      if (err instanceof MediaFailed) showProblem(err.message);
+      failure = err;
     }
+    if (state.connected) state.lostAt = performance.now();
     state.connected = false;
+    if (failure) {
+      console.warn("ganvj:", failure.message);
+      // A stalled try is retried quietly; only a video that stays away is a problem.
+      const away = (performance.now() - state.lostAt) / 1000;
+      if (failure instanceof MediaFailed && away >= CONNECT_SECONDS) showProblem(failure.message);
+    }
     keepFrame();
     holdPicture();
+    // The old peer goes at once: its ICE and DTLS must not linger beside the new try.
     try { state.pc && state.pc.close(); } catch (_) {}
     try { state.ws && state.ws.close(); } catch (_) {}
     try { state.hangUp && state.hangUp(); } catch (_) {}
     state.hangUp = null;
     state.retries += 1;
-    // Back off gently, but come back quickly after a server restart.
-    await new Promise((r) => setTimeout(r, Math.min(500 * state.retries, 3000)));
+    // Back off from a quarter second, doubling to 3 s: back at once after a restart,
+    // gentle on a server that stays away.
+    await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** (state.retries - 1), 3000)));
   }
 }
 

@@ -16,7 +16,7 @@ from playwright.async_api import Browser
 from models.catalog import default_model_path
 from server.bench.netns import ADDRESS
 from server.bench.server_process import ServerProcess
-from server.bench.survive import BLACK_MEAN, open_viewer, worker_pid
+from server.bench.survive import BLACK_MEAN, Watch, open_viewer, worker_pid
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.browser]
 
@@ -84,6 +84,44 @@ async def test_kill_9_holds_the_picture_and_loses_nothing(
     assert got["/latent/xy"] == [0.25, 0.75]
     assert got["/mod/route"] == ["audio/rms", "/latent/truncation", 0.5]
     assert server.status()["supervisor"]["restarts"] == 1  # type: ignore[index]
+
+
+# Notes, every 20 ms, whether the projector page held its last frame (`frozen`).
+HELD_JS = """() => { window.__held = false;
+  setInterval(() => { if (window.ganvj.frozen) window.__held = true; }, 20); }"""
+
+
+async def test_a_projector_output_holds_its_last_frame_through_a_kill(
+    browser: Browser, server: ServerProcess
+) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"http://{ADDRESS}:{server.port}/ws") as ws,
+    ):
+        await ws.send_json({"address": "/out/wall/add", "args": []})
+    page = await browser.new_page(viewport={"width": 320, "height": 320})
+    await page.goto(f"http://{ADDRESS}:{server.port}/out/wall")
+    await page.wait_for_function(
+        "() => window.ganvj.mapping && window.ganvj.connected && window.ganvj.drawn > 5",
+        timeout=30_000,
+    )
+    await page.evaluate(HELD_JS)
+    watch = Watch(page)
+    before = await watch.brightness()
+    assert before >= BLACK_MEAN  # the default model's picture, not a black page
+    os.kill(worker_pid(server, None, 10), signal.SIGKILL)
+    darkest = before
+    for _ in range(300):  # ~30 s at most
+        darkest = min(darkest, await watch.brightness())
+        back = await page.evaluate(
+            "() => window.__held && window.ganvj.connected && !window.ganvj.frozen"
+        )
+        if back:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the projector page did not play again")
+    assert darkest >= BLACK_MEAN, f"the projector went black ({darkest:.0f}/255)"
 
 
 async def test_a_crash_loop_falls_back_to_safe_settings_and_says_so(server: ServerProcess) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 from server import journal
 from server.commands import parse
+from server.showfile import Show, ShowSaver
 
 
 def write(path: Path, batches: list[list[list[object]]]) -> journal.Journal:
@@ -126,3 +129,43 @@ def test_the_journal_stays_bounded(tmp_path: Path) -> None:
     assert path.stat().st_size < 4000
     recovery, _ = journal.read(path)
     assert recovery.commands == [["/output/dim", [499 / 500]]]
+
+
+async def test_a_show_save_that_fails_leaves_the_journal_whole_until_one_lands(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    log = write(path, [[["/output/dim", [0.4]]], [["/latent/xy", [0.3, 0.6]]]])
+    state = tmp_path / "state"
+    state.write_text("a file where the state folder should be")  # every save fails
+    errors: list[str] = []
+    saver = ShowSaver(
+        state / "show.json",
+        Show(),
+        asyncio.get_running_loop(),
+        on_error=errors.append,
+        on_saved=log.covered,
+    )
+    saver.RETRY_SECONDS = 0.05  # the backoff's first step, short for the test
+    entry = {"z_dim": 1, "keyframes": [[0.5]], "settings": {}}
+    # The engine's snapshot at frame 2, with the show-wide settings beside it.
+    saver.save_threadsafe({"m": entry}, {"/output/hue": [0.25]}, covers=2)
+    deadline = time.monotonic() + 5
+    while not errors:
+        assert time.monotonic() < deadline, "the failed save was not reported"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # several retries, all failing
+    assert log.rotations == 0
+    assert len(path.read_text().splitlines()) == 3  # start and both frames: nothing folded
+    state.unlink()
+    state.mkdir()  # the disk takes it again
+    while saver.status()["saved"] is not True:
+        assert time.monotonic() < deadline + 5, "the show was never saved"
+        await asyncio.sleep(0.01)
+    await saver.flush()
+    assert log.rotations == 1  # folded once, by the save that landed
+    assert len(path.read_text().splitlines()) == 2  # start and one folded line
+    assert json.loads((state / "show.json").read_text())["settings"] == {"/output/hue": [0.25]}
+    log.close()
+    recovery, _ = journal.read(path)
+    assert recovery.commands == [["/output/dim", [0.4]], ["/latent/xy", [0.3, 0.6]]]
