@@ -234,6 +234,7 @@ class Journal:
         self._size = 0
         self._frames: list[tuple[int, str]] = []  # (frame index, line) since the last fold
         self._skip: list[Sequence[Command]] = []
+        self._closed = False
 
     def begin(self, recovery: Recovery, skip: Sequence[Sequence[Command]]) -> None:
         """Start a fresh journal holding what was recovered.
@@ -287,11 +288,14 @@ class Journal:
     def covered(self, index: int) -> None:
         """A show snapshot taken at frame `index` is on disk: fold what it covers (any thread)."""
         with self._lock:
+            if self._closed:
+                return  # a save that landed as the server stopped: folded at the next start
             self._fold(covered_to=index)
 
     def close(self) -> None:
-        """Close the file (shutdown)."""
+        """Close the file (shutdown); a fold asked for later does nothing."""
         with self._lock:
+            self._closed = True
             if self._handle is not None:
                 with contextlib.suppress(OSError):
                     self._handle.close()

@@ -233,10 +233,8 @@ async def running(
     patch = [parse(address, args) for address, args in show.patch]
     engine.submit(settings)
     engine.submit(patch)
-    # Then what the journal holds on top of the show: the last run's changes. The
-    # show's own batches are on disk already: not journaled again.
+    # Then what the journal holds on top of the show: the last run's changes.
     replay = recovery.batch()
-    journal.begin(recovery, [settings, patch, replay])
     if replay:
         engine.submit(replay)
         logger.info("replayed %d commands from the journal", len(replay))
@@ -319,6 +317,9 @@ async def running(
         disable_zero_playout_delay()
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(journal.close)
+        # Rewritten to hold what was recovered; the show's own batches are on disk
+        # already and the replay is in that first line: none is journaled again.
+        journal.begin(recovery, [settings, patch, replay])
         stack.push_async_callback(saver.flush)  # last out: the show as it ended
         # Stopped after the engine (last in, first out), which closes the frame slot.
         if encoder_thread is not None:
