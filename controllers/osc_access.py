@@ -19,28 +19,11 @@ from collections.abc import Iterable
 import ifaddr
 
 from controllers.osc_pairing import Pairings
+from server.addresses import LOOPBACK, Address, Network, parse_networks, peer_address, within
 
 logger = logging.getLogger(__name__)
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 RESCAN_SECONDS = 10.0
-LOOPBACK: tuple[Network, ...] = (
-    ipaddress.ip_network("127.0.0.0/8"),
-    ipaddress.ip_network("::1/128"),
-)
-
-
-def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
-    """ "192.168.1.23" or "10.0.0.0/24" entries as networks; ValueError names a bad one."""
-    out: list[Network] = []
-    for entry in entries:
-        try:
-            out.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError as exc:
-            raise ValueError(f"{entry!r} is not an address or a CIDR network: {exc}") from exc
-    return tuple(out)
 
 
 def own_addresses() -> tuple[Network, ...]:
@@ -54,20 +37,6 @@ def own_addresses() -> tuple[Network, ...]:
             except ValueError:
                 continue  # a link-local address with a scope id, say
     return tuple(dict.fromkeys(out))
-
-
-def _address(host: str) -> Address | None:
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _within(address: Address, networks: Iterable[Network]) -> bool:
-    return any(address.version == net.version and address in net for net in networks)
 
 
 class AllowList:
@@ -95,26 +64,26 @@ class AllowList:
 
     def allows(self, host: str) -> bool:
         """True if OSC from `host` is accepted (as a performer's)."""
-        address = _address(host)
+        address = peer_address(host)
         if address is None:
             return False
         return str(address) in self.pairings or self._fixed(address)
 
     def fixed(self, host: str) -> bool:
         """True if `host` is accepted without pairing: this machine, osc.allow, server.trusted."""
-        address = _address(host)
+        address = peer_address(host)
         return address is not None and self._fixed(address)
 
     def admin(self, host: str) -> bool:
         """True if `host` may send admin-only commands: loopback or server.trusted."""
-        address = _address(host)
-        return address is not None and _within(address, self._admins)
+        address = peer_address(host)
+        return address is not None and within(address, self._admins)
 
     def _fixed(self, address: Address) -> bool:
-        if _within(address, self._configured) or _within(address, self._own):
+        if within(address, self._configured) or within(address, self._own):
             return True
         if time.monotonic() - self._scanned > RESCAN_SECONDS:
             self._own = own_addresses()
             self._scanned = time.monotonic()
-            return _within(address, self._own)
+            return within(address, self._own)
         return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from models.fills import FILLS
@@ -22,14 +22,18 @@ ArgType = Literal["f", "i", "s"]
 # models, thumbnails), the master grade (server/media/master.py), the modulation
 # patch (server/patch.py), an output service (server/outputs: recording, NDI),
 # the controller that received it (feedback subscriptions), or OSC access
-# (pairings, applied on the event loop by the OSC edge, whichever transport sent them).
-Owner = Literal["play", "engine", "master", "patch", "outputs", "controller", "osc"]
+# (pairings, applied on the event loop by the OSC edge, whichever transport sent them),
+# or the engine's preset bank (server/presets.py).
+Owner = Literal[
+    "play", "engine", "master", "mixer", "patch", "outputs", "controller", "osc", "preset"
+]
 # Whether a model's show entry keeps the setting: always, or only for a model
 # with a W space, classes, or StyleGAN3's input transform.
 # "always", "w", "classes", "transform": kept in each model's show entry (for
 # models of that kind); "show": kept once for the whole show (the loaded model,
-# the master grade) and restored at the next start.
-Persist = Literal["always", "w", "classes", "transform", "show"]
+# the master grade) and restored at the next start; "engine": kept in each
+# model's show entry by the engine, only where not at rest (bends).
+Persist = Literal["always", "w", "classes", "transform", "show", "engine"]
 
 QUERY = "?"
 
@@ -44,6 +48,19 @@ MIDI_KINDS = ("cc", "cc14", "note")
 MAX_CLASS = 9999  # /latent/class; the model's own class count is checked when applied
 MAX_OUTPUTS = 16  # named projector outputs, /out/NAME/...
 NAME_CHARS = r"[A-Za-z0-9_-]{1,32}"  # a {name} path part: an output's name
+DECKS = ("a", "b")  # /deck/a/..., /deck/b/...; a bare deck address is deck a
+MIX_CURVES = ("linear", "power", "cut")  # /mix/curve
+BLEND_MODES = (
+    "normal",
+    "add",
+    "screen",
+    "multiply",
+    "difference",
+    "lighten",
+    "darken",
+    "lumakey",
+)  # /mix/blend
+MAX_FADE_BEATS = 64.0
 STYLE_RANGES = ("coarse", "middle", "fine")  # style mixing layer ranges, /style/{range}/...
 NOISE_MODES = ("const", "random", "none")  # /style/noise/mode, as synthesis() takes it
 
@@ -140,6 +157,9 @@ class CommandSpec:
     # Opens files, devices or URLs on the server's machine by name: only an admin
     # may send it (a websocket with the admin role; OSC from loopback or server.trusted).
     admin: bool = False
+    # Belongs to a deck: also answers as /deck/a/<pattern> and /deck/b/<pattern>
+    # (the bare address is deck a); see DECKS and parse().
+    deck: bool = False
 
     def __post_init__(self) -> None:
         names = re.findall(r"\{(\w+)\}", self.pattern)
@@ -169,6 +189,7 @@ class CommandSpec:
             "queryable": self.queryable,
             "settable": self.settable,
             "admin": self.admin,
+            "deck": self.deck,
         }
 
 
@@ -188,6 +209,7 @@ class Command:
     # Where a query's answer goes (a controller's token, e.g. an OSC sender);
     # copied into the answering Change's `to`.
     origin: object = field(default=None, compare=False)
+    deck: str = "a"  # the deck a deck command drives: "/deck/b/..." -> "b"; bare -> "a"
 
     def index(self, name: str = "n") -> int:
         """A path index, e.g. the keyframe number of `/keyframe/3/jump`."""
@@ -257,6 +279,7 @@ _KEYFRAME = {"n": (1, KEYFRAMES)}
 _SWITCH = ArgSpec("on", "i", "1 on, 0 off", min=0, max=1)
 
 _FRACTION = ("0..1", 0.0, 1.0)
+_PRESET_NAME = ArgSpec("name", "s", "1..32 of A-Z a-z 0-9 _ -")
 _OUT = ("name",)
 _OUTPUT_COMMANDS = (
     CommandSpec(
@@ -837,7 +860,220 @@ COMMANDS: tuple[CommandSpec, ...] = (
         owner="osc",
         settable=False,
     ),
+    # Presets (M3, issue 20): named snapshots of every value, in the show file
+    CommandSpec(
+        "/preset/store",
+        "Store every value now (decks, mixer, bends, blends, master, modulation, tempo) "
+        "as a preset called name",
+        (_PRESET_NAME,),
+        owner="preset",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/preset/recall",
+        "Recall a preset: the latent position and continuous faders morph over `seconds` "
+        "(default 0: a cut), the rest cuts",
+        (
+            _PRESET_NAME,
+            ArgSpec("seconds", "f", "morph time in seconds", 0.0, MAX_MORPH_SECONDS, optional=True),
+        ),
+        owner="preset",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/preset/delete", "Delete a preset", (_PRESET_NAME,), owner="preset", queryable=False
+    ),
+    CommandSpec(
+        "/preset/list",
+        "Read only: the stored presets' names, sorted",
+        owner="preset",
+        settable=False,
+    ),
 )
+
+# -- Network bending and model blending (issue 20; engine-applied, per deck) -------------
+BEND_LAYERS = 32  # /bend/1 .. /bend/32; a model's own count is checked when applied
+BEND_CLUSTERS = 4  # channel clusters per layer, /bend/{layer}/cluster/1 .. /4
+BLEND_GROUPS = ("coarse", "middle", "fine")  # synthesis layers cut in thirds
+_BEND_OPS: tuple[tuple[str, str, tuple[ArgSpec, ...]], ...] = (
+    (
+        "rotate",
+        "Rotate the feature maps counter-clockwise, degrees (0: none)",
+        (ArgSpec("degrees", "f", "-180..180", -180.0, 180.0),),
+    ),
+    (
+        "scale",
+        "Scale the feature maps about their centre: above 1 magnifies (1: none)",
+        (ArgSpec("factor", "f", "0.25..4", 0.25, 4.0),),
+    ),
+    (
+        "translate",
+        "Move the feature maps, in fractions of their width and height, y down (0 0: none)",
+        (ArgSpec("x", "f", "-1..1", -1.0, 1.0), ArgSpec("y", "f", "-1..1", -1.0, 1.0)),
+    ),
+    ("flip", "Mirror the feature maps left to right: 1 on, 0 off", (_SWITCH,)),
+    (
+        "erode",
+        "Erode: each value the minimum within this radius, in feature-map pixels (0: none)",
+        (ArgSpec("px", "f", "0..8, rounded", 0.0, 8.0),),
+    ),
+    (
+        "dilate",
+        "Dilate: each value the maximum within this radius, in feature-map pixels (0: none)",
+        (ArgSpec("px", "f", "0..8, rounded", 0.0, 8.0),),
+    ),
+    (
+        "ablate",
+        "Zero this fraction of the channels (always the same ones, a fixed shuffle; 0: none)",
+        (ArgSpec("fraction", "f", "0..1", 0.0, 1.0),),
+    ),
+    (
+        "gain",
+        "Multiply the channels by this factor (1: none)",
+        (ArgSpec("factor", "f", "0..4", 0.0, 4.0),),
+    ),
+)
+_BEND_COMMANDS = (
+    *(
+        CommandSpec(
+            f"/bend/{{layer}}/{op}",
+            f"Network bending at synthesis layer N (see /api/models): {doc}",
+            args,
+            path={"layer": (1, BEND_LAYERS)},
+            owner="engine",
+            coalesce=True,
+            persist="engine",
+            deck=True,
+        )
+        for op, doc, args in _BEND_OPS
+    ),
+    *(
+        CommandSpec(
+            f"/bend/{{layer}}/cluster/{{k}}/{op}",
+            f"Network bending of channel cluster K of layer N: {doc}",
+            args,
+            path={"layer": (1, BEND_LAYERS), "k": (1, BEND_CLUSTERS)},
+            owner="engine",
+            coalesce=True,
+            persist="engine",
+            deck=True,
+        )
+        for op, doc, args in _BEND_OPS
+    ),
+    CommandSpec("/bend/reset", "Remove every bend", owner="engine", queryable=False, deck=True),
+    CommandSpec(
+        "/blend/model",
+        "Blend partner: a model of the same architecture and resolution, by name ('' none)",
+        (ArgSpec("name", "s", "a model name from GET /api/models"),),
+        owner="engine",
+        deck=True,
+    ),
+    CommandSpec(
+        "/blend/layers",
+        "Move a group of synthesis layers toward the partner: 0 this model, 1 the partner",
+        (
+            ArgSpec("group", "s", "", choices=BLEND_GROUPS),
+            ArgSpec("amount", "f", "0..1", 0.0, 1.0),
+        ),
+        owner="engine",
+        queryable=False,
+        deck=True,
+    ),
+    CommandSpec(
+        "/blend/layer/{n}",
+        "Move synthesis layer N toward the partner: 0 this model, 1 the partner",
+        (ArgSpec("amount", "f", "0..1", 0.0, 1.0),),
+        path={"n": (1, BEND_LAYERS)},
+        owner="engine",
+        coalesce=True,
+        deck=True,
+    ),
+    CommandSpec(
+        "/blend/mapping",
+        "Move the mapping network toward the partner (StyleGAN; seeds mapped after it)",
+        (ArgSpec("amount", "f", "0..1", 0.0, 1.0),),
+        owner="engine",
+        coalesce=True,
+        deck=True,
+    ),
+    CommandSpec(
+        "/blend/reset",
+        "Back to this model's own weights, no partner",
+        owner="engine",
+        queryable=False,
+        deck=True,
+    ),
+)
+COMMANDS = (*COMMANDS, *_BEND_COMMANDS)
+# -- end of bending and blending ------------------------------------------------------------
+
+# -- Decks and the mixer (issue 20) ------------------------------------------
+# Every command under these prefixes belongs to a deck: the registry answers it
+# bare (deck a) and as /deck/a/... and /deck/b/...; a spec may also say deck=True.
+_DECK_PREFIXES: tuple[str, ...] = ("/latent/", "/keyframe/", "/style/", "/transform/")
+_DECK_PREFIXES += ("/sequence/", "/react/", "/model/")
+_DECK_COMMANDS = (
+    CommandSpec(
+        "/dim",
+        "This deck's fader before the mix (/deck/a/dim, /deck/b/dim): 1 full, 0 black",
+        (ArgSpec("level", "f", "0..1", 0.0, 1.0),),
+        owner="mixer",
+        coalesce=True,
+        deck=True,
+    ),
+    CommandSpec(
+        "/source",
+        "Show incoming video on this deck instead of its model (/deck/b/source): "
+        "file:NAME, v4l2:/dev/videoN, ndi:SOURCE NAME, or none (back to the model)",
+        (ArgSpec("source", "s", "file:NAME | v4l2:/dev/videoN | ndi:NAME | none"),),
+        owner="mixer",
+        admin=True,
+        deck=True,
+    ),
+)
+_MIX_COMMANDS = (
+    CommandSpec(
+        "/mix/crossfade",
+        "Crossfader: 0 all deck a, 1 all deck b",
+        (ArgSpec("x", "f", "0..1", 0.0, 1.0),),
+        owner="mixer",
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/mix/curve",
+        "Crossfade curve: linear, power (equal power), cut (the nearer deck only)",
+        (ArgSpec("curve", "s", "", choices=MIX_CURVES),),
+        owner="mixer",
+    ),
+    CommandSpec(
+        "/mix/blend",
+        "How deck b lays over deck a; lumakey keys b over a by b's brightness",
+        (ArgSpec("mode", "s", "", choices=BLEND_MODES),),
+        owner="mixer",
+    ),
+    CommandSpec(
+        "/mix/cut",
+        "Cut to the other deck on the next beat (crossfade to 0 or 1)",
+        owner="mixer",
+        queryable=False,
+    ),
+    CommandSpec(
+        "/mix/fade",
+        "Fade to the other deck over `beats`, starting on the next beat",
+        (ArgSpec("beats", "f", "0..64", 0.0, MAX_FADE_BEATS),),
+        owner="mixer",
+        queryable=False,
+    ),
+)
+COMMANDS = (
+    *(
+        replace(spec, deck=True) if spec.pattern.startswith(_DECK_PREFIXES) else spec
+        for spec in COMMANDS
+    ),
+    *_DECK_COMMANDS,
+    *_MIX_COMMANDS,
+)
+
 
 REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
 
@@ -852,10 +1088,10 @@ def addresses(spec: CommandSpec) -> list[str]:
     """
     if spec.names:
         return []
-    if not spec.path:
-        return [spec.pattern]
-    (name, (lo, hi)), *_ = spec.path.items()
-    return [spec.pattern.replace("{" + name + "}", str(i)) for i in range(lo, hi + 1)]
+    found = [spec.pattern]
+    for name, (lo, hi) in spec.path.items():  # every combination of the path indices
+        found = [a.replace("{" + name + "}", str(i)) for a in found for i in range(lo, hi + 1)]
+    return found
 
 
 def owned_by(owner: Owner) -> tuple[str, ...]:
@@ -864,13 +1100,38 @@ def owned_by(owner: Owner) -> tuple[str, ...]:
 
 
 def admin_only() -> frozenset[str]:
-    """The patterns only an admin may send (the registry's `admin` flag)."""
-    return frozenset(spec.pattern for spec in COMMANDS if spec.admin)
+    """The patterns only an admin may send (the registry's `admin` flag), deck forms too."""
+    return frozenset(
+        form
+        for spec in COMMANDS
+        if spec.admin
+        for form in (spec.pattern, *(deck_address(d, spec.pattern) for d in DECKS if spec.deck))
+    )
+
+
+def deck_address(deck: str, address: str) -> str:
+    """A deck command's address on that deck: ("b", "/latent/seed") -> "/deck/b/latent/seed"."""
+    return f"/deck/{deck}{address}"
+
+
+def split_deck(address: str) -> tuple[str | None, str]:
+    """("b", "/latent/seed") from "/deck/b/latent/seed"; (None, address) for a bare one.
+
+    An unknown deck ("/deck/c/...") is a CommandError.
+    """
+    if not address.startswith("/deck/"):
+        return None, address
+    _, _, deck, *rest = address.split("/", 3)
+    if deck not in DECKS:
+        raise CommandError(f"{address[:80]}: unknown deck {deck[:16]!r}; the decks are a and b")
+    if not rest or not rest[0]:
+        raise CommandError(f"{address[:80]}: a deck address needs a command after it")
+    return deck, "/" + rest[0]
 
 
 def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
     """The addresses a show keeps for these kinds, grouped by kind ("show": show-wide)."""
-    order: tuple[Persist, ...] = ("always", "w", "classes", "transform", "show")
+    order: tuple[Persist, ...] = ("always", "w", "classes", "transform", "show", "engine")
     return tuple(
         address
         for kind in order
@@ -883,6 +1144,11 @@ def persisted(kinds: Collection[Persist]) -> tuple[str, ...]:
 
 def opens_by_path(address: str, args: Sequence[object]) -> bool:
     """Whether a command opens a file on the server by path: admin only, checked at the edge."""
+    if address.startswith("/deck/"):
+        try:
+            address = split_deck(address)[1]
+        except CommandError:
+            return False  # refused by parse() anyway
     return address == "/model/load" and bool(args) and not is_model_name(str(args[0]))
 
 
@@ -890,17 +1156,25 @@ SHOW_SETTINGS = persisted({"show"})  # the show-wide settings, restored at start
 
 
 def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:
-    """The spec for a concrete address and its path indices, or CommandError."""
-    spec, path, _ = _match(address)
+    """The spec for a concrete address (a deck form too) and its path indices, or CommandError."""
+    spec, path, _, _ = _match(address)
     return spec, path
 
 
-def _match(address: str) -> tuple[CommandSpec, dict[str, int], dict[str, str]]:
-    """The spec for a concrete address, its path indices and its path names."""
+def _match(address: str) -> tuple[CommandSpec, dict[str, int], dict[str, str], str]:
+    """The spec for a concrete address, its path indices, its path names and its deck."""
     if not isinstance(address, str):
         raise CommandError(f"address must be a string, got {_kind(address)}")
     if len(address) > MAX_ADDRESS_CHARS:
         raise CommandError(f"address longer than {MAX_ADDRESS_CHARS} characters")
+    deck, bare = split_deck(address)
+    spec, path, labels = _match_bare(bare)
+    if deck is not None and not spec.deck:
+        raise CommandError(f"{address[:80]}: {spec.pattern} is not a deck command")
+    return spec, path, labels, deck or "a"
+
+
+def _match_bare(address: str) -> tuple[CommandSpec, dict[str, int], dict[str, str]]:
     spec = _FIXED.get(address)
     if spec is not None:
         return spec, {}, {}
@@ -930,7 +1204,7 @@ def parse(
     received: float | None = None,
 ) -> Command:
     """Validate one message into a Command, or raise CommandError saying why."""
-    spec, path, labels = _match(address)
+    spec, path, labels, deck = _match(address)
     if isinstance(args, str | bytes) or not isinstance(args, Sequence):
         raise CommandError(f"{address}: args must be a list, got {_kind(args)}")
     if len(args) == 1 and isinstance(args[0], str) and args[0] == QUERY:
@@ -945,6 +1219,7 @@ def parse(
             labels=labels,
             received=received,
             origin=origin,
+            deck=deck,
         )
     if not spec.settable:
         raise CommandError(f"{address}: is read only; send '?' to query it")
@@ -964,6 +1239,7 @@ def parse(
         labels=labels,
         received=received,
         origin=origin,
+        deck=deck,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import hashlib
 import importlib.util
 import json
 import os
@@ -196,15 +197,13 @@ def _fps_row(fps: float, want: float, size: str, *, live: bool) -> Row:
 def encoder_rows(config: Config) -> list[Row]:
     """ms per frame of VP8 and H.264 at the canvas, and whether NVENC opens here."""
     import av
-    import numpy as np
 
     from models.canvas import canvas_size
-    from server.media.stream import open_codec
+    from server.media.stream import median_encode_ms, open_codec
 
     width, height = canvas_size(config.render.canvas, 512)
     size = f"{width}x{height}"
     frame_budget = 1000.0 / config.render.fps
-    rng = np.random.default_rng(0)
     rows = []
     for codec in ("vp8", "h264"):
         try:
@@ -215,16 +214,7 @@ def encoder_rows(config: Config) -> list[Row]:
         except (av.FFmpegError, ValueError) as exc:
             rows.append(Row(f"encoder {codec}", "fail", f"cannot open: {exc}", "reinstall av"))
             continue
-        times = []
-        base = rng.integers(0, 255, (height * 3 // 2, width), dtype=np.uint8)
-        for i in range(ENCODE_FRAMES + 1):
-            picture = av.VideoFrame.from_ndarray(np.roll(base, i * 3, axis=1), format="yuv420p")
-            picture.pts = i
-            t = time.perf_counter()
-            context.encode(picture)
-            if i:
-                times.append(time.perf_counter() - t)
-        ms = 1000.0 * sorted(times)[len(times) // 2]
+        ms = median_encode_ms(context, width, height, ENCODE_FRAMES)
         chosen = " (stream.codec)" if codec == config.stream.codec else ""
         ok = ms < frame_budget / 2
         rows.append(
@@ -564,6 +554,31 @@ def storage_rows(config: Config) -> list[Row]:
 # -- the report -------------------------------------------------------------------
 
 
+def offline_row(config: Config, repo: Path | None = None) -> Row:
+    """What needs the internet: STUN/TURN servers, and an install that is out of date."""
+    needs = []
+    if config.server.ice_servers:
+        needs.append(
+            f"server.ice_servers ({', '.join(config.server.ice_servers)}) are not reachable "
+            "offline; viewers on the LAN connect without them"
+        )
+    root = repo if repo is not None else Path(__file__).resolve().parents[1]
+    stamp, pyproject = root / ".venv" / ".ganvj-install", root / "pyproject.toml"
+    if pyproject.is_file() and (root / ".venv").is_dir():
+        digest = hashlib.sha256(pyproject.read_bytes()).hexdigest()
+        installed = stamp.read_text().split()[:1] if stamp.is_file() else []
+        if installed != [digest]:
+            needs.append("scripts/serve will install (pyproject.toml changed): it needs PyPI once")
+    if needs:
+        return Row(
+            "offline",
+            "warn",
+            "; ".join(needs),
+            "run ./scripts/install while online, and leave server.ice_servers empty on a LAN",
+        )
+    return Row("offline", "ok", "nothing here needs the internet: models ship with ganvj")
+
+
 def run_checks(
     config: Config,
     *,
@@ -585,6 +600,7 @@ def run_checks(
     rows += _guard("display", display_row)
     rows += _guard("TLS", lambda: access_row(config))
     rows += _guard("state dir", lambda: storage_rows(config))
+    rows += _guard("offline", lambda: offline_row(config))
     return rows
 
 

@@ -13,17 +13,20 @@ reports every change through `on_changes`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from models.bending import IDENTITY, Bender, Bends, Clusters, compute_clusters, digest_state
+from models.blending import MAPPING, Blend, group_layers, mismatch
 from models.canvas import FALLBACK, aspect_kwargs, canvas_size, effective_fill
 from models.canvas import place as fill_canvas
 from models.catalog import Catalog, ModelNotFound
@@ -33,9 +36,12 @@ from models.fastpath import FastPath
 from models.faults import Faults
 from models.latent_maths import lerp
 from models.latent_space import LatentSpace, Pose, ZSpace, space_for
+from models.mixing import dim as dim_deck
+from models.mixing import mix
 from models.pixels import resize, to_rgb_uint8, to_yuv420
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
+    BEND_CLUSTERS,
     ERROR_ADDRESS,
     KEYFRAMES,
     REGISTRY,
@@ -43,20 +49,34 @@ from server.commands import (
     Change,
     Command,
     CommandError,
+    deck_address,
     error,
+    lookup,
     parse,
 )
 from server.config import RenderConfig
 from server.gpu_guard import fall_back, is_device_error, memory_check, place, prepare
 from server.media.frame import Frame
-from server.media.inputs import InputHub
+from server.media.inputs import InputFrame, InputHub
 from server.media.master import Master
 from server.media.slot import LatestSlot
 from server.media.thumbs import SIZE as THUMB_SIZE
 from server.media.thumbs import Thumbnails
 from server.meters import RateMeter
+from server.mixer import Mixer
 from server.patch import Patch, Sources, continuous_arg
 from server.play import PlayState
+from server.presets import (
+    CLEAR_PATCH,
+    FaderMorph,
+    Position,
+    Preset,
+    PresetBank,
+    PresetError,
+    capture,
+    check_name,
+    morphable,
+)
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
 from server.tempo import TempoClock
@@ -67,6 +87,10 @@ __all__ = ["Engine", "EngineHooks", "coalesce"]
 
 
 def _no_sources(spec: str) -> str | None:
+    return "no sources configured"
+
+
+def _no_deck_sources(spec: str, hub: InputHub) -> str | None:
     return "no sources configured"
 
 
@@ -82,10 +106,13 @@ class EngineHooks:
     # Every model's snapshot, and the show-wide settings (the model, the master grade).
     on_show: Callable[[dict[str, dict[str, Any]], dict[str, list[object]]], None] | None = None
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
+    on_presets: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every preset, JSON
     open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
     # (frame index, now, the batches applied before it), before that frame renders:
     # the write-ahead journal (server/journal.py).
     on_applied: Callable[[int, float, list[Batch]], None] | None = None
+    # A deck's own video source (/deck/b/source) into that deck's hub; why not, or None.
+    open_deck_source: Callable[[str, InputHub], str | None] = _no_deck_sources
 
 
 @dataclass
@@ -100,6 +127,11 @@ class Deck:
     path: FastPath  # the proved path it plays on, and why (server.gpu_guard)
     device: torch.device
     faults: Faults
+    # Network bending: (layer, cluster or 0) -> operator -> values; hooks installed by bender.
+    bends: Bends = field(default_factory=dict)
+    bender: Bender | None = None
+    blend: Blend | None = None  # model blending toward a partner (models.blending)
+    digest: str | None = None  # the weights' identity, for the cluster cache
 
     def render(self, pose: Pose, size: int, aspect: float = 1.0) -> torch.Tensor:
         """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device.
@@ -161,6 +193,7 @@ class Engine:
         tempo: TempoClock | None = None,
         hooks: EngineHooks | None = None,
         faults: Faults | None = None,
+        presets: dict[str, Preset] | None = None,
     ) -> None:
         self.config = config
         self.faults = faults if faults is not None else Faults.from_env()
@@ -202,7 +235,17 @@ class Engine:
         self._step_log: Callable[[int, float, float, list[Batch]], None] | None = None
         self._applied: list[Batch] = []
         self.errors = 0
+        self._incoming_lock = threading.Lock()
+        # Channel clusters per (weights digest, seed), computed off the render thread on
+        # first use; the commands that waited for them are submitted again when they land.
+        self._clusters: dict[tuple[str, int], Clusters] = {}
+        self._clustering: dict[tuple[str, int], list[Command]] = {}
+        self._blend_incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
         self.deck = self._deck(model, now=0.0)
+        # Deck b: nothing until /deck/b/model/load or /deck/b/source (then it costs a render).
+        self.deck_b: Deck | None = None
+        self.deck_b_inputs = InputHub()
+        self.mixer = Mixer(self.tempo)
         self.master = Master()
         self.patch = Patch()
         # Modulation sources (audio features); any thread writes, the render thread reads.
@@ -211,6 +254,10 @@ class Engine:
         self._held: torch.Tensor | None = None  # the picture /output/freeze holds
         self._beat_seen: int | None = None
         self._patch_dirty = False
+        self.presets = PresetBank(presets)
+        self._presets_dirty = False
+        self._preset_imports: list[tuple[str, Preset]] = []  # from the event loop, under the lock
+        self._morphs: dict[str, FaderMorph] = {}  # a recall's faders gliding to their values
         self.thumbs = Thumbnails()
         self._thumbs_due: dict[int, bool] = dict.fromkeys(range(1, KEYFRAMES + 1), False)
         self._progress: tuple[int, float] = (0, 1.0)
@@ -218,7 +265,6 @@ class Engine:
         self._fading: Deck | None = None  # the previous model, during a switch
         self._fade_started = 0.0
         self._incoming: list[tuple[LoadedModel, Command | None]] = []
-        self._incoming_lock = threading.Lock()
         self._imported: dict[str, dict[str, Any]] | None = None
         self._loading: str | None = None
         self._show_dirty = False
@@ -284,10 +330,25 @@ class Engine:
         with self._incoming_lock:
             self._imported = dict(snapshots)
 
+    def import_preset(self, name: str, preset: Preset) -> None:
+        """Store an imported preset (already checked) before the next frame (any thread)."""
+        with self._incoming_lock:
+            self._preset_imports.append((check_name(name), preset))
+
+    def replace_presets(self, presets: dict[str, Preset]) -> None:
+        """An imported show's presets replace them all before the next frame (any thread)."""
+        with self._incoming_lock:
+            self._preset_imports = [("", Preset(commands=()))]  # "": clear the bank first
+            self._preset_imports += [(check_name(n), p) for n, p in presets.items()]
+
     def offer_model(self, model: LoadedModel, command: Command | None = None) -> None:
         """Hand over a loaded model; the render thread crossfades to it (any thread)."""
         with self._incoming_lock:
             self._incoming.append((model, command))
+
+    def set_deck_b(self, model: LoadedModel, now: float) -> None:
+        """Put `model` on deck b at once (before start, or on the render thread: a replay)."""
+        self.deck_b = self._deck(model, now)
 
     def start(self) -> None:
         """Start the render thread."""
@@ -348,6 +409,9 @@ class Engine:
             "stalled": started is not None and now - started > self.STALL_SECONDS,
             "reaction": self.reaction.status(now),
             "tempo_bpm": round(self.tempo.bpm, 2),
+            "deck_b": self.deck_b.model.name if self.deck_b is not None else None,
+            "deck_b_source": self.deck_b_inputs.source,
+            "crossfade": round(self.mixer.crossfade, 3),
             "render_lead_ms": round(self.tempo.lead_seconds * 1000.0, 1),
         }
 
@@ -388,14 +452,16 @@ class Engine:
             model_name=model.name,
         )
         saved = self.snapshots.get(model.name)
+        kept: list[Command] = []
         if saved is not None:
             try:
+                saved, kept = _split_engine_settings(saved)
                 play.restore(saved, now)
             except Exception as exc:  # noqa: BLE001 - a bad show entry must not stop a model
                 logger.warning(
                     "the show's state for %s is unusable (%s); starting fresh", model.name, exc
                 )
-        return Deck(
+        deck = Deck(
             model=model,
             module=module,
             half=half,
@@ -405,6 +471,11 @@ class Engine:
             device=self.device,
             faults=self.faults,
         )
+        for command in kept:  # the model's bends, as the show kept them
+            for change in self._bend(deck, command):
+                if change.address == ERROR_ADDRESS:
+                    logger.warning("show setting skipped: %s: %s", *change.args)
+        return deck
 
     def _run(self) -> None:
         period = 1.0 / self.config.fps
@@ -441,6 +512,8 @@ class Engine:
         changes: list[Change] = []
         changes.extend(self._take_models(now))
         applied_at = self._drain(now, changes)
+        changes.extend(self._take_presets())
+        changes.extend(self._advance_morphs(now))
         seq, incoming = self.inputs.frames.latest()
         live = incoming is not None and self.inputs.source is not None
         input_age = now - incoming.arrived_at if live and incoming is not None else None
@@ -465,22 +538,35 @@ class Engine:
         shown = pose.latent
         changes.extend(self.deck.play.take_changes())
         held = self._held if self.master.freeze else None
+        # The crossfader: at either end only that deck renders (the other costs nothing).
+        x = self.mixer.position(now)
+        changes.extend(self.mixer.take_changes())
+        b_on = self._deck_b_on()
+        pose_b = self.deck_b.play.pose(now, dt) if self.deck_b is not None else None
+        if self.deck_b is not None:
+            changes.extend(self._on_deck("b", self.deck_b.play.take_changes()))
         with torch.inference_mode():
             if held is not None:
-                image = held  # commands still apply; the picture waits for release
+                framed = held  # commands still apply; the picture waits for release
             else:
-                latent_image = None
-                if self.reactor.needs_latent_image(now):
-                    if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
-                        z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
-                        pose = replace(pose, latent=z)
-                    latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
-                    latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
-                image = self.reactor.image(latent_image, now, seq, incoming, compose)
-                self._held = image
+                framed_a = None
+                if not b_on or x < 1.0:
+                    latent_image = None
+                    if self.reactor.needs_latent_image(now):
+                        if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
+                            z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
+                            pose = replace(pose, latent=z)
+                        latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
+                        latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
+                    image = self.reactor.image(latent_image, now, seq, incoming, compose)
+                    framed_a = dim_deck(
+                        fill_canvas(image, width, height, fill), self.mixer.dims["a"]
+                    )
+                framed_b = self._render_b(pose_b, width, height) if b_on and x > 0.0 else None
+                framed = self._mix(framed_a, framed_b, x)
+                self._held = framed
             grade = self.master.grade(now)
-            # The master grade rides the conversion: the one copy back per frame.
-            framed = fill_canvas(image, width, height, fill)
+            # The mix and the master grade ride the conversion: the one copy back per frame.
             yuv = to_yuv420(framed, (width, height), grade).cpu().numpy()
         self._restore(bases, now)
         finished = time.monotonic()
@@ -514,6 +600,40 @@ class Engine:
             applied, self._applied = self._applied, []
             step_log(self._index, now, dt, applied)
         return frame
+
+    def _deck_b_on(self) -> bool:
+        """Whether deck b has anything to show: a model, or a live video source."""
+        return self.deck_b is not None or self.deck_b_inputs.source is not None
+
+    def _render_b(self, pose: Pose | None, width: int, height: int) -> torch.Tensor | None:
+        """Deck b's picture framed for the canvas, through its fader; None: nothing yet."""
+        if self.deck_b_inputs.source is not None:  # a video source: the frame, fitted
+            _, incoming = self.deck_b_inputs.frames.latest()
+            if incoming is None:
+                return None
+            image = _video_tensor(incoming, self.device)
+            framed = fill_canvas(image, width, height, "fit")
+        elif self.deck_b is not None and pose is not None:
+            deck = self.deck_b
+            fill = effective_fill(self.fill, deck.module)
+            aspect = width / height if fill == "native" else 1.0
+            image = deck.render(pose, deck.model.resolution, aspect)
+            framed = fill_canvas(image, width, height, fill)
+        else:
+            return None
+        return dim_deck(framed, self.mixer.dims["b"])
+
+    def _mix(self, a: torch.Tensor | None, b: torch.Tensor | None, x: float) -> torch.Tensor:
+        """The two decks' framed pictures at crossfade x (either alone when the other is absent)."""
+        if b is None:
+            if a is None:  # deck b shows alone but has no frame yet: keep the last picture
+                return self._held if self._held is not None else _black(self.canvas, self.device)
+            return a
+        if a is None:
+            return b
+        if b.shape != a.shape:
+            b = resize(b, (a.shape[-2], a.shape[-1]))
+        return mix(a, b, x, self.mixer.curve, self.mixer.mode)
 
     def _crossfade(
         self, image: torch.Tensor, now: float, dt: float, size: int, aspect: float = 1.0
@@ -602,13 +722,19 @@ class Engine:
     def _value(self, address: str, now: float) -> object:
         """The performer's current value of a one-argument address."""
         command = parse(address, ["?"])
+        if command.deck != "a":
+            return self._deck_b_command(command, now)[0].args[0]
         if self.deck.play.handles(command):
             return self.deck.play.query(address).args[0]
+        if command.name.startswith(("/bend/", "/blend/")):
+            return self._bend_query(self.deck, command)[0]
         return self._query(command.name, now)[0]
 
     def _set_quietly(self, address: str, value: object, now: float) -> None:
         command = parse(address, [value])
-        if self.deck.play.handles(command):
+        if command.deck != "a":
+            self._deck_b_command(command, now)
+        elif self.deck.play.handles(command):
             self.deck.play.apply(command, now)
         else:
             self._command(command, now)
@@ -643,6 +769,9 @@ class Engine:
         if self._patch_dirty and self.hooks.on_patch is not None:
             self._patch_dirty = False
             self.hooks.on_patch(self.patch.commands())
+        if self._presets_dirty and self.hooks.on_presets is not None:
+            self._presets_dirty = False
+            self.hooks.on_presets(self.presets.to_json())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
             self._save_show(now)
 
@@ -650,7 +779,7 @@ class Engine:
         self._show_dirty = False
         self._show_saved = now
         if self.hooks.on_show is not None:
-            self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+            self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
             self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
 
     def _show_settings(self, now: float) -> dict[str, list[object]]:
@@ -668,24 +797,136 @@ class Engine:
             return None
         if self._step_log is not None:
             self._applied = [batch for batch, _ in drained]
-        applied_hook = self.hooks.on_applied
         for batch in coalesce([batch for batch, _ in drained]):
-            try:
-                played, rest = self.deck.play.apply_batch(batch, now)
-            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the show
-                self._report(exc)
-                continue
-            changes.extend(played)
-            for command in rest:
+            for command in batch:  # a performer's own value ends a recall's glide to it
+                if not command.query:
+                    self._morphs.pop(command.address, None)
+            changes.extend(self._apply_batch(batch, now))
+        if self.hooks.on_applied is not None:
+            # On disk before the frame renders, so before any answer goes out.
+            self.hooks.on_applied(self._index + 1, now, [batch for batch, _ in drained])
+        return drained[-1][1]
+
+    def _apply_batch(self, whole: Sequence[Command], now: float) -> list[Change]:
+        """Apply one batch at one instant: deck b's commands, deck a's latent state, the rest."""
+        changes: list[Change] = []
+        batch = [command for command in whole if command.deck == "a"]
+        for command in whole:
+            if command.deck != "a":
                 try:
-                    changes.extend(self._command(command, now))
-                except Exception as exc:  # noqa: BLE001 - as above
+                    changes.extend(self._deck_b_command(command, now))
+                except Exception as exc:  # noqa: BLE001 - as below
                     self._report(exc)
                     changes.append(error(command, str(exc)))
-        if applied_hook is not None:
-            # On disk before the frame renders, so before any answer goes out.
-            applied_hook(self._index + 1, now, [batch for batch, _ in drained])
-        return drained[-1][1]
+        try:
+            played, rest = self.deck.play.apply_batch(batch, now)
+        except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the show
+            self._report(exc)
+            return changes
+        changes.extend(played)
+        for command in rest:
+            try:
+                changes.extend(self._command(command, now))
+            except Exception as exc:  # noqa: BLE001 - as above
+                self._report(exc)
+                changes.append(error(command, str(exc)))
+        return changes
+
+    # -- presets (render thread) ----------------------------------------------
+
+    def _answer(self, address: str, now: float) -> tuple[object, ...] | None:
+        """The "?" answer of a concrete address, through the same path as any query."""
+        for change in self._apply_batch([parse(address, ["?"])], now):
+            if change.address == address:
+                return change.args
+        return None
+
+    def _positions(self, now: float) -> dict[str, Position]:
+        """Every deck's latent position, as a preset keeps it."""
+        deck = self.deck
+        values = tuple(float(v) for v in deck.play.position(now).tolist())
+        return {"a": Position(model=deck.model.name, space=deck.space.name, values=values)}
+
+    def _preset(self, command: Command, now: float) -> list[Change]:
+        """/preset/*: store, recall, delete, list."""
+        if command.query:  # /preset/list
+            return [Change(command.address, self.presets.names(), command.origin)]
+        name = str(command.args[0])
+        try:
+            if command.name == "/preset/store":
+                check_name(name)
+                answer = lambda address: self._answer(address, now)  # noqa: E731
+                preset = capture(answer, self.patch.commands(), self._positions(now))
+                self.presets.store(name, preset)
+            elif command.name == "/preset/delete":
+                self.presets.delete(name)
+            else:
+                seconds = float(command.args[1]) if len(command.args) > 1 else 0.0  # type: ignore[arg-type]
+                return self._recall(self.presets.get(name), now, seconds)
+        except PresetError as exc:
+            return [error(command, str(exc))]
+        self._presets_dirty = True
+        self._show_dirty = True
+        return [Change("/preset/list", self.presets.names())]
+
+    def _recall(self, preset: Preset, now: float, seconds: float) -> list[Change]:
+        """Cut every stored value in as one batch; glide the faders and the position."""
+        batch: list[Command] = [parse(CLEAR_PATCH, [])]
+        morphs: list[FaderMorph] = []
+        for address, args in preset.commands:
+            if seconds > 0.0 and morphable(address):
+                current = self._answer(address, now)
+                if current:
+                    start, end = float(current[0]), float(args[0])  # type: ignore[arg-type]
+                    morphs.append(FaderMorph(address, start, end, now, seconds))
+                    continue
+            batch.append(parse(address, list(args)))
+        self._patch_dirty = True
+        changes = []
+        for change in self._apply_batch(batch, now):
+            if change.address == ERROR_ADDRESS:
+                # A value this model cannot take (style mixing kept from a StyleGAN,
+                # now on a DCGAN): skipped, the rest of the preset still lands.
+                logger.info("preset value skipped: %s: %s", *change.args)
+            else:
+                changes.append(change)
+        for morph in morphs:
+            self._morphs[morph.address] = morph
+        position = preset.positions.get("a")
+        deck = self.deck
+        if position is not None and (position.model, position.space) == (
+            deck.model.name,
+            deck.space.name,
+        ):
+            deck.play.glide_to(torch.tensor(position.values), now, seconds)
+        return changes
+
+    def _advance_morphs(self, now: float) -> list[Change]:
+        """Move every gliding fader one frame on; a finished one lands on its value."""
+        if not self._morphs:
+            return []
+        batch = [parse(m.address, [m.value(now)]) for m in self._morphs.values()]
+        self._morphs = {a: m for a, m in self._morphs.items() if not m.done(now)}
+        return [c for c in self._apply_batch(batch, now) if c.address != ERROR_ADDRESS]
+
+    def _take_presets(self) -> list[Change]:
+        """Store the presets imported since the last frame."""
+        with self._incoming_lock:
+            imports, self._preset_imports = self._preset_imports, []
+        changes: list[Change] = []
+        for name, preset in imports:
+            if not name:
+                self.presets = PresetBank()
+                self._presets_dirty = True
+                continue
+            try:
+                self.presets.store(name, preset)
+            except PresetError as exc:
+                changes.append(Change(ERROR_ADDRESS, ("/preset/import", str(exc))))
+                continue
+            self._presets_dirty = True
+            changes.append(Change("/preset/list", self.presets.names()))
+        return changes
 
     # -- engine commands (render thread) -------------------------------------
 
@@ -704,6 +945,17 @@ class Engine:
             return [error(command, "OSC is off in this server")]
         if owner == "master":
             return self.master.apply(command, now)
+        if owner == "preset":
+            return self._preset(command, now)
+        if name.startswith(("/bend/", "/blend/")):
+            deck = self._deck_of(command)
+            return self._bend(deck, command) if deck is not None else [error(command, "no deck")]
+        if owner == "mixer":
+            if command.name == "/source":
+                return [
+                    error(command, "deck a's video comes in by /react/source; use /deck/b/source")
+                ]
+            return self.mixer.apply(command, now)
         if owner == "patch":
             if not command.query:
                 self._patch_dirty = True
@@ -742,6 +994,60 @@ class Engine:
             return [error(command, "not available in this server")]
         return [Change(command.address, self._query(name, now))]
 
+    def _deck_b_command(self, command: Command, now: float) -> list[Change]:
+        """A command for deck b: its model, its latent state, its fader, its video source."""
+        name = command.name
+        if name == "/dim":
+            return self.mixer.apply(command, now)
+        if name == "/source":
+            if command.query:
+                return [
+                    Change(command.address, (self.deck_b_inputs.source or "none",), command.origin)
+                ]
+            return self._deck_b_source(command)
+        if name == "/model/load":
+            if command.query:
+                loaded = self.deck_b.model.name if self.deck_b is not None else "none"
+                return [Change(command.address, (loaded,), command.origin)]
+            return self._load_model(command)
+        deck = self.deck_b
+        if deck is not None and deck.play.handles(command):
+            return self._on_deck("b", deck.play.apply(command, now))
+        if deck is not None and name.startswith(("/bend/", "/blend/")):
+            return self._on_deck("b", self._bend(deck, command))
+        if deck is None and REGISTRY[name].owner == "play":
+            return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
+        return [error(command, f"{name} is not available on deck b yet (deck a only)")]
+
+    def _on_deck(self, deck: str, changes: list[Change]) -> list[Change]:
+        """A deck's feedback under its own addresses: /latent/seed -> /deck/b/latent/seed."""
+        out: list[Change] = []
+        for change in changes:
+            address = change.address
+            if deck != "a" and not address.startswith("/deck/") and address != ERROR_ADDRESS:
+                try:
+                    if lookup(address)[0].deck:
+                        address = deck_address(deck, address)
+                except CommandError:
+                    pass
+            out.append(Change(address, change.args, change.to))
+        return out
+
+    def _deck_b_source(self, command: Command) -> list[Change]:
+        spec = str(command.args[0])
+        hub = self.deck_b_inputs
+        if spec == "none":
+            hub.stop()
+            return [Change(command.address, ("none",))]
+
+        def open_it() -> None:
+            why = self.hooks.open_deck_source(spec, hub)
+            change = error(command, why) if why else Change(command.address, (spec,))
+            self.report([change])
+
+        self.start_io(open_it)
+        return []
+
     def _query(self, name: str, now: float) -> tuple[object, ...]:
         if name == "/react/mode":
             return (self.reaction.mode,)
@@ -761,6 +1067,8 @@ class Engine:
             return (self.fill,)
         if REGISTRY[name].owner == "master":
             return self.master.query(name, now)
+        if REGISTRY[name].owner == "mixer" and name != "/source":
+            return self.mixer.query(name)
         if name == "/keyframe/progress":
             return self._progress
         return ()
@@ -800,7 +1108,8 @@ class Engine:
 
     def _load_model(self, command: Command) -> list[Change]:
         name = str(command.args[0])
-        if name == self.deck.model.name:
+        playing = self.deck if command.deck == "a" else self.deck_b
+        if playing is not None and name == playing.model.name:
             return [Change(command.address, (name,))]
         try:  # a name, or a path (admin only: the edges refuse it from anyone else)
             path = self.catalog.resolve(name)
@@ -848,7 +1157,9 @@ class Engine:
         with self._incoming_lock:
             incoming, self._incoming = self._incoming, []
             imported, self._imported = self._imported, None
+            blends, self._blend_incoming = self._blend_incoming, []
         changes: list[Change] = []
+        changes.extend(self._take_blends(blends))
         if imported is not None:
             self.snapshots = imported
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
@@ -868,8 +1179,15 @@ class Engine:
                 if command is not None:
                     changes.append(error(command, str(exc) or type(exc).__name__))
                 continue
-            # Keep the outgoing model's keyframes for when it comes back.
-            self.snapshots[self.deck.model.name] = self.deck.play.snapshot()
+            if command is not None and command.deck == "b":  # deck b cuts to its new model
+                if self.deck_b is not None:
+                    self.snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
+                self.deck_b = deck
+                changes.append(Change(command.address, (model.name,)))
+                changes.extend(self._on_deck("b", deck.play.state()))
+                continue
+            # Keep the outgoing model's keyframes (and bends) for when it comes back.
+            self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
             self._fading, self.deck = self.deck, deck
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
             try:
@@ -879,6 +1197,195 @@ class Engine:
             self._fade_started = now
             changes.append(Change("/model/load", (model.name,)))
             changes.extend(deck.play.state())
+        return changes
+
+    # -- network bending and model blending (render thread) ------------------------------
+
+    def _deck_of(self, command: Command) -> Deck | None:
+        """The deck a command addresses; None for deck b while nothing is loaded there."""
+        return self.deck if command.deck == "a" else self.deck_b
+
+    def _snapshot(self, deck: Deck) -> dict[str, Any]:
+        """A deck's show entry: the play state's, with its bends among the settings."""
+        snapshot = deck.play.snapshot()
+        settings: dict[str, object] = dict(snapshot.get("settings") or {})  # type: ignore[call-overload]
+        snapshot["settings"] = settings
+        for (layer, cluster), ops in deck.bends.items():
+            where = f"/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
+            for op, values in ops.items():
+                settings[f"{where}/{op}"] = list(values)
+        return snapshot
+
+    def _bend(self, deck: Deck, command: Command) -> list[Change]:
+        """Apply or answer a /bend or /blend command on a deck."""
+        name = command.name
+        if name.startswith("/blend/"):
+            return self._blend(deck, command)
+        if deck.bender is None:
+            deck.bender = Bender(deck.module)
+        layers = len(deck.bender.layers)
+        if name == "/bend/reset":
+            deck.bends.clear()
+            deck.bender.clear()
+            return [Change(command.address, ())]
+        layer = command.index("layer")
+        if layer > layers:
+            return [error(command, f"layer {layer}: {deck.model.name} has layers 1..{layers}")]
+        if command.query:
+            return [Change(command.address, self._bend_query(deck, command), command.origin)]
+        cluster = command.path.get("k", 0)
+        if cluster:
+            clusters = self._clusters_for(deck, command)
+            if clusters is None:
+                return []  # submitted again once the clusters are computed
+            count = len(clusters.of(layer))
+            if cluster > count:
+                return [error(command, f"cluster {cluster}: layer {layer} has clusters 1..{count}")]
+        op = name.rsplit("/", 1)[1]
+        values = tuple(float(v) for v in command.args)  # type: ignore[arg-type]
+        target = deck.bends.setdefault((layer, cluster), {})
+        if values == IDENTITY[op]:
+            target.pop(op, None)  # at rest: no operator at all
+            if not target:
+                del deck.bends[(layer, cluster)]
+        else:
+            target[op] = values
+        found = self._clusters.get((deck.digest or "", self.config.seed))
+        deck.bender.set(deck.bends, found.of if found is not None else None)
+        return [Change(command.address, values)]
+
+    def _bend_query(self, deck: Deck, command: Command) -> tuple[object, ...]:
+        """The current value of a /bend or /blend address."""
+        name = command.name
+        if name.startswith("/blend/"):
+            blend = deck.blend
+            if name == "/blend/model":
+                return (blend.name if blend is not None else "",)
+            layer = MAPPING if name == "/blend/mapping" else command.index("n")
+            return (blend.amounts.get(layer, 0.0) if blend is not None else 0.0,)
+        op = name.rsplit("/", 1)[1]
+        ops = deck.bends.get((command.index("layer"), command.path.get("k", 0)), {})
+        values = ops.get(op, IDENTITY[op])
+        return tuple(int(v) for v in values) if op == "flip" else values
+
+    def _clusters_for(self, deck: Deck, command: Command) -> Clusters | None:
+        """The deck's channel clusters, or None while they are computed (off this thread)."""
+        if deck.digest is None:
+            deck.digest = digest_state(deck.module)
+        key = (deck.digest, self.config.seed)
+        found = self._clusters.get(key)
+        if found is not None:
+            return found
+        waiting = self._clustering.get(key)
+        if waiting is not None:
+            waiting.append(command)
+            return None
+        self._clustering[key] = [command]
+        # A copy without hooks: the render thread keeps playing (and bending) the original.
+        twin = copy.deepcopy(deck.module).float()
+        for _, layer in Bender(twin).layers:
+            layer._forward_hooks.clear()
+        device, seed = deck.device, self.config.seed
+
+        def compute() -> None:
+            try:
+                clusters = compute_clusters(twin, k=BEND_CLUSTERS, seed=seed, device=device)
+            except Exception as exc:  # said to whoever asked; rendering goes on
+                logger.exception("clusters of %s failed", deck.model.name)
+                with self._incoming_lock:
+                    waited = self._clustering.pop(key, [])
+                self.report([error(c, f"cannot compute clusters: {exc}") for c in waited])
+                return
+            with self._incoming_lock:
+                self._clusters[key] = clusters
+                waited = self._clustering.pop(key, [])
+            self.submit(waited)  # applied now that the clusters exist
+
+        logger.info("computing channel clusters of %s (seed %d)", deck.model.name, seed)
+        self.start_io(compute)
+        return None
+
+    def _blend(self, deck: Deck, command: Command) -> list[Change]:
+        name = command.name
+        if command.query:
+            return [Change(command.address, self._bend_query(deck, command), command.origin)]
+        if name == "/blend/reset":
+            if deck.blend is not None:
+                deck.blend.restore()
+                deck.blend = None
+            return [Change(command.address, ())]
+        if name == "/blend/model":
+            return self._blend_model(deck, command)
+        blend = deck.blend
+        if blend is None:
+            return [error(command, "no blend partner: send /blend/model NAME first")]
+        amount = float(command.args[-1])  # type: ignore[arg-type]
+        if name == "/blend/mapping":
+            if not hasattr(blend.module, "mapping"):
+                return [error(command, f"{deck.model.name} has no mapping network")]
+            blend.set(MAPPING, amount)
+        elif name == "/blend/layers":
+            for layer in group_layers(blend.layers)[str(command.args[0])]:
+                blend.set(layer, amount)
+        else:
+            layer = command.index("n")
+            if layer > blend.layers:
+                return [
+                    error(command, f"layer {layer}: {deck.model.name} has layers 1..{blend.layers}")
+                ]
+            blend.set(layer, amount)
+        blend.apply()
+        return [Change(command.address, command.args)]
+
+    def _blend_model(self, deck: Deck, command: Command) -> list[Change]:
+        partner = str(command.args[0])
+        if not partner:
+            return self._blend(deck, replace(command, name="/blend/reset", address="/blend/reset"))
+        try:
+            path = self.catalog.resolve(partner)
+        except ModelNotFound as exc:
+            return [error(command, f"{exc} (see GET /api/models)")]
+
+        def load() -> None:
+            why: str | None = None
+            blend: Blend | None = None
+            try:
+                other = self.catalog.load(path, device="cpu")
+                why = mismatch(
+                    deck.module,
+                    other.module,
+                    arch=(deck.model.arch, other.arch),
+                    resolution=(deck.model.resolution, other.resolution),
+                )
+                if why is None:
+                    blend = Blend(deck.module, other.module, other.name)
+            except Exception as exc:  # noqa: BLE001 - any failure is the sender's answer
+                why = f"{path.name}: cannot be loaded: {exc}"[:300]
+            if why is not None:
+                why = f"{partner} cannot be blended with {deck.model.name}: {why}"
+            with self._incoming_lock:
+                self._blend_incoming.append((deck, blend, command, why))
+
+        self.start_io(load)
+        return []
+
+    def _take_blends(
+        self, blends: list[tuple[Deck, Blend | None, Command, str | None]]
+    ) -> list[Change]:
+        """Partners loaded off the render thread: the deck blends toward them from now."""
+        changes: list[Change] = []
+        for deck, blend, command, why in blends:
+            if why is not None or blend is None:
+                changes.append(error(command, why or "no partner"))
+                continue
+            if deck is not self.deck:  # the model changed meanwhile
+                changes.append(error(command, f"{deck.model.name} is no longer playing"))
+                continue
+            if deck.blend is not None:
+                deck.blend.restore()
+            deck.blend = blend
+            blend.apply()
+            changes.append(Change(command.address, (blend.name,)))
         return changes
 
     def _fall_back(self, exc: BaseException) -> None:
@@ -917,6 +1424,31 @@ class Engine:
                 exc_info=exc,
             )
         self._last_error = message
+
+
+def _split_engine_settings(
+    saved: dict[str, Any],
+) -> tuple[dict[str, Any], list[Command]]:
+    """A show entry without the engine's settings (bends), and those as commands."""
+    settings = saved.get("settings")
+    if not isinstance(settings, dict):
+        return saved, []
+    mine = {a: v for a, v in settings.items() if lookup(a)[0].persist == "engine"}
+    if not mine:
+        return saved, []
+    rest = {a: v for a, v in settings.items() if a not in mine}
+    return {**saved, "settings": rest}, [parse(a, v) for a, v in mine.items()]
+
+
+def _video_tensor(frame: InputFrame, device: torch.device) -> torch.Tensor:
+    """An incoming frame as a picture (1, 3, H, W) in [-1, 1] on the device."""
+    rgb = torch.from_numpy(frame.rgb()).to(device)
+    return rgb.permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+
+def _black(canvas: tuple[int, int], device: torch.device) -> torch.Tensor:
+    width, height = canvas
+    return torch.full((1, 3, height, width), -1.0, device=device)
 
 
 def _daemon_thread(work: Callable[[], None]) -> None:

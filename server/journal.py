@@ -56,6 +56,10 @@ NOT_REPLAYED = frozenset(
         "/tempo/tap",
         "/feedback/subscribe",
         "/midi/learn",
+        # It stores the values of its instant; a replay comes after the fold (the last
+        # value per address), so it would store others. The show file keeps presets,
+        # saved as soon as one is stored.
+        "/preset/store",
     }
 )
 # Their result is in the line's snapshot, not in the command.
@@ -104,19 +108,24 @@ def fold(lines: Iterable[dict[str, Any]], *, covered: bool = False) -> Recovery:
         for batch in line.get("batches", ()):
             for address, args, *_ in batch:
                 try:
-                    name = parse(address, args).name
+                    command = parse(address, args)
                 except CommandError:
                     continue  # the registry moved on; noted when the batch is parsed
+                name = command.name
                 if args == ["?"] or name in NOT_REPLAYED or name in BANK_CHANGES:
                     continue
                 owner = REGISTRY[name].owner
                 if covered and owner == "patch":
                     continue
-                if name == "/model/load":
+                if name == "/model/load" and command.deck == "a":
                     recovery.model = str(args[0])
-                    # What was played before belonged to the previous model; its
-                    # snapshot (saved on the switch) holds it.
-                    entries = [e for e in entries if REGISTRY[_name(e[0])].owner != "play"]
+                    # What deck a played before belonged to the previous model; its
+                    # snapshot (saved on the switch) holds it. Deck b's is its own.
+                    entries = [
+                        e
+                        for e in entries
+                        if REGISTRY[_name(e[0])].owner != "play" or _deck(e[0]) != "a"
+                    ]
                     continue
                 entries.append((address, list(args)))
     kept: list[tuple[str, list[Any]]] = []
@@ -137,6 +146,12 @@ def fold(lines: Iterable[dict[str, Any]], *, covered: bool = False) -> Recovery:
 
 def _name(address: str) -> str:
     return lookup(address)[0].pattern
+
+
+def _deck(address: str) -> str:
+    """The deck an address plays on: `/deck/X/...`, or a bare address (deck a)."""
+    parts = address.split("/")
+    return parts[2] if len(parts) > 3 and parts[1] == "deck" else "a"
 
 
 def read(path: Path) -> tuple[Recovery, int]:

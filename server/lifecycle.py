@@ -58,12 +58,14 @@ from server.http.site import Listener, listening
 from server.http.tls import TlsError, server_context
 from server.http.whip import WhipWhep
 from server.media.aiortc_patches import disable_zero_playout_delay, enable_zero_playout_delay
-from server.media.inputs import SourceError, play_source
+from server.media.inputs import InputHub, SourceError, play_source
+from server.media.ndi_in import play_ndi
 from server.media.stream import PacketHub, StreamEncoder
 from server.meters import LeadMeter
 from server.outputs.mapping import check_outputs
 from server.outputs.rig import OutputRig
 from server.outputs.service import OutputError, Outputs
+from server.presets import check_presets
 from server.showfile import ShowSaver
 from server.supervisor import Survival
 from server.tempo import BeatSample, LinkSource, TempoClock
@@ -203,6 +205,17 @@ async def running(
             return str(exc)  # names no server path, nor which paths exist
         return None
 
+    def open_deck_source(spec: str, hub: InputHub) -> str | None:
+        # A deck's own video (/deck/b/source): a file or device as above, or NDI in.
+        try:
+            if spec.startswith("ndi:"):
+                play_ndi(hub, spec)
+            else:
+                play_source(hub, media_source(config, spec))
+        except SourceError as exc:
+            return str(exc)
+        return None
+
     engine = Engine(
         model=model,
         config=config.render,
@@ -212,6 +225,7 @@ async def running(
         encoder=encoder,
         feedback=feedback,
         snapshots=show.models,
+        presets=check_presets(show.presets),  # checked when the show loaded
         catalog=catalog,
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
@@ -220,10 +234,12 @@ async def running(
                 snapshots, settings, engine.index
             ),
             on_patch=saver.save_patch_threadsafe,
+            on_presets=saver.save_presets_threadsafe,
             open_source=open_source,
             on_applied=lambda index, now, batches: journal.append(
                 index, now, batches, lambda: {engine.model.name: engine.play.snapshot()}
             ),
+            open_deck_source=open_deck_source,
         ),
     )
     # The show-wide settings (the model last loaded, the master grade) and the

@@ -208,6 +208,19 @@ class PlayState:
             return (self.current, 1.0)
         return (self.current, min(max((now - self._start) / self._duration, 0.0), 1.0))
 
+    def position(self, now: float) -> Tensor:
+        """Where the motion stands now, before directions and truncation (a preset keeps it)."""
+        return self._anchor(now).clone()
+
+    def glide_to(self, target: Tensor, now: float, seconds: float) -> None:
+        """Morph to a stored position (a preset's recall); wander and a tour keep their own."""
+        if self.wander or self.playing or target.shape != (self.dim,):
+            return
+        if self._pending is not None and self._pending.keyframe:
+            self.current = self._pending.keyframe  # the keyframe it was heading to: kept
+        self._pending = None
+        self._glide(target.to(self.bank.dtype), now, seconds)
+
     def take_changes(self) -> list[Change]:
         """Changes that happened with time (a sequence step, a quantized jump landing)."""
         events, self._events = self._events, []

@@ -26,6 +26,7 @@ from typing import Any
 from models.keyframe_bank import MAX_FILE_BYTES, SHOW_VERSION, BankError, check_bank
 from server.commands import CommandError, parse
 from server.outputs.mapping import MappingError, check_outputs
+from server.presets import PresetError, check_presets
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class Show:
     # Projector outputs (server/outputs/mapping.py); None: the file has none, and
     # config.toml's [[outputs]] start the rig.
     outputs: list[dict[str, Any]] | None = None
+    # Named presets (server/presets.py), as JSON: name -> {"commands", "positions"}.
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON document."""
@@ -61,6 +64,8 @@ class Show:
         }
         if self.outputs is not None:
             data["outputs"] = self.outputs
+        if self.presets:
+            data["presets"] = self.presets
         return data
 
 
@@ -104,7 +109,20 @@ def validate(data: object, where: str = "show file") -> Show:
             outputs = [m.to_json() for m in check_outputs(data["outputs"], f"{where}: outputs")]
         except MappingError as exc:
             raise ShowFileError(str(exc)) from exc
-    return Show(settings=dict(settings), models=dict(models), patch=list(patch), outputs=outputs)
+    try:
+        presets = {
+            name: preset.to_json()
+            for name, preset in check_presets(data.get("presets", {}), f"{where}: presets").items()
+        }
+    except PresetError as exc:
+        raise ShowFileError(str(exc)) from exc
+    return Show(
+        settings=dict(settings),
+        models=dict(models),
+        patch=list(patch),
+        outputs=outputs,
+        presets=presets,
+    )
 
 
 def _check_settings(settings: dict[str, Any], where: str) -> None:
@@ -247,6 +265,15 @@ class ShowSaver:
         """Called from any thread with the projector outputs as the show keeps them."""
         with contextlib.suppress(RuntimeError):  # the loop is closing
             self._loop.call_soon_threadsafe(self._update_outputs, outputs)
+
+    def save_presets_threadsafe(self, presets: dict[str, dict[str, Any]]) -> None:
+        """Called on the render thread with every preset as the show keeps them."""
+        with contextlib.suppress(RuntimeError):  # the loop is closing
+            self._loop.call_soon_threadsafe(self._update_presets, presets)
+
+    def _update_presets(self, presets: dict[str, dict[str, Any]]) -> None:
+        self.show.presets = presets
+        self._schedule()
 
     def _update_outputs(self, outputs: list[dict[str, Any]]) -> None:
         self.show.outputs = outputs

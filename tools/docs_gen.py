@@ -22,9 +22,11 @@ from xml.sax.saxutils import escape
 from controllers.osc import MAX_TARGETS, MAX_TARGETS_PER_HOST, TYPE_TABLE
 from controllers.osc_packet import MAX_ARGUMENTS
 from server.commands import (
+    BLEND_MODES,
     COMMANDS,
     DIRECTIONS,
     KEYFRAMES,
+    MIX_CURVES,
     NOISE_MODES,
     REGISTRY,
     STYLE_RANGES,
@@ -52,6 +54,9 @@ _SECTIONS = {
     "feedback": "Feedback",
     "osc": "OSC access",
     "record": "Recording",
+    "dim": "Decks",
+    "source": "Decks",
+    "mix": "Mixer",
 }
 
 
@@ -75,11 +80,21 @@ def osc_markdown() -> str:
         "sent `/feedback/subscribe` (or are configured, such as a TouchOSC tablet).",
         "",
     ]
+    lines += [
+        "Two decks, a and b, each with its own model and latent state, meet in the",
+        "mixer (`/mix/*`). **Every command marked *deck* also exists under `/deck/a`",
+        "and `/deck/b`**: `/deck/b/model/load NAME`, `/deck/b/keyframe/3/jump`,",
+        "`/deck/b/dim 0.5`. The bare address drives deck a. An unknown deck",
+        "(`/deck/c/...`) or a deck form of a command that is not a deck's is refused.",
+        "",
+    ]
     sections: dict[str, list[CommandSpec]] = {}
     for spec in COMMANDS:
-        sections.setdefault(spec.pattern.split("/")[1], []).append(spec)
+        sections.setdefault(_SECTIONS.get(prefix := spec.pattern.split("/")[1], prefix), []).append(
+            spec
+        )
     for section, specs in sections.items():
-        lines += [f"## {_SECTIONS.get(section, section)}", "", "| address | args | |"]
+        lines += [f"## {section}", "", "| address | args | |"]
         lines.append("| --- | --- | --- |")
         for spec in specs:
             args = " ".join(f"`{arg.signature()}`" for arg in spec.args) or "none"
@@ -92,6 +107,8 @@ def osc_markdown() -> str:
                 notes.append("read only")
             if spec.admin:
                 notes.append("admin only")
+            if spec.deck:
+                notes.append("deck")
             note = f" ({', '.join(notes)})" if notes else ""
             lines.append(f"| `{spec.pattern}` | {args} | {spec.doc}{note} |")
         lines.append("")
@@ -301,7 +318,8 @@ def _label(name: str, box: _Box, text: str) -> str:
 
 
 def _spec(pattern: str) -> CommandSpec:
-    return REGISTRY[pattern]  # a KeyError here means the layout names a removed command
+    """A pattern's spec, or a deck form's (/deck/b/...); raises for a removed command."""
+    return REGISTRY[pattern] if pattern in REGISTRY else lookup(pattern)[0]
 
 
 def _fader(address: str, pattern: str, box: _Box, text: str) -> list[str]:
@@ -364,8 +382,53 @@ def _pattern_of(address: str) -> str:
     return spec.pattern
 
 
+def _mix_page() -> list[str]:
+    """The second page: crossfader, curve and blend mode, cuts, deck b, and presets 1..8."""
+    nodes: list[str] = []
+    fade = _osc("/mix/crossfade", [_partial("VALUE", "FLOAT", "x", 0, 1)], receive=True)
+    nodes.append(
+        _node(
+            "FADER",
+            "/mix/crossfade",
+            _Box(20, 20, 984, 80),
+            values=(_value("x", "0"), _value("touch", "false")),
+            messages=(fade,),
+        )
+    )
+    nodes.append(_label("crossfade", _Box(20, 102, 984, 18), "crossfade: deck a .. deck b"))
+    for i, mode in enumerate(BLEND_MODES):
+        nodes += _choice("/mix/blend", mode, _Box(20 + i * 122, 140, 116, 50), mode)
+    for i, curve in enumerate(MIX_CURVES):
+        nodes += _choice("/mix/curve", curve, _Box(20 + i * 122, 200, 116, 50), curve)
+    nodes += _button("/mix/cut", _Box(400, 200, 116, 50), "cut")
+    for i, beats in enumerate((1, 2, 4)):
+        box = _Box(522 + i * 122, 200, 116, 50)
+        message = _osc(
+            "/mix/fade", [_partial("CONSTANT", "FLOAT", str(beats))], trigger="RISE", receive=False
+        )
+        props = (_prop("i", "buttonType", "0"),)
+        values = (_value("x", "0"), _value("touch", "false"))
+        name = f"choice /mix/fade {beats}"
+        nodes.append(_node("BUTTON", name, box, props=props, values=values, messages=(message,)))
+        nodes.append(_label(name, box, f"fade {beats}"))
+    # Deck b: the same addresses behind /deck/b (deck a is the first page).
+    nodes += _xy("/deck/b/latent/xy", _Box(20, 280, 300, 300), "deck b XY")
+    for n in range(1, 9):
+        row, col = divmod(n - 1, 4)
+        box = _Box(340 + col * 90, 280 + row * 80, 84, 74)
+        nodes += _button(f"/deck/b/keyframe/{n}/jump", box, f"b{n}")
+    nodes += _button("/deck/b/latent/wander", _Box(340, 440, 84, 60), "b wander", toggle=True)
+    # Presets named 1..8: tap to recall; the row below stores.
+    for n in range(1, 9):
+        nodes += _choice("/preset/recall", str(n), _Box(20 + (n - 1) * 122, 640, 116, 80), f"P{n}")
+        box = _Box(20 + (n - 1) * 122, 730, 116, 40)
+        nodes += _choice("/preset/store", str(n), box, f"store {n}")
+    return nodes
+
+
 def touchosc_xml() -> str:
-    """The layout as XML: XY pad, direction faders, keyframe grid, transport, tempo, style."""
+    """The layout as XML: a play page (XY pad, directions, keyframes, transport, tempo,
+    style) and a mix page (crossfader, blend modes, deck b, presets)."""
     nodes: list[str] = []
     nodes += _xy("/latent/xy", _Box(20, 20, 360, 360), "XY: keyframes 1-4 at the corners")
     for k in range(1, DIRECTIONS + 1):
@@ -425,13 +488,12 @@ def touchosc_xml() -> str:
     )
     nodes.append(_label("rotate", _Box(550, 842, 300, 18), "rotate (SG3)"))
     nodes += _button("/transform/reset", _Box(870, 790, 120, 60), "reset SG3")
-    root = _node(
-        "GROUP",
-        "ganvj",
-        _Box(0, 0, 1024, 920),
-        props=(_color(0.08, 0.08, 0.1),),
-        children=tuple(nodes),
+    frame = _Box(0, 0, 1024, 920)
+    pages = (
+        _node("GROUP", "play", frame, props=(_color(0.08, 0.08, 0.1),), children=tuple(nodes)),
+        _node("GROUP", "mix", frame, props=(_color(0.08, 0.1, 0.08),), children=tuple(_mix_page())),
     )
+    root = _node("PAGER", "ganvj", frame, children=pages)
     return f"<?xml version='1.0' encoding='UTF-8'?><lexml version='3'>{root}</lexml>"
 
 

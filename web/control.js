@@ -5,6 +5,8 @@
 import { forgetToken, whoAmI, withToken } from "/token.js";
 import { mountDoctor } from "/doctor.js";
 import { setupInstrument } from "/instrument.js";
+import { setupMixer } from "/mixer.js";
+import { setupPresets } from "/presets.js";
 import { setupOscAccess } from "/osc_access.js";
 import { startPreview } from "/preview.js";
 
@@ -55,9 +57,33 @@ function connect() {
   });
 }
 
+// -- decks: the page's deck controls address the deck chosen here --------------
+// Issue 20's fixed interface: a deck command is its bare address behind /deck/a or
+// /deck/b (a bare address is deck a). The registry's `deck` flag names them once
+// the server has decks; until then, these prefixes.
+let deck = "a";
+let deckPatterns = [];
+const DECK_PREFIXES = ["/latent/", "/keyframe/", "/sequence/", "/style/", "/transform/", "/react/",
+  "/model/load", "/bend/", "/blend/"];
+
+function isDeckAddress(address) {
+  if (deckPatterns.length) return deckPatterns.some((regex) => regex.test(address));
+  return DECK_PREFIXES.some((prefix) => address.startsWith(prefix));
+}
+
+function routed(address) {
+  return deck === "b" && isDeckAddress(address) ? `/deck/b${address}` : address;
+}
+
+function selectDeck(name) {
+  deck = name;
+  // Ask the chosen deck for its values, so the page shows them.
+  for (const address of queryAddresses) if (isDeckAddress(address)) send(address, "?");
+}
+
 function send(address, ...args) {
   if (!socket || socket.readyState !== WebSocket.OPEN) return;
-  socket.send(JSON.stringify({ address, args }));
+  socket.send(JSON.stringify({ address: routed(address), args }));
 }
 
 let errorTimer = 0;
@@ -84,6 +110,9 @@ async function loadQueries() {
       for (let i = min; i <= max; i++) out.push(command.address.replace(`{${names[0]}}`, i));
     }
     queryAddresses = out;
+    deckPatterns = commands
+      .filter((command) => command.deck)
+      .map((command) => new RegExp(`^${command.address.replace(/[.*+?^$()|[\]\\]/g, "\\$&").replace(/\{\w+\}/g, "[0-9]+")}$`));
     return commands;
   } catch {
     queryAddresses = ["/latent/xy", "/latent/wander", "/keyframe/current", "/tempo/bpm"];
@@ -96,6 +125,14 @@ async function loadQueries() {
 const handlers = new Map();
 
 function applyState(address, args) {
+  // Feedback of the deck this page does not show is not this page's to draw.
+  const named = /^\/deck\/([ab])(\/.*)$/.exec(address);
+  if (named) {
+    if (named[1] !== deck) return;
+    address = named[2];
+  } else if (deck === "b" && isDeckAddress(address)) {
+    return;
+  }
   const handler = handlers.get(address);
   if (handler) handler(args);
 }
@@ -340,6 +377,8 @@ if (who.role === "performer" || who.role === "admin") {
   // Master, modulation and MIDI (web/instrument.js) share this page's socket and handlers.
   setupInstrument({ send, handlers, commands, isOpen: () => socket && socket.readyState === WebSocket.OPEN });
   setupOscAccess({ send, handlers });
+  setupPresets({ send, handlers, showError });
+  setupMixer({ send, selectDeck });
   connect();
   startPreview();
 } else {

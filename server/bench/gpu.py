@@ -99,13 +99,10 @@ def forward_rows(
 def encode_rows(width: int, height: int, fps: float) -> list[list[str]]:
     """ms/frame of each encoder at this size (NVENC where it opens)."""
     import av
-    import numpy as np
 
-    from server.media.stream import open_codec
+    from server.media.stream import median_encode_ms, open_codec
 
     rows = []
-    rng = np.random.default_rng(0)
-    base = rng.integers(0, 255, (height * 3 // 2, width), dtype=np.uint8)
     size = f"{width}x{height}@{fps:g}"
     for name in ("vp8", "h264", "h264_nvenc"):
         try:
@@ -121,15 +118,7 @@ def encode_rows(width: int, height: int, fps: float) -> list[list[str]]:
         except Exception as exc:  # noqa: BLE001 - no NVENC here: a row that says so
             rows.append(["encode", size, name, "-", "-", f"does not open: {type(exc).__name__}"])
             continue
-        times = []
-        for i in range(ENCODE_FRAMES + 1):
-            picture = av.VideoFrame.from_ndarray(np.roll(base, i * 4, axis=1), format="yuv420p")
-            picture.pts = i
-            t = time.perf_counter()
-            context.encode(picture)
-            if i:
-                times.append(time.perf_counter() - t)
-        ms = 1000.0 * sorted(times)[len(times) // 2]
+        ms = median_encode_ms(context, width, height, ENCODE_FRAMES)
         budget = 1000.0 / fps
         note = "fits a frame" if ms < budget else f"over the {budget:.1f} ms budget"
         rows.append(["encode", size, name, f"{1000.0 / ms:.1f}", f"{ms:.2f}", note])

@@ -36,10 +36,11 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from server.addresses import is_loopback
 from server.config import Config
 from server.control import ControlHub
 from server.engine import Engine
-from server.http.auth import Access, AccessError, Role, is_loopback, message_role
+from server.http.auth import Access, AccessError, Role, message_role
 from server.http.client import Client, ClientGone
 from server.http.hosts import ServerNames
 from server.media.rtc import OfferError, Peer, PeerConnections

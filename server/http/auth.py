@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -23,13 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.addresses import LOOPBACK, parse_networks, peer_address
 from server.commands import admin_only, opens_by_path
 
 logger = logging.getLogger(__name__)
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TOKEN_FILE = "tokens.json"
-LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 # Commands that open files, devices or URLs on the server's machine by name.
 ADMIN_ADDRESSES = admin_only()
 
@@ -89,28 +87,6 @@ def _write_private(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def peer_address(remote: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """A peer's address as the socket gives it; an IPv4 client of an IPv6 socket as IPv4."""
-    try:
-        address = ipaddress.ip_address(remote.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def is_loopback(remote: str) -> bool:
-    """Whether an address string is on this machine's loopback."""
-    address = peer_address(remote)
-    return address is not None and any(address in net for net in LOOPBACK)
-
-
-def parse_networks(specs: Sequence[str]) -> tuple[Network, ...]:
-    """Addresses and CIDRs ("10.0.0.5", "192.168.1.0/24"); ValueError names a bad one."""
-    return tuple(ipaddress.ip_network(spec, strict=False) for spec in specs)
 
 
 def normalise_origin(origin: str) -> str:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import av
+import numpy as np
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
@@ -193,6 +194,24 @@ def open_codec(
         context.max_b_frames = 0
     context.open()
     return context
+
+
+def median_encode_ms(context: av.VideoCodecContext, width: int, height: int, frames: int) -> float:
+    """Median ms to encode one frame of moving noise at this size (the first is warm-up).
+
+    What `ganvj doctor` and `ganvj bench gpu` time an encoder with: noise that
+    shifts each frame keeps the encoder from coasting on a still picture.
+    """
+    base = np.random.default_rng(0).integers(0, 255, (height * 3 // 2, width), dtype=np.uint8)
+    times = []
+    for i in range(frames + 1):
+        picture = av.VideoFrame.from_ndarray(np.roll(base, i * 4, axis=1), format="yuv420p")
+        picture.pts = i
+        start = time.perf_counter()
+        context.encode(picture)
+        if i:
+            times.append(time.perf_counter() - start)
+    return 1000.0 * sorted(times)[len(times) // 2]
 
 
 class StreamEncoder:

@@ -131,6 +131,23 @@ def capture_tempo(clock: tempo_module.TempoClock) -> list[float]:
     return [origin, period, clock.lead_seconds]
 
 
+def capture_mixer(mixer: Any) -> dict[str, Any]:
+    """The crossfader, curve, blend mode and deck faders (a cut or fade under way is not kept)."""
+    return {
+        "crossfade": mixer.crossfade,
+        "curve": mixer.curve,
+        "mode": mixer.mode,
+        "dims": dict(mixer.dims),
+    }
+
+
+def restore_mixer(mixer: Any, data: dict[str, Any]) -> None:
+    """Set what `capture_mixer` captured."""
+    mixer.crossfade = float(data["crossfade"])
+    mixer.curve, mixer.mode = str(data["curve"]), str(data["mode"])
+    mixer.dims.update({str(k): float(v) for k, v in data["dims"].items()})
+
+
 def restore_tempo(clock: tempo_module.TempoClock, data: Sequence[float]) -> None:
     """Set the grid and lead captured by `capture_tempo`."""
     origin, period, lead = (float(v) for v in data)
@@ -152,6 +169,7 @@ class PerfLog:
         self.error: str | None = None
         self._started = False
         self._last_model: str | None = None
+        self._last_deck_b: str | None = None
         self._last_tempo: list[float] | None = None
         self._last_sources: dict[str, float] = {}
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=QUEUE_LINES)
@@ -164,6 +182,7 @@ class PerfLog:
         model = deck.model
         try:
             play = capture_play(deck.play)
+            deck_b = self._deck_b(engine)
         except NotReplayable as exc:
             self.error = f"performance log: {exc}"
             logger.warning("%s; the set is recorded without it", self.error)
@@ -197,9 +216,21 @@ class PerfLog:
                 # fire is logged as batches) shape the picture too.
                 "master": {k: to_data(v, k) for k, v in vars(engine.master).items()},
                 "routes": [c for c in engine.patch.commands() if c[0] == "/mod/route"],
+                "mixer": capture_mixer(engine.mixer),
+                "deck_b": deck_b,
             }
         )
         self._started = True
+
+    def _deck_b(self, engine: Any) -> dict[str, Any] | None:
+        """Deck b's model and latent state, or None when it has none."""
+        deck = engine.deck_b
+        if deck is None:
+            self._last_deck_b = None
+            return None
+        self._last_deck_b = deck.model.name
+        model = deck.model
+        return {"name": model.name, "path": str(model.path), "play": capture_play(deck.play)}
 
     def step(
         self, engine: Any, index: int, now: float, dt: float, batches: Sequence[Sequence[Command]]
@@ -210,6 +241,10 @@ class PerfLog:
         line: dict[str, Any] = {"type": "frame", "i": index, "t": now, "dt": dt}
         if batches:
             line["batches"] = [[command_data(c) for c in batch] for batch in batches]
+        deck_b = engine.deck_b.model.name if engine.deck_b is not None else None
+        if deck_b != self._last_deck_b:
+            line["deck_b"] = deck_b  # deck b's model took effect on this frame
+            self._last_deck_b = deck_b
         model = engine.deck.model.name
         if model != self._last_model:
             line["model"] = model  # the switch took effect on this frame

@@ -64,6 +64,8 @@ def replayed(command: Command) -> bool:
     name = command.name
     if name.startswith("/output/"):
         return REGISTRY[name].owner == "master"
+    if REGISTRY[name].owner == "mixer":
+        return name != "/source"  # the mixer and the decks' faders; live video is not replayed
     return name in ("/mod/route", "/mod/clear")
 
 
@@ -114,10 +116,14 @@ def replay(
     fps: float | None = None,
     device: str = "cpu",
     model: LoadedModel | None = None,
+    deck_b: LoadedModel | None = None,
     find_model: Callable[[str], Path | None] = lambda name: None,
     on_frame: Callable[[Frame], None] | None = None,
 ) -> int:
-    """Render the log's frames, calling `on_frame` with each; returns how many."""
+    """Render the log's frames, calling `on_frame` with each; returns how many.
+
+    `deck_b`: the model deck b played (default: the log's, found as the main model is).
+    """
     try:
         start, frames = perflog.read(log)
     except (OSError, ValueError) as exc:
@@ -147,6 +153,17 @@ def replay(
     try:
         perflog.restore_play(engine.deck.play, start["play"])
         perflog.restore_tempo(engine.tempo, start["tempo"])
+        if "mixer" in start:  # logs before the decks had none
+            perflog.restore_mixer(engine.mixer, start["mixer"])
+        if start.get("deck_b"):
+            on_b = (
+                deck_b
+                if deck_b is not None
+                else resolve_model({"model": start["deck_b"]}, find_model)
+            )
+            engine.set_deck_b(on_b, float(start["t"]))
+            assert engine.deck_b is not None
+            perflog.restore_play(engine.deck_b.play, start["deck_b"]["play"])
         for key, value in (start.get("master") or {}).items():
             if not hasattr(engine.master, key):
                 raise ValueError(f"master: unknown field {key!r}")
@@ -162,6 +179,10 @@ def replay(
         for line in lines:
             if "model" in line:
                 engine.offer_model(_switch_model(str(line["model"]), find_model))
+            if line.get("deck_b"):
+                name = str(line["deck_b"])
+                found = deck_b if deck_b is not None and deck_b.name == name else None
+                engine.set_deck_b(found or _switch_model(name, find_model), now)
             if "tempo" in line:
                 perflog.restore_tempo(engine.tempo, line["tempo"])
             if "sources" in line:

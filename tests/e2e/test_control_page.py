@@ -203,6 +203,67 @@ async def test_the_page_fits_its_width_with_every_fader_on_screen(
         box = await page.locator(LAST_FADER).bounding_box()
         assert box is not None and box["width"] >= 16  # still a fader a finger can hold
         assert box["x"] >= 0 and box["x"] + box["width"] <= width
+        # The presets, decks, mixer and bend panel fit too, with a few long-named presets.
+        for name in ("intro", "a-very-long-preset-name-32-chars", "drop_2"):
+            await page.fill("#preset-name", name)
+            await page.click("#preset-store")
+        await page.wait_for_selector("#presets button[data-preset='drop_2']")
+        for section in ("#presets-section", "#mix-section"):
+            right = await page.evaluate(
+                f"() => document.querySelector('{section}').getBoundingClientRect().right"
+            )
+            assert right <= width, f"{section} ends at {right} px in a {width} px window"
+        scroll, inner = await page.evaluate(
+            "() => [document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert scroll <= inner, f"{scroll} px of content in a {inner} px window"
+
+
+async def test_preset_buttons_store_and_recall_and_deck_b_errors_stay_quiet(
+    browser: Browser,
+) -> None:
+    host = "127.0.0.1"
+    async with running(server_config(host), model=tiny_model()) as run:
+        page = await open_control(browser, run, host)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        truncation = page.locator("#truncation")
+        await truncation.fill("0.6")  # a range input: fill sets it and fires input
+        await until(lambda: run.engine.play.truncation == 0.6)
+        await page.fill("#preset-name", "soft")
+        await page.click("#preset-store")
+        button = page.locator("#presets button[data-preset='soft']")
+        await button.wait_for()
+
+        await truncation.fill("1.4")
+        await until(lambda: run.engine.play.truncation == 1.4)
+        await button.click()  # a tap recalls: the value comes back on the page
+        await until(lambda: run.engine.play.truncation == 0.6)
+        await page.wait_for_function("() => document.querySelector('#truncation').value === '0.6'")
+
+        await page.fill("#preset-name", "loud")  # a long press stores over a button
+        await page.click("#preset-store")
+        loud = page.locator("#presets button[data-preset='loud']")
+        await loud.wait_for()
+        await truncation.fill("1.1")
+        await until(lambda: run.engine.play.truncation == 1.1)
+        await loud.hover()
+        await page.mouse.down()
+        await asyncio.sleep(0.8)
+        await page.mouse.up()
+        await truncation.fill("0.3")
+        await until(lambda: run.engine.play.truncation == 0.3)
+        await loud.click()
+        await until(lambda: run.engine.play.truncation == 1.1)
+
+        # Deck b: the page sends /deck/b/...; a server without decks says /error, quietly.
+        await page.click("#deck-select [data-deck='b']")
+        await truncation.fill("0.9")
+        await page.wait_for_function("() => document.querySelector('#error').textContent")
+        assert run.engine.play.truncation == 1.1  # deck a untouched
+        await page.click("#deck-select [data-deck='a']")
+        await page.locator("#crossfade").fill("0.5")  # /mix/crossfade: /error until decks
+        assert errors == []
 
 
 async def shoot(page: Page, name: str) -> None:

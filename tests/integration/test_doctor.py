@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import aiohttp
 
+from server.config import Config
+from server.doctor import offline_row
 from server.lifecycle import Running
 
 ROWS = [
@@ -31,6 +34,7 @@ ROWS = [
     "tokens",
     "state dir",
     "disk",
+    "offline",
 ]
 
 
@@ -82,3 +86,14 @@ async def test_api_doctor_answers_performers_with_the_live_figures(
     assert "this server listens there" in rows["HTTP port"]["detail"]
     assert "rendering now" in rows["frame rate"]["detail"]
     assert "fp32" in rows["fast path"]["detail"]
+
+
+def test_the_offline_row_names_what_needs_the_internet(tmp_path: Path) -> None:
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    online = Config().with_overrides({"server.ice_servers": ["stun:stun.example.org:3478"]})
+    row = offline_row(online, repo=tmp_path)
+    assert row.status == "warn" and "stun.example.org" in row.detail and "PyPI" in row.detail
+    digest = hashlib.sha256((tmp_path / "pyproject.toml").read_bytes()).hexdigest()
+    (tmp_path / ".venv" / ".ganvj-install").write_text(f"{digest} test\n")
+    assert offline_row(Config(), repo=tmp_path).status == "ok"

@@ -169,3 +169,25 @@ async def test_a_show_save_that_fails_leaves_the_journal_whole_until_one_lands(
     log.close()
     recovery, _ = journal.read(path)
     assert recovery.commands == [["/output/dim", [0.4]], ["/latent/xy", [0.3, 0.6]]]
+
+
+def test_deck_b_keeps_its_own_model_and_position_and_a_preset_store_is_not_replayed() -> None:
+    frame = {
+        "type": "frame",
+        "i": 1,
+        "batches": [
+            [
+                ["/latent/xy", [0.3, 0.3], None],
+                ["/deck/b/latent/xy", [0.1, 0.2], None],
+                ["/deck/b/model/load", ["other"], None],
+                ["/preset/store", ["verse"], None],
+                ["/model/load", ["tiny"], None],
+            ]
+        ],
+    }
+    recovery = journal.fold([frame])
+    assert recovery.model == "tiny"  # deck a's; deck b's load stays a command of deck b
+    assert recovery.commands == [
+        ["/deck/b/latent/xy", [0.1, 0.2]],
+        ["/deck/b/model/load", ["other"]],
+    ]

@@ -23,6 +23,7 @@ VOCABULARY = [
     "server.config",
     "server.patch",  # modulation routes and MIDI mappings as tables of commands
     "server.ratelimit",  # the one keyed token bucket, for HTTP and OSC alike
+    "server.addresses",  # peers, loopback and configured networks, for HTTP and OSC alike
     "server.outputs.mapping",  # projector outputs: slices, corner-pins, blend ramps (pure maths)
 ]
 

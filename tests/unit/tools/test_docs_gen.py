@@ -27,6 +27,7 @@ def test_touchosc_layout_is_zlib_xml_whose_addresses_are_all_in_the_registry():
     assert root.tag == "lexml"
     paths = [p.text for p in root.iter("value") if p.text and p.text.startswith("/")]
     assert "/latent/xy" in paths and "/keyframe/16/jump" in paths
+    assert "/preset/recall" in paths and "/mix/crossfade" in paths
     for path in paths:
         lookup(path)  # raises for an address the registry does not know
     # Buttons that send a fixed argument send one the command accepts.
@@ -38,7 +39,9 @@ def test_touchosc_layout_is_zlib_xml_whose_addresses_are_all_in_the_registry():
         for argument in osc.findall("arguments/partial"):
             if argument.findtext("type") == "CONSTANT":
                 text = argument.findtext("value") or ""
-                integer = argument.findtext("conversion") == "INTEGER"
-                parse(address, [int(text) if integer else text])  # raises if refused
+                conversion = argument.findtext("conversion")
+                value = int(text) if conversion == "INTEGER" else text
+                value = float(text) if conversion == "FLOAT" else value
+                parse(address, [value])  # raises if refused
                 fixed += 1
     assert fixed >= 18  # style sources and noise modes

@@ -194,3 +194,45 @@ def test_render_replay_command_writes_the_video_at_the_asked_size(tmp_path: Path
     assert frames[0].shape == (64, 64, 3)
     assert main(["render", "replay", str(log), str(out), "--size", "64"]) == 2  # no overwrite
     assert main(["render", "replay", str(log), str(out), "--size", "63", "--force"]) == 2
+
+
+def test_replay_of_a_set_with_two_decks_and_the_mixer_is_bit_for_bit(tmp_path: Path) -> None:
+    """Deck b loaded mid-set, its own latent moves, the crossfader, a blend mode, a deck
+    fader and a cut on the beat: the replay at the live size gives the live pictures."""
+    engine, recorder = live_engine(tmp_path)
+    b = tiny_model(seed=1)
+    script = {
+        3: [("/record/start", ["decks"])],
+        5: [("/mix/crossfade", [0.3])],
+        10: [("/deck/b/keyframe/4/jump", [0.3]), ("/latent/xy", [0.8, 0.2])],
+        20: [("/mix/blend", ["screen"]), ("/mix/crossfade", [0.6])],
+        30: [("/deck/a/dim", [0.5]), ("/mix/curve", ["power"])],
+        40: [("/mix/cut", [])],
+        55: [("/mix/fade", [1.0]), ("/deck/b/latent/xy", [0.1, 0.9])],
+        70: [("/record/stop", [])],
+    }
+    pictures: dict[int, object] = {}
+    now = 1000.0
+    for i in range(1, 75):
+        if i == 8:  # deck b's model arrives mid-set, as a load does
+            engine.offer_model(b, parse("/deck/b/model/load", ["tiny"]))
+        for address, args in script.get(i, []):
+            assert engine.submit([parse(address, args)])
+        dt = 1.0 / FPS + 0.008 * ((i * 7) % 5 - 2) / 2
+        now += dt
+        frame = engine.render_at(now, dt)
+        pictures[frame.index] = frame.yuv
+    recorder.close()
+    log = tmp_path / "recordings" / "decks.perf.jsonl"
+    start, lines = perflog.read(log)
+    assert start["mixer"]["crossfade"] == 0.0 and start["deck_b"] is None
+    assert [line.get("deck_b") for line in lines if "deck_b" in line] == ["tiny"]
+    replayed: list[Frame] = []
+    replay(log, size=32, model=tiny_model(), deck_b=b, on_frame=replayed.append)
+    assert len(replayed) == len(lines)
+    for line, frame in zip(lines, replayed, strict=True):
+        live = pictures[line["i"]]
+        assert (frame.yuv == live).all(), f"frame {line['i']} differs"  # type: ignore[union-attr]
+    logged = [c[0] for line in lines for batch in line.get("batches", ()) for c in batch]
+    assert "/deck/b/keyframe/4/jump" in logged and "/mix/cut" in logged
+    assert engine.mixer.crossfade == 0.0  # the cut went to b, the fade came back to a
