@@ -296,9 +296,11 @@ class OscController:
         token: str = "",
         packets_per_second: float = PACKETS_PER_SECOND_PER_HOST,
         publish: Callable[[Sequence[Change]], None] | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self._host = host
         self._port = port
+        self._sock = sock  # already bound (a supervisor's): host and port are ignored
         self._submit = submit
         self.feedback = feedback if feedback is not None else OscFeedback()
         # Where this controller's own changes go (/osc/paired, /osc/refused): every
@@ -332,9 +334,14 @@ class OscController:
 
     async def __aenter__(self) -> OscController:
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self), local_addr=(self._host, self._port)
-        )
+        if self._sock is not None:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), sock=self._sock
+            )
+        else:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(self._host, self._port)
+            )
         self._transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:

@@ -39,12 +39,13 @@ BENCHMARKS = {
     "soak": "server.bench.soak",
     "forward": "server.bench.forward",
     "latency": "server.bench.latency",
+    "survive": "server.bench.survive",
     "gpu": "server.bench.gpu",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line."""
+def build_parser(*, model_commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; `model_commands`: with the model tools' (they import torch)."""
     parser = argparse.ArgumentParser(prog="ganvj", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="print the performer's link as a QR code (default: on a terminal)",
     )
+    serve.add_argument(
+        "--no-supervisor",
+        action="store_true",
+        help="run the instrument in this process, not as a restarted worker "
+        "(also GANVJ_NO_SUPERVISOR=1)",
+    )
     serve.set_defaults(func=run_serve)
 
     doctor = commands.add_parser(
@@ -99,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(func=run_bench)
 
-    _register_model_commands(commands)
+    if model_commands:
+        _register_model_commands(commands)
     return parser
 
 
@@ -133,12 +141,28 @@ def serve_config(args: argparse.Namespace) -> Config:
 
 def run_serve(args: argparse.Namespace) -> int:
     """`ganvj serve`."""
-    from models.checkpoint import CheckpointError
-    from server.lifecycle import StartupError, serve_forever
+    from server import supervisor
 
     try:
         config = serve_config(args)
-        run_loop(serve_forever(config, qr=args.qr))
+    except ConfigError as exc:
+        print(f"ganvj: {exc}", file=sys.stderr)
+        return 2
+    if supervisor.wanted(args.no_supervisor):
+        try:
+            return supervisor.supervise(config, getattr(args, "argv", sys.argv[1:]))
+        except supervisor.SupervisorError as exc:
+            print(f"ganvj: {exc}", file=sys.stderr)
+            return 2
+    from models.checkpoint import CheckpointError
+    from server.lifecycle import StartupError, serve_forever
+
+    supervisor.wait_for_go()  # a standby worker: imported, now waits for its turn
+    survival = supervisor.inherited()
+    if survival.safe_reason is not None:
+        config = config.with_overrides(supervisor.SAFE_SETTINGS)
+    try:
+        run_loop(serve_forever(config, qr=args.qr, survival=survival))
     except (ConfigError, StartupError, CheckpointError) as exc:
         print(f"ganvj: {exc}", file=sys.stderr)
         return 2
@@ -180,7 +204,12 @@ def run_loop(coro: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `ganvj` console script."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    # `serve` is parsed without the model tools' commands: they import torch, which the
+    # supervisor (it holds the ports and waits) must not carry, load, nor tear down on a stop.
+    command = next((word for word in words if not word.startswith("-")), None)
+    args = build_parser(model_commands=command != "serve").parse_args(words)
+    args.argv = words  # a supervisor starts its workers with the same words
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -108,6 +108,9 @@ class EngineHooks:
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
     on_presets: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every preset, JSON
     open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
+    # (frame index, now, the batches applied before it), before that frame renders:
+    # the write-ahead journal (server/journal.py).
+    on_applied: Callable[[int, float, list[Batch]], None] | None = None
     # A deck's own video source (/deck/b/source) into that deck's hub; why not, or None.
     open_deck_source: Callable[[str, InputHub], str | None] = _no_deck_sources
 
@@ -286,6 +289,11 @@ class Engine:
     def play(self) -> PlayState:
         """The current model's latent state (render thread only, or before start)."""
         return self.deck.play
+
+    @property
+    def index(self) -> int:
+        """The number of the last frame rendered (render thread, or a snapshot's hook)."""
+        return self._index
 
     @property
     def canvas(self) -> tuple[int, int]:
@@ -794,6 +802,9 @@ class Engine:
                 if not command.query:
                     self._morphs.pop(command.address, None)
             changes.extend(self._apply_batch(batch, now))
+        if self.hooks.on_applied is not None:
+            # On disk before the frame renders, so before any answer goes out.
+            self.hooks.on_applied(self._index + 1, now, [batch for batch, _ in drained])
         return drained[-1][1]
 
     def _apply_batch(self, whole: Sequence[Command], now: float) -> list[Change]:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -30,10 +29,12 @@ from controllers.osc_access import AllowList
 from controllers.osc_pairing import PAIRINGS_FILE, Pairings
 from controllers.ws_control import error_message, parse_control, state_message
 from models.catalog import Catalog, reaction_models, resolve_model, shown, user_models_dir
-from models.checkpoint import LoadedModel
+from models.checkpoint import CheckpointError, LoadedModel
 from models.device import pick_device
 from models.names import is_model_name
+from server import journal as journal_file
 from server import showfile
+from server.bind_errors import http_bind_message, osc_bind_message
 from server.command_queue import CommandQueue
 from server.commands import (
     ERROR_ADDRESS,
@@ -66,11 +67,15 @@ from server.outputs.rig import OutputRig
 from server.outputs.service import OutputError, Outputs
 from server.presets import check_presets
 from server.showfile import ShowSaver
+from server.supervisor import Survival
 from server.tempo import BeatSample, LinkSource, TempoClock
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 3.0  # open websockets and peers get this long to close at shutdown
+
+
+SAFE_NOTICE_DELAY_S = 3.0  # after a restart on safe settings, before the one /error
 
 
 class StartupError(RuntimeError):
@@ -116,11 +121,14 @@ async def running(
     pix2pix: LoadedModel | None = None,
     encoder: LoadedModel | None = None,
     feedback: LoadedModel | None = None,
+    survival: Survival | None = None,
 ) -> AsyncIterator[Running]:
     """Run engine, encoder, OSC and web server until the block exits, then stop them.
 
     `model` (and the reaction models) default to the configured or shipped ones.
+    `survival`: the sockets a supervisor holds, and why it runs safe (if it does).
     """
+    survival = survival or Survival()
     try:
         device = pick_device(config.render.device)
     except RuntimeError as exc:
@@ -130,6 +138,19 @@ async def running(
         catalog.user_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StartupError(f"cannot make the models folder {catalog.user_dir}: {exc}") from exc
+    show_path = state_dir(config) / "show.json"
+    show = _load_show(show_path)
+    # What the last run applied after its last show save (see server/journal.py).
+    journal_path = state_dir(config) / "journal.jsonl"
+    recovery, _ = journal_file.read(journal_path)
+    if survival.safe_reason is not None:
+        # Safe settings: the shipped default model, whatever the show or journal held.
+        recovery.model = None
+        show.settings.pop("/model/load", None)
+    elif recovery.model is not None:
+        show.settings["/model/load"] = [recovery.model]  # newer than the show's
+    if model is None and (survival.restarts > 0 or recovery.model is not None):
+        config = _start_with_show_model(config, show, catalog)
     if model is None:
         model = resolve_model(config.render.model, str(device), catalog=catalog)
         pix2pix, encoder, feedback = reaction_models(
@@ -139,8 +160,10 @@ async def running(
             feedback=config.render.feedback,
             catalog=catalog,
         )
-    show_path = state_dir(config) / "show.json"
-    show = _load_show(show_path)
+    show.models.update(recovery.snapshots)
+    for note in recovery.notes:
+        logger.warning("%s", note)
+    journal = journal_file.Journal(journal_path)
     loop = asyncio.get_running_loop()
 
     # The queue comes first, so the hub (which submits to it) exists before the
@@ -151,7 +174,11 @@ async def running(
     osc_feedback = _osc_feedback(config)
     hub_ref: list[ControlHub] = []  # the OSC edge publishes through the hub built next
     osc = _osc_controller(
-        config, commands.submit, osc_feedback, lambda changes: hub_ref[0].broadcast(changes)
+        config,
+        commands.submit,
+        osc_feedback,
+        lambda changes: hub_ref[0].broadcast(changes),
+        survival.osc,
     )
     control = ControlHub(
         submit=commands.submit,
@@ -166,6 +193,7 @@ async def running(
         show,
         loop,
         on_error=lambda text: control.broadcast([Change(ERROR_ADDRESS, ("/show/save", text))]),
+        on_saved=lambda covers: _in_executor(loop, journal.covered, covers),
     )
 
     def open_source(spec: str) -> str | None:
@@ -202,18 +230,30 @@ async def running(
         tempo=TempoClock(bpm=config.tempo.bpm),  # a restored show may set its own
         hooks=EngineHooks(
             on_changes=control.changes_threadsafe,
-            on_show=saver.save_threadsafe,
+            on_show=lambda snapshots, settings: saver.save_threadsafe(
+                snapshots, settings, engine.index
+            ),
             on_patch=saver.save_patch_threadsafe,
             on_presets=saver.save_presets_threadsafe,
             open_source=open_source,
+            on_applied=lambda index, now, batches: journal.append(
+                index, now, batches, lambda: {engine.model.name: engine.play.snapshot()}
+            ),
             open_deck_source=open_deck_source,
         ),
     )
     # The show-wide settings (the model last loaded, the master grade) and the
     # saved patch (routes, triggers, MIDI mappings) apply before the first frame;
     # like BPM in a model's entry, the show's model wins over render.model.
-    engine.submit(restored_settings(show.settings))
-    engine.submit([parse(address, args) for address, args in show.patch])
+    settings = restored_settings(show.settings)
+    patch = [parse(address, args) for address, args in show.patch]
+    engine.submit(settings)
+    engine.submit(patch)
+    # Then what the journal holds on top of the show: the last run's changes.
+    replay = recovery.batch()
+    if replay:
+        engine.submit(replay)
+        logger.info("replayed %d commands from the journal", len(replay))
 
     encoder_thread: StreamEncoder | None = None
     hub: PacketHub | None = None
@@ -261,6 +301,8 @@ async def running(
 
     add_api(app, engine, saver, catalog, on_import=import_outputs)
     _add_doctor(app, engine)
+    app.status_extras["journal"] = lambda: {**journal.status(), "notes": recovery.notes}
+    app.status_extras["supervisor"] = survival.status
     outputs = Outputs(
         config=config,
         engine=engine,
@@ -290,6 +332,10 @@ async def running(
     else:
         disable_zero_playout_delay()
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(journal.close)
+        # Rewritten to hold what was recovered; the show's own batches are on disk
+        # already and the replay is in that first line: none is journaled again.
+        journal.begin(recovery, [settings, patch, replay])
         stack.push_async_callback(saver.flush)  # last out: the show as it ended
         # Stopped after the engine (last in, first out), which closes the frame slot.
         if encoder_thread is not None:
@@ -307,7 +353,9 @@ async def running(
             raise StartupError(str(exc)) from exc
         _start_audio(config, engine, app, stack)
         _start_midi(config, engine, app, control, stack)
-        listener = await _listen(config, app, tls, stack)
+        listener = await _listen(config, app, tls, stack, survival.http)
+        if survival.safe_reason is not None:
+            _say_safe(survival.safe_reason, control, loop)
         # Unwinds first: stop accepting, a grace period, then the runner cancels
         # what is left; the render and encoder threads, entered first, stop last.
         stack.push_async_callback(_stop_serving, listener, osc, app)
@@ -331,6 +379,36 @@ def _access(config: Config) -> Access:
     )
 
 
+def _start_with_show_model(config: Config, show: showfile.Show, catalog: Catalog) -> Config:
+    """After a restart (or a run the journal outlived), start on the show's model directly.
+
+    Otherwise render.model starts and the show's /model/load follows: a second load,
+    and another picture meanwhile; a restart should come back as it was, at once.
+    """
+    args = show.settings.get("/model/load")
+    if not args:
+        return config
+    try:
+        path = catalog.resolve(str(args[0]))
+    except CheckpointError:
+        return config  # gone: restored_settings skips it too and says so
+    return config.with_overrides({"render.model": str(path)})
+
+
+def _in_executor(loop: asyncio.AbstractEventLoop, work: Any, *args: Any) -> None:
+    """Run blocking work (the journal's fsynced fold) off the event loop; fire and forget."""
+    loop.run_in_executor(None, work, *args)
+
+
+def _say_safe(reason: str, control: ControlHub, loop: asyncio.AbstractEventLoop) -> None:
+    """One /error to controllers, once they are back: they reconnect within seconds."""
+    logger.error("%s", reason)
+    loop.call_later(
+        SAFE_NOTICE_DELAY_S,
+        lambda: control.broadcast([Change(ERROR_ADDRESS, ("/supervisor", reason))]),
+    )
+
+
 async def _stop_serving(listener: Listener, osc: OscController | None, app: App) -> None:
     """Shutdown, as uvicorn's Server.shutdown: stop accepting, give open work a grace period.
 
@@ -347,38 +425,19 @@ async def _stop_serving(listener: Listener, osc: OscController | None, app: App)
         logger.warning("clients still open after %.0f s; cancelling them", SHUTDOWN_GRACE_S)
 
 
-async def _listen(config: Config, app: App, tls: Any, stack: contextlib.AsyncExitStack) -> Listener:
+async def _listen(
+    config: Config,
+    app: App,
+    tls: Any,
+    stack: contextlib.AsyncExitStack,
+    sock: socket.socket | None = None,
+) -> Listener:
     try:
         return await stack.enter_async_context(
-            listening(app, config.server.host, config.server.port, tls)
+            listening(app, config.server.host, config.server.port, tls, sock)
         )
     except OSError as exc:
-        where = f"{config.server.host}:{config.server.port}"
-        if bind_errno(exc) == errno.EADDRINUSE:
-            raise StartupError(
-                f"port {config.server.port} on {config.server.host} is already in use: "
-                "stop the other server or pass --port (server.port in config.toml)"
-            ) from exc
-        raise StartupError(
-            f"cannot listen on {where}: {bind_reason(exc)}: "
-            "pass --host with an address of this machine (server.host in config.toml)"
-        ) from exc
-
-
-def bind_errno(exc: OSError) -> int | None:
-    """The errno of a failed bind, also where uvloop keeps it only in the cause."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno is not None:
-            return seen.errno
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def bind_reason(exc: OSError) -> str:
-    """Why a bind failed, in words: never "None" (uvloop's UDP errors carry no strerror)."""
-    code = bind_errno(exc)
-    return os.strerror(code) if code is not None else str(exc) or type(exc).__name__
+        raise StartupError(http_bind_message(config, exc)) from exc
 
 
 def _start_audio(
@@ -452,6 +511,7 @@ def _osc_controller(
     submit: Callable[[list[Command]], bool],
     feedback: OscFeedback | None,
     publish: Callable[[Sequence[Change]], None],
+    sock: socket.socket | None = None,
 ) -> OscController | None:
     """The OSC edge, not yet listening: who may play (pairings kept in state_dir), and where."""
     if feedback is None:
@@ -470,6 +530,7 @@ def _osc_controller(
         allow=allow,
         token=config.osc.token,
         publish=publish,
+        sock=sock,
     )
 
 
@@ -477,17 +538,7 @@ async def _start_osc(config: Config, osc: OscController, stack: contextlib.Async
     try:
         await stack.enter_async_context(osc)
     except OSError as exc:
-        osc_config = config.osc
-        if bind_errno(exc) == errno.EADDRINUSE:
-            raise StartupError(
-                f"OSC port {osc_config.port} on {osc_config.host} is already in use: "
-                "stop the other server, pass --osc-port (osc.port in config.toml), "
-                "or set osc.enabled = false"
-            ) from exc
-        raise StartupError(
-            f"cannot listen for OSC on {osc_config.host}:{osc_config.port}: {bind_reason(exc)}: "
-            "pass --osc-host with an address of this machine (osc.host in config.toml)"
-        ) from exc
+        raise StartupError(osc_bind_message(config, exc)) from exc
 
 
 def restored_settings(settings: dict[str, list[object]]) -> list[Command]:
@@ -529,13 +580,15 @@ def _load_show(path: Path) -> showfile.Show:
         return showfile.Show()
 
 
-async def serve_forever(config: Config, *, qr: bool | None = None) -> None:
+async def serve_forever(
+    config: Config, *, qr: bool | None = None, survival: Survival | None = None
+) -> None:
     """Serve until SIGINT or SIGTERM; print the links (`qr`: a QR code, None = on a terminal)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(config) as run:
+    async with running(config, survival=survival) as run:
         model = run.engine.model
         logger.info(
             "serving %s (%s, %d px) on a %dx%d canvas (%s) on %s",

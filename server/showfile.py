@@ -226,6 +226,7 @@ class ShowSaver:
         show: Show,
         loop: asyncio.AbstractEventLoop,
         on_error: Callable[[str], None] | None = None,
+        on_saved: Callable[[int], None] | None = None,
     ) -> None:
         self.path = path
         self.show = show
@@ -233,6 +234,9 @@ class ShowSaver:
         self.saves = 0
         self._loop = loop
         self._on_error = on_error
+        # Told the frame index a written file covers: the journal folds up to it.
+        self._on_saved = on_saved
+        self._covers: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._dirty = False
         self._closing = False
@@ -240,11 +244,17 @@ class ShowSaver:
         self._changed = asyncio.Event()  # a change since the last failure
 
     def save_threadsafe(
-        self, snapshots: dict[str, dict[str, Any]], settings: dict[str, list[object]]
+        self,
+        snapshots: dict[str, dict[str, Any]],
+        settings: dict[str, list[object]],
+        covers: int | None = None,
     ) -> None:
-        """Called on the render thread with every model's snapshot and the show-wide settings."""
+        """Called on the render thread with every model's snapshot and the show-wide settings.
+
+        `covers`: the frame they were taken at (what the journal may fold once written).
+        """
         with contextlib.suppress(RuntimeError):  # the loop is closing
-            self._loop.call_soon_threadsafe(self._update, snapshots, settings)
+            self._loop.call_soon_threadsafe(self._update, snapshots, settings, covers)
 
     def save_patch_threadsafe(self, patch: list[list[object]]) -> None:
         """Called on the render thread with the patch as commands."""
@@ -283,10 +293,15 @@ class ShowSaver:
         return {"path": str(self.path), "saved": self.error is None, "error": self.error}
 
     def _update(
-        self, snapshots: dict[str, dict[str, Any]], settings: dict[str, list[object]]
+        self,
+        snapshots: dict[str, dict[str, Any]],
+        settings: dict[str, list[object]],
+        covers: int | None = None,
     ) -> None:
         self.show.models.update(snapshots)
         self.show.settings.update(settings)
+        if covers is not None:
+            self._covers = covers
         self._schedule()
 
     def _schedule(self) -> None:
@@ -298,6 +313,7 @@ class ShowSaver:
     async def _write(self) -> None:
         while self._dirty:
             self._dirty = False
+            covers = self._covers  # what this write holds, taken with the text below
             try:
                 # Serialised on the loop, where the show is changed: a consistent copy.
                 text = dumps(self.show)
@@ -313,6 +329,10 @@ class ShowSaver:
             else:
                 self.saves += 1
                 self._failures = 0
+                # Only a write that landed lets the journal fold: after a failure the
+                # journal still holds everything since the last file on disk.
+                if covers is not None and self._on_saved is not None:
+                    self._on_saved(covers)
                 if self.error is not None:
                     logger.warning("the show is saved again to %s", self.path)
                     self.error = None

@@ -386,4 +386,15 @@ if (who.role === "performer" || who.role === "admin") {
   lock(who.error);
 }
 
+// A worker that kept dying was started on safe settings: say so, and why, until it is not.
+async function showSafeMode() {
+  const line = document.getElementById("safe-mode");
+  try {
+    const supervisor = (await (await fetch("/api/status")).json()).supervisor || {};
+    line.textContent = supervisor.safe_mode ? `safe mode: ${supervisor.safe_mode}` : "";
+    line.hidden = !supervisor.safe_mode;
+  } catch (_) { /* the server is restarting: the next poll tells */ }
+}
+showSafeMode();
+setInterval(showSafeMode, 5000);
 mountDoctor(document.querySelector("#doctor"));

@@ -13,11 +13,19 @@ const video = document.getElementById("video");
 const statusBox = document.getElementById("status");
 const hint = document.getElementById("hint");
 const problem = document.getElementById("problem");
+const hold = document.getElementById("hold");
+// As on / (viewer.js): a try stuck in ICE for ATTEMPT_SECONDS is made again, quietly;
+// a video away for CONNECT_SECONDS is said on screen.
 const CONNECT_SECONDS = Number(new URLSearchParams(location.search).get("wait")) || 15;
+const ATTEMPT_SECONDS = Math.min(4, CONNECT_SECONDS);
 
 const state = {
-  name: NAME, pc: null, ws: null, connected: false, retries: 0,
+  name: NAME, pc: null, ws: null, connected: false, retries: 0, lostAt: performance.now(),
   mapping: null, testcard: false, drawn: 0, cardVersion: 0, lastFrames: 0, lastTime: 0, fps: 0,
+  // While the server is away the warp keeps drawing the last frame it had (the
+  // texture is not updated): a projector never goes black. `thaw`: the new
+  // stream's first frame is here; the held picture fades out over it.
+  frozen: false, thaw: false,
 };
 window.ganvj = state; // for tests and curious stage techs
 
@@ -74,36 +82,63 @@ async function connect() {
     if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
     video.srcObject = event.streams[0] || new MediaStream([event.track]);
     video.play().catch(() => {});
+    const fresh = () => { if (state.frozen) state.thaw = true; };
+    if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(fresh);
+    else video.addEventListener("playing", fresh, { once: true });
   });
   const lost = new Promise((resolve, reject) => {
     ws.addEventListener("close", resolve, { once: true });
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "failed") reject(new MediaFailed("no network path to the server's video"));
       else if (pc.connectionState === "closed") resolve();
-      else if (pc.connectionState === "connected") { state.connected = true; state.retries = 0; }
+      else if (pc.connectionState === "connected") { state.connected = true; state.retries = 0; say(""); }
     });
   });
+  lost.catch(() => {}); // raced below
   await negotiate(pc, ws);
-  const timeout = new Promise((_, reject) => setTimeout(() => {
-    if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${CONNECT_SECONDS} s`));
-  }, CONNECT_SECONDS * 1000));
-  await Promise.race([lost, timeout]);
+  const stuck = new Promise((_, reject) => setTimeout(() => {
+    if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${ATTEMPT_SECONDS} s`));
+  }, ATTEMPT_SECONDS * 1000));
+  stuck.catch(() => {}); // it may fire after the race is over
+  await Promise.race([lost, stuck]);
 }
 
 async function run() {
   for (;;) {
+    let failure = null;
     try {
       await connect();
     } catch (err) {
-      console.warn("ganvj:", err.message);
-      if (err instanceof MediaFailed) say(`cannot reach the server's video: check that UDP is open (${err.message}; retrying)`);
+      failure = err;
     }
+    if (state.connected) state.lostAt = performance.now();
     state.connected = false;
+    if (state.drawn > 0) state.frozen = true; // hold the last frame
+    if (failure) {
+      console.warn("ganvj:", failure.message);
+      const away = (performance.now() - state.lostAt) / 1000;
+      if (failure instanceof MediaFailed && away >= CONNECT_SECONDS) {
+        say(`cannot reach the server's video: check that UDP is open (${failure.message}; retrying)`);
+      }
+    }
     try { state.pc && state.pc.close(); } catch (_) {}
     try { state.ws && state.ws.close(); } catch (_) {}
     state.retries += 1;
-    await new Promise((r) => setTimeout(r, Math.min(500 * state.retries, 3000)));
+    await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** (state.retries - 1), 3000)));
   }
+}
+
+// The held picture (the warp's last drawing) over the canvas, fading out as the
+// new stream plays under it. Called right after a draw, while its buffer is valid.
+function fadeHeldPicture() {
+  if (hold.width !== screen.width || hold.height !== screen.height) {
+    hold.width = screen.width; hold.height = screen.height;
+  }
+  hold.getContext("2d").drawImage(screen, 0, 0);
+  hold.classList.remove("fading");
+  hold.hidden = false;
+  requestAnimationFrame(() => requestAnimationFrame(() => hold.classList.add("fading")));
+  setTimeout(() => { if (hold.classList.contains("fading")) hold.hidden = true; }, 900);
 }
 
 // -- WebGL: the warp -------------------------------------------------------------
@@ -196,7 +231,11 @@ function draw() {
   gl.viewport(0, 0, width, height);
   const m = state.mapping;
   if (!m) { gl.clearColor(0, 0, 0, 1); gl.clear(gl.COLOR_BUFFER_BIT); return; }
-  if (video.readyState >= 2 && video.videoWidth > 0) {
+  if (state.thaw) {
+    state.thaw = false; state.frozen = false;
+    fadeHeldPicture(); // the buffer still holds the last frame drawn
+  }
+  if (!state.frozen && video.readyState >= 2 && video.videoWidth > 0) {
     gl.activeTexture(gl.TEXTURE0);
     gl.bindTexture(gl.TEXTURE_2D, videoTex);
     gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGB, gl.RGB, gl.UNSIGNED_BYTE, video);

@@ -56,6 +56,7 @@ class ServerProcess:
         size: int | str = 0,
         tables: dict[str, dict[str, object]] | None = None,
         env: dict[str, str] | None = None,
+        supervised: bool = False,
     ) -> None:
         self._dir = tempfile.TemporaryDirectory()
         self.port = free_port()
@@ -91,7 +92,9 @@ class ServerProcess:
             )
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--config", str(config)],
+            # Unsupervised unless asked: the figures are the worker's own (pid, CPU, RSS).
+            [sys.executable, "-m", "server.cli", "serve", "--config", str(config)]
+            + ([] if supervised else ["--no-supervisor"]),
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

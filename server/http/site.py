@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator
 
@@ -16,8 +17,8 @@ SHUTDOWN_TIMEOUT_S = 2.0  # open requests get this long at shutdown, then are ca
 class Listener:
     """A started site: its bound port, and the way to stop taking new connections."""
 
-    def __init__(self, site: web.TCPSite, port: int) -> None:
-        self._site: web.TCPSite | None = site
+    def __init__(self, site: web.BaseSite, port: int) -> None:
+        self._site: web.BaseSite | None = site
         self.port = port  # the bound port (useful with port 0)
 
     async def stop_accepting(self) -> None:
@@ -29,11 +30,16 @@ class Listener:
 
 @contextlib.asynccontextmanager
 async def listening(
-    app: App, host: str, port: int, tls: ssl.SSLContext | None
+    app: App,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[Listener]:
     """Serve `app` until the block exits, then cancel what is still open.
 
-    OSError from binding (port in use, no such address) propagates.
+    `sock`: a socket already bound and listening (a supervisor's), used instead
+    of host and port. OSError from binding (port in use, no such address) propagates.
     """
     runner = web.AppRunner(
         app.finish_routes(),
@@ -43,7 +49,11 @@ async def listening(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, ssl_context=tls)
+        site: web.BaseSite = (
+            web.SockSite(runner, sock, ssl_context=tls)
+            if sock is not None
+            else web.TCPSite(runner, host, port, ssl_context=tls)
+        )
         await site.start()
         bound = runner.addresses[0]
         yield Listener(site, int(bound[1]))

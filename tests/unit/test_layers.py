@@ -39,7 +39,16 @@ EDGES = [
 # covers the module and, for a package, everything inside; the longest name
 # that covers a module decides its layer.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("wiring", ["server.cli", "server.lifecycle", "server.bench", "server.doctor"]),
+    (
+        "wiring",
+        [
+            "server.cli",
+            "server.lifecycle",
+            "server.supervisor",  # runs `ganvj serve` as restarted worker processes
+            "server.bench",
+            "server.doctor",
+        ],
+    ),
     ("edges", EDGES),
     ("instrument", ["server"]),  # engine, play, react/, media/ and the other server modules
     ("vocabulary", VOCABULARY),

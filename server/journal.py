@@ -1,0 +1,393 @@
+"""The write-ahead journal: every applied command batch, on disk before the next frame.
+
+A restart (a worker killed and started again by the supervisor) replays it on
+top of the last show snapshot, so nothing a performer saw acknowledged is lost.
+
+The lines are the performance log's (server/outputs/perflog.py): one JSON
+object per line, a `start` line, then one `frame` line per frame that applied
+commands, `{"type": "frame", "i": 12, "t": 3.1, "batches": [[[address, args,
+received], ...], ...]}`. A frame line may also carry `"snapshot": {model:
+entry}`: the model's show entry just after a keyframe store or reshuffle,
+whose result (the position at that instant, a random draw) replaying the
+command could not rebuild.
+
+Durability, per frame batch: each line is written and flushed to the kernel
+on the render thread, after the batch is applied and before the frame renders
+(so before any answer goes out). That survives kill -9, a segfault and an
+out-of-memory kill: the kernel holds the data. There is no fsync per frame (it
+costs milliseconds on a disk, every frame); a power cut may lose the seconds
+since the last rotation or show save, both of which are fsynced.
+
+Bounded and rotated: when a show snapshot is saved, the lines it covers are
+folded into one line of what the snapshot does not hold (the model, the
+master, the position), written to a temp file, fsynced and renamed over the
+journal. A journal past MAX_BYTES is folded the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from server.commands import REGISTRY, Command, CommandError, lookup, parse
+
+logger = logging.getLogger(__name__)
+
+VERSION = 1
+# Limits
+MAX_BYTES = 4 * 1024 * 1024  # folded past this (a fader flood for many minutes)
+MAX_LINE_BYTES = 1024 * 1024  # a longer line is not one we wrote
+
+# Replaying these would do something again rather than restore a state.
+NOT_REPLAYED = frozenset(
+    {
+        "/record/start",
+        "/record/stop",
+        "/react/trigger",
+        "/react/stop",
+        "/tempo/tap",
+        "/feedback/subscribe",
+        "/midi/learn",
+        # It stores the values of its instant; a replay comes after the fold (the last
+        # value per address), so it would store others. The show file keeps presets,
+        # saved as soon as one is stored.
+        "/preset/store",
+    }
+)
+# Their result is in the line's snapshot, not in the command.
+BANK_CHANGES = frozenset({"/keyframe/{n}/store", "/keyframe/{n}/reshuffle"})
+# Relative steps: replayed in order, but a fold cannot keep "the last one".
+RELATIVE = frozenset({"/keyframe/next", "/keyframe/prev"})
+
+
+def command_data(command: Command) -> list[Any]:
+    """[address, args, received]: enough to parse it again (the performance log's form)."""
+    return [command.address, ["?"] if command.query else list(command.args), command.received]
+
+
+@dataclass
+class Recovery:
+    """What a journal holds on top of the show file."""
+
+    commands: list[list[Any]] = field(default_factory=list)  # [address, args], in order
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> show entry
+    model: str | None = None  # the last model loaded
+    notes: list[str] = field(default_factory=list)  # what was dropped, and why
+
+    def batch(self) -> list[Command]:
+        """The commands to replay, parsed; one that no longer parses is noted and left out."""
+        batch = []
+        for address, args in self.commands:
+            try:
+                batch.append(parse(address, args))
+            except CommandError as exc:
+                self.notes.append(f"journal: {address} not replayed: {exc}")
+        return batch
+
+
+def fold(lines: Iterable[dict[str, Any]], *, covered: bool = False) -> Recovery:
+    """The state a run of frame lines leaves: the last value per address, in order.
+
+    `covered`: a saved show snapshot holds these lines' keyframes and patch, so
+    only what a show does not keep is folded.
+    """
+    entries: list[tuple[str, list[Any]]] = []
+    recovery = Recovery()
+    for line in lines:
+        snapshot = line.get("snapshot")
+        if isinstance(snapshot, dict) and not covered:
+            recovery.snapshots.update(snapshot)
+        for batch in line.get("batches", ()):
+            for address, args, *_ in batch:
+                try:
+                    command = parse(address, args)
+                except CommandError:
+                    continue  # the registry moved on; noted when the batch is parsed
+                name = command.name
+                if args == ["?"] or name in NOT_REPLAYED or name in BANK_CHANGES:
+                    continue
+                owner = REGISTRY[name].owner
+                if covered and owner == "patch":
+                    continue
+                if name == "/model/load" and command.deck == "a":
+                    recovery.model = str(args[0])
+                    # What deck a played before belonged to the previous model; its
+                    # snapshot (saved on the switch) holds it. Deck b's is its own.
+                    entries = [
+                        e
+                        for e in entries
+                        if REGISTRY[_name(e[0])].owner != "play" or _deck(e[0]) != "a"
+                    ]
+                    continue
+                entries.append((address, list(args)))
+    kept: list[tuple[str, list[Any]]] = []
+    seen: set[str] = set()
+    for address, args in reversed(entries):
+        name = _name(address)
+        if name in RELATIVE and covered:
+            continue
+        # A patch command's meaning depends on its arguments (a route per target).
+        key = address if REGISTRY[name].owner != "patch" and name not in RELATIVE else ""
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append((address, args))
+    recovery.commands = [[address, args] for address, args in reversed(kept)]
+    return recovery
+
+
+def _name(address: str) -> str:
+    return lookup(address)[0].pattern
+
+
+def _deck(address: str) -> str:
+    """The deck an address plays on: `/deck/X/...`, or a bare address (deck a)."""
+    parts = address.split("/")
+    return parts[2] if len(parts) > 3 and parts[1] == "deck" else "a"
+
+
+def read(path: Path) -> tuple[Recovery, int]:
+    """What the journal at `path` holds; (empty, 0) if there is none.
+
+    A cut last line (the worker died writing it) is ignored and noted. A
+    journal that is corrupt or from a newer ganvj is dropped whole, noted, and
+    kept beside as `.bad`: the show snapshot is the start.
+    """
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES * 2)
+    except FileNotFoundError:
+        return Recovery(), 0
+    except OSError as exc:
+        return Recovery(
+            notes=[f"journal {path}: cannot read it ({exc}); starting from the show"]
+        ), 0
+    texts = raw.split(b"\n")
+    notes: list[str] = []
+    if texts and texts[-1]:
+        notes.append(
+            f"journal {path.name}: its last record was cut (the worker died writing it); ignored"
+        )
+    texts = [t for t in texts[:-1]]
+    frames: list[dict[str, Any]] = []
+    try:
+        if not texts:
+            raise ValueError("no start line")
+        for number, text in enumerate(texts, 1):
+            try:
+                line = json.loads(text)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"line {number} is not JSON ({exc})") from exc
+            if not isinstance(line, dict):
+                raise ValueError(f"line {number} is not an object")
+            if number == 1:
+                if line.get("type") != "start":
+                    raise ValueError("the first line is not a start line")
+                version = line.get("version")
+                if not isinstance(version, int) or version > VERSION:
+                    raise ValueError(f"written by a newer ganvj (version {version!r} > {VERSION})")
+                continue
+            if line.get("type") != "frame" or not _well_formed(line):
+                raise ValueError(f"line {number} is not a frame line")
+            frames.append(line)
+    except ValueError as exc:
+        dropped = max(len(texts) - 1, 0)
+        message = (
+            f"journal {path}: {exc}; starting from the show snapshot; dropped {dropped} "
+            f"records (kept as {path.name}.bad)"
+        )
+        _keep_bad(path)
+        return Recovery(notes=[*notes, message]), 0
+    recovery = fold(frames)
+    recovery.notes[:0] = notes
+    return recovery, sum(len(b) for f in frames for b in f.get("batches", ()))
+
+
+def _well_formed(line: dict[str, Any]) -> bool:
+    batches = line.get("batches", [])
+    if not isinstance(batches, list):
+        return False
+    for batch in batches:
+        if not isinstance(batch, list):
+            return False
+        for entry in batch:
+            if not (
+                isinstance(entry, list)
+                and len(entry) >= 2
+                and isinstance(entry[0], str)
+                and isinstance(entry[1], list)
+            ):
+                return False
+    snapshot = line.get("snapshot")
+    return snapshot is None or isinstance(snapshot, dict)
+
+
+def _keep_bad(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.replace(path, path.with_name(path.name + ".bad"))
+
+
+class Journal:
+    """Appends applied batches (render thread); folds itself when a show save covers them."""
+
+    def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.error: str | None = None
+        self.lines = 0
+        self.rotations = 0
+        self._lock = threading.Lock()
+        self._handle: TextIO | None = None
+        self._size = 0
+        self._frames: list[tuple[int, str]] = []  # (frame index, line) since the last fold
+        self._skip: list[Sequence[Command]] = []
+        self._closed = False
+
+    def begin(self, recovery: Recovery, skip: Sequence[Sequence[Command]]) -> None:
+        """Start a fresh journal holding what was recovered.
+
+        `skip`: batches submitted at start that are not logged again: the replay
+        (in the first line already) and what the show file itself restores.
+        """
+        self._skip = list(skip)
+        first: list[str] = []
+        if recovery.commands or recovery.snapshots or recovery.model:
+            first.append(_fold_line(recovery))
+        with self._lock:
+            self._rewrite(first)
+            self._frames = [(0, line) for line in first]
+
+    def append(
+        self,
+        index: int,
+        now: float,
+        batches: Sequence[Sequence[Command]],
+        snapshot: Callable[[], dict[str, dict[str, Any]]],
+    ) -> None:
+        """Write the batches applied before frame `index` and flush (render thread)."""
+        data = [
+            [command_data(c) for c in batch if not c.query]
+            for batch in batches
+            if not any(batch is skipped for skipped in self._skip)
+        ]
+        data = [b for b in data if b]
+        if not data:
+            return
+        line: dict[str, Any] = {"type": "frame", "i": index, "t": round(now, 4), "batches": data}
+        if any(c.name in BANK_CHANGES and not c.query for b in batches for c in b):
+            line["snapshot"] = snapshot()
+        text = json.dumps(line, separators=(",", ":"), allow_nan=False)
+        with self._lock:
+            if self._handle is None:
+                return
+            try:
+                self._handle.write(text + "\n")
+                self._handle.flush()  # to the kernel: survives the process, see the docstring
+            except OSError as exc:
+                self._failed(exc)
+                return
+            self._size += len(text) + 1
+            self._frames.append((index, text))
+            self.lines += 1
+            if self._size > self.max_bytes:
+                self._fold(covered_to=None)
+
+    def covered(self, index: int) -> None:
+        """A show snapshot taken at frame `index` is on disk: fold what it covers (any thread)."""
+        with self._lock:
+            if self._closed:
+                return  # a save that landed as the server stopped: folded at the next start
+            self._fold(covered_to=index)
+
+    def close(self) -> None:
+        """Close the file (shutdown); a fold asked for later does nothing."""
+        with self._lock:
+            self._closed = True
+            if self._handle is not None:
+                with contextlib.suppress(OSError):
+                    self._handle.close()
+                self._handle = None
+
+    def status(self) -> dict[str, Any]:
+        """For /api/status."""
+        return {
+            "path": str(self.path),
+            "bytes": self._size,
+            "lines": self.lines,
+            "rotations": self.rotations,
+            "error": self.error,
+        }
+
+    def _fold(self, covered_to: int | None) -> None:
+        if covered_to is None:
+            old, keep = self._frames, []
+            carried = fold((json.loads(t) for _, t in old), covered=False)
+        else:
+            old = [f for f in self._frames if f[0] <= covered_to]
+            keep = [f for f in self._frames if f[0] > covered_to]
+            if not old:
+                return
+            carried = fold((json.loads(t) for _, t in old), covered=True)
+        first = (
+            [_fold_line(carried)] if carried.commands or carried.snapshots or carried.model else []
+        )
+        lines = first + [t for _, t in keep]
+        if self._rewrite(lines):
+            self._frames = [(0, t) for t in first] + keep
+            self.rotations += 1
+
+    def _rewrite(self, lines: list[str]) -> bool:
+        """Replace the journal atomically: temp file, fsync, rename; then append to it."""
+        start = json.dumps({"type": "start", "version": VERSION, "journal": True})
+        text = "".join(f"{line}\n" for line in [start, *lines])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+            )
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
+            if self._handle is not None:
+                self._handle.close()
+            self._handle = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        self._size = len(text.encode())
+        return True
+
+    def _failed(self, exc: OSError) -> None:
+        message = (
+            f"journal {self.path}: {exc.strerror or exc}; "
+            "changes since the last show save are at risk"
+        )
+        if message != self.error:
+            logger.error("%s", message)
+        self.error = message
+
+
+def _fold_line(recovery: Recovery) -> str:
+    """One frame line that rebuilds a folded run: the model, then the commands."""
+    batch = ([["/model/load", [recovery.model], None]] if recovery.model else []) + [
+        [address, args, None] for address, args in recovery.commands
+    ]
+    line: dict[str, Any] = {"type": "frame", "i": 0, "t": 0.0, "batches": [batch]}
+    if recovery.snapshots:
+        line["snapshot"] = recovery.snapshots
+    return json.dumps(line, separators=(",", ":"), allow_nan=False)
