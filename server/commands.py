@@ -669,6 +669,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "crop, fit (letterbox), stretch, mirror (mirrored tiles)",
         (ArgSpec("fill", "s", "", choices=FILLS),),
         owner="engine",
+        persist="show",  # a performer's setting: the show keeps it over render.fill
     ),
     # Master output (the performer's only way to black)
     CommandSpec(
