@@ -48,6 +48,7 @@ MIDI_KINDS = ("cc", "cc14", "note")
 MAX_CLASS = 9999  # /latent/class; the model's own class count is checked when applied
 MAX_OUTPUTS = 16  # named projector outputs, /out/NAME/...
 MAX_MESH_SIDE = 8  # points along each side of an output's mesh warp (8 x 8 = 64 points)
+MAX_MASK_POINTS = 16  # corners of an output's mask polygon
 NAME_CHARS = r"[A-Za-z0-9_-]{1,32}"  # a {name} path part: an output's name
 DECKS = ("a", "b")  # /deck/a/..., /deck/b/...; a bare deck address is deck a
 MIX_CURVES = ("linear", "power", "cut")  # /mix/curve
@@ -336,6 +337,19 @@ _OUTPUT_COMMANDS = (
         "frame; a cell that would fold over itself is refused",
         (ArgSpec("x", "f", "-1..2", -1.0, 2.0), ArgSpec("y", "f", "-1..2", -1.0, 2.0)),
         path={"n": (1, MAX_MESH_SIDE * MAX_MESH_SIDE)},
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/mask",
+        "Mask: a polygon of 3..16 points x1 y1 x2 y2 ..., fractions of the output's frame, "
+        "outside which the output is black; no numbers clears it",
+        tuple(
+            ArgSpec(f"{axis}{i}", "f", "-1..2", -1.0, 2.0, optional=True)
+            for i in range(1, MAX_MASK_POINTS + 1)
+            for axis in ("x", "y")
+        ),
         owner="outputs",
         names=_OUT,
         coalesce=True,

@@ -40,6 +40,7 @@ function applyState(address, args) {
   if (key === "rect" || key === "blend") m[key] = args.map(Number);
   else if (key === "mesh" && parts.length === 5) movePoint(m, Number(parts[4]), args);
   else if (key === "mesh") m.mesh = meshFrom(args);
+  else if (key === "mask") m.mask = Array.from({ length: Math.floor(args.length / 2) }, (_, i) => [Number(args[2 * i]), Number(args[2 * i + 1])]);
   else if (key === "corners") m.corners = [0, 2, 4, 6].map((i) => [Number(args[i]), Number(args[i + 1])]);
   else if (key === "gamma" || key === "brightness" || key === "black") m[key] = Number(args[0]);
   state.cardVersion++;
@@ -64,7 +65,7 @@ function movePoint(m, n, args) {
 }
 
 function defaults() {
-  return { name: NAME, rect: [0, 0, 1, 1], corners: [[0, 0], [1, 0], [1, 1], [0, 1]], mesh: [], blend: [0, 0, 0, 0], gamma: 2.2, brightness: 1, black: 0 };
+  return { name: NAME, rect: [0, 0, 1, 1], corners: [[0, 0], [1, 0], [1, 1], [0, 1]], mesh: [], mask: [], blend: [0, 0, 0, 0], gamma: 2.2, brightness: 1, black: 0 };
 }
 
 function onMessage(event) {
@@ -128,6 +129,8 @@ async function run() {
 
 // -- WebGL: the warp -------------------------------------------------------------
 
+const MAX_MASK = 16; // points of a mask polygon, as MAX_MASK_POINTS in server/commands.py
+
 // The warp is drawn as geometry: each cell of the mesh (a corner-pin is one cell)
 // is a quad of two triangles at its four points on the output's frame, and carries
 // its own frame -> slice homography (the same on all six vertices, so the varyings
@@ -153,8 +156,28 @@ uniform vec4 uRect, uBlend; // slice on the canvas; blend widths l r t b
 uniform float uGamma, uBrightness, uBlack;
 uniform bool uCard;
 uniform sampler2D uVideo, uCardTex;
+uniform vec2 uMask[${MAX_MASK}]; // the mask polygon on the frame; uMaskCount 0: no mask
+uniform int uMaskCount;
 ${BLEND_RAMP_GLSL}
+// Even-odd rule: a ray from q towards +x crosses edge (a, b) when the edge spans q.y
+// and the crossing x = a.x + (q.y - a.y)(b.x - a.x)/(b.y - a.y) lies right of q;
+// an odd count is inside. The same test as in_polygon in server/outputs/warp.py.
+bool crosses(vec2 a, vec2 b, vec2 q) {
+  return (a.y > q.y) != (b.y > q.y) && q.x < a.x + (q.y - a.y) * (b.x - a.x) / (b.y - a.y);
+}
+bool inMask(vec2 q) {
+  bool inside = false;
+  vec2 a = uMask[0];
+  for (int i = 1; i < ${MAX_MASK}; i++) {
+    if (i >= uMaskCount) break;
+    if (crosses(a, uMask[i], q)) inside = !inside;
+    a = uMask[i];
+  }
+  if (crosses(a, uMask[0], q)) inside = !inside; // the closing edge, last point to first
+  return inside;
+}
 void main() {
+  if (uMaskCount > 0 && !inMask(vFrame)) { gl_FragColor = vec4(0.0, 0.0, 0.0, 1.0); return; }
   vec3 p = vec3(vFrame, 1.0);
   vec2 s = clamp(vec2(dot(vH0, p), dot(vH1, p)) / dot(vH2, p), 0.0, 1.0);
   vec3 colour = uCard ? texture2D(uCardTex, s).rgb : texture2D(uVideo, uRect.xy + s * uRect.zw).rgb;
@@ -257,6 +280,9 @@ function draw() {
   gl.uniform1f(uniform("uBrightness"), m.brightness);
   gl.uniform1f(uniform("uBlack"), m.black);
   gl.uniform1i(uniform("uCard"), state.testcard ? 1 : 0);
+  const mask = (m.mask || []).slice(0, MAX_MASK);
+  gl.uniform1i(uniform("uMaskCount"), mask.length);
+  if (mask.length) gl.uniform2fv(uniform("uMask"), new Float32Array([...mask.flat(), ...new Array(2 * (MAX_MASK - mask.length)).fill(0)]));
   gl.clearColor(0, 0, 0, 1);
   gl.clear(gl.COLOR_BUFFER_BIT);
   gl.drawArrays(gl.TRIANGLES, 0, vertexCount);
@@ -273,6 +299,7 @@ async function updateStatus() {
     lines.push(`rect ${m.rect.map((v) => v.toFixed(3)).join(" ")}`);
     lines.push(`corners ${m.corners.map((p) => p.map((v) => v.toFixed(3)).join(",")).join("  ")}`);
     if (m.mesh && m.mesh.length) lines.push(`mesh ${m.mesh.length} x ${m.mesh[0].length} points`);
+    if (m.mask && m.mask.length) lines.push(`mask ${m.mask.length} points`);
     lines.push(`blend ${m.blend.join(" ")}  gamma ${m.gamma}  brightness ${m.brightness}${state.testcard ? "  TEST CARD" : ""}`);
   }
   if (state.pc) {

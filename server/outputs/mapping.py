@@ -7,7 +7,9 @@ widths left, right, top, bottom as fractions of the output's own size) whose
 ramps add up to even light at the display `gamma` where two projectors
 overlap. Instead of four corners an output may carry a `mesh`: a grid of
 points (rows x cols, fractions of its frame) that the slice's regular grid is
-pinned to, cell by cell. No torch, no I/O: the config, the show
+pinned to, cell by cell; and a `mask`, a polygon on its frame outside which it
+is black (even-odd rule: a point is inside when a ray from it crosses the
+polygon's edges an odd number of times). No torch, no I/O: the config, the show
 file, the command handler and the server-side NDI warp all use these
 functions, and web/mapping.js holds the same maths for the projector page
 (`homography(src, dst)`, `meshCells(mapping)`, `blendRamp(x, gamma)`).
@@ -21,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server.commands import MAX_MESH_SIDE, MAX_OUTPUTS, NAME_CHARS
+from server.commands import MAX_MASK_POINTS, MAX_MESH_SIDE, MAX_OUTPUTS, NAME_CHARS
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]  # TL TR BR BL
@@ -36,7 +38,7 @@ BRIGHTNESS_RANGE = (0.0, 2.0)
 BLACK_RANGE = (0.0, 0.5)
 MIN_SLICE = 0.01  # a slice narrower than 1% of the canvas is a mistake, not a projector
 MESH_SIDE = (2, MAX_MESH_SIDE)  # points along each side of a mesh: 2 x 2 is a corner-pin
-KEYS = ("name", "rect", "corners", "mesh", "blend", "gamma", "brightness", "black", "ndi")
+KEYS = ("name", "rect", "corners", "mesh", "mask", "blend", "gamma", "brightness", "black", "ndi")
 
 
 class MappingError(ValueError):
@@ -51,6 +53,7 @@ class OutputMapping:
     rect: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # x, y, w, h on the canvas
     corners: Quad = UNIT_QUAD
     mesh: Mesh = ()  # a grid of points pinning the slice, cell by cell; () = the corners pin
+    mask: tuple[Point, ...] = ()  # a polygon on the output's frame; black outside; () = none
     blend: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # l, r, t, b
     gamma: float = 2.2
     brightness: float = 1.0
@@ -64,6 +67,7 @@ class OutputMapping:
             "rect": list(self.rect),
             "corners": [list(p) for p in self.corners],
             "mesh": [[list(p) for p in row] for row in self.mesh],
+            "mask": [list(p) for p in self.mask],
             "blend": list(self.blend),
             "gamma": self.gamma,
             "brightness": self.brightness,
@@ -188,6 +192,28 @@ def check_mesh(value: object) -> Mesh:
 
 def _cell(mesh: Sequence[Sequence[Point]], r: int, c: int) -> Quad:
     return (mesh[r][c], mesh[r][c + 1], mesh[r + 1][c + 1], mesh[r + 1][c])
+
+
+def check_mask(value: object) -> tuple[Point, ...]:
+    """A mask polygon: 3..16 points [[x, y], ...] or flat x y numbers, -1..2; () for none."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise MappingError(f"mask: expected a list of [x, y] points, got {value!r}"[:200])
+    if len(value) == 0:
+        return ()
+    if all(isinstance(p, Sequence) and not isinstance(p, str) for p in value):
+        flat: list[object] = [v for p in value for v in _numbers(p, 2, "mask: each point")]
+    else:
+        flat = list(value)
+    if len(flat) % 2 or not 3 <= len(flat) // 2 <= MAX_MASK_POINTS:
+        raise MappingError(
+            f"mask: {len(flat)} numbers: expected x y of 3..{MAX_MASK_POINTS} points, "
+            "or nothing to clear it"
+        )
+    numbers = _numbers(flat, len(flat), "mask")
+    lo, hi = CORNER_RANGE
+    if not all(lo <= v <= hi for v in numbers):
+        raise MappingError(f"mask: each coordinate must be {lo:g}..{hi:g}")
+    return tuple((numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 2))
 
 
 def mesh_grid(rows: int, cols: int, corners: Quad = UNIT_QUAD) -> Mesh:
@@ -325,6 +351,7 @@ def from_json(data: object, where: str = "output") -> OutputMapping:
         "rect": check_rect,
         "corners": check_corners,
         "mesh": check_mesh,
+        "mask": check_mask,
         "blend": check_blend,
         "gamma": check_gamma,
         "brightness": lambda v: _in_range(v, BRIGHTNESS_RANGE, "brightness"),

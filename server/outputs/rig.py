@@ -24,6 +24,7 @@ from server.outputs.mapping import (
     check_blend,
     check_corners,
     check_gamma,
+    check_mask,
     check_mesh,
     check_rect,
     mesh_grid,
@@ -41,6 +42,7 @@ def mapping_changes(mapping: OutputMapping) -> list[Change]:
         Change(f"{base}/rect", mapping.rect),
         Change(f"{base}/corners", tuple(v for point in mapping.corners for v in point)),
         Change(f"{base}/mesh", mesh_args(mapping)),
+        Change(f"{base}/mask", tuple(v for point in mapping.mask for v in point)),
         Change(f"{base}/blend", mapping.blend),
         Change(f"{base}/gamma", (mapping.gamma,)),
         Change(f"{base}/brightness", (mapping.brightness,)),
@@ -178,6 +180,8 @@ class OutputRig:
                 raise MappingError("mesh: give rows and cols (2..8 each), or nothing to clear it")
             rows, cols = (int(v) for v in args)  # type: ignore[call-overload]
             return replace(current, mesh=mesh_grid(rows, cols, current.corners))
+        if key == "mask":
+            return replace(current, mask=check_mask(args))
         if key == "blend":
             return replace(current, blend=check_blend(args))
         if key == "gamma":

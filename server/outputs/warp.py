@@ -3,13 +3,14 @@
 The same maths as the projector page's WebGL (server/outputs/mapping.py, and
 web/mapping.js in the browser): each pixel of the output's frame is mapped
 back through the inverse corner-pin homography (or, for a mesh, the inverse
-homography of the mesh cell it falls in) to a point of the slice, the
+homography of the piece of mesh it falls in) to a point of the slice, the
 nearest canvas pixel is taken, and the soft-edge weight, brightness and black
-lift are applied. It works on the planar yuv420p frame as rendered (Y and the
-half-size U and V planes each get their own lookup), so no colour conversion
-runs: scaling R'G'B' by w scales Y - 16 and U, V - 128 by w, since the
-conversion is linear. The lookup tables are built once per mapping and canvas
-size; a frame then costs a few array gathers. Runs on the NDI sender's thread.
+lift are applied; outside the mask polygon, if any, it is black. It works on
+the planar yuv420p frame as rendered (Y and the half-size U and V planes each
+get their own lookup), so no colour conversion runs: scaling R'G'B' by w
+scales Y - 16 and U, V - 128 by w, since the conversion is linear. The lookup
+tables are built once per mapping and canvas size; a frame then costs a few
+array gathers. Runs on the NDI sender's thread.
 """
 
 from __future__ import annotations
@@ -86,7 +87,30 @@ def frame_to_slice(mapping: OutputMapping, ow: int, oh: int) -> tuple[np.ndarray
         s[box] = np.where(hit, cs, s[box])
         t[box] = np.where(hit, ct, t[box])
         inside[box] |= hit
+    if mapping.mask:
+        inside &= in_polygon(mapping.mask, uu, vv)
     return s, t, inside
+
+
+def in_polygon(
+    polygon: tuple[tuple[float, float], ...], x: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """Whether each point (x, y) is inside the polygon, by the even-odd rule.
+
+    A ray from the point towards +x crosses the edge (a, b) when the edge spans
+    the point's y (a_y > y) != (b_y > y) and the crossing's x, a_x + (y - a_y)
+    (b_x - a_x) / (b_y - a_y), lies right of the point; an odd count is inside.
+    web/projector.js's inMask is the same test.
+    """
+    inside = np.zeros(x.shape, dtype=bool)
+    for i, (ax, ay) in enumerate(polygon):
+        bx, by = polygon[(i + 1) % len(polygon)]
+        if ay == by:
+            continue  # a level edge is never crossed by a level ray
+        spans = (ay > y) != (by > y)
+        crossing = ax + (y - ay) * (bx - ax) / (by - ay)
+        inside ^= spans & (x < crossing)
+    return inside
 
 
 def plane_map(mapping: OutputMapping, canvas: tuple[int, int], out: tuple[int, int]) -> PlaneMap:

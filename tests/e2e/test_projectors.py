@@ -24,6 +24,7 @@ from controllers.osc_packet import encode
 from server.commands import parse
 from server.lifecycle import Running, running
 from server.outputs.mapping import OutputMapping, cells
+from server.outputs.warp import in_polygon
 from tests.conftest import server_config, tiny_model
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.browser]
@@ -362,4 +363,44 @@ async def test_a_mesh_warp_draws_each_cell_where_its_points_are(
         assert lit[outline > 2].all(), "black inside the mesh"
         if refresh("outputs-mesh.png"):
             Image.fromarray(card.astype(np.uint8)).save(DOCS / "outputs-mesh.png")
+        assert errors == []
+
+
+def in_polygon_px(polygon: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Signed distance (px) to a polygon's outline: > 0 inside (even-odd), < 0 outside."""
+    inside = in_polygon(tuple(map(tuple, polygon)), xs, ys)
+    near = np.full(xs.shape, np.inf)
+    for i in range(len(polygon)):
+        (ax, ay), (bx, by) = polygon[i], polygon[(i + 1) % len(polygon)]
+        dx, dy = bx - ax, by - ay
+        k = np.clip(((xs - ax) * dx + (ys - ay) * dy) / (dx * dx + dy * dy), 0, 1)
+        near = np.minimum(near, np.hypot(xs - ax - k * dx, ys - ay - k * dy))
+    return np.where(inside, near, -near)
+
+
+async def test_a_mask_blacks_out_the_page_outside_its_polygon(
+    browser: Browser, webrtc_host: str
+) -> None:
+    async with running(two_projector_config(webrtc_host), model=tiny_model()) as run:
+        left, errors = await open_output(browser, f"http://{webrtc_host}:{run.port}/out/left")
+        arrow = [0.1, 0.1, 0.9, 0.5, 0.1, 0.9, 0.4, 0.5]  # concave: the notch is black
+        run.engine.submit([parse("/output/testcard", [1]), parse("/out/left/mask", arrow)])
+        await left.wait_for_function(
+            "() => window.ganvj.testcard && window.ganvj.mapping.mask.length === 4",
+            timeout=10_000,
+        )
+        await left.wait_for_selector("#hint.gone", state="attached", timeout=10_000)
+        await asyncio.sleep(1.2)
+        shown = await picture(left)
+        h, w = shown.shape[:2]
+        ys, xs = np.mgrid[0:h, 0:w] + 0.5
+        distance = in_polygon_px(np.array(arrow).reshape(4, 2) * [w, h], xs, ys)
+        lit = shown.max(axis=2) > 12
+        assert not lit[distance < -2].any(), "picture outside the mask"
+        assert lit[distance > 2].all(), "black inside the mask"
+        # No numbers: the mask is gone and the whole frame is lit again.
+        run.engine.submit([parse("/out/left/mask", [])])
+        await left.wait_for_function("() => window.ganvj.mapping.mask.length === 0")
+        await asyncio.sleep(0.5)
+        assert (await picture(left)).max(axis=2)[h // 2, w // 10] > 12
         assert errors == []

@@ -17,6 +17,7 @@ from server.outputs.mapping import (
     cells,
     check_blend,
     check_corners,
+    check_mask,
     check_mesh,
     check_outputs,
     edge_weight,
@@ -25,7 +26,7 @@ from server.outputs.mapping import (
     mesh_grid,
 )
 from server.outputs.rig import OutputRig
-from server.outputs.warp import Warper, blend_ramp_array, frame_to_slice, plane_map
+from server.outputs.warp import Warper, blend_ramp_array, frame_to_slice, in_polygon, plane_map
 
 
 def test_homography_maps_each_corner_onto_its_target_and_inverts() -> None:
@@ -235,3 +236,40 @@ def test_the_rig_lays_a_mesh_moves_its_points_and_refuses_a_fold() -> None:
     assert check_outputs([kept.to_json()])[0] == kept  # type: ignore[union-attr]
     assert rig.apply(parse("/out/left/mesh", []))[0].args == ()
     assert rig.get("left").mesh == ()  # type: ignore[union-attr]
+
+
+# A concave mask: an arrow pointing right, its notch on the left.
+ARROW = ((0.1, 0.1), (0.9, 0.5), (0.1, 0.9), (0.4, 0.5))
+
+
+def test_the_mask_blacks_out_everything_outside_its_polygon() -> None:
+    xs, ys = np.meshgrid(np.linspace(0, 1, 11), np.linspace(0, 1, 11))
+    inside = in_polygon(ARROW, xs, ys)
+    assert inside[5, 6] and inside[2, 2]  # (0.6, 0.5) on the shaft; (0.2, 0.2) in a barb
+    assert not inside[5, 2] and not inside[5, 9] and not inside[0, 5]  # notch, tip, top
+    frame = _frame(200, 100)
+    masked = OutputMapping(name="o", rect=(0.0, 0.0, 0.5, 1.0), mask=check_mask(ARROW))
+    y = Warper().warp(frame, masked).yuv[:100].astype(int)
+    plain = Warper().warp(frame, OutputMapping(name="o", rect=(0.0, 0.0, 0.5, 1.0)))
+    lit = in_polygon(
+        ARROW, *np.meshgrid((np.arange(100) + 0.5) / 100, (np.arange(100) + 0.5) / 100)
+    )
+    assert (y[~lit] == 16).all()
+    assert np.array_equal(y[lit], plain.yuv[:100].astype(int)[lit])
+    chroma = Warper().warp(frame, masked).yuv[100:]
+    assert (chroma == 128).all()
+
+
+def test_the_rig_sets_and_clears_a_mask_and_refuses_a_bad_one() -> None:
+    rig = OutputRig([OutputMapping(name="left")])
+    flat = [v for p in ARROW for v in p]
+    [changed] = rig.apply(parse("/out/left/mask", flat))
+    assert changed.args == tuple(flat) and rig.get("left").mask == ARROW  # type: ignore[union-attr]
+    for bad in ([0.1, 0.1, 0.9, 0.5], [0.1, 0.1, 0.9, 0.5, 0.1]):
+        [refused] = rig.apply(parse("/out/left/mask", bad, origin="tablet"))
+        assert refused.address == ERROR_ADDRESS and "mask" in str(refused.args[1])
+    assert rig.get("left").mask == ARROW  # type: ignore[union-attr]
+    kept = rig.get("left")
+    assert check_outputs([kept.to_json()])[0] == kept  # type: ignore[union-attr]
+    assert rig.apply(parse("/out/left/mask", []))[0].args == ()
+    assert rig.get("left").mask == ()  # type: ignore[union-attr]
