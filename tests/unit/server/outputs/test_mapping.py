@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -26,6 +28,7 @@ from server.outputs.mapping import (
     mesh_grid,
 )
 from server.outputs.rig import OutputRig
+from server.outputs.testcard import CardCache, card_frame
 from server.outputs.warp import Warper, blend_ramp_array, frame_to_slice, in_polygon, plane_map
 
 
@@ -273,3 +276,21 @@ def test_the_rig_sets_and_clears_a_mask_and_refuses_a_bad_one() -> None:
     assert check_outputs([kept.to_json()])[0] == kept  # type: ignore[union-attr]
     assert rig.apply(parse("/out/left/mask", []))[0].args == ()
     assert rig.get("left").mask == ()  # type: ignore[union-attr]
+
+
+def test_the_server_test_card_fills_the_slice_and_names_the_output() -> None:
+    like = _frame(320, 160)
+    right = OutputMapping(name="right", rect=(0.5, 0.0, 0.5, 1.0), blend=(0.25, 0, 0, 0))
+    card = card_frame(right, like)
+    y = card.yuv[:160].astype(int)
+    assert (y[:, :160] == 16).all()  # outside the slice: nothing drawn
+    assert y[:, 160:].std() > 10  # grid, circles, text, edges
+    other = card_frame(dataclasses.replace(right, name="floor"), like).yuv[:160]
+    assert (other != card.yuv[:160]).sum() > 50  # the name is on the card
+    # Warped as the picture is: the blend darkens its zone's outer edge.
+    out = Warper().warp(card, right).yuv[:160].astype(int)
+    assert out[:, 0].mean() - 16 < 0.2 * (y[:, 160].mean() - 16)
+    assert out[:, 80].mean() > 40
+    # Kept between frames for one mapping: the same array, not redrawn.
+    cache = CardCache()
+    assert cache.frame(right, like).yuv is cache.frame(right, like).yuv
