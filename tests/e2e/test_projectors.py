@@ -258,6 +258,8 @@ async def test_dragging_a_corner_on_the_map_page_moves_the_projector_as_you_drag
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(f"{base}/map")
+        # The panels take their slices' shapes once the canvas's size comes with the stream.
+        await page.wait_for_function("() => window.ganvjMap.drawn > 2", timeout=20_000)
         handle = page.locator("#output-left circle.handle[data-i='0']")
         await handle.wait_for(timeout=10_000)
         await handle.scroll_into_view_if_needed()
@@ -297,9 +299,31 @@ async def test_dragging_a_corner_on_the_map_page_moves_the_projector_as_you_drag
         await page.wait_for_function(
             "() => document.getElementById('video').videoWidth > 0", timeout=20_000
         )
+        # Each output's picture is its live slice, in the slice's own shape.
+        await frozen(run)
+        await page.wait_for_function("() => window.ganvjMap.drawn > 5", timeout=10_000)
+        view = page.locator("#output-left .view")
+        await view.scroll_into_view_if_needed()
+        frame_box = await view.bounding_box()
+        assert frame_box is not None
+        ratio = frame_box["height"] / frame_box["width"]
+        assert ratio == pytest.approx(1 / LEFT.rect[2], abs=0.02), ratio  # 256 x 256 canvas
+        shot = np.asarray(Image.open(io.BytesIO(await view.screenshot())).convert("RGB"), float)
+        truth = await original(page)
+        vh, vw = shot.shape[:2]
+        # Inside the frame (the view's middle 1/1.2), away from the handles' overlay.
+        fy, fx = np.mgrid[0.35:0.65:0.02, 0.3:0.7:0.02]
+        got = sample(shot, (fx * 1 / 1.2 + 0.1 / 1.2) * vw, (fy / 1.2 + 0.1 / 1.2) * vh)
+        misfit = {}
+        for mapping in (LEFT, RIGHT):
+            x, y, w, h = mapping.rect
+            want = sample(truth, (x + fx * w) * CANVAS, (y + fy * h) * CANVAS)
+            misfit[mapping.name] = np.abs(got - want).mean()
+        assert misfit["left"] < 20 and misfit["right"] > 2 * misfit["left"], misfit
         await asyncio.sleep(0.5)
         if refresh("map.png"):
-            await page.screenshot(path=str(DOCS / "map.png"))
+            await page.evaluate("() => window.scrollTo(0, 0)")
+            await page.screenshot(path=str(DOCS / "map.png"), full_page=True)
         assert errors == [] and projector_errors == []
 
 
