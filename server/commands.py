@@ -47,6 +47,8 @@ MAX_SEED = 2**31 - 1
 MIDI_KINDS = ("cc", "cc14", "note")
 MAX_CLASS = 9999  # /latent/class; the model's own class count is checked when applied
 MAX_OUTPUTS = 16  # named projector outputs, /out/NAME/...
+MAX_MESH_SIDE = 8  # points along each side of an output's mesh warp (8 x 8 = 64 points)
+MAX_MASK_POINTS = 16  # corners of an output's mask polygon
 NAME_CHARS = r"[A-Za-z0-9_-]{1,32}"  # a {name} path part: an output's name
 DECKS = ("a", "b")  # /deck/a/..., /deck/b/...; a bare deck address is deck a
 MIX_CURVES = ("linear", "power", "cut")  # /mix/curve
@@ -312,6 +314,40 @@ _OUTPUT_COMMANDS = (
         tuple(
             ArgSpec(f"{axis}{i}", "f", "-1..2", -1.0, 2.0)
             for i in range(1, 5)
+            for axis in ("x", "y")
+        ),
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/mesh",
+        "Mesh warp: a grid of rows x cols points (2..8 each) laid through the corner-pin, "
+        "then moved one by one with /out/name/mesh/n; no numbers clears it (the corners pin)",
+        (
+            ArgSpec("rows", "i", "2..8", 2, MAX_MESH_SIDE, optional=True),
+            ArgSpec("cols", "i", "2..8", 2, MAX_MESH_SIDE, optional=True),
+        ),
+        owner="outputs",
+        names=_OUT,
+    ),
+    CommandSpec(
+        "/out/{name}/mesh/{n}",
+        "Move mesh point n (1 is top left, row by row) to x, y, fractions of the output's "
+        "frame; a cell that would fold over itself is refused",
+        (ArgSpec("x", "f", "-1..2", -1.0, 2.0), ArgSpec("y", "f", "-1..2", -1.0, 2.0)),
+        path={"n": (1, MAX_MESH_SIDE * MAX_MESH_SIDE)},
+        owner="outputs",
+        names=_OUT,
+        coalesce=True,
+    ),
+    CommandSpec(
+        "/out/{name}/mask",
+        "Mask: a polygon of 3..16 points x1 y1 x2 y2 ..., fractions of the output's frame, "
+        "outside which the output is black; no numbers clears it",
+        tuple(
+            ArgSpec(f"{axis}{i}", "f", "-1..2", -1.0, 2.0, optional=True)
+            for i in range(1, MAX_MASK_POINTS + 1)
             for axis in ("x", "y")
         ),
         owner="outputs",
@@ -669,6 +705,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "crop, fit (letterbox), stretch, mirror (mirrored tiles)",
         (ArgSpec("fill", "s", "", choices=FILLS),),
         owner="engine",
+        persist="show",  # a performer's setting: the show keeps it over render.fill
     ),
     # Master output (the performer's only way to black)
     CommandSpec(

@@ -1,4 +1,5 @@
-// Projector mapping maths, the same as server/outputs/mapping.py, name for name.
+// Projector mapping maths, the same as server/outputs/mapping.py, name for name
+// (meshCells is cells there).
 // Points are [x, y] fractions; y grows downwards. Matrices are 3x3 row-major arrays.
 
 // The 3x3 projective map H taking the four `src` points onto the four `dst` points.
@@ -72,7 +73,69 @@ export function cornersOk(corners) {
   return true;
 }
 
-// The map from the output's frame back to its slice (0..1 each): the shader's matrix.
+// A mesh (rows of [x, y] points) whose every cell goes round TL TR BR BL (as check_mesh).
+export function meshOk(mesh) {
+  for (let r = 0; r + 1 < mesh.length; r++) {
+    for (let c = 0; c + 1 < mesh[r].length; c++) {
+      if (!cornersOk([mesh[r][c], mesh[r][c + 1], mesh[r + 1][c + 1], mesh[r + 1][c]])) return false;
+    }
+  }
+  return true;
+}
+
+export const MESH_STEPS = 8; // each mesh cell is drawn as MESH_STEPS x MESH_STEPS small quads
+
+// Each mesh point's homogeneous weight: w of the outer corners' homography there
+// (plain bilinear, all 1, where no homography fits the outline).
+function meshWeights(grid) {
+  const rows = grid.length, cols = grid[0].length;
+  let g;
+  try { g = homography(UNIT, [grid[0][0], grid[0][cols - 1], grid[rows - 1][cols - 1], grid[rows - 1][0]]); } catch (_) { g = null; }
+  const w = grid.map((row, r) => row.map((_, c) => (g ? g[2][0] * c / (cols - 1) + g[2][1] * r / (rows - 1) + g[2][2] : 1)));
+  return w.flat().some((v) => v <= 1e-6) ? grid.map((row) => row.map(() => 1)) : w;
+}
+
+// The warp as pieces, each carried by its own homography, as cells() in
+// server/outputs/mapping.py. A corner-pin is one piece. A mesh cell (r, c) covers the
+// slice's [c/(cols-1), (c+1)/(cols-1)] x [r/(rows-1), (r+1)/(rows-1)] and is a
+// perspective-correct bilinear patch of its four points p_i with weights w_i:
+//   P(s, t) = sum_i b_i w_i p_i / sum_i b_i w_i,  b_i the cell's bilinear weights,
+// continuous across cells and exact for a mesh laid through a corner-pin. Each cell
+// is drawn as MESH_STEPS x MESH_STEPS small quads on the patch, each with its own
+// homography. Each piece: { box: [s0, t0, s1, t1], quad, toSlice }.
+export function meshCells(mapping) {
+  if (!mapping.mesh || !mapping.mesh.length) {
+    return [{ box: [0, 0, 1, 1], quad: mapping.corners, toSlice: invert(homography(UNIT, mapping.corners)) }];
+  }
+  const grid = mapping.mesh, weights = meshWeights(grid);
+  const rows = grid.length, cols = grid[0].length, n = MESH_STEPS;
+  const pieces = [];
+  for (let r = 0; r + 1 < rows; r++) {
+    for (let c = 0; c + 1 < cols; c++) {
+      const pts = [grid[r][c], grid[r][c + 1], grid[r + 1][c + 1], grid[r + 1][c]];
+      const ws = [weights[r][c], weights[r][c + 1], weights[r + 1][c + 1], weights[r + 1][c]];
+      const patch = (a, b) => {
+        const bs = [(1 - a) * (1 - b), a * (1 - b), a * b, (1 - a) * b];
+        let w = 0, x = 0, y = 0;
+        for (let i = 0; i < 4; i++) { w += bs[i] * ws[i]; x += bs[i] * ws[i] * pts[i][0]; y += bs[i] * ws[i] * pts[i][1]; }
+        return [x / w, y / w];
+      };
+      const on = Array.from({ length: n + 1 }, (_, j) => Array.from({ length: n + 1 }, (_, i) => patch(i / n, j / n)));
+      for (let j = 0; j < n; j++) {
+        for (let i = 0; i < n; i++) {
+          const [s0, s1] = [(c + i / n) / (cols - 1), (c + (i + 1) / n) / (cols - 1)];
+          const [t0, t1] = [(r + j / n) / (rows - 1), (r + (j + 1) / n) / (rows - 1)];
+          const quad = [on[j][i], on[j][i + 1], on[j + 1][i + 1], on[j + 1][i]];
+          const box = [[s0, t0], [s1, t0], [s1, t1], [s0, t1]];
+          pieces.push({ box: [s0, t0, s1, t1], quad, toSlice: invert(homography(box, quad)) });
+        }
+      }
+    }
+  }
+  return pieces;
+}
+
+// The map from the output's frame back to its slice (0..1 each): a corner-pin's matrix.
 export function frameToSlice(corners) {
   return invert(homography(UNIT, corners));
 }

@@ -5,9 +5,14 @@ own frame between four corner points (`corners`, TL TR BR BL, fractions of the
 output's frame; outside them the output is black), with soft edges (`blend`,
 widths left, right, top, bottom as fractions of the output's own size) whose
 ramps add up to even light at the display `gamma` where two projectors
-overlap. No torch, no I/O: the config, the show file, the command handler and
-the server-side NDI warp all use these functions, and web/mapping.js holds the
-same maths for the projector page (`homography(src, dst)`, `blendRamp(x, gamma)`).
+overlap. Instead of four corners an output may carry a `mesh`: a grid of
+points (rows x cols, fractions of its frame) that the slice's regular grid is
+pinned to, cell by cell; and a `mask`, a polygon on its frame outside which it
+is black (even-odd rule: a point is inside when a ray from it crosses the
+polygon's edges an odd number of times). No torch, no I/O: the config, the show
+file, the command handler and the server-side NDI warp all use these
+functions, and web/mapping.js holds the same maths for the projector page
+(`homography(src, dst)`, `meshCells(mapping)`, `blendRamp(x, gamma)`).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server.commands import MAX_OUTPUTS, NAME_CHARS
+from server.commands import MAX_MASK_POINTS, MAX_MESH_SIDE, MAX_OUTPUTS, NAME_CHARS
 
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]  # TL TR BR BL
 Matrix = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+Mesh = tuple[tuple[Point, ...], ...]  # rows of points, top to bottom, each row left to right
 
 NAME = re.compile(NAME_CHARS + r"\Z")  # an output's name, as its /out/NAME/... path part
 UNIT_QUAD: Quad = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
@@ -31,7 +37,8 @@ GAMMA_RANGE = (1.0, 4.0)
 BRIGHTNESS_RANGE = (0.0, 2.0)
 BLACK_RANGE = (0.0, 0.5)
 MIN_SLICE = 0.01  # a slice narrower than 1% of the canvas is a mistake, not a projector
-KEYS = ("name", "rect", "corners", "blend", "gamma", "brightness", "black", "ndi")
+MESH_SIDE = (2, MAX_MESH_SIDE)  # points along each side of a mesh: 2 x 2 is a corner-pin
+KEYS = ("name", "rect", "corners", "mesh", "mask", "blend", "gamma", "brightness", "black", "ndi")
 
 
 class MappingError(ValueError):
@@ -45,6 +52,8 @@ class OutputMapping:
     name: str
     rect: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # x, y, w, h on the canvas
     corners: Quad = UNIT_QUAD
+    mesh: Mesh = ()  # a grid of points pinning the slice, cell by cell; () = the corners pin
+    mask: tuple[Point, ...] = ()  # a polygon on the output's frame; black outside; () = none
     blend: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # l, r, t, b
     gamma: float = 2.2
     brightness: float = 1.0
@@ -57,6 +66,8 @@ class OutputMapping:
             "name": self.name,
             "rect": list(self.rect),
             "corners": [list(p) for p in self.corners],
+            "mesh": [[list(p) for p in row] for row in self.mesh],
+            "mask": [list(p) for p in self.mask],
             "blend": list(self.blend),
             "gamma": self.gamma,
             "brightness": self.brightness,
@@ -103,6 +114,13 @@ def _cross(o: Point, a: Point, b: Point) -> float:
     return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
 
 
+def folds(quad: Quad) -> bool:
+    """Whether a quad TL TR BR BL is unusable: crossing edges, a dent, or mirrored."""
+    turns = [_cross(quad[i], quad[(i + 1) % 4], quad[(i + 2) % 4]) for i in range(4)]
+    # In y-down frame coordinates, TL TR BR BL clockwise on screen gives positive turns.
+    return not all(t > 1e-6 for t in turns)
+
+
 def check_corners(value: object) -> Quad:
     """Four corners TL TR BR BL forming a convex quad that does not fold, or MappingError.
 
@@ -127,14 +145,166 @@ def check_corners(value: object) -> Quad:
         (numbers[4], numbers[5]),
         (numbers[6], numbers[7]),
     )
-    turns = [_cross(quad[i], quad[(i + 1) % 4], quad[(i + 2) % 4]) for i in range(4)]
-    # In y-down frame coordinates, TL TR BR BL clockwise on screen gives positive turns.
-    if not all(t > 1e-6 for t in turns):
+    if folds(quad):
         raise MappingError(
             f"corners {[list(p) for p in quad]}: fold over themselves; give TL TR BR BL "
             "going round the output (a convex quad, no crossing edges)"
         )
     return quad
+
+
+def check_mesh(value: object) -> Mesh:
+    """A grid of points, rows of [x, y], every cell a quad that does not fold, or MappingError.
+
+    An empty list is no mesh (the corners pin). Each cell (the points at row r,
+    r + 1 and column c, c + 1, taken TL TR BR BL) must pass the corners' test:
+    a cell that folds over itself has no one-to-one warp.
+    """
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise MappingError(f"mesh: expected rows of [x, y] points, got {value!r}"[:200])
+    if len(value) == 0:
+        return ()
+    lo_side, hi_side = MESH_SIDE
+    rows = len(value)
+    cols = len(value[0]) if isinstance(value[0], Sequence) else -1
+    if not (lo_side <= rows <= hi_side and lo_side <= cols <= hi_side):
+        raise MappingError(
+            f"mesh: {rows} rows of {cols} points: expected {lo_side}..{hi_side} of each"
+        )
+    lo, hi = CORNER_RANGE
+    mesh: list[tuple[Point, ...]] = []
+    for r, row in enumerate(value):
+        if not isinstance(row, Sequence) or isinstance(row, str | bytes) or len(row) != cols:
+            raise MappingError(f"mesh: row {r + 1} does not have {cols} points")
+        points = tuple(_numbers(p, 2, f"mesh: row {r + 1}, each point") for p in row)
+        if not all(lo <= v <= hi for p in points for v in p):
+            raise MappingError(f"mesh: row {r + 1}: each coordinate must be {lo:g}..{hi:g}")
+        mesh.append(tuple((p[0], p[1]) for p in points))
+    for r in range(rows - 1):
+        for c in range(cols - 1):
+            if folds(_cell(mesh, r, c)):
+                raise MappingError(
+                    f"mesh: the cell at row {r + 1}, column {c + 1} folds over itself; "
+                    "each cell's points must go round it TL TR BR BL (a convex quad)"
+                )
+    return tuple(mesh)
+
+
+def _cell(mesh: Sequence[Sequence[Point]], r: int, c: int) -> Quad:
+    return (mesh[r][c], mesh[r][c + 1], mesh[r + 1][c + 1], mesh[r + 1][c])
+
+
+def check_mask(value: object) -> tuple[Point, ...]:
+    """A mask polygon: 3..16 points [[x, y], ...] or flat x y numbers, -1..2; () for none."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise MappingError(f"mask: expected a list of [x, y] points, got {value!r}"[:200])
+    if len(value) == 0:
+        return ()
+    if all(isinstance(p, Sequence) and not isinstance(p, str) for p in value):
+        flat: list[object] = [v for p in value for v in _numbers(p, 2, "mask: each point")]
+    else:
+        flat = list(value)
+    if len(flat) % 2 or not 3 <= len(flat) // 2 <= MAX_MASK_POINTS:
+        raise MappingError(
+            f"mask: {len(flat)} numbers: expected x y of 3..{MAX_MASK_POINTS} points, "
+            "or nothing to clear it"
+        )
+    numbers = _numbers(flat, len(flat), "mask")
+    lo, hi = CORNER_RANGE
+    if not all(lo <= v <= hi for v in numbers):
+        raise MappingError(f"mask: each coordinate must be {lo:g}..{hi:g}")
+    return tuple((numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 2))
+
+
+def mesh_grid(rows: int, cols: int, corners: Quad = UNIT_QUAD) -> Mesh:
+    """A rows x cols grid laid through a corner-pin: the mesh that warps as the corners do."""
+    pin = homography(UNIT_QUAD, corners)
+    return tuple(
+        tuple(apply(pin, (c / (cols - 1), r / (rows - 1))) for c in range(cols))
+        for r in range(rows)
+    )
+
+
+MESH_STEPS = 8  # each mesh cell is drawn as MESH_STEPS x MESH_STEPS small quads
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A piece of the warp: its part of the slice, its quad on the frame, and the way back."""
+
+    slice_box: tuple[float, float, float, float]  # s0, t0, s1, t1 on the slice (0..1)
+    quad: Quad  # where it lands on the output's frame, TL TR BR BL
+    to_slice: Matrix  # the frame -> slice homography inside this piece
+
+
+def _weights(grid: Mesh) -> list[list[float]]:
+    """Each mesh point's homogeneous weight: w of the outer corners' homography there."""
+    rows, cols = len(grid), len(grid[0])
+    outer = (grid[0][0], grid[0][-1], grid[-1][-1], grid[-1][0])
+    try:
+        g = homography(UNIT_QUAD, outer)
+    except MappingError:
+        g = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    w = [
+        [g[2][0] * c / (cols - 1) + g[2][1] * r / (rows - 1) + g[2][2] for c in range(cols)]
+        for r in range(rows)
+    ]
+    if min(min(row) for row in w) <= 1e-6:  # an outline no homography fits: plain bilinear
+        return [[1.0] * cols for _ in range(rows)]
+    return w
+
+
+def cells(mapping: OutputMapping) -> list[Cell]:
+    """The warp of an output as pieces, each carried by its own homography.
+
+    A corner-pin is one piece: the homography taking the slice's unit square onto
+    the corners. A mesh cell (r, c) covers the slice's [c/(cols-1), (c+1)/(cols-1)]
+    x [r/(rows-1), (r+1)/(rows-1)] and is a perspective-correct bilinear patch:
+    its four points in homogeneous form (w x, w y, w), w the weight of the
+    homography through the mesh's outer corners at that point, blended
+    bilinearly over (s, t) and divided by the blended w:
+        P(s, t) = sum_i b_i(s, t) w_i p_i / sum_i b_i(s, t) w_i
+    with b_i the bilinear weights (1-a)(1-b), a(1-b), ab, (1-a)b of the cell.
+    It is continuous across cells (a shared edge depends only on its two points)
+    and exact for a mesh laid through a corner-pin (mesh_grid): there (w x, w y, w)
+    is linear in (s, t), and blending a linear function bilinearly changes nothing.
+    Each cell is drawn as MESH_STEPS x MESH_STEPS small quads whose corners lie
+    on the patch, each with its own homography (a smooth patch's small quads are
+    within a fraction of a pixel of it). web/mapping.js's meshCells is the same.
+    """
+    if not mapping.mesh:
+        box: Quad = UNIT_QUAD
+        return [
+            Cell((0.0, 0.0, 1.0, 1.0), mapping.corners, invert(homography(box, mapping.corners)))
+        ]
+    grid = mapping.mesh
+    weights = _weights(grid)
+    rows, cols = len(grid), len(grid[0])
+    steps = MESH_STEPS
+    found = []
+    for r in range(rows - 1):
+        for c in range(cols - 1):
+            pts = _cell(grid, r, c)
+            ws = (weights[r][c], weights[r][c + 1], weights[r + 1][c + 1], weights[r + 1][c])
+
+            def patch(a: float, b: float, pts: Quad = pts, ws: tuple[float, ...] = ws) -> Point:
+                bs = ((1 - a) * (1 - b), a * (1 - b), a * b, (1 - a) * b)
+                w = sum(bi * wi for bi, wi in zip(bs, ws, strict=True))
+                x = sum(bi * wi * p[0] for bi, wi, p in zip(bs, ws, pts, strict=True))
+                y = sum(bi * wi * p[1] for bi, wi, p in zip(bs, ws, pts, strict=True))
+                return (x / w, y / w)
+
+            on = [[patch(i / steps, j / steps) for i in range(steps + 1)] for j in range(steps + 1)]
+            for j in range(steps):
+                for i in range(steps):
+                    s0 = (c + i / steps) / (cols - 1)
+                    s1 = (c + (i + 1) / steps) / (cols - 1)
+                    t0 = (r + j / steps) / (rows - 1)
+                    t1 = (r + (j + 1) / steps) / (rows - 1)
+                    quad: Quad = (on[j][i], on[j][i + 1], on[j + 1][i + 1], on[j + 1][i])
+                    piece: Quad = ((s0, t0), (s1, t0), (s1, t1), (s0, t1))
+                    found.append(Cell((s0, t0, s1, t1), quad, invert(homography(piece, quad))))
+    return found
 
 
 def check_blend(value: object) -> tuple[float, float, float, float]:
@@ -180,6 +350,8 @@ def from_json(data: object, where: str = "output") -> OutputMapping:
     checks: dict[str, Callable[[object], Any]] = {
         "rect": check_rect,
         "corners": check_corners,
+        "mesh": check_mesh,
+        "mask": check_mask,
         "blend": check_blend,
         "gamma": check_gamma,
         "brightness": lambda v: _in_range(v, BRIGHTNESS_RANGE, "brightness"),

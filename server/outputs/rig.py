@@ -24,10 +24,14 @@ from server.outputs.mapping import (
     check_blend,
     check_corners,
     check_gamma,
+    check_mask,
+    check_mesh,
     check_rect,
+    mesh_grid,
 )
 
 TESTCARD = "/output/testcard"
+MESH_POINT = "/out/{name}/mesh/{n}"
 
 
 def mapping_changes(mapping: OutputMapping) -> list[Change]:
@@ -37,12 +41,22 @@ def mapping_changes(mapping: OutputMapping) -> list[Change]:
         Change(f"{base}/add", ()),
         Change(f"{base}/rect", mapping.rect),
         Change(f"{base}/corners", tuple(v for point in mapping.corners for v in point)),
+        Change(f"{base}/mesh", mesh_args(mapping)),
+        Change(f"{base}/mask", tuple(v for point in mapping.mask for v in point)),
         Change(f"{base}/blend", mapping.blend),
         Change(f"{base}/gamma", (mapping.gamma,)),
         Change(f"{base}/brightness", (mapping.brightness,)),
         Change(f"{base}/black", (mapping.black,)),
         Change(f"{base}/ndi", (int(mapping.ndi),)),
     ]
+
+
+def mesh_args(mapping: OutputMapping) -> tuple[float, ...]:
+    """The mesh as feedback: rows, cols, then x y of each point row by row; () for none."""
+    if not mapping.mesh:
+        return ()
+    points = tuple(v for row in mapping.mesh for point in row for v in point)
+    return (len(mapping.mesh), len(mapping.mesh[0]), *points)
 
 
 class OutputRig:
@@ -100,7 +114,7 @@ class OutputRig:
                 return [Change(TESTCARD, (int(self.testcard),))]
             return [Change(TESTCARD, (int(self.testcard),), command.origin)]
         name = command.label()
-        key = command.name.rsplit("/", 1)[1]
+        key = "point" if command.name == MESH_POINT else command.name.rsplit("/", 1)[1]
         try:
             return self._apply(command, name, key)
         except MappingError as exc:
@@ -123,6 +137,10 @@ class OutputRig:
             elif key == "remove":
                 self._outputs = {k: v for k, v in self._outputs.items() if k != name}
                 changes = [Change(command.address, ())]
+            elif key == "point":
+                changes = self._point(command, name, current)
+                if command.query:
+                    return changes
             elif command.query:
                 state = {c.address: c.args for c in mapping_changes(current)}
                 return [Change(command.address, state[command.address], command.origin)]
@@ -133,12 +151,37 @@ class OutputRig:
         self._changed()
         return changes
 
+    def _point(self, command: Command, name: str, current: OutputMapping) -> list[Change]:
+        """`/out/NAME/mesh/N x y` (under the lock): one mesh point moved, or an /error."""
+        n = command.index() - 1
+        cols = len(current.mesh[0]) if current.mesh else 0
+        if n >= len(current.mesh) * cols:
+            size = f"{len(current.mesh)} x {cols}" if current.mesh else "none: /out/NAME/mesh 3 3"
+            raise MappingError(f"mesh point {n + 1}: {name}'s mesh has no such point (mesh {size})")
+        r, c = divmod(n, cols)
+        if command.query:
+            return [Change(command.address, current.mesh[r][c], command.origin)]
+        rows = [list(row) for row in current.mesh]
+        rows[r][c] = (float(command.args[0]), float(command.args[1]))  # type: ignore[arg-type]
+        mesh = check_mesh(rows)
+        self._outputs = {**self._outputs, name: replace(current, mesh=mesh)}
+        return [Change(command.address, mesh[r][c])]
+
     @staticmethod
     def _updated(current: OutputMapping, key: str, args: tuple[object, ...]) -> OutputMapping:
         if key == "rect":
             return replace(current, rect=check_rect(args))
         if key == "corners":
             return replace(current, corners=check_corners(args))
+        if key == "mesh":
+            if not args:
+                return replace(current, mesh=())
+            if len(args) != 2:
+                raise MappingError("mesh: give rows and cols (2..8 each), or nothing to clear it")
+            rows, cols = (int(v) for v in args)  # type: ignore[call-overload]
+            return replace(current, mesh=mesh_grid(rows, cols, current.corners))
+        if key == "mask":
+            return replace(current, mask=check_mask(args))
         if key == "blend":
             return replace(current, blend=check_blend(args))
         if key == "gamma":

@@ -25,6 +25,7 @@ from server.outputs.janus import JanusError, JanusForwarder
 from server.outputs.ndi import NdiSender
 from server.outputs.recorder import Recorder
 from server.outputs.rig import OutputRig
+from server.outputs.testcard import CardCache
 from server.outputs.warp import Warper
 
 logger = logging.getLogger(__name__)
@@ -187,9 +188,14 @@ class Outputs:
 
     def _warp_for(self, name: str) -> Callable[[Frame], Frame | None]:
         warper = Warper()
+        cards = CardCache()
 
         def warp(frame: Frame) -> Frame | None:
             mapping = self.rig.get(name)
-            return warper.warp(frame, mapping) if mapping is not None else None
+            if mapping is None:
+                return None
+            if self.rig.testcard:  # drawn here, on the sender's thread, then warped alike
+                frame = cards.frame(mapping, frame)
+            return warper.warp(frame, mapping)
 
         return warp

@@ -2,23 +2,26 @@
 
 The same maths as the projector page's WebGL (server/outputs/mapping.py, and
 web/mapping.js in the browser): each pixel of the output's frame is mapped
-back through the inverse corner-pin homography to a point of the slice, the
+back through the inverse corner-pin homography (or, for a mesh, the inverse
+homography of the piece of mesh it falls in) to a point of the slice, the
 nearest canvas pixel is taken, and the soft-edge weight, brightness and black
-lift are applied. It works on the planar yuv420p frame as rendered (Y and the
-half-size U and V planes each get their own lookup), so no colour conversion
-runs: scaling R'G'B' by w scales Y - 16 and U, V - 128 by w, since the
-conversion is linear. The lookup tables are built once per mapping and canvas
-size; a frame then costs a few array gathers. Runs on the NDI sender's thread.
+lift are applied; outside the mask polygon, if any, it is black. It works on
+the planar yuv420p frame as rendered (Y and the half-size U and V planes each
+get their own lookup), so no colour conversion runs: scaling R'G'B' by w
+scales Y - 16 and U, V - 128 by w, since the conversion is linear. The lookup
+tables are built once per mapping and canvas size; a frame then costs a few
+array gathers. Runs on the NDI sender's thread.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from server.media.frame import Frame
-from server.outputs.mapping import UNIT_QUAD, OutputMapping, homography, invert
+from server.outputs.mapping import OutputMapping, cells
 
 Y_BLACK = 16.0  # limited-range BT.601, as models.pixels.to_yuv420 writes it
 Y_RANGE = 219.0
@@ -48,24 +51,73 @@ def output_size(mapping: OutputMapping, width: int, height: int) -> tuple[int, i
     return max(2, round(w * width / 2) * 2), max(2, round(h * height / 2) * 2)
 
 
+def frame_to_slice(mapping: OutputMapping, ow: int, oh: int) -> tuple[np.ndarray, ...]:
+    """For each pixel centre of a (ow, oh) frame: its slice point s, t and whether it is lit.
+
+    Cell by cell (one cell for a corner-pin, (rows-1) x (cols-1) for a mesh),
+    within the cell quad's bounding box: the pixel goes back through the cell's
+    frame -> slice homography, and is the cell's when it lands in the cell's part
+    of the slice on the quad's side of the horizon line (w of the sign w has at the
+    quad's centre; a point past the horizon maps into the box too, but is not inside).
+    """
+    uu, vv = np.meshgrid((np.arange(ow) + 0.5) / ow, (np.arange(oh) + 0.5) / oh)  # (oh, ow)
+    s = np.zeros((oh, ow))
+    t = np.zeros((oh, ow))
+    inside = np.zeros((oh, ow), dtype=bool)
+    for cell in cells(mapping):
+        xs = [p[0] for p in cell.quad]
+        ys = [p[1] for p in cell.quad]
+        x0, x1 = max(0, math.floor(min(xs) * ow)), min(ow, math.ceil(max(xs) * ow) + 1)
+        y0, y1 = max(0, math.floor(min(ys) * oh)), min(oh, math.ceil(max(ys) * oh) + 1)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        box = (slice(y0, y1), slice(x0, x1))
+        m = np.array(cell.to_slice)
+        u, v = uu[box], vv[box]
+        den = m[2, 0] * u + m[2, 1] * v + m[2, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):  # den 0 on the horizon line
+            cs = (m[0, 0] * u + m[0, 1] * v + m[0, 2]) / den
+            ct = (m[1, 0] * u + m[1, 1] * v + m[1, 2]) / den
+        cx, cy = sum(xs) / 4, sum(ys) / 4
+        sign = np.sign(m[2, 0] * cx + m[2, 1] * cy + m[2, 2])
+        s0, t0, s1, t1 = cell.slice_box
+        eps = 1e-9
+        hit = (den * sign > 0) & ~inside[box]
+        hit &= (cs >= s0 - eps) & (cs <= s1 + eps) & (ct >= t0 - eps) & (ct <= t1 + eps)
+        s[box] = np.where(hit, cs, s[box])
+        t[box] = np.where(hit, ct, t[box])
+        inside[box] |= hit
+    if mapping.mask:
+        inside &= in_polygon(mapping.mask, uu, vv)
+    return s, t, inside
+
+
+def in_polygon(
+    polygon: tuple[tuple[float, float], ...], x: np.ndarray, y: np.ndarray
+) -> np.ndarray:
+    """Whether each point (x, y) is inside the polygon, by the even-odd rule.
+
+    A ray from the point towards +x crosses the edge (a, b) when the edge spans
+    the point's y (a_y > y) != (b_y > y) and the crossing's x, a_x + (y - a_y)
+    (b_x - a_x) / (b_y - a_y), lies right of the point; an odd count is inside.
+    web/projector.js's inMask is the same test.
+    """
+    inside = np.zeros(x.shape, dtype=bool)
+    for i, (ax, ay) in enumerate(polygon):
+        bx, by = polygon[(i + 1) % len(polygon)]
+        if ay == by:
+            continue  # a level edge is never crossed by a level ray
+        spans = (ay > y) != (by > y)
+        crossing = ax + (y - ay) * (bx - ax) / (by - ay)
+        inside ^= spans & (x < crossing)
+    return inside
+
+
 def plane_map(mapping: OutputMapping, canvas: tuple[int, int], out: tuple[int, int]) -> PlaneMap:
     """The lookup for one plane: canvas (W, H) pixels -> output (w, h) pixels."""
     cw, ch = canvas
     ow, oh = out
-    to_slice = invert(homography(UNIT_QUAD, mapping.corners))  # frame -> slice (0..1)
-    u = (np.arange(ow) + 0.5) / ow
-    v = (np.arange(oh) + 0.5) / oh
-    uu, vv = np.meshgrid(u, v)  # (oh, ow)
-    m = np.array(to_slice)
-    den = m[2, 0] * uu + m[2, 1] * vv + m[2, 2]
-    s = (m[0, 0] * uu + m[0, 1] * vv + m[0, 2]) / den
-    t = (m[1, 0] * uu + m[1, 1] * vv + m[1, 2]) / den
-    # The quad's own centre fixes the sign of w: a point past the horizon line
-    # (w of the other sign) maps into the square too, but is not inside the quad.
-    cx = sum(p[0] for p in mapping.corners) / 4
-    cy = sum(p[1] for p in mapping.corners) / 4
-    sign = np.sign(m[2, 0] * cx + m[2, 1] * cy + m[2, 2])
-    inside = (den * sign > 0) & (s >= 0) & (s <= 1) & (t >= 0) & (t <= 1)
+    s, t, inside = frame_to_slice(mapping, ow, oh)
     rx, ry, rw, rh = mapping.rect
     px = np.clip(np.floor((rx + np.clip(s, 0, 1) * rw) * cw), 0, cw - 1).astype(np.int64)
     py = np.clip(np.floor((ry + np.clip(t, 0, 1) * rh) * ch), 0, ch - 1).astype(np.int64)

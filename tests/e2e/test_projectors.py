@@ -23,7 +23,8 @@ from playwright.async_api import Browser, Page
 from controllers.osc_packet import encode
 from server.commands import parse
 from server.lifecycle import Running, running
-from server.outputs.mapping import OutputMapping
+from server.outputs.mapping import OutputMapping, cells
+from server.outputs.warp import in_polygon
 from tests.conftest import server_config, tiny_model
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.browser]
@@ -257,6 +258,8 @@ async def test_dragging_a_corner_on_the_map_page_moves_the_projector_as_you_drag
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(f"{base}/map")
+        # The panels take their slices' shapes once the canvas's size comes with the stream.
+        await page.wait_for_function("() => window.ganvjMap.drawn > 2", timeout=20_000)
         handle = page.locator("#output-left circle.handle[data-i='0']")
         await handle.wait_for(timeout=10_000)
         await handle.scroll_into_view_if_needed()
@@ -296,7 +299,132 @@ async def test_dragging_a_corner_on_the_map_page_moves_the_projector_as_you_drag
         await page.wait_for_function(
             "() => document.getElementById('video').videoWidth > 0", timeout=20_000
         )
+        # Each output's picture is its live slice, in the slice's own shape.
+        await frozen(run)
+        await page.wait_for_function("() => window.ganvjMap.drawn > 5", timeout=10_000)
+        view = page.locator("#output-left .view")
+        await view.scroll_into_view_if_needed()
+        frame_box = await view.bounding_box()
+        assert frame_box is not None
+        ratio = frame_box["height"] / frame_box["width"]
+        assert ratio == pytest.approx(1 / LEFT.rect[2], abs=0.02), ratio  # 256 x 256 canvas
+        shot = np.asarray(Image.open(io.BytesIO(await view.screenshot())).convert("RGB"), float)
+        truth = await original(page)
+        vh, vw = shot.shape[:2]
+        # Inside the frame (the view's middle 1/1.2), away from the handles' overlay.
+        fy, fx = np.mgrid[0.35:0.65:0.02, 0.3:0.7:0.02]
+        got = sample(shot, (fx * 1 / 1.2 + 0.1 / 1.2) * vw, (fy / 1.2 + 0.1 / 1.2) * vh)
+        misfit = {}
+        for mapping in (LEFT, RIGHT):
+            x, y, w, h = mapping.rect
+            want = sample(truth, (x + fx * w) * CANVAS, (y + fy * h) * CANVAS)
+            misfit[mapping.name] = np.abs(got - want).mean()
+        assert misfit["left"] < 20 and misfit["right"] > 2 * misfit["left"], misfit
         await asyncio.sleep(0.5)
         if refresh("map.png"):
-            await page.screenshot(path=str(DOCS / "map.png"))
+            await page.evaluate("() => window.scrollTo(0, 0)")
+            await page.screenshot(path=str(DOCS / "map.png"), full_page=True)
         assert errors == [] and projector_errors == []
+
+
+# A 3 x 3 mesh: the corner-pin's grid with its middle point pulled up and left, and
+# the right column's middle pushed out, so the cells are four different quads.
+MESH = (
+    ((0.05, 0.05), (0.5, 0.02), (0.95, 0.06)),
+    ((0.04, 0.5), (0.38, 0.42), (0.99, 0.55)),
+    ((0.06, 0.95), (0.52, 0.97), (0.94, 0.96)),
+)
+
+
+async def test_a_mesh_warp_draws_each_cell_where_its_points_are(
+    browser: Browser, webrtc_host: str
+) -> None:
+    async with running(two_projector_config(webrtc_host), model=tiny_model()) as run:
+        left, errors = await open_output(browser, f"http://{webrtc_host}:{run.port}/out/left")
+        moves = [parse("/out/left/blend", [0, 0, 0, 0]), parse("/out/left/mesh", [3, 3])]
+        for n, point in enumerate((p for row in MESH for p in row), start=1):
+            moves.append(parse(f"/out/left/mesh/{n}", list(point)))
+        run.engine.submit(moves)
+        await left.wait_for_function(
+            "(want) => { const m = window.ganvj.mapping;"
+            " return m.blend[1] === 0 && m.mesh.length === 3"
+            " && m.mesh.flat(2).every((v, i) => Math.abs(v - want[i]) < 1e-6); }",
+            arg=[v for row in MESH for p in row for v in p],
+            timeout=10_000,
+        )
+        mapping = run.outputs.rig.get("left")
+        assert mapping is not None and mapping.mesh == MESH
+        await left.wait_for_selector("#hint.gone", state="attached", timeout=10_000)
+        await frozen(run)
+        shown = await picture(left)
+        truth = await original(left)
+        h, w = shown.shape[:2]
+        ys, xs = np.mgrid[0:h, 0:w] + 0.5
+        # Inside each cell, away from its edges: the pixel is the canvas at the slice
+        # point the cell's homography gives (server/outputs/mapping.py's cells()).
+        errors_seen, outline = [], np.full(xs.shape, -np.inf)
+        for cell in cells(mapping):
+            quad = np.array(cell.quad) * [w, h]
+            distance = inside_distance(quad, xs, ys)
+            outline = np.maximum(outline, distance)
+            inner = distance > 3
+            m = np.array(cell.to_slice)
+            u, v = xs[inner] / w, ys[inner] / h
+            den = m[2, 0] * u + m[2, 1] * v + m[2, 2]
+            s = (m[0, 0] * u + m[0, 1] * v + m[0, 2]) / den
+            t = (m[1, 0] * u + m[1, 1] * v + m[1, 2]) / den
+            rx, ry, rw, rh = mapping.rect
+            want = sample(truth, (rx + s * rw) * CANVAS, (ry + t * rh) * CANVAS)
+            errors_seen.append(np.abs(shown[inner] - want).mean())
+        assert max(errors_seen) < 8.0, errors_seen
+        # The lit area is the mesh's outline within 2 px (the test card lights every pixel).
+        run.engine.submit([parse("/output/testcard", [1])])
+        await left.wait_for_function("() => window.ganvj.testcard", timeout=5_000)
+        await asyncio.sleep(1.2)
+        card = await picture(left)
+        lit = card.max(axis=2) > 12
+        assert not lit[outline < -2].any(), "picture outside the mesh"
+        assert lit[outline > 2].all(), "black inside the mesh"
+        if refresh("outputs-mesh.png"):
+            Image.fromarray(card.astype(np.uint8)).save(DOCS / "outputs-mesh.png")
+        assert errors == []
+
+
+def in_polygon_px(polygon: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Signed distance (px) to a polygon's outline: > 0 inside (even-odd), < 0 outside."""
+    inside = in_polygon(tuple(map(tuple, polygon)), xs, ys)
+    near = np.full(xs.shape, np.inf)
+    for i in range(len(polygon)):
+        (ax, ay), (bx, by) = polygon[i], polygon[(i + 1) % len(polygon)]
+        dx, dy = bx - ax, by - ay
+        k = np.clip(((xs - ax) * dx + (ys - ay) * dy) / (dx * dx + dy * dy), 0, 1)
+        near = np.minimum(near, np.hypot(xs - ax - k * dx, ys - ay - k * dy))
+    return np.where(inside, near, -near)
+
+
+async def test_a_mask_blacks_out_the_page_outside_its_polygon(
+    browser: Browser, webrtc_host: str
+) -> None:
+    async with running(two_projector_config(webrtc_host), model=tiny_model()) as run:
+        left, errors = await open_output(browser, f"http://{webrtc_host}:{run.port}/out/left")
+        arrow = [0.1, 0.1, 0.9, 0.5, 0.1, 0.9, 0.4, 0.5]  # concave: the notch is black
+        run.engine.submit([parse("/output/testcard", [1]), parse("/out/left/mask", arrow)])
+        await left.wait_for_function(
+            "() => window.ganvj.testcard && window.ganvj.mapping.mask.length === 4",
+            timeout=10_000,
+        )
+        await left.wait_for_selector("#hint.gone", state="attached", timeout=10_000)
+        await asyncio.sleep(1.2)
+        shown = await picture(left)
+        h, w = shown.shape[:2]
+        ys, xs = np.mgrid[0:h, 0:w] + 0.5
+        distance = in_polygon_px(np.array(arrow).reshape(4, 2) * [w, h], xs, ys)
+        lit = shown.max(axis=2) > 12
+        assert not lit[distance < -2].any(), "picture outside the mask"
+        assert lit[distance > 2].all(), "black inside the mask"
+        # No numbers: the mask is gone and the whole frame is lit again.
+        run.engine.submit([parse("/out/left/mask", [])])
+        await left.wait_for_function("() => window.ganvj.mapping.mask.length === 0")
+        await asyncio.sleep(0.5)
+        assert (await picture(left)).max(axis=2)[h // 2, w // 10] > 12
+        assert errors == []

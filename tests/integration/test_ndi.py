@@ -194,3 +194,52 @@ async def test_a_warped_output_is_its_own_ndi_source_with_the_warped_geometry() 
         assert np.mean(unwarped) > 2 * np.mean(errors), (np.mean(unwarped), np.mean(errors))
         matched += 1
     assert matched >= 3, (len(received), matched)
+
+
+async def test_an_ndi_output_shows_the_test_card_warped_as_its_picture() -> None:
+    import dataclasses
+
+    from server.commands import parse
+    from server.outputs.mapping import OutputMapping
+    from server.outputs.testcard import card_frame
+    from server.outputs.warp import Warper
+
+    corners = ((0.1, 0.05), (0.9, 0.15), (0.8, 0.95), (0.05, 0.85))
+    mapping = OutputMapping(
+        name="left", rect=(0.0, 0.0, 0.5, 1.0), corners=corners, blend=(0, 0.3, 0, 0), ndi=True
+    )
+    config = server_config("127.0.0.1", fps=FPS, size=256)
+    config = dataclasses.replace(config, outputs=(mapping,))
+    async with running(config, model=tiny_model()) as run:
+        run.engine.submit([parse("/output/testcard", [1])])
+        rendered = Rendered(run)
+        try:
+            received = await asyncio.to_thread(receive, 2.0, "(ganvj left)")
+        finally:
+            rendered.close()
+    assert received
+    like = next(iter(rendered.frames.values()))
+    card = Warper().warp(card_frame(mapping, like), mapping)
+    want = av.VideoFrame.from_ndarray(card.yuv, format="yuv420p").to_ndarray(format="bgr24")
+    assert want.shape == (256, 128, 3)
+    # The card: its dark blue-grey background, its red edges, its grid and circles; the
+    # received frames are the card as the server warped it (NDI compression aside),
+    # whatever the live picture does meanwhile; the live picture fits far worse.
+    errors, pictures = [], []
+    for timecode, bgr in received[-10:]:
+        assert bgr.shape == want.shape
+        errors.append(np.abs(bgr.astype(int) - want.astype(int)).mean())
+        frame = rendered.frames.get(timecode)
+        if frame is not None:
+            live = Warper().warp(frame, mapping)
+            shown = av.VideoFrame.from_ndarray(live.yuv, format="yuv420p").to_ndarray(
+                format="bgr24"
+            )
+            pictures.append(np.abs(bgr.astype(int) - shown.astype(int)).mean())
+    assert max(errors) < 6, errors
+    assert pictures and min(pictures) > 3 * max(errors), (pictures, errors)
+    # The red edge frame round the slice: where the card is red, the receiver sees red.
+    red = (want[..., 2] > 180) & (want[..., 1] < 90) & (want[..., 0] < 90)
+    assert red.sum() > 200
+    seen = bgr[red].astype(int).mean(axis=0)
+    assert seen[2] > 150 and seen[1] < 110 and seen[0] < 110, seen

@@ -138,3 +138,24 @@ async def test_outputs_live_in_the_show_and_come_back_after_a_restart() -> None:
         outputs = json.loads(body)["outputs"]
         assert sorted(outputs) == ["floor", "left"]
         assert outputs["floor"]["rect"] == [0.0, 0.8, 1.0, 0.2]
+
+
+async def test_the_canvas_fill_lives_in_the_show_and_comes_back_after_a_restart() -> None:
+    config = server_config(HOST)  # one state folder for both starts; render.fill is native
+    async with (
+        running(config, model=tiny_model()) as run,
+        connect(f"ws://{HOST}:{run.port}/ws") as ws,
+    ):
+        await ws.send(json.dumps({"address": "/canvas/fill", "args": ["mirror"]}))
+        await message(
+            ws, lambda m: m.get("address") == "/canvas/fill" and m.get("args") == ["mirror"]
+        )
+    # The show is written as the server stops; the next start plays it back over render.fill.
+    async with (
+        running(config, model=tiny_model()) as run,
+        connect(f"ws://{HOST}:{run.port}/ws") as ws,
+    ):
+        await ws.send(json.dumps({"address": "/canvas/fill", "args": ["?"]}))
+        reply = await message(ws, lambda m: m.get("address") == "/canvas/fill")
+        assert reply["args"] == ["mirror"]
+        assert run.app.status()["fill"] == "mirror"
