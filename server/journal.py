@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from server.commands import REGISTRY, Command, CommandError, lookup, parse
 
@@ -245,7 +245,10 @@ class Journal:
         self.lines = 0
         self.rotations = 0
         self._lock = threading.Lock()
-        self._handle: TextIO | None = None
+        # No file stays open between frames: an open handle would keep the state
+        # folder busy (a disk that must turn read-only, an unmount) and buys nothing,
+        # since every line is flushed to the kernel at once anyway.
+        self._ready = False  # begun and not closed: lines may be appended
         self._size = 0
         self._frames: list[tuple[int, str]] = []  # (frame index, line) since the last fold
         self._skip: list[Sequence[Command]] = []
@@ -286,11 +289,12 @@ class Journal:
             line["snapshot"] = snapshot()
         text = json.dumps(line, separators=(",", ":"), allow_nan=False)
         with self._lock:
-            if self._handle is None:
+            if not self._ready:
                 return
             try:
-                self._handle.write(text + "\n")
-                self._handle.flush()  # to the kernel: survives the process, see the docstring
+                # Written and closed: in the kernel, so it survives the process.
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(text + "\n")
             except OSError as exc:
                 self._failed(exc)
                 return
@@ -311,10 +315,7 @@ class Journal:
         """Close the file (shutdown); a fold asked for later does nothing."""
         with self._lock:
             self._closed = True
-            if self._handle is not None:
-                with contextlib.suppress(OSError):
-                    self._handle.close()
-                self._handle = None
+            self._ready = False
 
     def status(self) -> dict[str, Any]:
         """For /api/status."""
@@ -363,9 +364,7 @@ class Journal:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
                 raise
-            if self._handle is not None:
-                self._handle.close()
-            self._handle = self.path.open("a", encoding="utf-8")
+            self._ready = not self._closed
         except OSError as exc:
             self._failed(exc)
             return False
