@@ -36,8 +36,8 @@ from models.fastpath import FastPath
 from models.faults import Faults
 from models.latent_maths import lerp
 from models.latent_space import LatentSpace, Pose, ZSpace, space_for
+from models.mixing import Workspace, mix
 from models.mixing import dim as dim_deck
-from models.mixing import mix
 from models.pixels import resize, to_rgb_uint8, to_yuv420
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
@@ -243,6 +243,7 @@ class Engine:
         self.deck_b: Deck | None = None
         self.deck_b_inputs = InputHub()
         self.mixer = Mixer(self.tempo)
+        self._mix_work = Workspace()  # the mix's frame buffers, reused frame after frame
         self.master = Master()
         self.patch = Patch()
         # Modulation sources (audio features); any thread writes, the render thread reads.
@@ -551,9 +552,7 @@ class Engine:
                         latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
                         latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
                     image = self.reactor.image(latent_image, now, seq, incoming, compose)
-                    framed_a = dim_deck(
-                        fill_canvas(image, width, height, fill), self.mixer.dims["a"]
-                    )
+                    framed_a = self._dim("a", fill_canvas(image, width, height, fill))
                 framed_b = self._render_b(pose_b, width, height) if b_on and x > 0.0 else None
                 framed = self._mix(framed_a, framed_b, x)
                 self._held = framed
@@ -613,7 +612,14 @@ class Engine:
             framed = fill_canvas(image, width, height, fill)
         else:
             return None
-        return dim_deck(framed, self.mixer.dims["b"])
+        return self._dim("b", framed)
+
+    def _dim(self, deck: str, framed: torch.Tensor) -> torch.Tensor:
+        """A deck's picture through its fader, into that deck's reused buffer."""
+        level = self.mixer.dims[deck]
+        if level >= 1.0:
+            return framed
+        return dim_deck(framed, level, self._mix_work.get(f"dim {deck}", framed))
 
     def _mix(self, a: torch.Tensor | None, b: torch.Tensor | None, x: float) -> torch.Tensor:
         """The two decks' framed pictures at crossfade x (either alone when the other is absent)."""
@@ -625,7 +631,7 @@ class Engine:
             return b
         if b.shape != a.shape:
             b = resize(b, (a.shape[-2], a.shape[-1]))
-        return mix(a, b, x, self.mixer.curve, self.mixer.mode)
+        return mix(a, b, x, self.mixer.curve, self.mixer.mode, self._mix_work)
 
     def _crossfade(
         self, image: torch.Tensor, now: float, dt: float, size: int, aspect: float = 1.0
