@@ -367,6 +367,7 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.inputs.stop()
+        self.deck_b_inputs.stop()  # deck b's own video (an NDI receiver: its thread ends too)
         # A frame in progress gets this long to finish; a stuck one is left behind
         # (a daemon thread) and its readers are woken by the closed frame slot.
         self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
