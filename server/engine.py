@@ -778,15 +778,25 @@ class Engine:
         self._show_dirty = False
         self._show_saved = now
         if self.hooks.on_show is not None:
+            # Deck b's keyframes too (by its model's name; deck a's win where both play one).
+            if self.deck_b is not None:
+                self.snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
             self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
             self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
 
     def _show_settings(self, now: float) -> dict[str, list[object]]:
-        """The show-wide settings as address -> args: the loaded model, the master grade."""
-        settings = {address: list(self._query(address, now)) for address in SHOW_SETTINGS}
-        model = self.deck.model
-        if self.catalog.find(model.name) is None:  # not in the model folders: keep its path
-            settings["/model/load"] = [str(model.path)]
+        """The show-wide settings as address -> args: the models, the master grade, the mixer."""
+        settings: dict[str, list[object]] = {}
+        for address in SHOW_SETTINGS:
+            command = parse(address, ["?"])
+            if command.deck == "a":
+                settings[address] = list(self._query(command.name, now))
+            elif command.name != "/model/load" or self.deck_b is not None:  # none: not kept
+                settings[address] = list(self._deck_b_command(command, now)[0].args)
+        for deck, address in ((self.deck, "/model/load"), (self.deck_b, "/deck/b/model/load")):
+            model = deck.model if deck is not None else None
+            if model is not None and self.catalog.find(model.name) is None:
+                settings[address] = [str(model.path)]  # not in the model folders: its path
         return settings
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:
