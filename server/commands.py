@@ -1056,6 +1056,7 @@ _DECK_COMMANDS = (
         (ArgSpec("level", "f", "0..1", 0.0, 1.0),),
         owner="mixer",
         coalesce=True,
+        persist="show",
         deck=True,
     ),
     CommandSpec(
@@ -1075,18 +1076,21 @@ _MIX_COMMANDS = (
         (ArgSpec("x", "f", "0..1", 0.0, 1.0),),
         owner="mixer",
         coalesce=True,
+        persist="show",
     ),
     CommandSpec(
         "/mix/curve",
         "Crossfade curve: linear, power (equal power), cut (the nearer deck only)",
         (ArgSpec("curve", "s", "", choices=MIX_CURVES),),
         owner="mixer",
+        persist="show",
     ),
     CommandSpec(
         "/mix/blend",
         "How deck b lays over deck a; lumakey keys b over a by b's brightness",
         (ArgSpec("mode", "s", "", choices=BLEND_MODES),),
         owner="mixer",
+        persist="show",
     ),
     CommandSpec(
         "/mix/cut",
@@ -1189,7 +1193,14 @@ def opens_by_path(address: str, args: Sequence[object]) -> bool:
     return address == "/model/load" and bool(args) and not is_model_name(str(args[0]))
 
 
-SHOW_SETTINGS = persisted({"show"})  # the show-wide settings, restored at start
+# The show-wide settings, restored at start: the model and master grade, the mixer,
+# and deck b's side of the deck ones (its model, its fader); a bare address is deck a's.
+SHOW_SETTINGS = persisted({"show"}) + tuple(
+    deck_address("b", address)
+    for spec in COMMANDS
+    if spec.persist == "show" and spec.deck
+    for address in addresses(spec)
+)
 
 
 def lookup(address: str) -> tuple[CommandSpec, dict[str, int]]:

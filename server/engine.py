@@ -36,8 +36,8 @@ from models.fastpath import FastPath
 from models.faults import Faults
 from models.latent_maths import lerp
 from models.latent_space import LatentSpace, Pose, ZSpace, space_for
+from models.mixing import Workspace, mix
 from models.mixing import dim as dim_deck
-from models.mixing import mix
 from models.pixels import resize, to_rgb_uint8, to_yuv420
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
@@ -246,6 +246,7 @@ class Engine:
         self.deck_b: Deck | None = None
         self.deck_b_inputs = InputHub()
         self.mixer = Mixer(self.tempo)
+        self._mix_work = Workspace()  # the mix's frame buffers, reused frame after frame
         self.master = Master()
         self.patch = Patch()
         # Modulation sources (audio features); any thread writes, the render thread reads.
@@ -374,6 +375,7 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         self.inputs.stop()
+        self.deck_b_inputs.stop()  # deck b's own video (an NDI receiver: its thread ends too)
         # A frame in progress gets this long to finish; a stuck one is left behind
         # (a daemon thread) and its readers are woken by the closed frame slot.
         self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
@@ -559,9 +561,7 @@ class Engine:
                         latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
                         latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
                     image = self.reactor.image(latent_image, now, seq, incoming, compose)
-                    framed_a = dim_deck(
-                        fill_canvas(image, width, height, fill), self.mixer.dims["a"]
-                    )
+                    framed_a = self._dim("a", fill_canvas(image, width, height, fill))
                 framed_b = self._render_b(pose_b, width, height) if b_on and x > 0.0 else None
                 framed = self._mix(framed_a, framed_b, x)
                 self._held = framed
@@ -621,7 +621,14 @@ class Engine:
             framed = fill_canvas(image, width, height, fill)
         else:
             return None
-        return dim_deck(framed, self.mixer.dims["b"])
+        return self._dim("b", framed)
+
+    def _dim(self, deck: str, framed: torch.Tensor) -> torch.Tensor:
+        """A deck's picture through its fader, into that deck's reused buffer."""
+        level = self.mixer.dims[deck]
+        if level >= 1.0:
+            return framed
+        return dim_deck(framed, level, self._mix_work.get(f"dim {deck}", framed))
 
     def _mix(self, a: torch.Tensor | None, b: torch.Tensor | None, x: float) -> torch.Tensor:
         """The two decks' framed pictures at crossfade x (either alone when the other is absent)."""
@@ -633,7 +640,7 @@ class Engine:
             return b
         if b.shape != a.shape:
             b = resize(b, (a.shape[-2], a.shape[-1]))
-        return mix(a, b, x, self.mixer.curve, self.mixer.mode)
+        return mix(a, b, x, self.mixer.curve, self.mixer.mode, self._mix_work)
 
     def _crossfade(
         self, image: torch.Tensor, now: float, dt: float, size: int, aspect: float = 1.0
@@ -779,15 +786,25 @@ class Engine:
         self._show_dirty = False
         self._show_saved = now
         if self.hooks.on_show is not None:
+            # Deck b's keyframes too (by its model's name; deck a's win where both play one).
+            if self.deck_b is not None:
+                self.snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
             self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
             self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
 
     def _show_settings(self, now: float) -> dict[str, list[object]]:
-        """The show-wide settings as address -> args: the loaded model, the master grade."""
-        settings = {address: list(self._query(address, now)) for address in SHOW_SETTINGS}
-        model = self.deck.model
-        if self.catalog.find(model.name) is None:  # not in the model folders: keep its path
-            settings["/model/load"] = [str(model.path)]
+        """The show-wide settings as address -> args: the models, the master grade, the mixer."""
+        settings: dict[str, list[object]] = {}
+        for address in SHOW_SETTINGS:
+            command = parse(address, ["?"])
+            if command.deck == "a":
+                settings[address] = list(self._query(command.name, now))
+            elif command.name != "/model/load" or self.deck_b is not None:  # none: not kept
+                settings[address] = list(self._deck_b_command(command, now)[0].args)
+        for deck, address in ((self.deck, "/model/load"), (self.deck_b, "/deck/b/model/load")):
+            model = deck.model if deck is not None else None
+            if model is not None and self.catalog.find(model.name) is None:
+                settings[address] = [str(model.path)]  # not in the model folders: its path
         return settings
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:

@@ -548,7 +548,7 @@ def restored_settings(settings: dict[str, list[object]]) -> list[Command]:
         args = settings.get(address)
         if args is None:
             continue
-        a_path = address == "/model/load" and args and not is_model_name(str(args[0]))
+        a_path = address.endswith("/model/load") and args and not is_model_name(str(args[0]))
         if a_path and not Path(str(args[0])).is_file():
             logger.warning("the show's model %s is gone; starting with this one", args[0])
             continue

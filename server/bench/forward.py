@@ -5,24 +5,32 @@ With neither, every shipped default model. `--synthetic` builds an official
 configuration (channel counts of NVIDIA's configs) with random weights, so GPU
 figures need no user's file. A StyleGAN frame is mapping + synthesis, as
 NVIDIA's visualizer renders one; both paths are measured in one run and the
-ratio printed.
+ratio printed. Then, on the exact path: two decks against one (a second copy
+of the model, the two pictures mixed at the crossfader's middle), the mixer
+alone per frame (at the model's size, where the engine mixes, and at 512 px),
+and a bend (rotate 45) at the first and at the last synthesis layer against
+the unbent frame.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from models.bending import Bender
 from models.catalog import DEFAULT_FILES, default_model_path, load_model
 from models.checkpoint import LoadedModel
 from models.device import cpu_threads, pick_device
 from models.fastpath import disable, enable
 from models.latent_maths import seed_latent
+from models.mixing import Workspace, mix
 from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from models.nets.stylegan3 import SYNTHETIC_RESOLUTIONS, StyleGAN3Generator, synthetic_config
 from models.sampling import is_stylegan
@@ -130,6 +138,39 @@ def bench_model(
     return rows
 
 
+def deck_rows(model: LoadedModel, *, device: torch.device, seconds: float) -> list[str]:
+    """Rows for two decks against one, the mixer per frame, and a bend early and late."""
+    label = f"{model.name} ({model.arch}, {model.resolution} px)"
+    fn = frame_fn(model, device)
+    one_fps, one_ms = measure(fn, seconds=seconds, device=device)
+    twin = copy.deepcopy(model)  # deck b: its own copy, as the engine loads one
+    fn_b = frame_fn(twin, device)
+    work = Workspace()
+    two_fps, two_ms = measure(
+        lambda: mix(fn(), fn_b(), 0.5, "linear", "normal", work), seconds=seconds, device=device
+    )
+    rows = [row(label, "two decks, crossfade 0.5", two_fps, two_ms)]
+    rows.append(f"{'':44} two decks / one = {two_fps / one_fps:.2f}x ({one_ms:.2f} ms alone)")
+    with torch.inference_mode():
+        picture = fn()
+    for side in sorted({picture.shape[-1], 512}):
+        a = torch.rand(1, 3, side, side, device=device) * 2 - 1
+        b = torch.rand(1, 3, side, side, device=device) * 2 - 1
+        for mode in ("normal", "lumakey"):
+            mixing = partial(mix, a, b, 0.5, "linear", mode, work)
+            _, ms = measure(mixing, seconds=seconds / 4, device=device)
+            rows.append(f"{'':44} mixer {mode} at {side} px: {ms:.3f} ms per frame")
+    bender = Bender(twin.module)
+    unbent_fps, _ = measure(fn_b, seconds=seconds, device=device)  # now, as load drifts
+    for layer in sorted({1, len(bender.layers)}):
+        bender.set({(layer, 0): {"rotate": (45.0,)}})
+        fps, ms = measure(fn_b, seconds=seconds, device=device)
+        bender.clear()
+        rows.append(row(label, f"bend layer {layer} rotate 45", fps, ms))
+        rows.append(f"{'':44} bent / unbent = {fps / unbent_fps:.2f}x")
+    return rows
+
+
 def row(label: str, path: str, fps: float, ms: float) -> str:
     ok = "ok" if fps >= GOAL_FPS else "below 25"
     return f"{label:44} {path:26} {fps:8.2f} {ms:10.2f}  {ok}"
@@ -161,4 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in models:
         for line in bench_model(model, device=device, seconds=args.seconds, compile=args.compile):
             print(line)
+        if model.kind == "unconditional":  # a deck plays a generator (pix2pix is a reaction)
+            for line in deck_rows(model, device=device, seconds=args.seconds):
+                print(line)
     return 0

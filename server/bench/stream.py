@@ -12,12 +12,15 @@ a real `ganvj serve` subprocess; the viewers are real aiortc peers in this
 process, so their decoding is not charged to the server. WebRTC needs a
 non-loopback address (aioice never offers 127.0.0.1), so the benchmark runs
 itself inside a private network namespace with a veth pair, as the tests do.
+A second delivered row plays two decks (the same model on deck b, crossfader
+in the middle), sent as the admin over the websocket.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import time
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from websockets.asyncio.client import connect
 
 from models.canvas import effective_fill, place
 from models.catalog import default_model_path, load_model
@@ -55,12 +59,30 @@ def generator_fps(model_path: Path, seconds: float) -> tuple[float, float]:
     return count / elapsed, 1000.0 * elapsed / count
 
 
-async def delivered_fps(model: Path, seconds: float) -> dict[str, float]:
+async def two_decks(server: ServerProcess, model: Path) -> None:
+    """Load `model` on deck b too and set the crossfader in the middle (as the admin)."""
+    url = f"ws://{ADDRESS}:{server.port}/ws?t={server.admin_token}"
+    async with connect(url) as ws:
+        for address, args in (("/deck/b/model/load", [str(model)]), ("/mix/crossfade", [0.5])):
+            await ws.send(json.dumps({"address": address, "args": args}))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            message = json.loads(await asyncio.wait_for(ws.recv(), deadline - time.monotonic()))
+            if message.get("address") == "/deck/b/model/load":
+                return
+            if message.get("address") == "/error":
+                raise RuntimeError(f"deck b did not load: {message.get('args')}")
+        raise RuntimeError("deck b did not load within 60 s")
+
+
+async def delivered_fps(model: Path, seconds: float, decks: int = 1) -> dict[str, float]:
     """Render as fast as the model allows; count frames one viewer decodes."""
     server = ServerProcess(model=model, fps=1000.0, shared_encoder=True)
     try:
         viewer = await connect_viewer(f"ws://{ADDRESS}:{server.port}/ws", keep=2, pixels=False)
         try:
+            if decks == 2:
+                await two_decks(server, model)
             await viewer.wait_frames(10, 30)
             await asyncio.sleep(1.0)
             start_count, started = viewer.count, time.monotonic()
@@ -269,6 +291,12 @@ async def run(
         f"(server rendered {delivered['rendered_fps']:.1f} fps)"
     )
     print(f"ratio delivered / generator:      {ratio:8.2f}  (goal >= 0.90)")
+    two = await delivered_fps(model, seconds, decks=2)
+    print(
+        f"two decks (crossfade 0.5):        {two['delivered_fps']:8.1f} fps  "
+        f"(server rendered {two['rendered_fps']:.1f} fps; "
+        f"{two['rendered_fps'] / delivered['rendered_fps']:.2f}x one deck's)"
+    )
     for size in sizes:
         shown = f"{size} px output" if size else "native size"
         print()
