@@ -3,7 +3,7 @@
 // however many projectors; each page does its own warp. The mapping comes over
 // the same websocket as the stream (outputs/watch) and changes as the performer
 // drags corners on /map.
-import { negotiate, openSocket } from "/rtc.js";
+import { connectedWithin, negotiate, openSocket, retryPause } from "/rtc.js";
 import { BLEND_RAMP_GLSL, meshCells } from "/mapping.js";
 import { drawTestcard } from "/testcard.js";
 
@@ -117,10 +117,7 @@ async function connect() {
   });
   lost.catch(() => {}); // raced below
   await negotiate(pc, ws);
-  const stuck = new Promise((_, reject) => setTimeout(() => {
-    if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${ATTEMPT_SECONDS} s`));
-  }, ATTEMPT_SECONDS * 1000));
-  stuck.catch(() => {}); // it may fire after the race is over
+  const stuck = connectedWithin(pc, ATTEMPT_SECONDS, (why) => new MediaFailed(why));
   await Promise.race([lost, stuck]);
 }
 
@@ -145,7 +142,7 @@ async function run() {
     try { state.pc && state.pc.close(); } catch (_) {}
     try { state.ws && state.ws.close(); } catch (_) {}
     state.retries += 1;
-    await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** (state.retries - 1), 3000)));
+    await retryPause(state.retries);
   }
 }
 

@@ -46,3 +46,19 @@ export function openSocket(authorised = false) {
     ws.addEventListener("error", () => reject(new Error("websocket failed")), { once: true });
   });
 }
+
+// Reject with makeError() if `pc` is not connected `seconds` after this call: a try
+// stuck in ICE is dropped and made again rather than waited out. The rejection is
+// handled here too, since it may fire after the caller's race is over.
+export function connectedWithin(pc, seconds, makeError) {
+  const stuck = new Promise((_, reject) => setTimeout(() => {
+    if (pc.connectionState !== "connected") reject(makeError(`not connected after ${seconds} s`));
+  }, seconds * 1000));
+  stuck.catch(() => {});
+  return stuck;
+}
+
+// The pause before reconnect try `retries` (1, 2, ...): 0.25 s, doubling to 3 s.
+export function retryPause(retries) {
+  return new Promise((r) => setTimeout(r, Math.min(250 * 2 ** (retries - 1), 3000)));
+}

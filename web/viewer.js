@@ -3,7 +3,7 @@
 // While the server is away (a worker restarting) the last frame stays on
 // screen, held on a canvas over the video, and fades out once frames flow again:
 // a projector never shows black or a browser error.
-import { negotiate, openSocket } from "/rtc.js";
+import { connectedWithin, negotiate, openSocket, retryPause } from "/rtc.js";
 import { watchJanus } from "/janus-play.js";
 
 const video = document.getElementById("video");
@@ -123,10 +123,7 @@ async function connect() {
   lost.catch(() => {}); // raced below; a rejection before the race is not unhandled
   if (janus) state.hangUp = await watchJanus(pc, janus, mountpoint);
   else await bounded(negotiate(pc, ws), ws, CONNECT_SECONDS, "offer");
-  const stuck = new Promise((_, reject) => setTimeout(() => {
-    if (pc.connectionState !== "connected") reject(new MediaFailed(`not connected after ${ATTEMPT_SECONDS} s`));
-  }, ATTEMPT_SECONDS * 1000));
-  stuck.catch(() => {}); // it may fire after the race is over
+  const stuck = connectedWithin(pc, ATTEMPT_SECONDS, (why) => new MediaFailed(why));
   await Promise.race([lost, stuck]);
 }
 
@@ -156,7 +153,7 @@ async function run() {
     state.retries += 1;
     // Back off from a quarter second, doubling to 3 s: back at once after a restart,
     // gentle on a server that stays away.
-    await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** (state.retries - 1), 3000)));
+    await retryPause(state.retries);
   }
 }
 
