@@ -11,9 +11,9 @@ import pytest
 import torch
 from websockets.asyncio.client import connect
 
-from models.checkpoint import save_checkpoint
 from server.lifecycle import running
-from tests.conftest import server_config, tiny_model
+from tests.conftest import tiny_model
+from tests.integration.test_model_switch import two_models_and_a_state
 from tests.integration.test_stylegan_live import reply_for
 
 HOST = "127.0.0.1"
@@ -34,17 +34,7 @@ async def send_and_hear(ws: Any, address: str, value: object) -> None:
 async def test_deck_b_and_the_mixer_survive_a_restart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
-    for name, seed in (("alpha", 1), ("beta", 2)):
-        model = tiny_model(resolution=32, seed=seed)
-        save_checkpoint(
-            tmp_path / f"{name}.safetensors",
-            arch="dcgan",
-            config=model.module.config,
-            weights=model.module,
-            training={},
-        )
-    config = server_config(HOST, size=64)  # one state folder for both starts
+    config = two_models_and_a_state(tmp_path, monkeypatch)
     async with (
         running(config, model=tiny_model(resolution=32, seed=1)) as run,
         connect(f"ws://{HOST}:{run.port}/ws") as ws,

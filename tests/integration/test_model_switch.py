@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from models.checkpoint import save_checkpoint
+from server.config import Config
 from server.engine import Engine
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_model, tiny_pix2pix
@@ -48,6 +49,22 @@ async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
     config = server_config(HOST, size=64)
     async with running(config, model=tiny_model(resolution=32, seed=1)) as run:
         yield run
+
+
+def two_models_and_a_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    """Models alpha and beta (tiny DCGANs) in a models folder of the test's own, and a
+    config whose one state folder serves both starts of a restart test."""
+    monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
+    for name, seed in (("alpha", 1), ("beta", 2)):
+        model = tiny_model(resolution=32, seed=seed)
+        save_checkpoint(
+            tmp_path / f"{name}.safetensors",
+            arch="dcgan",
+            config=model.module.config,
+            weights=model.module,
+            training={},
+        )
+    return server_config(HOST, size=64)
 
 
 def watch(engine: Engine, seconds: float) -> list[np.ndarray]:
@@ -108,17 +125,7 @@ async def test_a_bad_model_file_is_refused_and_the_show_goes_on(
 async def test_a_restart_restores_the_model_and_the_master_dim(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
-    for name, seed in (("alpha", 1), ("beta", 2)):
-        model = tiny_model(resolution=32, seed=seed)
-        save_checkpoint(
-            tmp_path / f"{name}.safetensors",
-            arch="dcgan",
-            config=model.module.config,
-            weights=model.module,
-            training={},
-        )
-    config = server_config(HOST, size=64)  # one state folder for both starts
+    config = two_models_and_a_state(tmp_path, monkeypatch)
     async with (
         running(config, model=tiny_model(resolution=32, seed=1)) as run,
         connect(f"ws://{HOST}:{run.port}/ws") as ws,
