@@ -4,6 +4,7 @@
 // the same websocket as the stream (outputs/watch) and changes as the performer
 // drags corners on /map.
 import { connectedWithin, negotiate, openSocket, retryPause } from "/rtc.js";
+import { screenControls } from "/screen.js";
 import { BLEND_RAMP_GLSL, meshCells } from "/mapping.js";
 import { drawTestcard } from "/testcard.js";
 
@@ -357,14 +358,7 @@ async function updateStatus() {
   statusBox.textContent = lines.join("\n");
 }
 
-document.addEventListener("click", () => {
-  if (!document.fullscreenElement) document.documentElement.requestFullscreen().catch(() => {});
-  else document.exitFullscreen();
-});
-document.addEventListener("keydown", (event) => {
-  if (event.key === "s" || event.key === "S") { statusBox.hidden = !statusBox.hidden; updateStatus(); }
-  if (event.key === "f" || event.key === "F") document.documentElement.requestFullscreen().catch(() => {});
-});
+screenControls(statusBox, updateStatus);
 setTimeout(() => hint.classList.add("gone"), 3000);
 setInterval(updateStatus, 1000);
 requestAnimationFrame(draw);

@@ -4,6 +4,7 @@
 // screen, held on a canvas over the video, and fades out once frames flow again:
 // a projector never shows black or a browser error.
 import { connectedWithin, negotiate, openSocket, retryPause } from "/rtc.js";
+import { screenControls } from "/screen.js";
 import { watchJanus } from "/janus-play.js";
 
 const video = document.getElementById("video");
@@ -183,14 +184,7 @@ async function updateStatus() {
   statusBox.textContent = lines.join("\n");
 }
 
-document.addEventListener("click", () => {
-  if (!document.fullscreenElement) document.documentElement.requestFullscreen().catch(() => {});
-  else document.exitFullscreen();
-});
-document.addEventListener("keydown", (event) => {
-  if (event.key === "s" || event.key === "S") { statusBox.hidden = !statusBox.hidden; updateStatus(); }
-  if (event.key === "f" || event.key === "F") document.documentElement.requestFullscreen().catch(() => {});
-});
+screenControls(statusBox, updateStatus);
 setTimeout(() => hint.classList.add("gone"), 3000);
 setInterval(updateStatus, 1000);
 setInterval(keepFrame, HOLD_EVERY_MS);
