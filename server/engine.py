@@ -786,11 +786,19 @@ class Engine:
         self._show_dirty = False
         self._show_saved = now
         if self.hooks.on_show is not None:
-            # Deck b's keyframes too (by its model's name; deck a's win where both play one).
-            if self.deck_b is not None:
-                self.snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
-            self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
+            self.snapshots.update(self.bank_snapshots())  # deck b's keyframes too
             self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
+
+    def bank_snapshots(self) -> dict[str, dict[str, Any]]:
+        """Every deck's show entry by its model's name (render thread: the journal's).
+
+        Deck a's wins where both decks play one model, as in the show file.
+        """
+        snapshots = {}
+        if self.deck_b is not None:
+            snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
+        snapshots[self.deck.model.name] = self._snapshot(self.deck)
+        return snapshots
 
     def _show_settings(self, now: float) -> dict[str, list[object]]:
         """The show-wide settings as address -> args: the models, the master grade, the mixer."""

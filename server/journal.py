@@ -7,9 +7,11 @@ The lines are the performance log's (server/outputs/perflog.py): one JSON
 object per line, a `start` line, then one `frame` line per frame that applied
 commands, `{"type": "frame", "i": 12, "t": 3.1, "batches": [[[address, args,
 received], ...], ...]}`. A frame line may also carry `"snapshot": {model:
-entry}`: the model's show entry just after a keyframe store or reshuffle,
-whose result (the position at that instant, a random draw) replaying the
-command could not rebuild.
+entry}`: every deck's model's show entry just after a keyframe store or
+reshuffle, whose result (the position at that instant, a random draw)
+replaying the command could not rebuild; and `"presets": {name: preset or
+null}` after a preset store or delete, for the same reason (a store keeps the
+values of its instant).
 
 Durability, per frame batch: each line is written and flushed to the kernel
 on the render thread, after the batch is applied and before the frame renders
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from server.commands import REGISTRY, Command, CommandError, lookup, parse
+from server.presets import PresetError, check_name, check_preset
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +59,13 @@ NOT_REPLAYED = frozenset(
         "/tempo/tap",
         "/feedback/subscribe",
         "/midi/learn",
-        # It stores the values of its instant; a replay comes after the fold (the last
-        # value per address), so it would store others. The show file keeps presets,
-        # saved as soon as one is stored.
-        "/preset/store",
     }
 )
 # Their result is in the line's snapshot, not in the command.
 BANK_CHANGES = frozenset({"/keyframe/{n}/store", "/keyframe/{n}/reshuffle"})
+# Their result is in the line's presets: a store keeps the values of its instant, and a
+# replay comes after the fold (the last value per address), so it would store others.
+PRESET_CHANGES = frozenset({"/preset/store", "/preset/delete"})
 # Relative steps: replayed in order, but a fold cannot keep "the last one".
 RELATIVE = frozenset({"/keyframe/next", "/keyframe/prev"})
 
@@ -80,7 +82,21 @@ class Recovery:
     commands: list[list[Any]] = field(default_factory=list)  # [address, args], in order
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> show entry
     model: str | None = None  # the last model loaded
+    # name -> the preset as stored (JSON), or None: deleted; in the order they happened.
+    presets: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what was dropped, and why
+
+    def apply_presets(self, presets: dict[str, dict[str, Any]]) -> None:
+        """Bring a show's presets (name -> JSON) up to what the journal saw stored."""
+        for name, preset in self.presets.items():
+            if preset is None:
+                presets.pop(name, None)
+            else:
+                presets[name] = preset
+
+    def holds(self) -> bool:
+        """Whether there is anything to carry over."""
+        return bool(self.commands or self.snapshots or self.model or self.presets)
 
     def batch(self) -> list[Command]:
         """The commands to replay, parsed; one that no longer parses is noted and left out."""
@@ -105,6 +121,9 @@ def fold(lines: Iterable[dict[str, Any]], *, covered: bool = False) -> Recovery:
         snapshot = line.get("snapshot")
         if isinstance(snapshot, dict) and not covered:
             recovery.snapshots.update(snapshot)
+        # Kept even where a show save covers them: the show's presets are saved apart
+        # from its snapshot, and setting a preset again to what it holds changes nothing.
+        _fold_presets(line.get("presets"), recovery)
         for batch in line.get("batches", ()):
             for address, args, *_ in batch:
                 try:
@@ -112,7 +131,12 @@ def fold(lines: Iterable[dict[str, Any]], *, covered: bool = False) -> Recovery:
                 except CommandError:
                     continue  # the registry moved on; noted when the batch is parsed
                 name = command.name
-                if args == ["?"] or name in NOT_REPLAYED or name in BANK_CHANGES:
+                if (
+                    args == ["?"]
+                    or name in NOT_REPLAYED
+                    or name in BANK_CHANGES
+                    or name in PRESET_CHANGES
+                ):
                     continue
                 owner = REGISTRY[name].owner
                 if covered and owner == "patch":
@@ -142,6 +166,31 @@ def fold(lines: Iterable[dict[str, Any]], *, covered: bool = False) -> Recovery:
         kept.append((address, args))
     recovery.commands = [[address, args] for address, args in reversed(kept)]
     return recovery
+
+
+def _fold_presets(presets: object, recovery: Recovery) -> None:
+    """A line's presets into the recovery; one that is not a valid preset is noted and left."""
+    if not isinstance(presets, dict):
+        return
+    for name, data in presets.items():
+        try:
+            check_name(name)
+            if data is not None:
+                check_preset(data, f"journal preset {name}")
+        except PresetError as exc:
+            recovery.notes.append(f"journal: preset not restored: {exc}")
+            continue
+        recovery.presets.pop(name, None)  # the newest last, as they happened
+        recovery.presets[name] = data
+
+
+def _is_name(name: object) -> bool:
+    """A preset name the bank could hold (a refused store changed nothing to keep)."""
+    try:
+        check_name(str(name))
+    except PresetError:
+        return False
+    return True
 
 
 def _name(address: str) -> str:
@@ -226,8 +275,10 @@ def _well_formed(line: dict[str, Any]) -> bool:
                 and isinstance(entry[1], list)
             ):
                 return False
-    snapshot = line.get("snapshot")
-    return snapshot is None or isinstance(snapshot, dict)
+    snapshot, presets = line.get("snapshot"), line.get("presets")
+    return (snapshot is None or isinstance(snapshot, dict)) and (
+        presets is None or isinstance(presets, dict)
+    )
 
 
 def _keep_bad(path: Path) -> None:
@@ -262,7 +313,7 @@ class Journal:
         """
         self._skip = list(skip)
         first: list[str] = []
-        if recovery.commands or recovery.snapshots or recovery.model:
+        if recovery.holds():
             first.append(_fold_line(recovery))
         with self._lock:
             self._rewrite(first)
@@ -274,8 +325,13 @@ class Journal:
         now: float,
         batches: Sequence[Sequence[Command]],
         snapshot: Callable[[], dict[str, dict[str, Any]]],
+        presets: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
-        """Write the batches applied before frame `index` and flush (render thread)."""
+        """Write the batches applied before frame `index` and flush (render thread).
+
+        `snapshot`: every deck's show entry by model (asked after a keyframe store);
+        `presets`: every stored preset as JSON (asked after a preset store or delete).
+        """
         data = [
             [command_data(c) for c in batch if not c.query]
             for batch in batches
@@ -287,6 +343,15 @@ class Journal:
         line: dict[str, Any] = {"type": "frame", "i": index, "t": round(now, 4), "batches": data}
         if any(c.name in BANK_CHANGES and not c.query for b in batches for c in b):
             line["snapshot"] = snapshot()
+        touched = [
+            str(c.args[0])
+            for b in batches
+            for c in b
+            if c.name in PRESET_CHANGES and not c.query and c.args and _is_name(c.args[0])
+        ]
+        if touched and presets is not None:
+            bank = presets()
+            line["presets"] = {name: bank.get(name) for name in touched}
         text = json.dumps(line, separators=(",", ":"), allow_nan=False)
         with self._lock:
             if not self._ready:
@@ -337,9 +402,7 @@ class Journal:
             if not old:
                 return
             carried = fold((json.loads(t) for _, t in old), covered=True)
-        first = (
-            [_fold_line(carried)] if carried.commands or carried.snapshots or carried.model else []
-        )
+        first = [_fold_line(carried)] if carried.holds() else []
         lines = first + [t for _, t in keep]
         if self._rewrite(lines):
             self._frames = [(0, t) for t in first] + keep
@@ -389,4 +452,6 @@ def _fold_line(recovery: Recovery) -> str:
     line: dict[str, Any] = {"type": "frame", "i": 0, "t": 0.0, "batches": [batch]}
     if recovery.snapshots:
         line["snapshot"] = recovery.snapshots
+    if recovery.presets:
+        line["presets"] = recovery.presets
     return json.dumps(line, separators=(",", ":"), allow_nan=False)

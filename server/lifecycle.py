@@ -161,6 +161,7 @@ async def running(
             catalog=catalog,
         )
     show.models.update(recovery.snapshots)
+    recovery.apply_presets(show.presets)
     for note in recovery.notes:
         logger.warning("%s", note)
     journal = journal_file.Journal(journal_path)
@@ -237,7 +238,7 @@ async def running(
             on_presets=saver.save_presets_threadsafe,
             open_source=open_source,
             on_applied=lambda index, now, batches: journal.append(
-                index, now, batches, lambda: {engine.model.name: engine.play.snapshot()}
+                index, now, batches, engine.bank_snapshots, engine.presets.to_json
             ),
             open_deck_source=open_deck_source,
         ),

@@ -84,6 +84,7 @@ class ServerProcess:
         for table, values in (tables or {}).items():
             settings.setdefault(table, {}).update(values)
         self.admin_token = str(settings["server"]["admin_token"])
+        self.state_dir = Path(self._dir.name)  # its show, journal and models folder
         config = Path(self._dir.name) / "bench.toml"
         config.write_text(
             "".join(

@@ -16,7 +16,7 @@ import os
 import signal
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,10 +79,20 @@ class Watch:
         histogram = image.histogram()
         return sum(i * n for i, n in enumerate(histogram)) / max(1, sum(histogram))
 
-    async def kill_and_watch(self, worker_pid: int, limit_s: float) -> Outage:
-        """kill -9 the worker; sample the page every ~100 ms until the new stream plays."""
+    async def kill_and_watch(
+        self,
+        worker_pid: int,
+        limit_s: float,
+        last_word: Callable[[], Awaitable[None]] | None = None,
+    ) -> Outage:
+        """kill -9 the worker; sample the page every ~100 ms until the new stream plays.
+
+        `last_word`: sent and answered just before the kill (the changes a kill must keep).
+        """
         before = await self.brightness()
         await self.page.evaluate(ARM_JS)
+        if last_word is not None:
+            await last_word()
         os.kill(worker_pid, signal.SIGKILL)
         darkest, samples = 255.0, 0
         deadline = time.monotonic() + limit_s

@@ -191,3 +191,38 @@ def test_deck_b_keeps_its_own_model_and_position_and_a_preset_store_is_not_repla
         ["/deck/b/latent/xy", [0.1, 0.2]],
         ["/deck/b/model/load", ["other"]],
     ]
+
+
+def test_preset_stores_and_deletes_come_back_as_stored_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    log = journal.Journal(path)
+    log.begin(journal.Recovery(), [])
+    verse = {"commands": [["/output/dim", [0.25]]], "positions": {}}
+    chorus = {"commands": [["/output/dim", [0.75]]], "positions": {}}
+    bank: dict[str, dict[str, object]] = {"verse": verse}
+    log.append(1, 1.0, [[parse("/preset/store", ["verse"])]], dict, lambda: bank)
+    bank = {"verse": verse, "chorus": chorus}
+    log.append(2, 2.0, [[parse("/preset/store", ["chorus"])]], dict, lambda: bank)
+    bank = {"chorus": chorus}
+    log.append(3, 3.0, [[parse("/preset/delete", ["verse"])]], dict, lambda: bank)
+    log.covered(2)  # a show save covered the first two: the presets stay all the same
+    log.close()
+    recovery, _ = journal.read(path)
+    assert recovery.commands == []  # neither is replayed as a command
+    assert recovery.presets == {"chorus": chorus, "verse": None}
+    show = {"verse": verse, "old": chorus}
+    recovery.apply_presets(show)
+    assert show == {"old": chorus, "chorus": chorus}
+
+
+def test_a_preset_in_the_journal_that_is_not_one_is_left_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    log = journal.Journal(path)
+    log.begin(journal.Recovery(), [])
+    log.append(
+        1, 1.0, [[parse("/preset/store", ["verse"])]], dict, lambda: {"verse": {"commands": "no"}}
+    )
+    log.close()
+    recovery, _ = journal.read(path)
+    assert recovery.presets == {}
+    assert any("preset not restored" in note for note in recovery.notes)
