@@ -237,7 +237,7 @@ class Cell:
     to_slice: Matrix  # the frame -> slice homography inside this piece
 
 
-def _weights(grid: Mesh) -> list[list[float]]:
+def point_weights(grid: Mesh) -> list[list[float]]:
     """Each mesh point's homogeneous weight: w of the outer corners' homography there."""
     rows, cols = len(grid), len(grid[0])
     outer = (grid[0][0], grid[0][-1], grid[-1][-1], grid[-1][0])
@@ -278,7 +278,7 @@ def cells(mapping: OutputMapping) -> list[Cell]:
             Cell((0.0, 0.0, 1.0, 1.0), mapping.corners, invert(homography(box, mapping.corners)))
         ]
     grid = mapping.mesh
-    weights = _weights(grid)
+    weights = point_weights(grid)
     rows, cols = len(grid), len(grid[0])
     steps = MESH_STEPS
     found = []

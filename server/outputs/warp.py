@@ -15,13 +15,12 @@ array gathers. Runs on the NDI sender's thread.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from server.media.frame import Frame
-from server.outputs.mapping import OutputMapping, cells
+from server.outputs.mapping import MESH_STEPS, OutputMapping, cells, point_weights
 
 Y_BLACK = 16.0  # limited-range BT.601, as models.pixels.to_yuv420 writes it
 Y_RANGE = 219.0
@@ -51,43 +50,171 @@ def output_size(mapping: OutputMapping, width: int, height: int) -> tuple[int, i
     return max(2, round(w * width / 2) * 2), max(2, round(h * height / 2) * 2)
 
 
+# Candidate (pixel, piece) pairs are tested this many at a time: a few tens of MB.
+PAIRS_PER_PASS = 1 << 21
+
+
+def pieces(mapping: OutputMapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The warp's pieces as arrays: slice boxes (N, 4) s0 t0 s1 t1, quads (N, 4, 2) TL TR BR
+    BL on the frame, and frame -> slice homographies (N, 3, 3).
+
+    mapping.cells() in numpy: a mesh of 8 x 8 points is 3,136 pieces, whose
+    homographies one at a time in Python took seconds (a drag on /map reached an
+    NDI receiver in steps). The same patch points, and each piece's homography in
+    closed form (the unit square onto a quad, as Heckbert gives it, after the
+    piece's box onto the unit square): equal to cells() within float rounding.
+    """
+    if not mapping.mesh:
+        (cell,) = cells(mapping)
+        return (
+            np.array([cell.slice_box], dtype=np.float64),
+            np.array([cell.quad], dtype=np.float64),
+            np.array([cell.to_slice], dtype=np.float64),
+        )
+    grid = np.array(mapping.mesh, dtype=np.float64)  # (rows, cols, 2)
+    weight = np.array(point_weights(mapping.mesh), dtype=np.float64)  # (rows, cols)
+    rows, cols = weight.shape
+    steps = MESH_STEPS
+    # Each cell's four points and weights, TL TR BR BL: (rows-1, cols-1, 4[, 2]).
+    corner = [(slice(0, -1), slice(0, -1)), (slice(0, -1), slice(1, None))]
+    corner += [(slice(1, None), slice(1, None)), (slice(1, None), slice(0, -1))]
+    pts = np.stack([grid[r, c] for r, c in corner], axis=2)
+    ws = np.stack([weight[r, c] for r, c in corner], axis=2)
+    # The patch at (a, b) = (i/steps, j/steps): sum of b_k w_k p_k / sum of b_k w_k.
+    a = np.arange(steps + 1) / steps
+    aa, bb = a[None, :], a[:, None]  # (1, S+1) along i, (S+1, 1) along j
+    bs = ((1 - aa) * (1 - bb), aa * (1 - bb), aa * bb, (1 - aa) * bb)  # each (S+1, S+1)
+    w = sum(bs[k] * ws[..., k, None, None] for k in range(4))
+    x = sum(bs[k] * ws[..., k, None, None] * pts[..., k, 0, None, None] for k in range(4))
+    y = sum(bs[k] * ws[..., k, None, None] * pts[..., k, 1, None, None] for k in range(4))
+    on = np.stack([x / w, y / w], axis=-1)  # (rows-1, cols-1, S+1, S+1, 2): [j][i]
+    quads = np.stack(
+        [on[..., :-1, :-1, :], on[..., :-1, 1:, :], on[..., 1:, 1:, :], on[..., 1:, :-1, :]],
+        axis=-2,
+    ).reshape(-1, 4, 2)  # pieces in cells()'s order: r, c, j, i
+    r, c, j, i = np.meshgrid(
+        np.arange(rows - 1), np.arange(cols - 1), np.arange(steps), np.arange(steps), indexing="ij"
+    )
+    r, c, j, i = (v.reshape(-1) for v in (r, c, j, i))
+    boxes = np.stack(
+        [
+            (c + i / steps) / (cols - 1),
+            (r + j / steps) / (rows - 1),
+            (c + (i + 1) / steps) / (cols - 1),
+            (r + (j + 1) / steps) / (rows - 1),
+        ],
+        axis=1,
+    )
+    return boxes, quads, _to_slice(boxes, quads)
+
+
+def _to_slice(boxes: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """Frame -> slice homographies (N, 3, 3) of pieces whose slice boxes are axis-aligned."""
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = (quads[:, k].T for k in range(4))
+    sx, sy = x0 - x1 + x2 - x3, y0 - y1 + y2 - y3
+    dx1, dx2, dy1, dy2 = x1 - x2, x3 - x2, y1 - y2, y3 - y2
+    with np.errstate(divide="ignore", invalid="ignore"):  # a degenerate piece: never hit
+        den = dx1 * dy2 - dx2 * dy1
+        g = (sx * dy2 - dx2 * sy) / den
+        h = (dx1 * sy - sx * dy1) / den
+    one, zero = np.ones_like(x0), np.zeros_like(x0)
+    unit_to_quad = np.stack(
+        [
+            np.stack([x1 - x0 + g * x1, x3 - x0 + h * x3, x0], axis=1),
+            np.stack([y1 - y0 + g * y1, y3 - y0 + h * y3, y0], axis=1),
+            np.stack([g, h, one], axis=1),
+        ],
+        axis=1,
+    )
+    s0, t0, s1, t1 = boxes.T
+    unit_to_box = np.stack(
+        [
+            np.stack([s1 - s0, zero, s0], axis=1),
+            np.stack([zero, t1 - t0, t0], axis=1),
+            np.stack([zero, zero, one], axis=1),
+        ],
+        axis=1,
+    )
+    # frame -> unit (the adjugate: the inverse up to scale), then unit -> slice box.
+    m = unit_to_quad
+    adjugate = np.stack(
+        [
+            np.cross(m[:, 1], m[:, 2]),
+            np.cross(m[:, 2], m[:, 0]),
+            np.cross(m[:, 0], m[:, 1]),
+        ],
+        axis=2,
+    )
+    out = unit_to_box @ adjugate
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(np.abs(out[:, 2, 2]) > 1e-12, out[:, 2, 2], 1.0)
+        return np.asarray(out / scale[:, None, None])
+
+
 def frame_to_slice(mapping: OutputMapping, ow: int, oh: int) -> tuple[np.ndarray, ...]:
     """For each pixel centre of a (ow, oh) frame: its slice point s, t and whether it is lit.
 
-    Cell by cell (one cell for a corner-pin, (rows-1) x (cols-1) for a mesh),
-    within the cell quad's bounding box: the pixel goes back through the cell's
-    frame -> slice homography, and is the cell's when it lands in the cell's part
-    of the slice on the quad's side of the horizon line (w of the sign w has at the
-    quad's centre; a point past the horizon maps into the box too, but is not inside).
+    Piece by piece (one for a corner-pin, MESH_STEPS² per mesh cell), within the
+    piece quad's bounding box: the pixel goes back through the piece's frame ->
+    slice homography, and is the piece's when it lands in the piece's part of
+    the slice on the quad's side of the horizon line (w of the sign w has at
+    the quad's centre; a point past the horizon maps into the box too, but is
+    not inside). Where pieces overlap (a fold), the first piece in order wins.
+    All pieces at once: every (pixel, piece) pair of the bounding boxes is
+    tested in one array pass (a few passes for many large boxes).
     """
-    uu, vv = np.meshgrid((np.arange(ow) + 0.5) / ow, (np.arange(oh) + 0.5) / oh)  # (oh, ow)
-    s = np.zeros((oh, ow))
-    t = np.zeros((oh, ow))
-    inside = np.zeros((oh, ow), dtype=bool)
-    for cell in cells(mapping):
-        xs = [p[0] for p in cell.quad]
-        ys = [p[1] for p in cell.quad]
-        x0, x1 = max(0, math.floor(min(xs) * ow)), min(ow, math.ceil(max(xs) * ow) + 1)
-        y0, y1 = max(0, math.floor(min(ys) * oh)), min(oh, math.ceil(max(ys) * oh) + 1)
-        if x0 >= x1 or y0 >= y1:
-            continue
-        box = (slice(y0, y1), slice(x0, x1))
-        m = np.array(cell.to_slice)
-        u, v = uu[box], vv[box]
-        den = m[2, 0] * u + m[2, 1] * v + m[2, 2]
+    boxes, quads, to_slice = pieces(mapping)
+    x0 = np.clip(np.floor(quads[:, :, 0].min(axis=1) * ow), 0, ow).astype(np.int64)
+    x1 = np.clip(np.ceil(quads[:, :, 0].max(axis=1) * ow) + 1, 0, ow).astype(np.int64)
+    y0 = np.clip(np.floor(quads[:, :, 1].min(axis=1) * oh), 0, oh).astype(np.int64)
+    y1 = np.clip(np.ceil(quads[:, :, 1].max(axis=1) * oh) + 1, 0, oh).astype(np.int64)
+    widths = np.maximum(x1 - x0, 0)
+    counts = widths * np.maximum(y1 - y0, 0)
+    centre = quads.mean(axis=1)
+    m = to_slice
+    sign = np.sign(m[:, 2, 0] * centre[:, 0] + m[:, 2, 1] * centre[:, 1] + m[:, 2, 2])
+    s = np.zeros(oh * ow)
+    t = np.zeros(oh * ow)
+    taken = np.full(oh * ow, len(counts), dtype=np.int64)  # the piece that lit it; N: none
+    eps = 1e-9
+    ends = np.cumsum(counts)
+    first = 0
+    while first < len(counts):
+        # Pieces [first, last) hold at most PAIRS_PER_PASS pairs (one piece: all of its own).
+        done = int(ends[first - 1]) if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, done + PAIRS_PER_PASS, side="right")))
+        piece: np.ndarray | int
+        if last - first == 1:  # one piece (a corner-pin): its box as a row and a column
+            piece = first
+            bw, bh = int(widths[piece]), int(counts[piece]) // max(int(widths[piece]), 1)
+            px = np.arange(x0[piece], x0[piece] + bw)[None, :]
+            py = np.arange(y0[piece], y0[piece] + bh)[:, None]
+        else:  # many small pieces (a mesh): every pair of their boxes, numbers per pair
+            span = np.arange(first, last)
+            n = counts[span]
+            piece = np.repeat(span, n)
+            k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+            bw = np.maximum(widths[piece], 1)
+            px, py = x0[piece] + k % bw, y0[piece] + k // bw
+        u, v = (px + 0.5) / ow, (py + 0.5) / oh
+        den = m[piece, 2, 0] * u + m[piece, 2, 1] * v + m[piece, 2, 2]
         with np.errstate(divide="ignore", invalid="ignore"):  # den 0 on the horizon line
-            cs = (m[0, 0] * u + m[0, 1] * v + m[0, 2]) / den
-            ct = (m[1, 0] * u + m[1, 1] * v + m[1, 2]) / den
-        cx, cy = sum(xs) / 4, sum(ys) / 4
-        sign = np.sign(m[2, 0] * cx + m[2, 1] * cy + m[2, 2])
-        s0, t0, s1, t1 = cell.slice_box
-        eps = 1e-9
-        hit = (den * sign > 0) & ~inside[box]
-        hit &= (cs >= s0 - eps) & (cs <= s1 + eps) & (ct >= t0 - eps) & (ct <= t1 + eps)
-        s[box] = np.where(hit, cs, s[box])
-        t[box] = np.where(hit, ct, t[box])
-        inside[box] |= hit
+            cs = (m[piece, 0, 0] * u + m[piece, 0, 1] * v + m[piece, 0, 2]) / den
+            ct = (m[piece, 1, 0] * u + m[piece, 1, 1] * v + m[piece, 1, 2]) / den
+        hit = den * sign[piece] > 0
+        hit &= (cs >= boxes[piece, 0] - eps) & (cs <= boxes[piece, 2] + eps)
+        hit &= (ct >= boxes[piece, 1] - eps) & (ct <= boxes[piece, 3] + eps)
+        pixel = np.broadcast_to(py * ow + px, hit.shape)[hit]
+        owner = piece[hit] if isinstance(piece, np.ndarray) else piece
+        np.minimum.at(taken, pixel, owner)  # the first piece in order takes the pixel
+        won = taken[pixel] == owner
+        s[pixel[won]] = np.broadcast_to(cs, hit.shape)[hit][won]
+        t[pixel[won]] = np.broadcast_to(ct, hit.shape)[hit][won]
+        first = last
+    inside = (taken < len(counts)).reshape(oh, ow)
+    s, t = s.reshape(oh, ow), t.reshape(oh, ow)
     if mapping.mask:
+        uu, vv = np.meshgrid((np.arange(ow) + 0.5) / ow, (np.arange(oh) + 0.5) / oh)
         inside &= in_polygon(mapping.mask, uu, vv)
     return s, t, inside
 

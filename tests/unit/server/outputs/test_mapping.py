@@ -29,7 +29,14 @@ from server.outputs.mapping import (
 )
 from server.outputs.rig import OutputRig
 from server.outputs.testcard import CardCache, card_frame
-from server.outputs.warp import Warper, blend_ramp_array, frame_to_slice, in_polygon, plane_map
+from server.outputs.warp import (
+    Warper,
+    blend_ramp_array,
+    frame_to_slice,
+    in_polygon,
+    pieces,
+    plane_map,
+)
 
 
 def test_homography_maps_each_corner_onto_its_target_and_inverts() -> None:
@@ -294,3 +301,18 @@ def test_the_server_test_card_fills_the_slice_and_names_the_output() -> None:
     # Kept between frames for one mapping: the same array, not redrawn.
     cache = CardCache()
     assert cache.frame(right, like).yuv is cache.frame(right, like).yuv
+
+
+def test_the_warps_pieces_in_numpy_are_mapping_cells() -> None:
+    mesh = [list(row) for row in mesh_grid(4, 5, PIN)]
+    mesh[1][2] = (0.45, 0.42)  # a moved point: the pieces are no longer one homography
+    for mapping in (
+        OutputMapping(name="o", corners=PIN),
+        OutputMapping(name="o", mesh=check_mesh(mesh)),
+    ):
+        boxes, quads, to_slice = pieces(mapping)
+        reference = cells(mapping)
+        assert len(reference) == len(boxes)
+        assert np.allclose(boxes, [c.slice_box for c in reference], rtol=0, atol=1e-12)
+        assert np.allclose(quads, [c.quad for c in reference], rtol=0, atol=1e-12)
+        assert np.allclose(to_slice, [c.to_slice for c in reference], rtol=1e-9, atol=1e-9)
