@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page
 
-from controllers.osc_packet import encode
+from controllers.osc_packet import encode, parse_packet
 from server.commands import parse
 from server.lifecycle import Running, running
 from server.outputs.mapping import OutputMapping, cells
@@ -428,3 +428,128 @@ async def test_a_mask_blacks_out_the_page_outside_its_polygon(
         await asyncio.sleep(0.5)
         assert (await picture(left)).max(axis=2)[h // 2, w // 10] > 12
         assert errors == []
+
+
+async def open_map(browser: Browser, base: str) -> tuple[Page, list[str]]:
+    """The /map page, once its panels have their slices' shapes (the stream plays)."""
+    page = await browser.new_page(viewport={"width": 1000, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{base}/map")
+    await page.wait_for_function("() => window.ganvjMap.drawn > 2", timeout=20_000)
+    return page, errors
+
+
+async def frame_on_map(page: Page, name: str) -> Any:
+    """Page pixels of a point (fx, fy) of an output's frame in its /map panel."""
+    view = page.locator(f"#output-{name} svg")
+    await view.scroll_into_view_if_needed()
+    box = await view.bounding_box()
+    assert box is not None
+
+    # The panel spans -0.1..1.1 of the output's frame, each way.
+    def to_px(fx: float, fy: float) -> tuple[float, float]:
+        return (
+            box["x"] + (fx + 0.1) / 1.2 * box["width"],
+            box["y"] + (fy + 0.1) / 1.2 * box["height"],
+        )
+
+    return to_px
+
+
+async def lit_matches_mask(page: Page, mask: list[float]) -> None:
+    """The test card lights the projector page exactly inside `mask`, within 2 px."""
+    shown = await picture(page)
+    h, w = shown.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    distance = in_polygon_px(np.array(mask).reshape(-1, 2) * [w, h], xs, ys)
+    lit = shown.max(axis=2) > 12
+    assert not lit[distance < -2].any(), "picture outside the mask"
+    assert lit[distance > 2].all(), "black inside the mask"
+
+
+async def osc_query(run: Running, address: str) -> tuple[object, ...]:
+    """`address ?` over OSC: the server's own answer, as a controller reads it."""
+    assert run.osc is not None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(5)
+        udp.sendto(encode(address, ["?"]), ("127.0.0.1", run.osc.address[1]))
+        data, _ = await asyncio.to_thread(udp.recvfrom, 65536)
+    [reply] = parse_packet(data)
+    assert reply.address == address, reply
+    return tuple(reply.args)
+
+
+async def test_mask_points_dragged_added_and_removed_on_the_map_page_reach_the_projector(
+    browser: Browser, webrtc_host: str
+) -> None:
+    async with running(two_projector_config(webrtc_host), model=tiny_model()) as run:
+        base = f"http://{webrtc_host}:{run.port}"
+        projector, projector_errors = await open_output(browser, f"{base}/out/left")
+        page, errors = await open_map(browser, base)
+        # The test card lights every pixel of the frame: the lit area is the mask.
+        run.engine.submit([parse("/output/testcard", [1]), parse("/out/left/blend", [0, 0, 0, 0])])
+        await page.locator("#output-left .mask-on").click()
+        laid = [0.1, 0.1, 0.9, 0.1, 0.9, 0.9, 0.1, 0.9]
+        await projector.wait_for_function(
+            "(want) => window.ganvj.testcard && window.ganvj.mapping.blend[1] === 0"
+            " && window.ganvj.mapping.mask.flat().join() === want.join()",
+            arg=laid,
+            timeout=10_000,
+        )
+        to_px = await frame_on_map(page, "left")
+        await page.locator("#output-left .mask-handle[data-i='1']").wait_for(timeout=5_000)
+
+        # Drag the top right point from (0.9, 0.1) to (0.7, 0.35): the projector follows
+        # mid-drag, and the server holds where it was let go.
+        await page.mouse.move(*to_px(0.9, 0.1))
+        await page.mouse.down()
+        await page.mouse.move(*to_px(0.8, 0.2), steps=4)
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.mask[1][0] < 0.88", timeout=5_000
+        )
+        await page.mouse.move(*to_px(0.7, 0.35), steps=4)
+        await page.mouse.up()
+        dragged = [0.1, 0.1, 0.7, 0.35, 0.9, 0.9, 0.1, 0.9]
+        await projector.wait_for_function(
+            "(want) => window.ganvj.mapping.mask.flat().every((v, i) => Math.abs(v - want[i]) < 0.01)",
+            arg=dragged,
+            timeout=5_000,
+        )
+        got = await osc_query(run, "/out/left/mask")
+        assert got == pytest.approx(dragged, abs=0.01), got
+        await asyncio.sleep(0.5)  # the page draws its next frames with the new mask
+        await lit_matches_mask(projector, [float(v) for v in got])  # type: ignore[arg-type]
+
+        # A double-click on the left edge adds a point there; the others keep their order.
+        await page.mouse.dblclick(*to_px(0.12, 0.5))
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.mask.length === 5", timeout=5_000
+        )
+        got = await osc_query(run, "/out/left/mask")
+        points = np.array(got, dtype=float).reshape(-1, 2)
+        assert points[4] == pytest.approx((0.12, 0.5), abs=0.01), points  # after (0.1, 0.9)
+        assert np.delete(points, 4, axis=0).flatten() == pytest.approx(dragged, abs=0.01)
+        # A right-click on a point takes it out again.
+        await page.locator("#output-left .mask-handle[data-i='4']").wait_for(timeout=5_000)
+        await page.mouse.click(*to_px(0.12, 0.5), button="right")
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.mask.length === 4", timeout=5_000
+        )
+        assert await osc_query(run, "/out/left/mask") == pytest.approx(dragged, abs=0.01)
+        # "remove point" takes the selected one out; fewer than three is no polygon: the
+        # server refuses, the page shows why and keeps the server's three.
+        await page.locator("#output-left .mask-handle[data-i='0']").click()
+        await page.locator("#output-left .mask-point-off").click()
+        await page.wait_for_function(
+            "() => window.ganvjMap.outputs.get('left').mask.length === 3", timeout=5_000
+        )
+        await page.locator("#output-left .mask-point-off").click()
+        await page.wait_for_function(
+            "() => document.getElementById('log').textContent.includes('3..16 points')",
+            timeout=5_000,
+        )
+        assert len(run.outputs.rig.get("left").mask) == 3  # type: ignore[union-attr]
+        assert len(await page.evaluate("() => window.ganvjMap.outputs.get('left').mask")) == 3
+        assert errors == [] and projector_errors == []
