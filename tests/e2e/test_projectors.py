@@ -62,8 +62,10 @@ def two_projector_config(host: str) -> Any:
     return dataclasses.replace(config, outputs=(LEFT, RIGHT))
 
 
-async def open_output(browser: Browser, url: str) -> tuple[Page, list[str]]:
-    page = await browser.new_page(viewport=VIEW)  # type: ignore[arg-type]
+async def open_output(
+    browser: Browser, url: str, viewport: dict[str, int] = VIEW
+) -> tuple[Page, list[str]]:
+    page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(url)
@@ -513,7 +515,8 @@ async def test_mask_points_dragged_added_and_removed_on_the_map_page_reach_the_p
         await page.mouse.up()
         dragged = [0.1, 0.1, 0.7, 0.35, 0.9, 0.9, 0.1, 0.9]
         await projector.wait_for_function(
-            "(want) => window.ganvj.mapping.mask.flat().every((v, i) => Math.abs(v - want[i]) < 0.01)",
+            "(want) => window.ganvj.mapping.mask.flat()"
+            ".every((v, i) => Math.abs(v - want[i]) < 0.01)",
             arg=dragged,
             timeout=5_000,
         )
@@ -552,4 +555,108 @@ async def test_mask_points_dragged_added_and_removed_on_the_map_page_reach_the_p
         )
         assert len(run.outputs.rig.get("left").mask) == 3  # type: ignore[union-attr]
         assert len(await page.evaluate("() => window.ganvjMap.outputs.get('left').mask")) == 3
+        assert errors == [] and projector_errors == []
+
+
+# The preview's own pixels (the WebGL canvas drawn with preserveDrawingBuffer).
+PREVIEW_JS = """(name) => {
+  const warped = document.querySelector(`#output-${name} canvas.warped`);
+  const c = document.createElement('canvas');
+  c.width = warped.width; c.height = warped.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(warped, 0, 0);
+  return { width: c.width, height: c.height,
+           data: Array.from(ctx.getImageData(0, 0, c.width, c.height).data) };
+}"""
+
+PINNED = [0.1, 0.05, 0.92, 0.12, 0.85, 0.9, 0.05, 0.97]
+PENTAGON = [0.05, 0.2, 0.5, 0.02, 0.97, 0.3, 0.8, 0.97, 0.15, 0.85]
+
+
+async def test_the_map_page_previews_an_output_as_its_projector_draws_it_and_takes_back_refusals(
+    browser: Browser, webrtc_host: str
+) -> None:
+    async with running(two_projector_config(webrtc_host), model=tiny_model()) as run:
+        base = f"http://{webrtc_host}:{run.port}"
+        # The projector's screen in the slice's own shape (147.2 x 256 canvas pixels), as
+        # /map draws each output's frame: the two pictures then cover the same frame.
+        shape = {"width": 230, "height": 400}
+        projector, projector_errors = await open_output(browser, f"{base}/out/left", shape)
+        run.engine.submit([parse("/out/left/corners", PINNED), parse("/out/left/mask", PENTAGON)])
+        page, errors = await open_map(browser, base)
+        for each in (projector, page):
+            await each.wait_for_function(
+                "() => { const m = window.ganvj ? window.ganvj.mapping"
+                " : window.ganvjMap.outputs.get('left');"
+                " return m && m.mask.length === 5 && m.corners[0][0] === 0.1; }",
+                timeout=10_000,
+            )
+        await page.locator("#output-left .as-projected").check()
+        await page.wait_for_function("() => window.ganvjMap.previews > 5", timeout=10_000)
+        await frozen(run)
+
+        found = await page.evaluate(PREVIEW_JS, "left")
+        preview = np.asarray(found["data"], dtype=np.float64)
+        preview = preview.reshape(found["height"], found["width"], 4)[..., :3]
+        shown = await picture(projector)
+        truth = await original(projector)
+        # Both on one grid of the frame (fractions), each sampled at its own pixel size.
+        fy, fx = np.mgrid[0.005:1:0.01, 0.005:1:0.01]
+        ph, pw = preview.shape[:2]
+        sh, sw = shown.shape[:2]
+        got = sample(preview, fx * pw, fy * ph)
+        want = sample(shown, fx * sw, fy * sh)
+        difference = np.abs(got - want).mean(axis=2)
+        # The flat slice, unwarped: what the preview would be without the projector's warp.
+        x, y, w, h = LEFT.rect
+        flat = sample(truth, (x + fx * w) * CANVAS, (y + fy * h) * CANVAS)
+        unwarped = np.abs(got - flat).mean()
+        # Stated tolerance: a mean of 3 levels over the frame, and 95% of the points
+        # within 8 (measured here: 1.1 and 2.5). The two pages draw at different sizes,
+        # so the quad's and the mask's outlines fall on different pixels, and each page
+        # decodes the stream itself. Without the warp the preview is ~70 levels off.
+        measured = f"mean {difference.mean():.2f}, 95% {np.percentile(difference, 95):.1f}"
+        assert difference.mean() < 3.0, measured
+        assert np.percentile(difference, 95) < 8.0, measured
+        assert unwarped > 5 * difference.mean() + 10, unwarped
+
+        # A blend wider than the slice, typed on the page: the server's /error is shown,
+        # and the field takes the server's kept value back; the projector never changed.
+        field = page.locator("#output-left input[data-key='blend'][data-i='0']")
+        await field.fill("0.8")
+        await field.press("Enter")
+        await page.wait_for_function(
+            "() => document.getElementById('log').textContent.includes('wider than the slice')",
+            timeout=5_000,
+        )
+        await page.wait_for_function(
+            "() => document.querySelector(\"#output-left input[data-key='blend'][data-i='0']\")"
+            ".value === '0.000'",
+            timeout=5_000,
+        )
+        assert run.outputs.rig.get("left").blend == LEFT.blend  # type: ignore[union-attr]
+
+        # A corner dragged across the quad in one move folds it: the page sends it on
+        # release, shows the server's /error, and puts the corner back where the server
+        # kept it.
+        to_px = await frame_on_map(page, "left")
+        await page.mouse.move(*to_px(PINNED[0], PINNED[1]))
+        await page.mouse.down()
+        await page.mouse.move(*to_px(0.95, 0.95))
+        await page.mouse.up()
+        await page.wait_for_function(
+            "() => document.getElementById('log').textContent.includes('fold over themselves')",
+            timeout=5_000,
+        )
+        kept = run.outputs.rig.get("left").corners  # type: ignore[union-attr]
+        assert [v for p in kept for v in p] == PINNED
+        await page.wait_for_function(
+            "(want) => window.ganvjMap.outputs.get('left').corners.flat().join() === want.join()",
+            arg=PINNED,
+            timeout=5_000,
+        )
+        corner = page.locator("#output-left circle.handle[data-i='0']")
+        assert float(await corner.get_attribute("cx") or "nan") == pytest.approx(PINNED[0])
+        corners = await projector.evaluate("() => window.ganvj.mapping.corners.flat()")
+        assert corners == PINNED
         assert errors == [] and projector_errors == []
