@@ -9,6 +9,7 @@
 // performer's link (#t=...), as /control does.
 import { negotiate, openSocket } from "/rtc.js";
 import { whoAmI } from "/token.js";
+import { applySetting, defaultMapping } from "/feedback.js";
 import { cornersOk, meshOk } from "/mapping.js";
 import { MAX_MASK, Warp } from "/warp.js";
 
@@ -20,6 +21,7 @@ const rects = document.getElementById("rects");
 const list = document.getElementById("outputs");
 const testcard = document.getElementById("testcard");
 const warps = new Map(); // name -> Warp of the output's "as projected" picture
+const projected = new Set(); // outputs shown as projected (kept when the panels are rebuilt)
 window.ganvjMap = { outputs, sent: 0, previews: 0 }; // for tests
 
 function send(address, args = []) {
@@ -54,31 +56,15 @@ function snapBack(address) {
   send(address, ["?"]);
 }
 
-function defaults(name) {
-  return { name, rect: [0, 0, 1, 1], corners: [[0, 0], [1, 0], [1, 1], [0, 1]], mesh: [], mask: [], blend: [0, 0, 0, 0], gamma: 2.2, brightness: 1, black: 0 };
-}
-
 function onState(address, args) {
   if (address === "/output/testcard") { testcard.checked = Boolean(args[0]); return; }
   const answer = asked.delete(address); // the server's value after a refusal: fields too
   const [, root, name, key] = address.split("/");
   if (root !== "out" || !name) return;
   if (key === "remove") { outputs.delete(name); render(); return; }
-  if (key === "add") { if (!outputs.has(name)) { outputs.set(name, defaults(name)); render(); } return; }
+  if (key === "add") { if (!outputs.has(name)) { outputs.set(name, defaultMapping(name)); render(); } return; }
   const m = outputs.get(name);
-  if (!m) return;
-  if (key === "rect" || key === "blend") m[key] = args.map(Number);
-  else if (key === "mesh" && address.split("/").length === 5) {
-    const n = Number(address.split("/")[4]) - 1, cols = m.mesh.length ? m.mesh[0].length : 1;
-    if (m.mesh.length) m.mesh[Math.floor(n / cols)][n % cols] = args.map(Number);
-  } else if (key === "mesh") {
-    const [rows, cols] = args.map(Number);
-    m.mesh = args.length < 2 ? [] : Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, c) => [Number(args[2 + 2 * (r * cols + c)]), Number(args[3 + 2 * (r * cols + c)])]));
-  } else if (key === "mask") {
-    m.mask = Array.from({ length: Math.floor(args.length / 2) }, (_, i) => [Number(args[2 * i]), Number(args[2 * i + 1])]);
-  } else if (key === "corners") m.corners = [0, 2, 4, 6].map((i) => [args[i], args[i + 1]]);
-  else if (key in m) m[key] = Number(args[0]);
-  update(name, answer);
+  if (m && applySetting(m, address, args)) update(name, answer);
 }
 
 // -- drawing ---------------------------------------------------------------------
@@ -141,12 +127,16 @@ function panel(name) {
     send(`/out/${name}/mesh`, [rows, cols]);
   });
   box.querySelector(".mesh-off").addEventListener("click", () => send(`/out/${name}/mesh`));
-  box.querySelector(".as-projected").addEventListener("change", (event) => {
-    const on = event.target.checked;
+  const toggle = box.querySelector("input.as-projected");
+  const showProjected = (on) => {
+    toggle.checked = on;
+    if (on) projected.add(name); else projected.delete(name);
     box.classList.toggle("as-projected", on);
     box.querySelector("canvas.warped").hidden = !on;
     box.querySelector("canvas.slice").hidden = on;
-  });
+  };
+  toggle.addEventListener("change", () => showProjected(toggle.checked));
+  showProjected(projected.has(name));
   // A mask starts as a rectangle inside the frame, clear of the corner handles.
   box.querySelector(".mask-on").addEventListener("click", () => send(`/out/${name}/mask`, [0.1, 0.1, 0.9, 0.1, 0.9, 0.9, 0.1, 0.9]));
   box.querySelector(".mask-off").addEventListener("click", () => send(`/out/${name}/mask`));

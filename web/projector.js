@@ -5,6 +5,7 @@
 // drags corners on /map.
 import { connectedWithin, negotiate, openSocket, retryPause } from "/rtc.js";
 import { screenControls } from "/screen.js";
+import { applySetting, defaultMapping } from "/feedback.js";
 import { Warp } from "/warp.js";
 
 const NAME = decodeURIComponent(location.pathname.split("/")[2] || "");
@@ -42,38 +43,8 @@ function applyState(address, args) {
   if (parts[1] !== "out" || parts[2] !== NAME) return;
   const key = parts[3];
   if (key === "remove") { state.mapping = null; say(`output ${NAME} was removed`); return; }
-  if (key === "add") { if (!state.mapping) state.mapping = defaults(); say(""); return; }
-  if (!state.mapping) return;
-  const m = state.mapping;
-  if (key === "rect" || key === "blend") m[key] = args.map(Number);
-  else if (key === "mesh" && parts.length === 5) movePoint(m, Number(parts[4]), args);
-  else if (key === "mesh") m.mesh = meshFrom(args);
-  else if (key === "mask") m.mask = Array.from({ length: Math.floor(args.length / 2) }, (_, i) => [Number(args[2 * i]), Number(args[2 * i + 1])]);
-  else if (key === "corners") m.corners = [0, 2, 4, 6].map((i) => [Number(args[i]), Number(args[i + 1])]);
-  else if (key === "gamma" || key === "brightness" || key === "black") m[key] = Number(args[0]);
-  state.cardVersion++;
-}
-
-// "/out/NAME/mesh rows cols x y ...": rows of points; no numbers is no mesh.
-function meshFrom(args) {
-  if (args.length < 2) return [];
-  const [rows, cols] = [Number(args[0]), Number(args[1])];
-  return Array.from({ length: rows }, (_, r) => Array.from({ length: cols }, (_, c) => {
-    const i = 2 + 2 * (r * cols + c);
-    return [Number(args[i]), Number(args[i + 1])];
-  }));
-}
-
-// "/out/NAME/mesh/N x y": point N (1 is top left, row by row).
-function movePoint(m, n, args) {
-  if (!m.mesh || !m.mesh.length) return;
-  const cols = m.mesh[0].length;
-  const [r, c] = [Math.floor((n - 1) / cols), (n - 1) % cols];
-  if (r < m.mesh.length) m.mesh[r][c] = [Number(args[0]), Number(args[1])];
-}
-
-function defaults() {
-  return { name: NAME, rect: [0, 0, 1, 1], corners: [[0, 0], [1, 0], [1, 1], [0, 1]], mesh: [], mask: [], blend: [0, 0, 0, 0], gamma: 2.2, brightness: 1, black: 0 };
+  if (key === "add") { if (!state.mapping) state.mapping = defaultMapping(NAME); say(""); return; }
+  if (state.mapping && applySetting(state.mapping, address, args)) state.cardVersion++;
 }
 
 function onMessage(event) {

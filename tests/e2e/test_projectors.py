@@ -591,7 +591,7 @@ async def test_the_map_page_previews_an_output_as_its_projector_draws_it_and_tak
                 " return m && m.mask.length === 5 && m.corners[0][0] === 0.1; }",
                 timeout=10_000,
             )
-        await page.locator("#output-left .as-projected").check()
+        await page.locator("#output-left input.as-projected").check()
         await page.wait_for_function("() => window.ganvjMap.previews > 5", timeout=10_000)
         await frozen(run)
 
