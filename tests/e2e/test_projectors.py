@@ -619,6 +619,8 @@ async def test_the_map_page_previews_an_output_as_its_projector_draws_it_and_tak
         assert difference.mean() < 3.0, measured
         assert np.percentile(difference, 95) < 8.0, measured
         assert unwarped > 5 * difference.mean() + 10, unwarped
+        if refresh("map-projected.png"):
+            await page.locator("#output-left").screenshot(path=str(DOCS / "map-projected.png"))
 
         # A blend wider than the slice, typed on the page: the server's /error is shown,
         # and the field takes the server's kept value back; the projector never changed.
