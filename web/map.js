@@ -160,6 +160,7 @@ function panel(name) {
   let drag = null;
   let selected = -1; // the selected mask point, for "remove point"
   let lastTap = null; // the last pointerdown on the picture, to tell a double tap
+  let pointerType = "mouse"; // of the last pointerdown: a finger's long press is no right-click
   const frameAt = (event) => {
     const point = svg.createSVGPoint();
     point.x = event.clientX; point.y = event.clientY;
@@ -167,6 +168,7 @@ function panel(name) {
     return [Math.min(2, Math.max(-1, p.x)), Math.min(2, Math.max(-1, p.y / aspect(outputs.get(name))))];
   };
   svg.addEventListener("pointerdown", (event) => {
+    pointerType = event.pointerType;
     if (event.button === 2) return; // a right-click: the context menu handler
     const handle = event.target.closest(".handle, .mask-handle");
     if (handle) {
@@ -185,7 +187,9 @@ function panel(name) {
     const handle = event.target.closest(".mask-handle");
     if (!handle) return;
     event.preventDefault();
-    removeMaskPoint(name, Number(handle.dataset.i));
+    // A phone sends this for a long press, which may be the start of a slow drag:
+    // there a point goes only with "remove point".
+    if (pointerType === "mouse") removeMaskPoint(name, Number(handle.dataset.i));
   });
   svg.addEventListener("pointermove", (event) => {
     if (!drag) return;

@@ -432,9 +432,13 @@ async def test_a_mask_blacks_out_the_page_outside_its_polygon(
         assert errors == []
 
 
-async def open_map(browser: Browser, base: str) -> tuple[Page, list[str]]:
-    """The /map page, once its panels have their slices' shapes (the stream plays)."""
-    page = await browser.new_page(viewport={"width": 1000, "height": 900})
+async def open_map(browser: Browser, base: str, touch: bool = False) -> tuple[Page, list[str]]:
+    """The /map page, once its panels have their slices' shapes (the stream plays).
+
+    `touch`: in a context with a touch screen, as on a phone.
+    """
+    context = await browser.new_context(viewport={"width": 1000, "height": 900}, has_touch=touch)
+    page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(f"{base}/map")
@@ -555,6 +559,38 @@ async def test_mask_points_dragged_added_and_removed_on_the_map_page_reach_the_p
         )
         assert len(run.outputs.rig.get("left").mask) == 3  # type: ignore[union-attr]
         assert len(await page.evaluate("() => window.ganvjMap.outputs.get('left').mask")) == 3
+
+        # On a phone: a finger drags a point, and a double tap on an edge adds one there.
+        phone, phone_errors = await open_map(browser, base, touch=True)
+        await phone.locator("#output-left .mask-handle[data-i='2']").wait_for(timeout=5_000)
+        to_px = await frame_on_map(phone, "left")
+        three = [0.7, 0.35, 0.9, 0.9, 0.1, 0.9]
+        assert await osc_query(run, "/out/left/mask") == pytest.approx(three, abs=0.01)
+        fingers = await phone.context.new_cdp_session(phone)
+        path = [(0.9, 0.9), (0.87, 0.83), (0.83, 0.76), (0.8, 0.7)]
+        for kind, (fx, fy) in zip(
+            ["touchStart", "touchMove", "touchMove", "touchMove"], path, strict=True
+        ):
+            x, y = to_px(fx, fy)
+            await fingers.send(
+                "Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]}
+            )
+        await fingers.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        moved = [0.7, 0.35, 0.8, 0.7, 0.1, 0.9]
+        await projector.wait_for_function(
+            "(want) => window.ganvj.mapping.mask.flat()"
+            ".every((v, i) => Math.abs(v - want[i]) < 0.01)",
+            arg=moved,
+            timeout=5_000,
+        )
+        for _ in range(2):
+            await phone.touchscreen.tap(*to_px(0.45, 0.8))  # the middle of edge 2-3
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.mask.length === 4", timeout=5_000
+        )
+        got = await osc_query(run, "/out/left/mask")
+        assert got == pytest.approx([0.7, 0.35, 0.8, 0.7, 0.45, 0.8, 0.1, 0.9], abs=0.01), got
+        assert phone_errors == []
         assert errors == [] and projector_errors == []
 
 
