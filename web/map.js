@@ -236,7 +236,7 @@ function panel(name) {
 
 // Two taps on the picture within DOUBLE_TAP_MS and DOUBLE_TAP_PX of each other (a
 // mouse's double-click, or a finger's double tap) add a mask point there.
-const DOUBLE_TAP_MS = 400;
+const DOUBLE_TAP_MS = 500; // the usual double-click time of desktops
 const DOUBLE_TAP_PX = 24;
 
 // A new mask point at `at`, put into the mask's edge nearest to it (distances as
