@@ -227,7 +227,7 @@ def in_polygon(
     A ray from the point towards +x crosses the edge (a, b) when the edge spans
     the point's y (a_y > y) != (b_y > y) and the crossing's x, a_x + (y - a_y)
     (b_x - a_x) / (b_y - a_y), lies right of the point; an odd count is inside.
-    web/projector.js's inMask is the same test.
+    web/warp.js's inMask is the same test.
     """
     inside = np.zeros(x.shape, dtype=bool)
     for i, (ax, ay) in enumerate(polygon):

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page
 
-from controllers.osc_packet import encode
+from controllers.osc_packet import encode, parse_packet
 from server.commands import parse
 from server.lifecycle import Running, running
 from server.outputs.mapping import OutputMapping, cells
@@ -62,8 +62,10 @@ def two_projector_config(host: str) -> Any:
     return dataclasses.replace(config, outputs=(LEFT, RIGHT))
 
 
-async def open_output(browser: Browser, url: str) -> tuple[Page, list[str]]:
-    page = await browser.new_page(viewport=VIEW)  # type: ignore[arg-type]
+async def open_output(
+    browser: Browser, url: str, viewport: dict[str, int] = VIEW
+) -> tuple[Page, list[str]]:
+    page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.goto(url)
@@ -428,3 +430,271 @@ async def test_a_mask_blacks_out_the_page_outside_its_polygon(
         await asyncio.sleep(0.5)
         assert (await picture(left)).max(axis=2)[h // 2, w // 10] > 12
         assert errors == []
+
+
+async def open_map(browser: Browser, base: str, touch: bool = False) -> tuple[Page, list[str]]:
+    """The /map page, once its panels have their slices' shapes (the stream plays).
+
+    `touch`: in a context with a touch screen, as on a phone.
+    """
+    context = await browser.new_context(viewport={"width": 1000, "height": 900}, has_touch=touch)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{base}/map")
+    await page.wait_for_function("() => window.ganvjMap.drawn > 2", timeout=20_000)
+    return page, errors
+
+
+async def frame_on_map(page: Page, name: str) -> Any:
+    """Page pixels of a point (fx, fy) of an output's frame in its /map panel."""
+    view = page.locator(f"#output-{name} svg")
+    await view.scroll_into_view_if_needed()
+    box = await view.bounding_box()
+    assert box is not None
+
+    # The panel spans -0.1..1.1 of the output's frame, each way.
+    def to_px(fx: float, fy: float) -> tuple[float, float]:
+        return (
+            box["x"] + (fx + 0.1) / 1.2 * box["width"],
+            box["y"] + (fy + 0.1) / 1.2 * box["height"],
+        )
+
+    return to_px
+
+
+async def lit_matches_mask(page: Page, mask: list[float]) -> None:
+    """The test card lights the projector page exactly inside `mask`, within 2 px."""
+    shown = await picture(page)
+    h, w = shown.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    distance = in_polygon_px(np.array(mask).reshape(-1, 2) * [w, h], xs, ys)
+    lit = shown.max(axis=2) > 12
+    assert not lit[distance < -2].any(), "picture outside the mask"
+    assert lit[distance > 2].all(), "black inside the mask"
+
+
+async def osc_query(run: Running, address: str) -> tuple[object, ...]:
+    """`address ?` over OSC: the server's own answer, as a controller reads it."""
+    assert run.osc is not None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        udp.settimeout(5)
+        udp.sendto(encode(address, ["?"]), ("127.0.0.1", run.osc.address[1]))
+        data, _ = await asyncio.to_thread(udp.recvfrom, 65536)
+    [reply] = parse_packet(data)
+    assert reply.address == address, reply
+    return tuple(reply.args)
+
+
+async def test_mask_points_dragged_added_and_removed_on_the_map_page_reach_the_projector(
+    browser: Browser, webrtc_host: str
+) -> None:
+    async with running(two_projector_config(webrtc_host), model=tiny_model()) as run:
+        base = f"http://{webrtc_host}:{run.port}"
+        projector, projector_errors = await open_output(browser, f"{base}/out/left")
+        page, errors = await open_map(browser, base)
+        # The test card lights every pixel of the frame: the lit area is the mask.
+        run.engine.submit([parse("/output/testcard", [1]), parse("/out/left/blend", [0, 0, 0, 0])])
+        await page.locator("#output-left .mask-on").click()
+        laid = [0.1, 0.1, 0.9, 0.1, 0.9, 0.9, 0.1, 0.9]
+        await projector.wait_for_function(
+            "(want) => window.ganvj.testcard && window.ganvj.mapping.blend[1] === 0"
+            " && window.ganvj.mapping.mask.flat().join() === want.join()",
+            arg=laid,
+            timeout=10_000,
+        )
+        to_px = await frame_on_map(page, "left")
+        await page.locator("#output-left .mask-handle[data-i='1']").wait_for(timeout=5_000)
+
+        # Drag the top right point from (0.9, 0.1) to (0.7, 0.35): the projector follows
+        # mid-drag, and the server holds where it was let go.
+        await page.mouse.move(*to_px(0.9, 0.1))
+        await page.mouse.down()
+        await page.mouse.move(*to_px(0.8, 0.2), steps=4)
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.mask[1][0] < 0.88", timeout=5_000
+        )
+        await page.mouse.move(*to_px(0.7, 0.35), steps=4)
+        await page.mouse.up()
+        dragged = [0.1, 0.1, 0.7, 0.35, 0.9, 0.9, 0.1, 0.9]
+        await projector.wait_for_function(
+            "(want) => window.ganvj.mapping.mask.flat()"
+            ".every((v, i) => Math.abs(v - want[i]) < 0.01)",
+            arg=dragged,
+            timeout=5_000,
+        )
+        got = await osc_query(run, "/out/left/mask")
+        assert got == pytest.approx(dragged, abs=0.01), got
+        await asyncio.sleep(0.5)  # the page draws its next frames with the new mask
+        await lit_matches_mask(projector, [float(v) for v in got])  # type: ignore[arg-type]
+
+        # A double-click on the left edge adds a point there; the others keep their order.
+        await page.mouse.dblclick(*to_px(0.12, 0.5))
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.mask.length === 5", timeout=5_000
+        )
+        got = await osc_query(run, "/out/left/mask")
+        points = np.array(got, dtype=float).reshape(-1, 2)
+        assert points[4] == pytest.approx((0.12, 0.5), abs=0.01), points  # after (0.1, 0.9)
+        assert np.delete(points, 4, axis=0).flatten() == pytest.approx(dragged, abs=0.01)
+        # A right-click on a point takes it out again.
+        await page.locator("#output-left .mask-handle[data-i='4']").wait_for(timeout=5_000)
+        await page.mouse.click(*to_px(0.12, 0.5), button="right")
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.mask.length === 4", timeout=5_000
+        )
+        assert await osc_query(run, "/out/left/mask") == pytest.approx(dragged, abs=0.01)
+        # "remove point" takes the selected one out; fewer than three is no polygon: the
+        # server refuses, the page shows why and keeps the server's three.
+        await page.locator("#output-left .mask-handle[data-i='0']").click()
+        await page.locator("#output-left .mask-point-off").click()
+        await page.wait_for_function(
+            "() => window.ganvjMap.outputs.get('left').mask.length === 3", timeout=5_000
+        )
+        await page.locator("#output-left .mask-point-off").click()
+        await page.wait_for_function(
+            "() => document.getElementById('log').textContent.includes('3..16 points')",
+            timeout=5_000,
+        )
+        assert len(run.outputs.rig.get("left").mask) == 3  # type: ignore[union-attr]
+        assert len(await page.evaluate("() => window.ganvjMap.outputs.get('left').mask")) == 3
+
+        # On a phone: a finger drags a point, and a double tap on an edge adds one there.
+        phone, phone_errors = await open_map(browser, base, touch=True)
+        await phone.locator("#output-left .mask-handle[data-i='2']").wait_for(timeout=5_000)
+        to_px = await frame_on_map(phone, "left")
+        three = [0.7, 0.35, 0.9, 0.9, 0.1, 0.9]
+        assert await osc_query(run, "/out/left/mask") == pytest.approx(three, abs=0.01)
+        fingers = await phone.context.new_cdp_session(phone)
+        path = [(0.9, 0.9), (0.87, 0.83), (0.83, 0.76), (0.8, 0.7)]
+        for kind, (fx, fy) in zip(
+            ["touchStart", "touchMove", "touchMove", "touchMove"], path, strict=True
+        ):
+            x, y = to_px(fx, fy)
+            await fingers.send(
+                "Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]}
+            )
+        await fingers.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        moved = [0.7, 0.35, 0.8, 0.7, 0.1, 0.9]
+        await projector.wait_for_function(
+            "(want) => window.ganvj.mapping.mask.flat()"
+            ".every((v, i) => Math.abs(v - want[i]) < 0.01)",
+            arg=moved,
+            timeout=5_000,
+        )
+        for _ in range(2):
+            await phone.touchscreen.tap(*to_px(0.45, 0.8))  # the middle of edge 2-3
+        await projector.wait_for_function(
+            "() => window.ganvj.mapping.mask.length === 4", timeout=5_000
+        )
+        got = await osc_query(run, "/out/left/mask")
+        assert got == pytest.approx([0.7, 0.35, 0.8, 0.7, 0.45, 0.8, 0.1, 0.9], abs=0.01), got
+        assert phone_errors == []
+        assert errors == [] and projector_errors == []
+
+
+# The preview's own pixels (the WebGL canvas drawn with preserveDrawingBuffer).
+PREVIEW_JS = """(name) => {
+  const warped = document.querySelector(`#output-${name} canvas.warped`);
+  const c = document.createElement('canvas');
+  c.width = warped.width; c.height = warped.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(warped, 0, 0);
+  return { width: c.width, height: c.height,
+           data: Array.from(ctx.getImageData(0, 0, c.width, c.height).data) };
+}"""
+
+PINNED = [0.1, 0.05, 0.92, 0.12, 0.85, 0.9, 0.05, 0.97]
+PENTAGON = [0.05, 0.2, 0.5, 0.02, 0.97, 0.3, 0.8, 0.97, 0.15, 0.85]
+
+
+async def test_the_map_page_previews_an_output_as_its_projector_draws_it_and_takes_back_refusals(
+    browser: Browser, webrtc_host: str
+) -> None:
+    async with running(two_projector_config(webrtc_host), model=tiny_model()) as run:
+        base = f"http://{webrtc_host}:{run.port}"
+        # The projector's screen in the slice's own shape (147.2 x 256 canvas pixels), as
+        # /map draws each output's frame: the two pictures then cover the same frame.
+        shape = {"width": 230, "height": 400}
+        projector, projector_errors = await open_output(browser, f"{base}/out/left", shape)
+        run.engine.submit([parse("/out/left/corners", PINNED), parse("/out/left/mask", PENTAGON)])
+        page, errors = await open_map(browser, base)
+        for each in (projector, page):
+            await each.wait_for_function(
+                "() => { const m = window.ganvj ? window.ganvj.mapping"
+                " : window.ganvjMap.outputs.get('left');"
+                " return m && m.mask.length === 5 && m.corners[0][0] === 0.1; }",
+                timeout=10_000,
+            )
+        await page.locator("#output-left input.as-projected").check()
+        await page.wait_for_function("() => window.ganvjMap.previews > 5", timeout=10_000)
+        await frozen(run)
+
+        found = await page.evaluate(PREVIEW_JS, "left")
+        preview = np.asarray(found["data"], dtype=np.float64)
+        preview = preview.reshape(found["height"], found["width"], 4)[..., :3]
+        shown = await picture(projector)
+        truth = await original(projector)
+        # Both on one grid of the frame (fractions), each sampled at its own pixel size.
+        fy, fx = np.mgrid[0.005:1:0.01, 0.005:1:0.01]
+        ph, pw = preview.shape[:2]
+        sh, sw = shown.shape[:2]
+        got = sample(preview, fx * pw, fy * ph)
+        want = sample(shown, fx * sw, fy * sh)
+        difference = np.abs(got - want).mean(axis=2)
+        # The flat slice, unwarped: what the preview would be without the projector's warp.
+        x, y, w, h = LEFT.rect
+        flat = sample(truth, (x + fx * w) * CANVAS, (y + fy * h) * CANVAS)
+        unwarped = np.abs(got - flat).mean()
+        # Stated tolerance: a mean of 3 levels over the frame, and 95% of the points
+        # within 8 (measured here: 1.1 and 2.5). The two pages draw at different sizes,
+        # so the quad's and the mask's outlines fall on different pixels, and each page
+        # decodes the stream itself. Without the warp the preview is ~70 levels off.
+        measured = f"mean {difference.mean():.2f}, 95% {np.percentile(difference, 95):.1f}"
+        assert difference.mean() < 3.0, measured
+        assert np.percentile(difference, 95) < 8.0, measured
+        assert unwarped > 5 * difference.mean() + 10, unwarped
+        if refresh("map-projected.png"):
+            await page.locator("#output-left").screenshot(path=str(DOCS / "map-projected.png"))
+
+        # A blend wider than the slice, typed on the page: the server's /error is shown,
+        # and the field takes the server's kept value back; the projector never changed.
+        field = page.locator("#output-left input[data-key='blend'][data-i='0']")
+        await field.fill("0.8")
+        await field.press("Enter")
+        await page.wait_for_function(
+            "() => document.getElementById('log').textContent.includes('wider than the slice')",
+            timeout=5_000,
+        )
+        await page.wait_for_function(
+            "() => document.querySelector(\"#output-left input[data-key='blend'][data-i='0']\")"
+            ".value === '0.000'",
+            timeout=5_000,
+        )
+        assert run.outputs.rig.get("left").blend == LEFT.blend  # type: ignore[union-attr]
+
+        # A corner dragged across the quad in one move folds it: the page sends it on
+        # release, shows the server's /error, and puts the corner back where the server
+        # kept it.
+        to_px = await frame_on_map(page, "left")
+        await page.mouse.move(*to_px(PINNED[0], PINNED[1]))
+        await page.mouse.down()
+        await page.mouse.move(*to_px(0.95, 0.95))
+        await page.mouse.up()
+        await page.wait_for_function(
+            "() => document.getElementById('log').textContent.includes('fold over themselves')",
+            timeout=5_000,
+        )
+        kept = run.outputs.rig.get("left").corners  # type: ignore[union-attr]
+        assert [v for p in kept for v in p] == PINNED
+        await page.wait_for_function(
+            "(want) => window.ganvjMap.outputs.get('left').corners.flat().join() === want.join()",
+            arg=PINNED,
+            timeout=5_000,
+        )
+        corner = page.locator("#output-left circle.handle[data-i='0']")
+        assert float(await corner.get_attribute("cx") or "nan") == pytest.approx(PINNED[0])
+        corners = await projector.evaluate("() => window.ganvj.mapping.corners.flat()")
+        assert corners == PINNED
+        assert errors == [] and projector_errors == []
