@@ -64,13 +64,14 @@ def _mix_into(a: Tensor, b: Tensor, wa: float, wb: float, mode: str, work: Works
 
     On a CPU a pass costs what it moves: a 512 px frame is 3 MB, and between
     two frames the generator has pushed the mixer's buffers out of the caches,
-    so the first pass over a and b reads memory (~0.3 ms) and each further
-    pass over a whole frame costs about 0.05-0.1 ms from L3. So each mode's
-    formula on light (u = (x + 1) / 2) is expanded on the pictures with the
-    weights and constants folded in, one fused torch op per step (lerp,
-    addcmul, add with alpha), and written into `out` itself rather than a
-    frame-sized temporary. Cutting the frame into L2-sized bands was measured
-    and lost: a Python-level op costs ~2.5 µs, dozens per frame.
+    so the first pass over a and b reads memory (0.3-0.45 ms on the 2-core
+    EPYC, 0.1 with all in cache) and each further pass over a whole frame
+    costs 0.04-0.1 ms from L3. So each mode's formula on light
+    (u = (x + 1) / 2) is expanded on the pictures with the weights and
+    constants folded in, one fused torch op per step (lerp, addcmul, add with
+    alpha), and written into `out` itself rather than a frame-sized
+    temporary. Cutting the frame into L2-sized bands was measured and lost: a
+    Python-level op costs ~2.5 µs, dozens per frame.
 
     Where blend(a, b) = m + c (m a tensor, c a constant), with s = wa + wb and
     w = wb / s: wa·a + wb·(m + c) = s·lerp(a, m, w) + wb·c, the lerp in one
