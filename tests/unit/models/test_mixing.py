@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from models.mixing import CURVES, MODES, blend, dim, mix, weights
+from models.mixing import CURVES, MODES, Workspace, blend, dim, mix, weights
 
 # Known light levels (0..1) per channel, as pictures in [-1, 1].
 U = torch.tensor([0.0, 0.25, 0.5, 1.0, 0.8, 0.1]).reshape(1, 3, 1, 2)
@@ -74,3 +74,52 @@ def test_a_deck_fader_scales_light_and_one_is_the_picture_itself() -> None:
     assert dim(A, 1.0) is A
     torch.testing.assert_close(dim(A, 0.5), U * 0.5 * 2 - 1)
     assert torch.equal(dim(A, 0.0), torch.full_like(A, -1.0))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_equal_power_crossfade_weighs_the_blend_by_cos_and_sin(mode: str) -> None:
+    # The weights sum to more than 1 here (cos + sin), the path where the folded
+    # formulas rescale after the lerp.
+    x = 0.3
+    wa, wb = math.cos(x * math.pi / 2), math.sin(x * math.pi / 2)
+    expected = A * wa + (_light(U, V, mode) * 2 - 1) * wb
+    got = mix(A, B, x, "power", mode, Workspace())
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
+def test_normal_linear_is_bit_exact_on_a_whole_frame_through_a_reused_workspace() -> None:
+    torch.manual_seed(0)
+    a, b = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 3, 64, 64) * 2 - 1
+    work = Workspace()
+    for x in (0.01, 0.1, 0.25, 1 / 3, 0.4, 0.5, 0.77, 0.99):
+        assert torch.equal(mix(a, b, x, "linear", "normal", work), (1 - x) * a + x * b)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("curve", CURVES)
+def test_a_mix_never_writes_into_the_decks_pictures(mode: str, curve: str) -> None:
+    a, b = A.clone(), B.clone()
+    work = Workspace()
+    for x in (0.2, 0.6):
+        mix(a, b, x, curve, mode, work)
+    assert torch.equal(a, A) and torch.equal(b, B)
+
+
+def test_the_luma_key_is_clamped_to_opaque_and_to_transparent() -> None:
+    # A picture beyond [-1, 1] (a generator overshoots): brighter than white keys
+    # deck b fully in, darker than black lets deck a fully through.
+    bright, dark = torch.full_like(B, 1.5), torch.full_like(B, -1.5)
+    torch.testing.assert_close(blend(A, bright, "lumakey"), bright, atol=1e-6, rtol=0)
+    torch.testing.assert_close(blend(A, dark, "lumakey"), A, atol=1e-6, rtol=0)
+    x = 0.3
+    expected = A * (1 - x) + bright * x
+    torch.testing.assert_close(mix(A, bright, x, "linear", "lumakey"), expected, atol=1e-6, rtol=0)
+
+
+def test_a_deck_fader_clamps_first_and_writes_into_the_buffer_given() -> None:
+    over = torch.tensor([-1.5, -1.0, 0.0, 1.0, 1.5, 0.5]).reshape(1, 3, 1, 2)
+    out = torch.empty_like(over)
+    dimmed = dim(over, 0.25, out)
+    assert dimmed is out
+    light = (over.clamp(-1, 1) + 1) / 2
+    torch.testing.assert_close(dimmed, light * 0.25 * 2 - 1, atol=1e-7, rtol=0)
