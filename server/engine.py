@@ -149,6 +149,36 @@ class Deck:
         return resize(image, (round(size * height / width), size))
 
 
+@dataclass
+class PendingRecall:
+    """A preset's values for a deck whose model the recall is still loading."""
+
+    model: str  # the model they belong to: they land when it is in, on that deck
+    commands: list[Command]
+    position: Position | None
+    seconds: float
+
+
+@dataclass
+class Channel:
+    """One deck of the mixer and everything it owns: its generator (and the one fading out
+    during a switch), its reaction and the video feeding it, its own video, its device."""
+
+    name: str  # "a" or "b"
+    device: torch.device  # where its generator, bends and blends live
+    reaction: Reaction
+    reactor: Reactor
+    deck: Deck | None = None  # None: nothing loaded (deck b until its first load)
+    fading: Deck | None = None  # the previous model, during a switch
+    fade_started: float = 0.0
+    inputs: InputHub = field(default_factory=InputHub)  # the reaction's input (/react/source)
+    video: InputHub = field(default_factory=InputHub)  # video shown instead of the model (/source)
+    loading: str | None = None  # the model a load in flight brings
+    reaction_state: tuple[object, ...] = (0, 0.0, "")  # the last /react/state reported
+    device_note: str | None = None  # why it plays elsewhere than configured (None: as asked)
+    recall: PendingRecall | None = None
+
+
 def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
     """Drop absolute setters (the registry's `coalesce`) that a later command to the
     same address overrides: a fader flood costs one application per frame."""
@@ -211,20 +241,9 @@ class Engine:
         self.snapshots: dict[str, dict[str, Any]] = dict(snapshots or {})
         self.catalog = catalog if catalog is not None else Catalog()
         self.render_rate = RateMeter()
-        self.inputs = InputHub()
-        self.reaction = Reaction(
-            fade_seconds=config.react_fade_s, stall_seconds=config.react_stall_s
-        )
-        self.reaction.smoothing = config.smoothing
-        self.reaction.inject = config.feedback_inject
         self.fill = config.fill  # /canvas/fill
-        self.reactor = Reactor(
-            reaction=self.reaction,
-            device=device,
-            pix2pix=pix2pix,
-            encoder=encoder,
-            feedback=feedback,
-        )
+        self._reaction_models = (pix2pix, encoder, feedback)
+        self.decks: dict[str, Channel] = {"a": self._channel("a", device)}
         # Runs blocking work (opening files, loading models) off the render thread.
         self.start_io: Callable[[Callable[[], None]], None] = _daemon_thread
         # Commands the registry gives to an output service (/record/*, /output/ndi),
@@ -241,10 +260,9 @@ class Engine:
         self._clusters: dict[tuple[str, int], Clusters] = {}
         self._clustering: dict[tuple[str, int], list[Command]] = {}
         self._blend_incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
-        self.deck = self._deck(model, now=0.0)
+        self.decks["a"].deck = self._deck(model, now=0.0, device=device)
         # Deck b: nothing until /deck/b/model/load or /deck/b/source (then it costs a render).
-        self.deck_b: Deck | None = None
-        self.deck_b_inputs = InputHub()
+        self.decks["b"] = self._channel("b", device)
         self.mixer = Mixer(self.tempo)
         self._mix_work = Workspace()  # the mix's frame buffers, reused frame after frame
         self.master = Master()
@@ -263,14 +281,10 @@ class Engine:
         self._thumbs_due: dict[int, bool] = dict.fromkeys(range(1, KEYFRAMES + 1), False)
         self._progress: tuple[int, float] = (0, 1.0)
         self._progress_sent = 0.0
-        self._fading: Deck | None = None  # the previous model, during a switch
-        self._fade_started = 0.0
         self._incoming: list[tuple[LoadedModel, Command | None]] = []
         self._imported: dict[str, dict[str, Any]] | None = None
-        self._loading: str | None = None
         self._show_dirty = False
         self._show_saved = 0.0
-        self._reaction_state: tuple[object, ...] = self._react_state(0.0)
         self._stop = threading.Event()
         self._wake = self.commands.wake
         self._thread: threading.Thread | None = None
@@ -280,6 +294,38 @@ class Engine:
         self._step_started: float | None = None
 
     # -- public, any thread -------------------------------------------------
+
+    @property
+    def deck(self) -> Deck:
+        """Deck a's generator (deck a always has one)."""
+        deck = self.decks["a"].deck
+        assert deck is not None  # set in __init__, only ever replaced
+        return deck
+
+    @property
+    def deck_b(self) -> Deck | None:
+        """Deck b's generator; None while nothing is loaded there."""
+        return self.decks["b"].deck
+
+    @property
+    def deck_b_inputs(self) -> InputHub:
+        """Deck b's own video (/deck/b/source)."""
+        return self.decks["b"].video
+
+    @property
+    def inputs(self) -> InputHub:
+        """Deck a's reaction input (/react/source; the camera page and WHIP feed it)."""
+        return self.decks["a"].inputs
+
+    @property
+    def reaction(self) -> Reaction:
+        """Deck a's reaction."""
+        return self.decks["a"].reaction
+
+    @property
+    def reactor(self) -> Reactor:
+        """Deck a's reaction work (pix2pix, mirror, feedback)."""
+        return self.decks["a"].reactor
 
     @property
     def model(self) -> LoadedModel:
@@ -349,7 +395,9 @@ class Engine:
 
     def set_deck_b(self, model: LoadedModel, now: float) -> None:
         """Put `model` on deck b at once (before start, or on the render thread: a replay)."""
-        self.deck_b = self._deck(model, now)
+        channel = self.decks["b"]
+        channel.deck = self._deck(model, now, channel.device)
+        channel.reactor.fit_generator(model)
 
     def start(self) -> None:
         """Start the render thread."""
@@ -374,8 +422,9 @@ class Engine:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.inputs.stop()
-        self.deck_b_inputs.stop()  # deck b's own video (an NDI receiver: its thread ends too)
+        for channel in self.decks.values():  # (an NDI receiver: its thread ends too)
+            channel.inputs.stop()
+            channel.video.stop()
         # A frame in progress gets this long to finish; a stuck one is left behind
         # (a daemon thread) and its readers are woken by the closed frame slot.
         self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
@@ -404,7 +453,7 @@ class Engine:
             "path_verified": self.deck.path.verified,
             "path_notes": list(self.deck.path.notes),
             "faults": self.faults.names(),
-            "loading_model": self._loading,
+            "loading_model": self.decks["a"].loading,
             "render_errors": self.errors,
             "last_error": self._last_error,
             "dropped_batches": self.commands.dropped,
@@ -413,6 +462,9 @@ class Engine:
             "tempo_bpm": round(self.tempo.bpm, 2),
             "deck_b": self.deck_b.model.name if self.deck_b is not None else None,
             "deck_b_source": self.deck_b_inputs.source,
+            "deck_b_loading": self.decks["b"].loading,
+            "deck_b_reaction": self.decks["b"].reaction.status(now),
+            "deck_b_react_source": self.decks["b"].inputs.source,
             "crossfade": round(self.mixer.crossfade, 3),
             "render_lead_ms": round(self.tempo.lead_seconds * 1000.0, 1),
         }
@@ -427,18 +479,36 @@ class Engine:
 
     # -- render thread ------------------------------------------------------
 
-    def _deck(self, model: LoadedModel, now: float) -> Deck:
+    def _channel(self, name: str, device: torch.device) -> Channel:
+        """A deck with nothing loaded: its reaction (the reaction models shared, read only)."""
+        pix2pix, encoder, feedback = self._reaction_models
+        reaction = Reaction(
+            fade_seconds=self.config.react_fade_s, stall_seconds=self.config.react_stall_s
+        )
+        reaction.smoothing = self.config.smoothing
+        reaction.inject = self.config.feedback_inject
+        reactor = Reactor(
+            reaction=reaction,
+            device=device,
+            pix2pix=pix2pix,
+            encoder=encoder,
+            feedback=feedback,
+            shared=name != "a",  # deck a's reactor placed them first
+        )
+        return Channel(name=name, device=device, reaction=reaction, reactor=reactor)
+
+    def _deck(self, model: LoadedModel, now: float, device: torch.device) -> Deck:
         if model.kind != "unconditional" or model.z_dim is None:
             raise ValueError(
                 f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
             )
-        module = place(model.module, self.device)
+        module = place(model.module, device)
         # The fast path (a StyleGAN's fp16 blocks, compile; a DCGAN's half precision)
         # is proved against fp32 here, at load, or not used.
         module, half, path = prepare(
             model,
             module,
-            self.device,
+            device,
             half=self.config.half,
             compile=self.config.compile,
             compile_deadline_s=self.config.compile_deadline_s,
@@ -470,7 +540,7 @@ class Engine:
             play=play,
             space=space,
             path=path,
-            device=self.device,
+            device=device,
             faults=self.faults,
         )
         for command in kept:  # the model's bends, as the show kept them
@@ -516,23 +586,11 @@ class Engine:
         applied_at = self._drain(now, changes)
         changes.extend(self._take_presets())
         changes.extend(self._advance_morphs(now))
-        seq, incoming = self.inputs.frames.latest()
-        live = incoming is not None and self.inputs.source is not None
-        input_age = now - incoming.arrived_at if live and incoming is not None else None
-        self.reaction.update(now, input_age=input_age, source_ended=self.inputs.ended_reason)
-        changes.extend(self._reaction_changes(now))
-        if not live:
-            incoming = None  # a stopped source's last frame is not live input
+        # Each deck's reaction input, and its reaction ending on time or with its source.
+        inputs = {name: self._react_input(channel, now) for name, channel in self.decks.items()}
+        for name, channel in self.decks.items():
+            changes.extend(self._on_deck(name, self._reaction_changes(channel, now)))
         width, height = self.canvas
-        # The network paints the canvas's shape (`native`) unless a reaction's
-        # square picture shows: then that frame is framed as FALLBACK is.
-        fill = effective_fill(self.fill, self.deck.module)
-        if fill == "native" and self.reaction.weight(now) > 0.0:
-            fill = FALLBACK
-        aspect = width / height if fill == "native" else 1.0
-        # Compose (blend, react, smooth) at the generator's own size; the frame is
-        # scaled to the canvas once, inside the colour conversion.
-        compose = max(self.deck.model.resolution, self.reactor.image_resolution(now))
         self._tempo_events(now)
         values = self.sources_used = self._source_values(now)
         bases = self._modulate(values, now)  # routes on top of the performer's values
@@ -543,26 +601,26 @@ class Engine:
         # The crossfader: at either end only that deck renders (the other costs nothing).
         x = self.mixer.position(now)
         changes.extend(self.mixer.take_changes())
+        b = self.decks["b"]
         b_on = self._deck_b_on()
-        pose_b = self.deck_b.play.pose(now, dt) if self.deck_b is not None else None
-        if self.deck_b is not None:
-            changes.extend(self._on_deck("b", self.deck_b.play.take_changes()))
+        pose_b = b.deck.play.pose(now, dt) if b.deck is not None else None
+        if b.deck is not None:
+            changes.extend(self._on_deck("b", b.deck.play.take_changes()))
         with torch.inference_mode():
             if held is not None:
                 framed = held  # commands still apply; the picture waits for release
             else:
-                framed_a = None
-                if not b_on or x < 1.0:
-                    latent_image = None
-                    if self.reactor.needs_latent_image(now):
-                        if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
-                            z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
-                            pose = replace(pose, latent=z)
-                        latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
-                        latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
-                    image = self.reactor.image(latent_image, now, seq, incoming, compose)
-                    framed_a = self._dim("a", fill_canvas(image, width, height, fill))
-                framed_b = self._render_b(pose_b, width, height) if b_on and x > 0.0 else None
+                a = self.decks["a"]
+                framed_a = (
+                    self._framed(a, pose, *inputs["a"], now, dt, (width, height))
+                    if not b_on or x < 1.0
+                    else None
+                )
+                framed_b = (
+                    self._framed(b, pose_b, *inputs["b"], now, dt, (width, height))
+                    if b_on and x > 0.0
+                    else None
+                )
                 framed = self._mix(framed_a, framed_b, x)
                 self._held = framed
             grade = self.master.grade(now)
@@ -581,7 +639,7 @@ class Engine:
             applied_at=applied_at,
             latent=shown,
             input_at=incoming.arrived_at
-            if incoming is not None and self.reaction.weight(now) > 0
+            if (incoming := inputs["a"][1]) is not None and self.reaction.weight(now) > 0
             else None,
         )
         self._frame_ms = (
@@ -605,23 +663,60 @@ class Engine:
         """Whether deck b has anything to show: a model, or a live video source."""
         return self.deck_b is not None or self.deck_b_inputs.source is not None
 
-    def _render_b(self, pose: Pose | None, width: int, height: int) -> torch.Tensor | None:
-        """Deck b's picture framed for the canvas, through its fader; None: nothing yet."""
-        if self.deck_b_inputs.source is not None:  # a video source: the frame, fitted
-            _, incoming = self.deck_b_inputs.frames.latest()
-            if incoming is None:
+    def _react_input(self, channel: Channel, now: float) -> tuple[int, InputFrame | None]:
+        """A deck's newest live reaction input (None: none), its reaction updated by it."""
+        hub = channel.inputs
+        seq, incoming = hub.frames.latest()
+        live = incoming is not None and hub.source is not None
+        input_age = now - incoming.arrived_at if live and incoming is not None else None
+        channel.reaction.update(now, input_age=input_age, source_ended=hub.ended_reason)
+        # A stopped source's last frame is not live input.
+        return seq, incoming if live else None
+
+    def _framed(
+        self,
+        channel: Channel,
+        pose: Pose | None,
+        seq: int,
+        incoming: InputFrame | None,
+        now: float,
+        dt: float,
+        canvas: tuple[int, int],
+    ) -> torch.Tensor | None:
+        """A deck's picture framed for the canvas, through its reaction and its fader, on the
+        mixing device; None while it has nothing to show."""
+        width, height = canvas
+        if channel.video.source is not None:  # a video source: the frame, fitted
+            _, frame = channel.video.frames.latest()
+            if frame is None:
                 return None
-            image = _video_tensor(incoming, self.device)
-            framed = fill_canvas(image, width, height, "fit")
-        elif self.deck_b is not None and pose is not None:
-            deck = self.deck_b
-            fill = effective_fill(self.fill, deck.module)
-            aspect = width / height if fill == "native" else 1.0
-            image = deck.render(pose, deck.model.resolution, aspect)
-            framed = fill_canvas(image, width, height, fill)
-        else:
+            framed = fill_canvas(_video_tensor(frame, self.device), width, height, "fit")
+            return self._dim(channel.name, framed)
+        deck = channel.deck
+        if deck is None or pose is None:
             return None
-        return self._dim("b", framed)
+        reaction, reactor = channel.reaction, channel.reactor
+        # The network paints the canvas's shape (`native`) unless a reaction's
+        # square picture shows: then that frame is framed as FALLBACK is.
+        fill = effective_fill(self.fill, deck.module)
+        if fill == "native" and reaction.weight(now) > 0.0:
+            fill = FALLBACK
+        aspect = width / height if fill == "native" else 1.0
+        # Compose (blend, react, smooth) at the generator's own size; the frame is
+        # scaled to the canvas once, inside the colour conversion.
+        compose = max(deck.model.resolution, reactor.image_resolution(now))
+        latent_image = None
+        if reactor.needs_latent_image(now):
+            if deck.space.name == "z":  # mirror pulls z toward the encoded input
+                z = reactor.latent(pose.latent.to(deck.device), now, seq, incoming)
+                pose = replace(pose, latent=z)
+            latent_image = deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
+            latent_image = self._crossfade(channel, latent_image, now, dt, compose, aspect)
+        image = reactor.image(latent_image, now, seq, incoming, compose)
+        framed = fill_canvas(image, width, height, fill)
+        if framed.device != self.device:  # a deck on its own device: the one copy to the mix
+            framed = framed.to(self.device)
+        return self._dim(channel.name, framed)
 
     def _dim(self, deck: str, framed: torch.Tensor) -> torch.Tensor:
         """A deck's picture through its fader, into that deck's reused buffer."""
@@ -643,15 +738,21 @@ class Engine:
         return mix(a, b, x, self.mixer.curve, self.mixer.mode, self._mix_work)
 
     def _crossfade(
-        self, image: torch.Tensor, now: float, dt: float, size: int, aspect: float = 1.0
+        self,
+        channel: Channel,
+        image: torch.Tensor,
+        now: float,
+        dt: float,
+        size: int,
+        aspect: float = 1.0,
     ) -> torch.Tensor:
         """During a model switch, blend the outgoing model's picture into the new one."""
-        fading = self._fading
+        fading = channel.fading
         if fading is None:
             return image
-        t = (now - self._fade_started) / self.MODEL_FADE_SECONDS
+        t = (now - channel.fade_started) / self.MODEL_FADE_SECONDS
         if t >= 1.0:
-            self._fading = None
+            channel.fading = None
             return image
         paints = effective_fill("native", fading.module) == "native"
         old = fading.render(fading.play.pose(now, dt), size, aspect if paints else 1.0)
@@ -977,32 +1078,14 @@ class Engine:
             if not command.query:
                 self._patch_dirty = True
             return self.patch.apply(command, self._source_values(now) if command.query else None)
+        if name.startswith("/react/"):
+            return self._react(self.decks["a"], command, now)
         if command.query and name == "/keyframe/{n}/thumb":
             version = self.thumbs.version(command.index())
             return [Change(command.address, (version,), command.origin)]
         if command.query:
             return [Change(command.address, self._query(name, now), command.origin)]
-        if name == "/react/trigger":
-            why = self.reactor.available(self.reaction.mode)
-            if why is not None:
-                return [error(command, why)]
-            seconds = float(command.args[0]) if command.args else 0.0  # type: ignore[arg-type]
-            self.reaction.trigger(now, seconds or None)
-            return []  # _reaction_changes reports it
-        if name == "/react/stop":
-            self.reaction.stop(now)
-            return []
-        if name == "/react/mode":
-            self.reaction.set_mode(str(command.args[0]))
-        elif name == "/react/mix":
-            self.reaction.mix = float(command.args[0])  # type: ignore[arg-type]
-        elif name == "/react/smoothing":
-            self.reaction.smoothing = float(command.args[0])  # type: ignore[arg-type]
-        elif name == "/react/inject":
-            self.reaction.inject = float(command.args[0])  # type: ignore[arg-type]
-        elif name == "/react/source":
-            return self._source(command)
-        elif name == "/model/load":
+        if name == "/model/load":
             return self._load_model(command)
         elif name == "/canvas/fill":
             self.fill = str(command.args[0])
@@ -1027,6 +1110,8 @@ class Engine:
                 loaded = self.deck_b.model.name if self.deck_b is not None else "none"
                 return [Change(command.address, (loaded,), command.origin)]
             return self._load_model(command)
+        if name.startswith("/react/"):
+            return self._react(self.decks["b"], command, now)
         deck = self.deck_b
         if deck is not None and deck.play.handles(command):
             return self._on_deck("b", deck.play.apply(command, now))
@@ -1034,7 +1119,7 @@ class Engine:
             return self._on_deck("b", self._bend(deck, command))
         if deck is None and REGISTRY[name].owner == "play":
             return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
-        return [error(command, f"{name} is not available on deck b yet (deck a only)")]
+        return [error(command, f"{name} is not a command deck b takes")]
 
     def _on_deck(self, deck: str, changes: list[Change]) -> list[Change]:
         """A deck's feedback under its own addresses: /latent/seed -> /deck/b/latent/seed."""
@@ -1066,18 +1151,8 @@ class Engine:
         return []
 
     def _query(self, name: str, now: float) -> tuple[object, ...]:
-        if name == "/react/mode":
-            return (self.reaction.mode,)
-        if name == "/react/mix":
-            return (self.reaction.mix,)
-        if name == "/react/smoothing":
-            return (self.reaction.smoothing,)
-        if name == "/react/inject":
-            return (self.reaction.inject,)
-        if name == "/react/source":
-            return (self.inputs.source or "none",)
-        if name == "/react/state":
-            return self._react_state(now)
+        if name.startswith("/react/"):
+            return self._react_query(self.decks["a"], name, now)
         if name == "/model/load":
             return (self.deck.model.name,)
         if name == "/canvas/fill":
@@ -1090,33 +1165,93 @@ class Engine:
             return self._progress
         return ()
 
-    def _react_state(self, now: float) -> tuple[object, ...]:
-        return (
-            int(self.reaction.active),
-            round(self.reaction.level(now), 3),
-            self.reaction.reason or "",
-        )
-
-    def _reaction_changes(self, now: float) -> list[Change]:
-        """Report the reaction starting or ending (by command, timer or a lost source)."""
-        state = self._react_state(now)
-        if state[0] == self._reaction_state[0] and state[2] == self._reaction_state[2]:
+    def _react(self, channel: Channel, command: Command, now: float) -> list[Change]:
+        """/react/*: a deck's reaction (trigger, stop, mode, mix, input), or its "?" answer."""
+        name = command.name
+        reaction = channel.reaction
+        if command.query:
+            return [Change(command.address, self._react_query(channel, name, now), command.origin)]
+        if name == "/react/trigger":
+            if channel.deck is None:
+                return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
+            why = channel.reactor.available(reaction.mode)
+            if why is not None:
+                return [error(command, why)]
+            seconds = float(command.args[0]) if command.args else 0.0  # type: ignore[arg-type]
+            reaction.trigger(now, seconds or None)
+            return []  # _reaction_changes reports it
+        if name == "/react/stop":
+            reaction.stop(now)
             return []
-        self._reaction_state = state
+        if name == "/react/source":
+            return self._react_source(channel, command)
+        if name == "/react/mode":
+            reaction.set_mode(str(command.args[0]))
+        elif name == "/react/mix":
+            reaction.mix = float(command.args[0])  # type: ignore[arg-type]
+        elif name == "/react/smoothing":
+            reaction.smoothing = float(command.args[0])  # type: ignore[arg-type]
+        elif name == "/react/inject":
+            reaction.inject = float(command.args[0])  # type: ignore[arg-type]
+        else:
+            return [error(command, "not available in this server")]
+        return [Change(command.address, self._react_query(channel, name, now))]
+
+    def _react_query(self, channel: Channel, name: str, now: float) -> tuple[object, ...]:
+        """The current value of a deck's /react/* address."""
+        reaction = channel.reaction
+        if name == "/react/mode":
+            return (reaction.mode,)
+        if name == "/react/mix":
+            return (reaction.mix,)
+        if name == "/react/smoothing":
+            return (reaction.smoothing,)
+        if name == "/react/inject":
+            return (reaction.inject,)
+        if name == "/react/source":
+            return (channel.inputs.source or "none",)
+        if name == "/react/state":
+            return self._react_state(channel, now)
+        return ()
+
+    def _react_state(self, channel: Channel, now: float) -> tuple[object, ...]:
+        reaction = channel.reaction
+        return (int(reaction.active), round(reaction.level(now), 3), reaction.reason or "")
+
+    def _reaction_changes(self, channel: Channel, now: float) -> list[Change]:
+        """Report a deck's reaction starting or ending (by command, timer or a lost source)."""
+        state = self._react_state(channel, now)
+        last = channel.reaction_state
+        if state[0] == last[0] and state[2] == last[2]:
+            return []
+        channel.reaction_state = state
         return [Change("/react/state", state)]
 
-    def _source(self, command: Command) -> list[Change]:
+    def _react_source(self, channel: Channel, command: Command) -> list[Change]:
+        """A deck's reaction input: deck a's from the media folder or the camera page."""
         spec = str(command.args[0])
+        hub = channel.inputs
         if spec == "none":
-            self.inputs.stop()
+            hub.stop()
             return [Change(command.address, ("none",))]
         if spec == "camera":
+            if channel.name != "a":
+                return [
+                    error(
+                        command,
+                        "the camera page and WHIP feed deck a's reaction (/react/source camera); "
+                        "deck b's takes file:NAME, v4l2:/dev/videoN or ndi:NAME",
+                    )
+                ]
             # The /camera page connects by itself; make room for it.
-            self.inputs.stop()
+            hub.stop()
             return [Change(command.address, ("camera",))]
 
         def open_it() -> None:
-            why = self.hooks.open_source(spec)
+            if channel.name == "a":
+                why = self.hooks.open_source(spec)
+            else:
+                why = self.hooks.open_deck_source(spec, hub)
             change = error(command, why) if why else Change(command.address, (spec,))
             self.report([change])
 
@@ -1125,19 +1260,20 @@ class Engine:
 
     def _load_model(self, command: Command) -> list[Change]:
         name = str(command.args[0])
-        playing = self.deck if command.deck == "a" else self.deck_b
+        channel = self.decks[command.deck]
+        playing = channel.deck
         if playing is not None and name == playing.model.name:
             return [Change(command.address, (name,))]
         try:  # a name, or a path (admin only: the edges refuse it from anyone else)
             path = self.catalog.resolve(name)
         except ModelNotFound as exc:
             return [error(command, f"{exc} (see GET /api/models)")]
-        if self._loading is not None:
-            return [error(command, f"still loading {self._loading}; try again in a moment")]
-        self._loading = name
+        if channel.loading is not None:
+            return [error(command, f"still loading {channel.loading}; try again in a moment")]
+        channel.loading = name
 
         def load() -> None:
-            # Whatever goes wrong, the load ends with an answer and clears `_loading`:
+            # Whatever goes wrong, the load ends with an answer and clears its deck's `loading`:
             # a file the checks did not foresee must not wedge /model/load.
             try:
                 model = self.catalog.load(path, device="cpu")
@@ -1153,9 +1289,9 @@ class Engine:
                 logger.exception("/model/load %s raised", name)
                 self._load_failed(command, name, f"{path.name}: cannot be loaded: {exc!r}"[:300])
                 return
-            no_room = memory_check(model, self.device, self.faults)
+            no_room = memory_check(model, channel.device, self.faults)
             if no_room is not None:  # refused before a byte moves: the playing model goes on
-                self._loading = None
+                channel.loading = None
                 logger.warning("/model/load %s refused: %s", name, no_room)
                 self.report([error(command, no_room)])
                 return
@@ -1166,7 +1302,7 @@ class Engine:
 
     def _load_failed(self, command: Command, name: str, message: str) -> None:
         """A model load that ended without a model: say why, and take loads again (io thread)."""
-        self._loading = None
+        self.decks[command.deck].loading = None
         logger.warning("/model/load %s failed: %s", name, message)
         self.report([error(command, message)])
 
@@ -1188,30 +1324,32 @@ class Engine:
                     logger.warning("imported show: %s unusable: %s", self.deck.model.name, exc)
                 changes.extend(self.deck.play.state())
         for model, command in incoming:
-            self._loading = None  # the load has ended, whatever follows
+            channel = self.decks[command.deck if command is not None else "a"]
+            channel.loading = None  # the load has ended, whatever follows
             try:
-                deck = self._deck(model, now)
+                deck = self._deck(model, now, channel.device)
             except Exception as exc:  # noqa: BLE001 - the playing model goes on
                 logger.warning("%s cannot be played: %s", model.name, exc)
                 if command is not None:
                     changes.append(error(command, str(exc) or type(exc).__name__))
                 continue
-            if command is not None and command.deck == "b":  # deck b cuts to its new model
-                if self.deck_b is not None:
-                    self.snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
-                self.deck_b = deck
-                changes.append(Change(command.address, (model.name,)))
+            if channel.name == "b":  # deck b cuts to its new model
+                if channel.deck is not None:
+                    self.snapshots[channel.deck.model.name] = self._snapshot(channel.deck)
+                channel.deck = deck
+                channel.reactor.fit_generator(model)
+                changes.append(Change(deck_address("b", "/model/load"), (model.name,)))
                 changes.extend(self._on_deck("b", deck.play.state()))
                 continue
             # Keep the outgoing model's keyframes (and bends) for when it comes back.
             self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
-            self._fading, self.deck = self.deck, deck
+            channel.fading, channel.deck = self.deck, deck
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
             try:
-                self.reactor.fit_generator(model)
+                channel.reactor.fit_generator(model)
             except Exception:  # mirror stays off for this model; the switch goes on
                 logger.exception("%s: cannot check the encoder against it", model.name)
-            self._fade_started = now
+            channel.fade_started = now
             changes.append(Change("/model/load", (model.name,)))
             changes.extend(deck.play.state())
         return changes
@@ -1220,7 +1358,7 @@ class Engine:
 
     def _deck_of(self, command: Command) -> Deck | None:
         """The deck a command addresses; None for deck b while nothing is loaded there."""
-        return self.deck if command.deck == "a" else self.deck_b
+        return self.decks[command.deck].deck
 
     def _snapshot(self, deck: Deck) -> dict[str, Any]:
         """A deck's show entry: the play state's, with its bends among the settings."""
@@ -1395,7 +1533,7 @@ class Engine:
             if why is not None or blend is None:
                 changes.append(error(command, why or "no partner"))
                 continue
-            if deck is not self.deck:  # the model changed meanwhile
+            if all(deck is not c.deck for c in self.decks.values()):  # the model changed
                 changes.append(error(command, f"{deck.model.name} is no longer playing"))
                 continue
             if deck.blend is not None:
@@ -1408,7 +1546,7 @@ class Engine:
     def _fall_back(self, exc: BaseException) -> None:
         """After a device error: the deck to its last good path (server.gpu_guard)."""
         deck = self.deck
-        self._fading = None  # the outgoing model shares the device: let it go
+        self.decks["a"].fading = None  # the outgoing model shares the device: let it go
         self._held = None
         found = fall_back(deck.model, deck.module, deck.device, deck.path, deck.half, str(exc))
         if found is None:
