@@ -1333,25 +1333,20 @@ class Engine:
                 if command is not None:
                     changes.append(error(command, str(exc) or type(exc).__name__))
                 continue
-            if channel.name == "b":  # deck b cuts to its new model
-                if channel.deck is not None:
-                    self.snapshots[channel.deck.model.name] = self._snapshot(channel.deck)
-                channel.deck = deck
-                channel.reactor.fit_generator(model)
-                changes.append(Change(deck_address("b", "/model/load"), (model.name,)))
-                changes.extend(self._on_deck("b", deck.play.state()))
-                continue
-            # Keep the outgoing model's keyframes (and bends) for when it comes back.
-            self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
-            channel.fading, channel.deck = self.deck, deck
-            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
+            outgoing = channel.deck
+            if outgoing is not None:  # its keyframes (and bends) kept for when it comes back
+                self.snapshots[outgoing.model.name] = self._snapshot(outgoing)
+            # The outgoing model fades out over MODEL_FADE_SECONDS, on either deck.
+            channel.fading, channel.deck = outgoing, deck
+            channel.fade_started = now
+            if channel.name == "a":
+                self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
             try:
                 channel.reactor.fit_generator(model)
             except Exception:  # mirror stays off for this model; the switch goes on
                 logger.exception("%s: cannot check the encoder against it", model.name)
-            channel.fade_started = now
-            changes.append(Change("/model/load", (model.name,)))
-            changes.extend(deck.play.state())
+            loaded = [Change("/model/load", (model.name,)), *deck.play.state()]
+            changes.extend(self._on_deck(channel.name, loaded))
         return changes
 
     # -- network bending and model blending (render thread) ------------------------------

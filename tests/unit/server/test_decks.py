@@ -160,3 +160,29 @@ def test_bad_input_is_refused_before_it_reaches_the_engine(
 ) -> None:
     with pytest.raises(CommandError):
         parse(address, args)
+
+
+def test_deck_b_crossfades_to_a_new_model_exactly_as_deck_a_does() -> None:
+    heard: list[Change] = []
+    times = [0.0, 0.1, 0.35, 0.6, 0.85, 1.1, 1.3]
+    switch_at = 0.1
+    on_a = engine(tiny_model(seed=1))
+    on_b = with_deck_b(engine(tiny_model(seed=0), heard), tiny_model(seed=1))
+    on_b.submit([parse("/mix/crossfade", [1.0])])
+    got_a, got_b = [], []
+    for i, t in enumerate(times):
+        if t == switch_at:  # the same switch, on deck a alone and on deck b alone
+            on_a.offer_model(tiny_model(seed=2), parse("/model/load", ["tiny"]))
+            on_b.offer_model(tiny_model(seed=2), parse("/deck/b/model/load", ["tiny"]))
+        dt = t - times[i - 1] if i else 0.0
+        got_a.append(on_a.render_at(t, dt).yuv)
+        got_b.append(on_b.render_at(t, dt).yuv)
+    old = frames(engine(tiny_model(seed=1)), times, {})
+    for t, a, b, before in zip(times, got_a, got_b, old, strict=True):
+        assert np.array_equal(a, b), t
+        if switch_at < t < switch_at + Engine.MODEL_FADE_SECONDS:
+            assert not np.array_equal(b, before), t  # the fade has begun: not a hold
+    assert on_b.decks["b"].fading is None  # the fade is over: the new model alone
+    assert not np.array_equal(got_b[-1], old[-1])
+    assert Change("/deck/b/model/load", ("tiny",)) in heard
+    assert Change("/model/load", ("tiny",)) not in heard
