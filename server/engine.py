@@ -31,7 +31,7 @@ from models.canvas import FALLBACK, aspect_kwargs, canvas_size, effective_fill
 from models.canvas import place as fill_canvas
 from models.catalog import Catalog, ModelNotFound
 from models.checkpoint import CheckpointError, LoadedModel
-from models.device import cpu_threads
+from models.device import cpu_threads, pick_device
 from models.fastpath import FastPath
 from models.faults import Faults
 from models.latent_maths import lerp
@@ -179,6 +179,25 @@ class Channel:
     recall: PendingRecall | None = None
 
 
+def deck_device(name: str, main: torch.device) -> tuple[torch.device, str | None]:
+    """Deck b's device from render.device_b ("": the main one), and why not where one named
+    is absent (a second GPU missing): then the main device, so the show goes on."""
+    if not name:
+        return main, None
+    try:
+        device = pick_device(name, setting="render.device_b")
+    except RuntimeError as exc:
+        return main, f"{exc}: deck b plays on {main}"
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            return main, (
+                f"render.device_b = {name!r} but this machine has {count} CUDA device(s): "
+                f"deck b plays on {main}"
+            )
+    return device, None
+
+
 def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
     """Drop absolute setters (the registry's `coalesce`) that a later command to the
     same address overrides: a fader flood costs one application per frame."""
@@ -262,7 +281,12 @@ class Engine:
         self._blend_incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
         self.decks["a"].deck = self._deck(model, now=0.0, device=device)
         # Deck b: nothing until /deck/b/model/load or /deck/b/source (then it costs a render).
-        self.decks["b"] = self._channel("b", device)
+        # On its own device where render.device_b names one that is there.
+        device_b, note = deck_device(config.device_b, device)
+        if note is not None:
+            logger.warning("%s", note)
+        self.decks["b"] = self._channel("b", device_b)
+        self.decks["b"].device_note = note
         self.mixer = Mixer(self.tempo)
         self._mix_work = Workspace()  # the mix's frame buffers, reused frame after frame
         self.master = Master()
@@ -463,6 +487,8 @@ class Engine:
             "deck_b": self.deck_b.model.name if self.deck_b is not None else None,
             "deck_b_source": self.deck_b_inputs.source,
             "deck_b_loading": self.decks["b"].loading,
+            "deck_b_device": str(self.decks["b"].device),
+            "deck_b_device_note": self.decks["b"].device_note,
             "deck_b_reaction": self.decks["b"].reaction.status(now),
             "deck_b_react_source": self.decks["b"].inputs.source,
             "crossfade": round(self.mixer.crossfade, 3),
@@ -1555,7 +1581,12 @@ class Engine:
         if found.reloaded or isinstance(deck.space, ZSpace):
             deck.space = deck.play.space = space_for(deck.model, found.module)
         if found.device.type == "cpu" and self.device.type != "cpu":
-            self.device = found.device  # later loads too: the GPU is not trusted until restart
+            # Later loads too: the GPU is not trusted until restart (deck b's too, if it
+            # shares it).
+            for channel in self.decks.values():
+                if channel.device == self.device:
+                    channel.device = found.device
+            self.device = found.device
             self._native = True
             torch.set_num_threads(cpu_threads(self.config.threads))
         self.report([Change(ERROR_ADDRESS, ("/render", deck.path.notes[-1]))])

@@ -186,3 +186,41 @@ def test_deck_b_crossfades_to_a_new_model_exactly_as_deck_a_does() -> None:
     assert not np.array_equal(got_b[-1], old[-1])
     assert Change("/deck/b/model/load", ("tiny",)) in heard
     assert Change("/model/load", ("tiny",)) not in heard
+
+
+def test_deck_b_plays_on_the_device_render_device_b_names() -> None:
+    # One device on this machine: the CPU, named for deck b as a second GPU would be.
+    on_cpu = Engine(
+        model=tiny_model(seed=0),
+        config=RenderConfig(size=64, fps=FPS, device_b="cpu"),
+        device=CPU,
+        tempo=TempoClock(bpm=120.0),
+    )
+    with_deck_b(on_cpu, tiny_model(seed=1))
+    got = frames(on_cpu, TIMES[:3], {0.0: [("/mix/crossfade", [1.0])]})
+    alone = frames(engine(tiny_model(seed=1)), TIMES[:3], {})
+    assert all(np.array_equal(g, a) for g, a in zip(got, alone, strict=True))
+    assert on_cpu.deck_b is not None and on_cpu.deck_b.device == CPU
+    status = on_cpu.stats()
+    assert status["deck_b_device"] == "cpu" and status["deck_b_device_note"] is None
+
+
+def test_a_named_device_that_is_absent_falls_back_to_the_main_one_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if torch.cuda.device_count() > 1:
+        pytest.skip("this machine has a second GPU: cuda:1 is there")
+    e = Engine(
+        model=tiny_model(seed=0),
+        config=RenderConfig(size=64, fps=FPS, device_b="cuda:1"),
+        device=CPU,
+        tempo=TempoClock(bpm=120.0),
+    )
+    note = e.stats()["deck_b_device_note"]
+    assert "render.device_b" in note and "'cuda:1'" in note and "deck b plays on cpu" in note
+    assert note in caplog.text
+    assert e.decks["b"].device == CPU
+    with_deck_b(e, tiny_model(seed=1))  # the show goes on: deck b loads and plays
+    got = frames(e, TIMES[:2], {0.0: [("/mix/crossfade", [1.0])]})
+    alone = frames(engine(tiny_model(seed=1)), TIMES[:2], {})
+    assert all(np.array_equal(g, a) for g, a in zip(got, alone, strict=True))
