@@ -986,10 +986,16 @@ class Engine:
         return None
 
     def _positions(self, now: float) -> dict[str, Position]:
-        """Every deck's latent position, as a preset keeps it."""
-        deck = self.deck
-        values = tuple(float(v) for v in deck.play.position(now).tolist())
-        return {"a": Position(model=deck.model.name, space=deck.space.name, values=values)}
+        """Every deck's latent position, as a preset keeps it (a deck with a model)."""
+        positions: dict[str, Position] = {}
+        for name, channel in self.decks.items():
+            deck = channel.deck
+            if deck is not None:
+                values = tuple(float(v) for v in deck.play.position(now).tolist())
+                positions[name] = Position(
+                    model=deck.model.name, space=deck.space.name, values=values
+                )
+        return positions
 
     def _preset(self, command: Command, now: float) -> list[Change]:
         """/preset/*: store, recall, delete, list."""
@@ -1013,19 +1019,61 @@ class Engine:
         self._show_dirty = True
         return [Change("/preset/list", self.presets.names())]
 
+    def _switching(self, preset: Preset) -> dict[str, str]:
+        """The decks whose stored model is not the one playing there: deck -> that model."""
+        found: dict[str, str] = {}
+        for address, args in preset.commands:
+            command = parse(address, list(args))
+            if command.name == "/model/load":
+                deck = self.decks[command.deck].deck
+                if deck is None or deck.model.name != str(args[0]):
+                    found[command.deck] = str(args[0])
+        return found
+
     def _recall(self, preset: Preset, now: float, seconds: float) -> list[Change]:
-        """Cut every stored value in as one batch; glide the faders and the position."""
+        """Cut every stored value in as one batch; glide the faders and the position.
+
+        A deck whose stored model is not playing loads it (off this thread); that deck's
+        values and position belong to that model, so they wait and land once it is in.
+        """
+        switching = self._switching(preset)
+        waiting: dict[str, list[Command]] = {deck: [] for deck in switching}
         batch: list[Command] = [parse(CLEAR_PATCH, [])]
         morphs: list[FaderMorph] = []
         for address, args in preset.commands:
+            command = parse(address, list(args))
+            if command.deck in switching and _model_bound(command):
+                waiting[command.deck].append(command)
+                continue
             if seconds > 0.0 and morphable(address):
                 current = self._answer(address, now)
                 if current:
                     start, end = float(current[0]), float(args[0])  # type: ignore[arg-type]
                     morphs.append(FaderMorph(address, start, end, now, seconds))
                     continue
-            batch.append(parse(address, list(args)))
+            batch.append(command)
         self._patch_dirty = True
+        changes = self._landed(batch, now)
+        for morph in morphs:
+            self._morphs[morph.address] = morph
+        for name, channel in self.decks.items():
+            position = preset.positions.get(name)
+            recall = PendingRecall(
+                model=switching.get(name, ""),
+                commands=waiting.get(name, []),
+                position=position,
+                seconds=seconds,
+            )
+            if name not in switching:
+                self._glide(channel, position, now, seconds)
+            elif channel.loading == recall.model:  # its load began: the rest waits for it
+                channel.recall = recall
+            else:  # the load did not begin (said why): the values go where they used to
+                changes.extend(self._land_recall(channel, recall, now))
+        return changes
+
+    def _landed(self, batch: list[Command], now: float) -> list[Change]:
+        """A recall's batch applied; a value this model cannot take is skipped, not an error."""
         changes = []
         for change in self._apply_batch(batch, now):
             if change.address == ERROR_ADDRESS:
@@ -1034,16 +1082,23 @@ class Engine:
                 logger.info("preset value skipped: %s: %s", *change.args)
             else:
                 changes.append(change)
-        for morph in morphs:
-            self._morphs[morph.address] = morph
-        position = preset.positions.get("a")
-        deck = self.deck
-        if position is not None and (position.model, position.space) == (
-            deck.model.name,
-            deck.space.name,
-        ):
-            deck.play.glide_to(torch.tensor(position.values), now, seconds)
         return changes
+
+    def _land_recall(self, channel: Channel, recall: PendingRecall, now: float) -> list[Change]:
+        """A recall's values for one deck, now that its model plays (render thread)."""
+        changes = self._landed(recall.commands, now)
+        self._glide(channel, recall.position, now, recall.seconds)
+        return changes
+
+    def _glide(
+        self, channel: Channel, position: Position | None, now: float, seconds: float
+    ) -> None:
+        """Move a deck to a preset's position, if it was stored on the model playing there."""
+        deck = channel.deck
+        if position is None or deck is None:
+            return
+        if (position.model, position.space) == (deck.model.name, deck.space.name):
+            deck.play.glide_to(torch.tensor(position.values), now, seconds)
 
     def _advance_morphs(self, now: float) -> list[Change]:
         """Move every gliding fader one frame on; a finished one lands on its value."""
@@ -1297,6 +1352,7 @@ class Engine:
         if channel.loading is not None:
             return [error(command, f"still loading {channel.loading}; try again in a moment")]
         channel.loading = name
+        channel.recall = None  # a recall waiting for another model: this load replaces it
 
         def load() -> None:
             # Whatever goes wrong, the load ends with an answer and clears its deck's `loading`:
@@ -1373,6 +1429,9 @@ class Engine:
                 logger.exception("%s: cannot check the encoder against it", model.name)
             loaded = [Change("/model/load", (model.name,)), *deck.play.state()]
             changes.extend(self._on_deck(channel.name, loaded))
+            recall, channel.recall = channel.recall, None
+            if recall is not None and recall.model == model.name:  # a preset's values for it
+                changes.extend(self._land_recall(channel, recall, now))
         return changes
 
     # -- network bending and model blending (render thread) ------------------------------
@@ -1619,6 +1678,13 @@ def _split_engine_settings(
         return saved, []
     rest = {a: v for a, v in settings.items() if a not in mine}
     return {**saved, "settings": rest}, [parse(a, v) for a, v in mine.items()]
+
+
+def _model_bound(command: Command) -> bool:
+    """Whether a deck command's value belongs to the model playing (its latent state, its
+    bends and blend) rather than to the deck (its fader, reaction, source)."""
+    spec = REGISTRY[command.name]
+    return spec.deck and (spec.owner == "play" or command.name.startswith(("/bend/", "/blend/")))
 
 
 def _video_tensor(frame: InputFrame, device: torch.device) -> torch.Tensor:
