@@ -1,0 +1,123 @@
+"""A deck: one resident generator and its latent state, and the mixer channel that holds
+it with everything else a deck owns (its reaction, its video, its device)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.bending import Bender, Bends
+from models.blending import Blend
+from models.canvas import aspect_kwargs
+from models.checkpoint import LoadedModel
+from models.device import pick_device
+from models.fastpath import FastPath
+from models.faults import Faults
+from models.latent_space import LatentSpace, Pose
+from models.pixels import resize
+from server.commands import Command, lookup, parse
+from server.media.inputs import InputHub
+from server.play import PlayState
+from server.presets import Position
+from server.react.reaction import Reaction
+from server.react.reactor import Reactor
+
+
+@dataclass
+class Deck:
+    """One resident generator with its own latent state (keyframe bank, motion)."""
+
+    model: LoadedModel
+    module: nn.Module
+    half: bool
+    play: PlayState
+    space: LatentSpace
+    path: FastPath  # the proved path it plays on, and why (server.gpu_guard)
+    device: torch.device
+    faults: Faults
+    # Network bending: (layer, cluster or 0) -> operator -> values; hooks installed by bender.
+    bends: Bends = field(default_factory=dict)
+    bender: Bender | None = None
+    blend: Blend | None = None  # model blending toward a partner (models.blending)
+    digest: str | None = None  # the weights' identity, for the cluster cache
+
+    def render(self, pose: Pose, size: int, aspect: float = 1.0) -> torch.Tensor:
+        """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device.
+
+        `aspect` != 1 (a `native` canvas): the network paints about that shape,
+        `size` high (or wide, for a tall canvas), its own aspect kept.
+        """
+        self.faults.before_forward()  # GANVJ_FAULTS=device-error-after:N strikes here
+        image = self.space.render(pose, **aspect_kwargs(aspect)).float()
+        height, width = image.shape[-2], image.shape[-1]
+        if height == width:
+            return resize(image, size)
+        if width > height:
+            return resize(image, (size, round(size * width / height)))
+        return resize(image, (round(size * height / width), size))
+
+
+@dataclass
+class PendingRecall:
+    """A preset's values for a deck whose model the recall is still loading."""
+
+    model: str  # the model they belong to: they land when it is in, on that deck
+    commands: list[Command]
+    position: Position | None
+    seconds: float
+
+
+@dataclass
+class Channel:
+    """One deck of the mixer and everything it owns: its generator (and the one fading out
+    during a switch), its reaction and the video feeding it, its own video, its device."""
+
+    name: str  # "a" or "b"
+    device: torch.device  # where its generator, bends and blends live
+    reaction: Reaction
+    reactor: Reactor
+    deck: Deck | None = None  # None: nothing loaded (deck b until its first load)
+    fading: Deck | None = None  # the previous model, during a switch
+    fade_started: float = 0.0
+    inputs: InputHub = field(default_factory=InputHub)  # the reaction's input (/react/source)
+    video: InputHub = field(default_factory=InputHub)  # video shown instead of the model (/source)
+    loading: str | None = None  # the model a load in flight brings
+    reaction_state: tuple[object, ...] = (0, 0.0, "")  # the last /react/state reported
+    device_note: str | None = None  # why it plays elsewhere than configured (None: as asked)
+    recall: PendingRecall | None = None
+
+
+def deck_device(name: str, main: torch.device) -> tuple[torch.device, str | None]:
+    """Deck b's device from render.device_b ("": the main one), and why not where one named
+    is absent (a second GPU missing): then the main device, so the show goes on."""
+    if not name:
+        return main, None
+    try:
+        device = pick_device(name, setting="render.device_b")
+    except RuntimeError as exc:
+        return main, f"{exc}: deck b plays on {main}"
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            return main, (
+                f"render.device_b = {name!r} but this machine has {count} CUDA device(s): "
+                f"deck b plays on {main}"
+            )
+    return device, None
+
+
+def split_engine_settings(
+    saved: dict[str, Any],
+) -> tuple[dict[str, Any], list[Command]]:
+    """A show entry without the engine's settings (bends), and those as commands."""
+    settings = saved.get("settings")
+    if not isinstance(settings, dict):
+        return saved, []
+    mine = {a: v for a, v in settings.items() if lookup(a)[0].persist == "engine"}
+    if not mine:
+        return saved, []
+    rest = {a: v for a, v in settings.items() if a not in mine}
+    return {**saved, "settings": rest}, [parse(a, v) for a, v in mine.items()]
