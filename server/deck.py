@@ -59,6 +59,17 @@ class Deck:
             return resize(image, (size, round(size * width / height)))
         return resize(image, (round(size * height / width), size))
 
+    def snapshot(self) -> dict[str, Any]:
+        """Its show entry: the play state's, with its bends among the settings."""
+        snapshot = self.play.snapshot()
+        settings: dict[str, object] = dict(snapshot.get("settings") or {})  # type: ignore[call-overload]
+        snapshot["settings"] = settings
+        for (layer, cluster), ops in self.bends.items():
+            where = f"/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
+            for op, values in ops.items():
+                settings[f"{where}/{op}"] = list(values)
+        return snapshot
+
 
 @dataclass
 class PendingRecall:

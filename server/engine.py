@@ -13,7 +13,6 @@ reports every change through `on_changes`.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import threading
@@ -24,8 +23,6 @@ from typing import Any
 
 import torch
 
-from models.bending import IDENTITY, Bender, Clusters, compute_clusters, digest_state
-from models.blending import MAPPING, Blend, group_layers, mismatch
 from models.canvas import FALLBACK, canvas_size, effective_fill
 from models.canvas import place as fill_canvas
 from models.catalog import Catalog, ModelNotFound
@@ -37,9 +34,9 @@ from models.latent_space import Pose, ZSpace, space_for
 from models.mixing import Workspace, mix
 from models.mixing import dim as dim_deck
 from models.pixels import resize, to_rgb_uint8, to_yuv420
+from server.bend_control import BendControl
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
-    BEND_CLUSTERS,
     ERROR_ADDRESS,
     KEYFRAMES,
     REGISTRY,
@@ -190,11 +187,13 @@ class Engine:
         self._applied: list[Batch] = []
         self.errors = 0
         self._incoming_lock = threading.Lock()
-        # Channel clusters per (weights digest, seed), computed off the render thread on
-        # first use; the commands that waited for them are submitted again when they land.
-        self._clusters: dict[tuple[str, int], Clusters] = {}
-        self._clustering: dict[tuple[str, int], list[Command]] = {}
-        self._blend_incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
+        self.bending = BendControl(
+            seed=config.seed,
+            catalog=self.catalog,
+            run_io=lambda work: self.start_io(work),  # read when used: a test may replace it
+            report=self.report,
+            resubmit=self.submit,
+        )
         self.decks["a"].deck = self._deck(model, now=0.0, device=device)
         # Deck b: nothing until /deck/b/model/load or /deck/b/source (then it costs a render).
         # On its own device where render.device_b names one that is there.
@@ -486,7 +485,7 @@ class Engine:
             faults=self.faults,
         )
         for command in kept:  # the model's bends, as the show kept them
-            for change in self._bend(deck, command):
+            for change in self.bending.apply(deck, command):
                 if change.address == ERROR_ADDRESS:
                     logger.warning("show setting skipped: %s: %s", *change.args)
         return deck
@@ -777,7 +776,7 @@ class Engine:
         if self.deck.play.handles(command):
             return self.deck.play.query(address).args[0]
         if command.name.startswith(("/bend/", "/blend/")):
-            return self._bend_query(self.deck, command)[0]
+            return self.bending.query(self.deck, command)[0]
         return self._query(command.name, now)[0]
 
     def _set_quietly(self, address: str, value: object, now: float) -> None:
@@ -831,8 +830,8 @@ class Engine:
         if self.hooks.on_show is not None:
             # Deck b's keyframes too (by its model's name; deck a's win where both play one).
             if self.deck_b is not None:
-                self.snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
-            self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
+                self.snapshots[self.deck_b.model.name] = self.deck_b.snapshot()
+            self.snapshots[self.deck.model.name] = self.deck.snapshot()
             self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
 
     def _show_settings(self, now: float) -> dict[str, list[object]]:
@@ -1064,7 +1063,11 @@ class Engine:
             return self._preset(command, now)
         if name.startswith(("/bend/", "/blend/")):
             deck = self._deck_of(command)
-            return self._bend(deck, command) if deck is not None else [error(command, "no deck")]
+            return (
+                self.bending.apply(deck, command)
+                if deck is not None
+                else [error(command, "no deck")]
+            )
         if owner == "mixer":
             if command.name == "/source":
                 return [
@@ -1113,7 +1116,7 @@ class Engine:
         if deck is not None and deck.play.handles(command):
             return self._on_deck("b", deck.play.apply(command, now))
         if deck is not None and name.startswith(("/bend/", "/blend/")):
-            return self._on_deck("b", self._bend(deck, command))
+            return self._on_deck("b", self.bending.apply(deck, command))
         if deck is None and REGISTRY[name].owner == "play":
             return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
         return [error(command, f"{name} is not a command deck b takes")]
@@ -1308,9 +1311,8 @@ class Engine:
         with self._incoming_lock:
             incoming, self._incoming = self._incoming, []
             imported, self._imported = self._imported, None
-            blends, self._blend_incoming = self._blend_incoming, []
         changes: list[Change] = []
-        changes.extend(self._take_blends(blends))
+        changes.extend(self.bending.take([c.deck for c in self.decks.values() if c.deck]))
         if imported is not None:
             self.snapshots = imported
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
@@ -1333,7 +1335,7 @@ class Engine:
                 continue
             outgoing = channel.deck
             if outgoing is not None:  # its keyframes (and bends) kept for when it comes back
-                self.snapshots[outgoing.model.name] = self._snapshot(outgoing)
+                self.snapshots[outgoing.model.name] = outgoing.snapshot()
             # The outgoing model fades out over MODEL_FADE_SECONDS, on either deck.
             channel.fading, channel.deck = outgoing, deck
             channel.fade_started = now
@@ -1355,189 +1357,6 @@ class Engine:
     def _deck_of(self, command: Command) -> Deck | None:
         """The deck a command addresses; None for deck b while nothing is loaded there."""
         return self.decks[command.deck].deck
-
-    def _snapshot(self, deck: Deck) -> dict[str, Any]:
-        """A deck's show entry: the play state's, with its bends among the settings."""
-        snapshot = deck.play.snapshot()
-        settings: dict[str, object] = dict(snapshot.get("settings") or {})  # type: ignore[call-overload]
-        snapshot["settings"] = settings
-        for (layer, cluster), ops in deck.bends.items():
-            where = f"/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
-            for op, values in ops.items():
-                settings[f"{where}/{op}"] = list(values)
-        return snapshot
-
-    def _bend(self, deck: Deck, command: Command) -> list[Change]:
-        """Apply or answer a /bend or /blend command on a deck."""
-        name = command.name
-        if name.startswith("/blend/"):
-            return self._blend(deck, command)
-        if deck.bender is None:
-            deck.bender = Bender(deck.module)
-        layers = len(deck.bender.layers)
-        if name == "/bend/reset":
-            deck.bends.clear()
-            deck.bender.clear()
-            return [Change(command.address, ())]
-        layer = command.index("layer")
-        if layer > layers:
-            return [error(command, f"layer {layer}: {deck.model.name} has layers 1..{layers}")]
-        if command.query:
-            return [Change(command.address, self._bend_query(deck, command), command.origin)]
-        cluster = command.path.get("k", 0)
-        if cluster:
-            clusters = self._clusters_for(deck, command)
-            if clusters is None:
-                return []  # submitted again once the clusters are computed
-            count = len(clusters.of(layer))
-            if cluster > count:
-                return [error(command, f"cluster {cluster}: layer {layer} has clusters 1..{count}")]
-        op = name.rsplit("/", 1)[1]
-        values = tuple(float(v) for v in command.args)  # type: ignore[arg-type]
-        target = deck.bends.setdefault((layer, cluster), {})
-        if values == IDENTITY[op]:
-            target.pop(op, None)  # at rest: no operator at all
-            if not target:
-                del deck.bends[(layer, cluster)]
-        else:
-            target[op] = values
-        found = self._clusters.get((deck.digest or "", self.config.seed))
-        deck.bender.set(deck.bends, found.of if found is not None else None)
-        return [Change(command.address, values)]
-
-    def _bend_query(self, deck: Deck, command: Command) -> tuple[object, ...]:
-        """The current value of a /bend or /blend address."""
-        name = command.name
-        if name.startswith("/blend/"):
-            blend = deck.blend
-            if name == "/blend/model":
-                return (blend.name if blend is not None else "",)
-            layer = MAPPING if name == "/blend/mapping" else command.index("n")
-            return (blend.amounts.get(layer, 0.0) if blend is not None else 0.0,)
-        op = name.rsplit("/", 1)[1]
-        ops = deck.bends.get((command.index("layer"), command.path.get("k", 0)), {})
-        values = ops.get(op, IDENTITY[op])
-        return tuple(int(v) for v in values) if op == "flip" else values
-
-    def _clusters_for(self, deck: Deck, command: Command) -> Clusters | None:
-        """The deck's channel clusters, or None while they are computed (off this thread)."""
-        if deck.digest is None:
-            deck.digest = digest_state(deck.module)
-        key = (deck.digest, self.config.seed)
-        found = self._clusters.get(key)
-        if found is not None:
-            return found
-        waiting = self._clustering.get(key)
-        if waiting is not None:
-            waiting.append(command)
-            return None
-        self._clustering[key] = [command]
-        # A copy without hooks: the render thread keeps playing (and bending) the original.
-        twin = copy.deepcopy(deck.module).float()
-        for _, layer in Bender(twin).layers:
-            layer._forward_hooks.clear()
-        device, seed = deck.device, self.config.seed
-
-        def compute() -> None:
-            try:
-                clusters = compute_clusters(twin, k=BEND_CLUSTERS, seed=seed, device=device)
-            except Exception as exc:  # said to whoever asked; rendering goes on
-                logger.exception("clusters of %s failed", deck.model.name)
-                with self._incoming_lock:
-                    waited = self._clustering.pop(key, [])
-                self.report([error(c, f"cannot compute clusters: {exc}") for c in waited])
-                return
-            with self._incoming_lock:
-                self._clusters[key] = clusters
-                waited = self._clustering.pop(key, [])
-            self.submit(waited)  # applied now that the clusters exist
-
-        logger.info("computing channel clusters of %s (seed %d)", deck.model.name, seed)
-        self.start_io(compute)
-        return None
-
-    def _blend(self, deck: Deck, command: Command) -> list[Change]:
-        name = command.name
-        if command.query:
-            return [Change(command.address, self._bend_query(deck, command), command.origin)]
-        if name == "/blend/reset":
-            if deck.blend is not None:
-                deck.blend.restore()
-                deck.blend = None
-            return [Change(command.address, ())]
-        if name == "/blend/model":
-            return self._blend_model(deck, command)
-        blend = deck.blend
-        if blend is None:
-            return [error(command, "no blend partner: send /blend/model NAME first")]
-        amount = float(command.args[-1])  # type: ignore[arg-type]
-        if name == "/blend/mapping":
-            if not hasattr(blend.module, "mapping"):
-                return [error(command, f"{deck.model.name} has no mapping network")]
-            blend.set(MAPPING, amount)
-        elif name == "/blend/layers":
-            for layer in group_layers(blend.layers)[str(command.args[0])]:
-                blend.set(layer, amount)
-        else:
-            layer = command.index("n")
-            if layer > blend.layers:
-                return [
-                    error(command, f"layer {layer}: {deck.model.name} has layers 1..{blend.layers}")
-                ]
-            blend.set(layer, amount)
-        blend.apply()
-        return [Change(command.address, command.args)]
-
-    def _blend_model(self, deck: Deck, command: Command) -> list[Change]:
-        partner = str(command.args[0])
-        if not partner:
-            return self._blend(deck, replace(command, name="/blend/reset", address="/blend/reset"))
-        try:
-            path = self.catalog.resolve(partner)
-        except ModelNotFound as exc:
-            return [error(command, f"{exc} (see GET /api/models)")]
-
-        def load() -> None:
-            why: str | None = None
-            blend: Blend | None = None
-            try:
-                other = self.catalog.load(path, device="cpu")
-                why = mismatch(
-                    deck.module,
-                    other.module,
-                    arch=(deck.model.arch, other.arch),
-                    resolution=(deck.model.resolution, other.resolution),
-                )
-                if why is None:
-                    blend = Blend(deck.module, other.module, other.name)
-            except Exception as exc:  # noqa: BLE001 - any failure is the sender's answer
-                why = f"{path.name}: cannot be loaded: {exc}"[:300]
-            if why is not None:
-                why = f"{partner} cannot be blended with {deck.model.name}: {why}"
-            with self._incoming_lock:
-                self._blend_incoming.append((deck, blend, command, why))
-
-        self.start_io(load)
-        return []
-
-    def _take_blends(
-        self, blends: list[tuple[Deck, Blend | None, Command, str | None]]
-    ) -> list[Change]:
-        """Partners loaded off the render thread: the deck blends toward them from now."""
-        changes: list[Change] = []
-        for deck, blend, command, why in blends:
-            if why is not None or blend is None:
-                changes.append(error(command, why or "no partner"))
-                continue
-            if all(deck is not c.deck for c in self.decks.values()):  # the model changed
-                changes.append(error(command, f"{deck.model.name} is no longer playing"))
-                continue
-            if deck.blend is not None:
-                deck.blend.restore()
-            deck.blend = blend
-            blend.apply()
-            changes.append(Change(command.address, (blend.name,)))
-        return changes
 
     def _fall_back(self, exc: BaseException) -> None:
         """After a device error: the deck to its last good path (server.gpu_guard)."""
