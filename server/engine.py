@@ -50,7 +50,7 @@ from server.commands import (
     parse,
 )
 from server.config import RenderConfig
-from server.deck import Channel, Deck, PendingRecall, deck_device, split_engine_settings
+from server.deck import Channel, Deck, deck_device, split_engine_settings
 from server.gpu_guard import fall_back, is_device_error, memory_check, place, prepare
 from server.media.frame import Frame
 from server.media.inputs import InputFrame, InputHub
@@ -62,16 +62,10 @@ from server.meters import RateMeter
 from server.mixer import Mixer
 from server.patch import Patch, Sources, continuous_arg
 from server.play import PlayState
+from server.preset_control import PresetControl
 from server.presets import (
-    CLEAR_PATCH,
-    FaderMorph,
-    Position,
     Preset,
     PresetBank,
-    PresetError,
-    capture,
-    check_name,
-    morphable,
 )
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
@@ -212,10 +206,13 @@ class Engine:
         self._held: torch.Tensor | None = None  # the picture /output/freeze holds
         self._beat_seen: int | None = None
         self._patch_dirty = False
-        self.presets = PresetBank(presets)
-        self._presets_dirty = False
-        self._preset_imports: list[tuple[str, Preset]] = []  # from the event loop, under the lock
-        self._morphs: dict[str, FaderMorph] = {}  # a recall's faders gliding to their values
+        self.preset_control = PresetControl(
+            presets,
+            decks=self.decks,
+            apply=self._apply_batch,
+            answer=self._answer,
+            patch=self.patch.commands,
+        )
         self.thumbs = Thumbnails()
         self._thumbs_due: dict[int, bool] = dict.fromkeys(range(1, KEYFRAMES + 1), False)
         self._progress: tuple[int, float] = (0, 1.0)
@@ -265,6 +262,11 @@ class Engine:
     def reactor(self) -> Reactor:
         """Deck a's reaction work (pix2pix, mirror, feedback)."""
         return self.decks["a"].reactor
+
+    @property
+    def presets(self) -> PresetBank:
+        """The stored presets."""
+        return self.preset_control.bank
 
     @property
     def model(self) -> LoadedModel:
@@ -318,14 +320,11 @@ class Engine:
 
     def import_preset(self, name: str, preset: Preset) -> None:
         """Store an imported preset (already checked) before the next frame (any thread)."""
-        with self._incoming_lock:
-            self._preset_imports.append((check_name(name), preset))
+        self.preset_control.import_preset(name, preset)
 
     def replace_presets(self, presets: dict[str, Preset]) -> None:
         """An imported show's presets replace them all before the next frame (any thread)."""
-        with self._incoming_lock:
-            self._preset_imports = [("", Preset(commands=()))]  # "": clear the bank first
-            self._preset_imports += [(check_name(n), p) for n, p in presets.items()]
+        self.preset_control.replace_all(presets)
 
     def offer_model(self, model: LoadedModel, command: Command | None = None) -> None:
         """Hand over a loaded model; the render thread crossfades to it (any thread)."""
@@ -525,8 +524,8 @@ class Engine:
         changes: list[Change] = []
         changes.extend(self._take_models(now))
         applied_at = self._drain(now, changes)
-        changes.extend(self._take_presets())
-        changes.extend(self._advance_morphs(now))
+        changes.extend(self.preset_control.take_imports())
+        changes.extend(self.preset_control.advance(now))
         # Each deck's reaction input, and its reaction ending on time or with its source.
         inputs = {name: self._react_input(channel, now) for name, channel in self.decks.items()}
         for name, channel in self.decks.items():
@@ -818,8 +817,8 @@ class Engine:
         if self._patch_dirty and self.hooks.on_patch is not None:
             self._patch_dirty = False
             self.hooks.on_patch(self.patch.commands())
-        if self._presets_dirty and self.hooks.on_presets is not None:
-            self._presets_dirty = False
+        if self.preset_control.dirty and self.hooks.on_presets is not None:
+            self.preset_control.dirty = False
             self.hooks.on_presets(self.presets.to_json())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
             self._save_show(now)
@@ -859,7 +858,7 @@ class Engine:
         for batch in coalesce([batch for batch, _ in drained]):
             for command in batch:  # a performer's own value ends a recall's glide to it
                 if not command.query:
-                    self._morphs.pop(command.address, None)
+                    self.preset_control.morphs.pop(command.address, None)
             changes.extend(self._apply_batch(batch, now))
         if self.hooks.on_applied is not None:
             # On disk before the frame renders, so before any answer goes out.
@@ -891,156 +890,12 @@ class Engine:
                 changes.append(error(command, str(exc)))
         return changes
 
-    # -- presets (render thread) ----------------------------------------------
-
     def _answer(self, address: str, now: float) -> tuple[object, ...] | None:
         """The "?" answer of a concrete address, through the same path as any query."""
         for change in self._apply_batch([parse(address, ["?"])], now):
             if change.address == address:
                 return change.args
         return None
-
-    def _positions(self, now: float) -> dict[str, Position]:
-        """Every deck's latent position, as a preset keeps it (a deck with a model)."""
-        positions: dict[str, Position] = {}
-        for name, channel in self.decks.items():
-            deck = channel.deck
-            if deck is not None:
-                values = tuple(float(v) for v in deck.play.position(now).tolist())
-                positions[name] = Position(
-                    model=deck.model.name, space=deck.space.name, values=values
-                )
-        return positions
-
-    def _preset(self, command: Command, now: float) -> list[Change]:
-        """/preset/*: store, recall, delete, list."""
-        if command.query:  # /preset/list
-            return [Change(command.address, self.presets.names(), command.origin)]
-        name = str(command.args[0])
-        try:
-            if command.name == "/preset/store":
-                check_name(name)
-                answer = lambda address: self._answer(address, now)  # noqa: E731
-                preset = capture(answer, self.patch.commands(), self._positions(now))
-                self.presets.store(name, preset)
-            elif command.name == "/preset/delete":
-                self.presets.delete(name)
-            else:
-                seconds = float(command.args[1]) if len(command.args) > 1 else 0.0  # type: ignore[arg-type]
-                return self._recall(self.presets.get(name), now, seconds)
-        except PresetError as exc:
-            return [error(command, str(exc))]
-        self._presets_dirty = True
-        self._show_dirty = True
-        return [Change("/preset/list", self.presets.names())]
-
-    def _switching(self, preset: Preset) -> dict[str, str]:
-        """The decks whose stored model is not the one playing there: deck -> that model."""
-        found: dict[str, str] = {}
-        for address, args in preset.commands:
-            command = parse(address, list(args))
-            if command.name == "/model/load":
-                deck = self.decks[command.deck].deck
-                if deck is None or deck.model.name != str(args[0]):
-                    found[command.deck] = str(args[0])
-        return found
-
-    def _recall(self, preset: Preset, now: float, seconds: float) -> list[Change]:
-        """Cut every stored value in as one batch; glide the faders and the position.
-
-        A deck whose stored model is not playing loads it (off this thread); that deck's
-        values and position belong to that model, so they wait and land once it is in.
-        """
-        switching = self._switching(preset)
-        waiting: dict[str, list[Command]] = {deck: [] for deck in switching}
-        batch: list[Command] = [parse(CLEAR_PATCH, [])]
-        morphs: list[FaderMorph] = []
-        for address, args in preset.commands:
-            command = parse(address, list(args))
-            if command.deck in switching and _model_bound(command):
-                waiting[command.deck].append(command)
-                continue
-            if seconds > 0.0 and morphable(address):
-                current = self._answer(address, now)
-                if current:
-                    start, end = float(current[0]), float(args[0])  # type: ignore[arg-type]
-                    morphs.append(FaderMorph(address, start, end, now, seconds))
-                    continue
-            batch.append(command)
-        self._patch_dirty = True
-        changes = self._landed(batch, now)
-        for morph in morphs:
-            self._morphs[morph.address] = morph
-        for name, channel in self.decks.items():
-            position = preset.positions.get(name)
-            recall = PendingRecall(
-                model=switching.get(name, ""),
-                commands=waiting.get(name, []),
-                position=position,
-                seconds=seconds,
-            )
-            if name not in switching:
-                self._glide(channel, position, now, seconds)
-            elif channel.loading == recall.model:  # its load began: the rest waits for it
-                channel.recall = recall
-            else:  # the load did not begin (said why): the values go where they used to
-                changes.extend(self._land_recall(channel, recall, now))
-        return changes
-
-    def _landed(self, batch: list[Command], now: float) -> list[Change]:
-        """A recall's batch applied; a value this model cannot take is skipped, not an error."""
-        changes = []
-        for change in self._apply_batch(batch, now):
-            if change.address == ERROR_ADDRESS:
-                # A value this model cannot take (style mixing kept from a StyleGAN,
-                # now on a DCGAN): skipped, the rest of the preset still lands.
-                logger.info("preset value skipped: %s: %s", *change.args)
-            else:
-                changes.append(change)
-        return changes
-
-    def _land_recall(self, channel: Channel, recall: PendingRecall, now: float) -> list[Change]:
-        """A recall's values for one deck, now that its model plays (render thread)."""
-        changes = self._landed(recall.commands, now)
-        self._glide(channel, recall.position, now, recall.seconds)
-        return changes
-
-    def _glide(
-        self, channel: Channel, position: Position | None, now: float, seconds: float
-    ) -> None:
-        """Move a deck to a preset's position, if it was stored on the model playing there."""
-        deck = channel.deck
-        if position is None or deck is None:
-            return
-        if (position.model, position.space) == (deck.model.name, deck.space.name):
-            deck.play.glide_to(torch.tensor(position.values), now, seconds)
-
-    def _advance_morphs(self, now: float) -> list[Change]:
-        """Move every gliding fader one frame on; a finished one lands on its value."""
-        if not self._morphs:
-            return []
-        batch = [parse(m.address, [m.value(now)]) for m in self._morphs.values()]
-        self._morphs = {a: m for a, m in self._morphs.items() if not m.done(now)}
-        return [c for c in self._apply_batch(batch, now) if c.address != ERROR_ADDRESS]
-
-    def _take_presets(self) -> list[Change]:
-        """Store the presets imported since the last frame."""
-        with self._incoming_lock:
-            imports, self._preset_imports = self._preset_imports, []
-        changes: list[Change] = []
-        for name, preset in imports:
-            if not name:
-                self.presets = PresetBank()
-                self._presets_dirty = True
-                continue
-            try:
-                self.presets.store(name, preset)
-            except PresetError as exc:
-                changes.append(Change(ERROR_ADDRESS, ("/preset/import", str(exc))))
-                continue
-            self._presets_dirty = True
-            changes.append(Change("/preset/list", self.presets.names()))
-        return changes
 
     # -- engine commands (render thread) -------------------------------------
 
@@ -1060,7 +915,13 @@ class Engine:
         if owner == "master":
             return self.master.apply(command, now)
         if owner == "preset":
-            return self._preset(command, now)
+            answer = self.preset_control.apply(command, now)
+            if self.preset_control.dirty:  # stored or deleted: the show keeps the bank
+                self._show_dirty = True
+            recalled = not any(c.address == ERROR_ADDRESS for c in answer)
+            if command.name == "/preset/recall" and recalled:
+                self._patch_dirty = True  # a recall replaces the routes and triggers
+            return answer
         if name.startswith(("/bend/", "/blend/")):
             deck = self._deck_of(command)
             return (
@@ -1349,7 +1210,7 @@ class Engine:
             changes.extend(self._on_deck(channel.name, loaded))
             recall, channel.recall = channel.recall, None
             if recall is not None and recall.model == model.name:  # a preset's values for it
-                changes.extend(self._land_recall(channel, recall, now))
+                changes.extend(self.preset_control.land(channel, recall, now))
         return changes
 
     # -- network bending and model blending (render thread) ------------------------------
@@ -1399,13 +1260,6 @@ class Engine:
                 exc_info=exc,
             )
         self._last_error = message
-
-
-def _model_bound(command: Command) -> bool:
-    """Whether a deck command's value belongs to the model playing (its latent state, its
-    bends and blend) rather than to the deck (its fader, reaction, source)."""
-    spec = REGISTRY[command.name]
-    return spec.deck and (spec.owner == "play" or command.name.startswith(("/bend/", "/blend/")))
 
 
 def _video_tensor(frame: InputFrame, device: torch.device) -> torch.Tensor:
