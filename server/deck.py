@@ -3,6 +3,7 @@ it with everything else a deck owns (its reaction, its video, its device)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,14 +17,19 @@ from models.checkpoint import LoadedModel
 from models.device import pick_device
 from models.fastpath import FastPath
 from models.faults import Faults
-from models.latent_space import LatentSpace, Pose
+from models.latent_space import LatentSpace, Pose, space_for
 from models.pixels import resize
 from server.commands import Command, lookup, parse
+from server.config import RenderConfig
+from server.gpu_guard import place, prepare
 from server.media.inputs import InputHub
 from server.play import PlayState
 from server.presets import Position
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
+from server.tempo import TempoClock
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,6 +124,89 @@ def deck_device(name: str, main: torch.device) -> tuple[torch.device, str | None
                 f"deck b plays on {main}"
             )
     return device, None
+
+
+def new_channel(
+    name: str,
+    device: torch.device,
+    config: RenderConfig,
+    reaction_models: tuple[LoadedModel | None, LoadedModel | None, LoadedModel | None],
+) -> Channel:
+    """Deck `name` with nothing loaded, and its reaction: (pix2pix, encoder, feedback) are
+    shared by the decks, read only; what a reaction remembers is the deck's own."""
+    pix2pix, encoder, feedback = reaction_models
+    reaction = Reaction(fade_seconds=config.react_fade_s, stall_seconds=config.react_stall_s)
+    reaction.smoothing = config.smoothing
+    reaction.inject = config.feedback_inject
+    reactor = Reactor(
+        reaction=reaction,
+        device=device,
+        pix2pix=pix2pix,
+        encoder=encoder,
+        feedback=feedback,
+        shared=name != "a",  # deck a's reactor placed them first
+    )
+    return Channel(name=name, device=device, reaction=reaction, reactor=reactor)
+
+
+def build_deck(
+    model: LoadedModel,
+    *,
+    now: float,
+    device: torch.device,
+    config: RenderConfig,
+    tempo: TempoClock,
+    faults: Faults,
+    saved: dict[str, Any] | None,
+) -> tuple[Deck, list[Command]]:
+    """`model` placed on `device`, its fast path proved against fp32 (or not used), its
+    latent state restored from its show entry `saved`; and that entry's bends as commands,
+    for the caller to apply."""
+    if model.kind != "unconditional" or model.z_dim is None:
+        raise ValueError(
+            f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
+        )
+    module = place(model.module, device)
+    # The fast path (a StyleGAN's fp16 blocks, compile; a DCGAN's half precision)
+    # is proved against fp32 here, at load, or not used.
+    module, half, path = prepare(
+        model,
+        module,
+        device,
+        half=config.half,
+        compile=config.compile,
+        compile_deadline_s=config.compile_deadline_s,
+        faults=faults,
+    )
+    logger.info("%s plays on %s: %s", model.name, path.describe(), "; ".join(path.notes))
+    space = space_for(model, module, half=half)
+    play = PlayState(
+        space=space,
+        seed=config.seed,
+        wander_speed=config.wander_speed,
+        tempo=tempo,
+        model_name=model.name,
+    )
+    kept: list[Command] = []
+    if saved is not None:
+        try:
+            saved, kept = split_engine_settings(saved)
+            play.restore(saved, now)
+        except Exception as exc:  # noqa: BLE001 - a bad show entry must not stop a model
+            logger.warning(
+                "the show's state for %s is unusable (%s); starting fresh", model.name, exc
+            )
+    deck = Deck(
+        model=model,
+        module=module,
+        half=half,
+        play=play,
+        space=space,
+        path=path,
+        device=device,
+        faults=faults,
+    )
+    return deck, kept
 
 
 def split_engine_settings(

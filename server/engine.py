@@ -50,8 +50,8 @@ from server.commands import (
     parse,
 )
 from server.config import RenderConfig
-from server.deck import Channel, Deck, deck_device, split_engine_settings
-from server.gpu_guard import fall_back, is_device_error, memory_check, place, prepare
+from server.deck import Channel, Deck, build_deck, deck_device, new_channel
+from server.gpu_guard import fall_back, is_device_error, memory_check
 from server.media.frame import Frame
 from server.media.inputs import InputFrame, InputHub
 from server.media.master import Master
@@ -420,68 +420,19 @@ class Engine:
     # -- render thread ------------------------------------------------------
 
     def _channel(self, name: str, device: torch.device) -> Channel:
-        """A deck with nothing loaded: its reaction (the reaction models shared, read only)."""
-        pix2pix, encoder, feedback = self._reaction_models
-        reaction = Reaction(
-            fade_seconds=self.config.react_fade_s, stall_seconds=self.config.react_stall_s
-        )
-        reaction.smoothing = self.config.smoothing
-        reaction.inject = self.config.feedback_inject
-        reactor = Reactor(
-            reaction=reaction,
-            device=device,
-            pix2pix=pix2pix,
-            encoder=encoder,
-            feedback=feedback,
-            shared=name != "a",  # deck a's reactor placed them first
-        )
-        return Channel(name=name, device=device, reaction=reaction, reactor=reactor)
+        """A deck with nothing loaded, and its reaction."""
+        return new_channel(name, device, self.config, self._reaction_models)
 
     def _deck(self, model: LoadedModel, now: float, device: torch.device) -> Deck:
-        if model.kind != "unconditional" or model.z_dim is None:
-            raise ValueError(
-                f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
-            )
-        module = place(model.module, device)
-        # The fast path (a StyleGAN's fp16 blocks, compile; a DCGAN's half precision)
-        # is proved against fp32 here, at load, or not used.
-        module, half, path = prepare(
+        """`model` placed and proved on `device`, with its show entry and its bends."""
+        deck, kept = build_deck(
             model,
-            module,
-            device,
-            half=self.config.half,
-            compile=self.config.compile,
-            compile_deadline_s=self.config.compile_deadline_s,
-            faults=self.faults,
-        )
-        logger.info("%s plays on %s: %s", model.name, path.describe(), "; ".join(path.notes))
-        space = space_for(model, module, half=half)
-        play = PlayState(
-            space=space,
-            seed=self.config.seed,
-            wander_speed=self.config.wander_speed,
-            tempo=self.tempo,
-            model_name=model.name,
-        )
-        saved = self.snapshots.get(model.name)
-        kept: list[Command] = []
-        if saved is not None:
-            try:
-                saved, kept = split_engine_settings(saved)
-                play.restore(saved, now)
-            except Exception as exc:  # noqa: BLE001 - a bad show entry must not stop a model
-                logger.warning(
-                    "the show's state for %s is unusable (%s); starting fresh", model.name, exc
-                )
-        deck = Deck(
-            model=model,
-            module=module,
-            half=half,
-            play=play,
-            space=space,
-            path=path,
+            now=now,
             device=device,
+            config=self.config,
+            tempo=self.tempo,
             faults=self.faults,
+            saved=self.snapshots.get(model.name),
         )
         for command in kept:  # the model's bends, as the show kept them
             for change in self.bending.apply(deck, command):
