@@ -19,10 +19,10 @@ from models.fastpath import FastPath
 from models.faults import Faults
 from models.latent_space import LatentSpace, Pose, space_for
 from models.pixels import resize
-from server.commands import Command, lookup, parse
+from server.commands import Change, Command, error, lookup, parse
 from server.config import RenderConfig
 from server.gpu_guard import place, prepare
-from server.media.inputs import InputHub
+from server.media.inputs import InputFrame, InputHub
 from server.play import PlayState
 from server.presets import Position
 from server.react.reaction import Reaction
@@ -105,6 +105,77 @@ class Channel:
     reaction_state: tuple[object, ...] = (0, 0.0, "")  # the last /react/state reported
     device_note: str | None = None  # why it plays elsewhere than configured (None: as asked)
     recall: PendingRecall | None = None
+
+    def react_input(self, now: float) -> tuple[int, InputFrame | None]:
+        """The newest live reaction input (None: none), the reaction updated by it."""
+        hub = self.inputs
+        seq, incoming = hub.frames.latest()
+        live = incoming is not None and hub.source is not None
+        input_age = now - incoming.arrived_at if live and incoming is not None else None
+        self.reaction.update(now, input_age=input_age, source_ended=hub.ended_reason)
+        # A stopped source's last frame is not live input.
+        return seq, incoming if live else None
+
+    def react(self, command: Command, now: float) -> list[Change]:
+        """/react/* but opening an input: trigger, stop, mode, mix, smoothing, inject, "?"."""
+        name = command.name
+        reaction = self.reaction
+        if command.query:
+            return [Change(command.address, self.react_query(name, now), command.origin)]
+        if name == "/react/trigger":
+            if self.deck is None:
+                return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
+            why = self.reactor.available(reaction.mode)
+            if why is not None:
+                return [error(command, why)]
+            seconds = float(command.args[0]) if command.args else 0.0  # type: ignore[arg-type]
+            reaction.trigger(now, seconds or None)
+            return []  # reaction_changes reports it
+        if name == "/react/stop":
+            reaction.stop(now)
+            return []
+        if name == "/react/mode":
+            reaction.set_mode(str(command.args[0]))
+        elif name == "/react/mix":
+            reaction.mix = float(command.args[0])  # type: ignore[arg-type]
+        elif name == "/react/smoothing":
+            reaction.smoothing = float(command.args[0])  # type: ignore[arg-type]
+        elif name == "/react/inject":
+            reaction.inject = float(command.args[0])  # type: ignore[arg-type]
+        else:
+            return [error(command, "not available in this server")]
+        return [Change(command.address, self.react_query(name, now))]
+
+    def react_query(self, name: str, now: float) -> tuple[object, ...]:
+        """The current value of this deck's /react/* address."""
+        reaction = self.reaction
+        if name == "/react/mode":
+            return (reaction.mode,)
+        if name == "/react/mix":
+            return (reaction.mix,)
+        if name == "/react/smoothing":
+            return (reaction.smoothing,)
+        if name == "/react/inject":
+            return (reaction.inject,)
+        if name == "/react/source":
+            return (self.inputs.source or "none",)
+        if name == "/react/state":
+            return self.react_state(now)
+        return ()
+
+    def react_state(self, now: float) -> tuple[object, ...]:
+        """/react/state: reacting (0/1), the fade level, why the last reaction ended."""
+        reaction = self.reaction
+        return (int(reaction.active), round(reaction.level(now), 3), reaction.reason or "")
+
+    def reaction_changes(self, now: float) -> list[Change]:
+        """The reaction starting or ending (by command, timer or a lost source), once."""
+        state = self.react_state(now)
+        last = self.reaction_state
+        if state[0] == last[0] and state[2] == last[2]:
+            return []
+        self.reaction_state = state
+        return [Change("/react/state", state)]
 
 
 def deck_device(name: str, main: torch.device) -> tuple[torch.device, str | None]:

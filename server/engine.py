@@ -293,6 +293,15 @@ class Engine:
             return (self.deck.model.resolution, self.deck.model.resolution)
         return canvas_size(self.config.canvas, self.deck.model.resolution)
 
+    def deck_snapshots(self) -> dict[str, dict[str, Any]]:
+        """Every playing deck's show entry by its model's name (render thread, or a hook it
+        calls): deck a's wins where both decks play one model."""
+        return {
+            channel.deck.model.name: channel.deck.snapshot()
+            for channel in reversed(self.decks.values())
+            if channel.deck is not None
+        }
+
     def submit(self, batch: Batch) -> bool:
         """Queue commands to apply together before the next frame; False if the queue is full."""
         return self.commands.submit(batch)
@@ -478,9 +487,9 @@ class Engine:
         changes.extend(self.preset_control.take_imports())
         changes.extend(self.preset_control.advance(now))
         # Each deck's reaction input, and its reaction ending on time or with its source.
-        inputs = {name: self._react_input(channel, now) for name, channel in self.decks.items()}
+        inputs = {name: channel.react_input(now) for name, channel in self.decks.items()}
         for name, channel in self.decks.items():
-            changes.extend(self._on_deck(name, self._reaction_changes(channel, now)))
+            changes.extend(self._on_deck(name, channel.reaction_changes(now)))
         width, height = self.canvas
         self._tempo_events(now)
         values = self.sources_used = self._source_values(now)
@@ -553,16 +562,6 @@ class Engine:
     def _deck_b_on(self) -> bool:
         """Whether deck b has anything to show: a model, or a live video source."""
         return self.deck_b is not None or self.deck_b_inputs.source is not None
-
-    def _react_input(self, channel: Channel, now: float) -> tuple[int, InputFrame | None]:
-        """A deck's newest live reaction input (None: none), its reaction updated by it."""
-        hub = channel.inputs
-        seq, incoming = hub.frames.latest()
-        live = incoming is not None and hub.source is not None
-        input_age = now - incoming.arrived_at if live and incoming is not None else None
-        channel.reaction.update(now, input_age=input_age, source_ended=hub.ended_reason)
-        # A stopped source's last frame is not live input.
-        return seq, incoming if live else None
 
     def _framed(
         self,
@@ -778,10 +777,7 @@ class Engine:
         self._show_dirty = False
         self._show_saved = now
         if self.hooks.on_show is not None:
-            # Deck b's keyframes too (by its model's name; deck a's win where both play one).
-            if self.deck_b is not None:
-                self.snapshots[self.deck_b.model.name] = self.deck_b.snapshot()
-            self.snapshots[self.deck.model.name] = self.deck.snapshot()
+            self.snapshots.update(self.deck_snapshots())
             self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
 
     def _show_settings(self, now: float) -> dict[str, list[object]]:
@@ -964,7 +960,7 @@ class Engine:
 
     def _query(self, name: str, now: float) -> tuple[object, ...]:
         if name.startswith("/react/"):
-            return self._react_query(self.decks["a"], name, now)
+            return self.decks["a"].react_query(name, now)
         if name == "/model/load":
             return (self.deck.model.name,)
         if name == "/canvas/fill":
@@ -978,66 +974,10 @@ class Engine:
         return ()
 
     def _react(self, channel: Channel, command: Command, now: float) -> list[Change]:
-        """/react/*: a deck's reaction (trigger, stop, mode, mix, input), or its "?" answer."""
-        name = command.name
-        reaction = channel.reaction
-        if command.query:
-            return [Change(command.address, self._react_query(channel, name, now), command.origin)]
-        if name == "/react/trigger":
-            if channel.deck is None:
-                return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
-            why = channel.reactor.available(reaction.mode)
-            if why is not None:
-                return [error(command, why)]
-            seconds = float(command.args[0]) if command.args else 0.0  # type: ignore[arg-type]
-            reaction.trigger(now, seconds or None)
-            return []  # _reaction_changes reports it
-        if name == "/react/stop":
-            reaction.stop(now)
-            return []
-        if name == "/react/source":
+        """/react/* on a deck: its input opens here (io work); the rest is the deck's."""
+        if command.name == "/react/source" and not command.query:
             return self._react_source(channel, command)
-        if name == "/react/mode":
-            reaction.set_mode(str(command.args[0]))
-        elif name == "/react/mix":
-            reaction.mix = float(command.args[0])  # type: ignore[arg-type]
-        elif name == "/react/smoothing":
-            reaction.smoothing = float(command.args[0])  # type: ignore[arg-type]
-        elif name == "/react/inject":
-            reaction.inject = float(command.args[0])  # type: ignore[arg-type]
-        else:
-            return [error(command, "not available in this server")]
-        return [Change(command.address, self._react_query(channel, name, now))]
-
-    def _react_query(self, channel: Channel, name: str, now: float) -> tuple[object, ...]:
-        """The current value of a deck's /react/* address."""
-        reaction = channel.reaction
-        if name == "/react/mode":
-            return (reaction.mode,)
-        if name == "/react/mix":
-            return (reaction.mix,)
-        if name == "/react/smoothing":
-            return (reaction.smoothing,)
-        if name == "/react/inject":
-            return (reaction.inject,)
-        if name == "/react/source":
-            return (channel.inputs.source or "none",)
-        if name == "/react/state":
-            return self._react_state(channel, now)
-        return ()
-
-    def _react_state(self, channel: Channel, now: float) -> tuple[object, ...]:
-        reaction = channel.reaction
-        return (int(reaction.active), round(reaction.level(now), 3), reaction.reason or "")
-
-    def _reaction_changes(self, channel: Channel, now: float) -> list[Change]:
-        """Report a deck's reaction starting or ending (by command, timer or a lost source)."""
-        state = self._react_state(channel, now)
-        last = channel.reaction_state
-        if state[0] == last[0] and state[2] == last[2]:
-            return []
-        channel.reaction_state = state
-        return [Change("/react/state", state)]
+        return channel.react(command, now)
 
     def _react_source(self, channel: Channel, command: Command) -> list[Change]:
         """A deck's reaction input: deck a's from the media folder or the camera page."""
