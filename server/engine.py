@@ -7,8 +7,11 @@ that raises or stalls leaves the last good frame in the slot: viewers keep
 seeing it, and rendering goes on.
 
 Controllers only submit validated Commands. The play state handles latent
-motion; the engine handles the rest (reactions, inputs, model switches) and
-reports every change through `on_changes`.
+motion; the engine dispatches the rest and reports every change through
+`on_changes`. What it holds lives in modules of its own: the decks a and b,
+each with its generator, reaction and device (server/deck.py), bends and
+blends (server/bend_control.py), presets (server/preset_control.py), the
+mixer (server/mixer.py) and the master grade (server/media/master.py).
 """
 
 from __future__ import annotations
@@ -1104,7 +1107,7 @@ class Engine:
                 changes.extend(self.preset_control.land(channel, recall, now))
         return changes
 
-    # -- network bending and model blending (render thread) ------------------------------
+    # -- decks (render thread) ----------------------------------------------------------
 
     def _deck_of(self, command: Command) -> Deck | None:
         """The deck a command addresses; None for deck b while nothing is loaded there."""
