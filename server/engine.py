@@ -207,6 +207,7 @@ class Engine:
         self.sources = Sources()
         self.sources_used: dict[str, float] = {}  # this frame's modulation inputs (the log)
         self._held: torch.Tensor | None = None  # the picture /output/freeze holds
+        self._rendering = "a"  # the deck a device error is laid to (see _fall_back)
         self._beat_seen: int | None = None
         self._patch_dirty = False
         self.preset_control = PresetControl(
@@ -519,11 +520,13 @@ class Engine:
                     if not b_on or x < 1.0
                     else None
                 )
+                self._rendering = "b"  # a device error from here on is deck b's
                 framed_b = (
                     self._framed(b, pose_b, *inputs["b"], now, dt, (width, height))
                     if b_on and x > 0.0
                     else None
                 )
+                self._rendering = "a"
                 framed = self._mix(framed_a, framed_b, x)
                 self._held = framed
             grade = self.master.grade(now)
@@ -1114,9 +1117,13 @@ class Engine:
         return self.decks[command.deck].deck
 
     def _fall_back(self, exc: BaseException) -> None:
-        """After a device error: the deck to its last good path (server.gpu_guard)."""
-        deck = self.deck
-        self.decks["a"].fading = None  # the outgoing model shares the device: let it go
+        """After a device error: the deck that was rendering to its last good path
+        (server.gpu_guard); deck a when the error came after the decks (the mix)."""
+        channel, self._rendering = self.decks[self._rendering], "a"
+        deck = channel.deck
+        if deck is None:
+            return
+        channel.fading = None  # the outgoing model shares the device: let it go
         self._held = None
         found = fall_back(deck.model, deck.module, deck.device, deck.path, deck.half, str(exc))
         if found is None:
@@ -1129,16 +1136,19 @@ class Engine:
         )
         if found.reloaded or isinstance(deck.space, ZSpace):
             deck.space = deck.play.space = space_for(deck.model, found.module)
-        if found.device.type == "cpu" and self.device.type != "cpu":
-            # Later loads too: the GPU is not trusted until restart (deck b's too, if it
-            # shares it).
-            for channel in self.decks.values():
-                if channel.device == self.device:
-                    channel.device = found.device
-            self.device = found.device
-            self._native = True
-            torch.set_num_threads(cpu_threads(self.config.threads))
-        self.report([Change(ERROR_ADDRESS, ("/render", deck.path.notes[-1]))])
+        if found.device.type == "cpu" and channel.device.type != "cpu":
+            if channel.device != self.device:  # a deck on a device of its own leaves it alone
+                channel.device = found.device
+            else:
+                # Later loads too: the GPU is not trusted until restart (either deck's).
+                for each in self.decks.values():
+                    if each.device == self.device:
+                        each.device = found.device
+                self.device = found.device
+                self._native = True
+                torch.set_num_threads(cpu_threads(self.config.threads))
+        note = deck.path.notes[-1] if channel.name == "a" else f"deck b: {deck.path.notes[-1]}"
+        self.report([Change(ERROR_ADDRESS, ("/render", note))])
 
     def _report(self, exc: BaseException) -> None:
         self.errors += 1
