@@ -909,7 +909,7 @@ class Engine:
         return [Change(command.address, self._query(name, now))]
 
     def _deck_b_command(self, command: Command, now: float) -> list[Change]:
-        """A command for deck b: its model, its latent state, its fader, its video source."""
+        """A command for deck b: its model, latent state, bends, reaction, fader, video."""
         name = command.name
         if name == "/dim":
             return self.mixer.apply(command, now)
@@ -931,7 +931,9 @@ class Engine:
             return self._on_deck("b", deck.play.apply(command, now))
         if deck is not None and name.startswith(("/bend/", "/blend/")):
             return self._on_deck("b", self.bending.apply(deck, command))
-        if deck is None and REGISTRY[name].owner == "play":
+        if deck is None and (
+            REGISTRY[name].owner == "play" or name.startswith(("/bend/", "/blend/"))
+        ):
             return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
         return [error(command, f"{name} is not a command deck b takes")]
 
