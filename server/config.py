@@ -61,6 +61,7 @@ class RenderConfig:
 
     model: str = ""  # a model name (file stem in state_dir/models) or path; "" = the default
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    device_b: str = ""  # deck b's own device (two GPUs); "" = render.device's
     fps: float = 30.0
     # The canvas: "WxH" ("1920x1080", "3840x1080") or one number for a square;
     # 0 = the model's own square. Scaled on the device; see `canvas`.
@@ -386,6 +387,13 @@ def _check_ranges(section: Any) -> None:
             "render.device",
             device,
             "auto, cpu, cuda, cuda:N or mps",
+        )
+        device_b = section.device_b
+        _require(
+            device_b in ("", "auto", "cpu", "cuda", "mps") or _is_cuda_index(device_b),
+            "render.device_b",
+            device_b,
+            '"" (render.device\'s), auto, cpu, cuda, cuda:N or mps',
         )
         _require(
             0.0 <= section.wander_speed <= 100.0,

@@ -7,41 +7,39 @@ that raises or stalls leaves the last good frame in the slot: viewers keep
 seeing it, and rendering goes on.
 
 Controllers only submit validated Commands. The play state handles latent
-motion; the engine handles the rest (reactions, inputs, model switches) and
-reports every change through `on_changes`.
+motion; the engine dispatches the rest and reports every change through
+`on_changes`. What it holds lives in modules of its own: the decks a and b,
+each with its generator, reaction and device (server/deck.py), bends and
+blends (server/bend_control.py), presets (server/preset_control.py), the
+mixer (server/mixer.py) and the master grade (server/media/master.py).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from torch import nn
 
-from models.bending import IDENTITY, Bender, Bends, Clusters, compute_clusters, digest_state
-from models.blending import MAPPING, Blend, group_layers, mismatch
-from models.canvas import FALLBACK, aspect_kwargs, canvas_size, effective_fill
+from models.canvas import FALLBACK, canvas_size, effective_fill
 from models.canvas import place as fill_canvas
 from models.catalog import Catalog, ModelNotFound
 from models.checkpoint import CheckpointError, LoadedModel
 from models.device import cpu_threads
-from models.fastpath import FastPath
 from models.faults import Faults
 from models.latent_maths import lerp
-from models.latent_space import LatentSpace, Pose, ZSpace, space_for
+from models.latent_space import Pose, ZSpace, space_for
 from models.mixing import Workspace, mix
 from models.mixing import dim as dim_deck
 from models.pixels import resize, to_rgb_uint8, to_yuv420
+from server.bend_control import BendControl
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
-    BEND_CLUSTERS,
     ERROR_ADDRESS,
     KEYFRAMES,
     REGISTRY,
@@ -55,7 +53,8 @@ from server.commands import (
     parse,
 )
 from server.config import RenderConfig
-from server.gpu_guard import fall_back, is_device_error, memory_check, place, prepare
+from server.deck import Channel, Deck, build_deck, deck_device, new_channel
+from server.gpu_guard import fall_back, is_device_error, memory_check
 from server.media.frame import Frame
 from server.media.inputs import InputFrame, InputHub
 from server.media.master import Master
@@ -66,16 +65,10 @@ from server.meters import RateMeter
 from server.mixer import Mixer
 from server.patch import Patch, Sources, continuous_arg
 from server.play import PlayState
+from server.preset_control import PresetControl
 from server.presets import (
-    CLEAR_PATCH,
-    FaderMorph,
-    Position,
     Preset,
     PresetBank,
-    PresetError,
-    capture,
-    check_name,
-    morphable,
 )
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
@@ -113,40 +106,6 @@ class EngineHooks:
     on_applied: Callable[[int, float, list[Batch]], None] | None = None
     # A deck's own video source (/deck/b/source) into that deck's hub; why not, or None.
     open_deck_source: Callable[[str, InputHub], str | None] = _no_deck_sources
-
-
-@dataclass
-class Deck:
-    """One resident generator with its own latent state (keyframe bank, motion)."""
-
-    model: LoadedModel
-    module: nn.Module
-    half: bool
-    play: PlayState
-    space: LatentSpace
-    path: FastPath  # the proved path it plays on, and why (server.gpu_guard)
-    device: torch.device
-    faults: Faults
-    # Network bending: (layer, cluster or 0) -> operator -> values; hooks installed by bender.
-    bends: Bends = field(default_factory=dict)
-    bender: Bender | None = None
-    blend: Blend | None = None  # model blending toward a partner (models.blending)
-    digest: str | None = None  # the weights' identity, for the cluster cache
-
-    def render(self, pose: Pose, size: int, aspect: float = 1.0) -> torch.Tensor:
-        """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device.
-
-        `aspect` != 1 (a `native` canvas): the network paints about that shape,
-        `size` high (or wide, for a tall canvas), its own aspect kept.
-        """
-        self.faults.before_forward()  # GANVJ_FAULTS=device-error-after:N strikes here
-        image = self.space.render(pose, **aspect_kwargs(aspect)).float()
-        height, width = image.shape[-2], image.shape[-1]
-        if height == width:
-            return resize(image, size)
-        if width > height:
-            return resize(image, (size, round(size * width / height)))
-        return resize(image, (round(size * height / width), size))
 
 
 def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
@@ -211,20 +170,9 @@ class Engine:
         self.snapshots: dict[str, dict[str, Any]] = dict(snapshots or {})
         self.catalog = catalog if catalog is not None else Catalog()
         self.render_rate = RateMeter()
-        self.inputs = InputHub()
-        self.reaction = Reaction(
-            fade_seconds=config.react_fade_s, stall_seconds=config.react_stall_s
-        )
-        self.reaction.smoothing = config.smoothing
-        self.reaction.inject = config.feedback_inject
         self.fill = config.fill  # /canvas/fill
-        self.reactor = Reactor(
-            reaction=self.reaction,
-            device=device,
-            pix2pix=pix2pix,
-            encoder=encoder,
-            feedback=feedback,
-        )
+        self._reaction_models = (pix2pix, encoder, feedback)
+        self.decks: dict[str, Channel] = {"a": self._channel("a", device)}
         # Runs blocking work (opening files, loading models) off the render thread.
         self.start_io: Callable[[Callable[[], None]], None] = _daemon_thread
         # Commands the registry gives to an output service (/record/*, /output/ndi),
@@ -236,15 +184,21 @@ class Engine:
         self._applied: list[Batch] = []
         self.errors = 0
         self._incoming_lock = threading.Lock()
-        # Channel clusters per (weights digest, seed), computed off the render thread on
-        # first use; the commands that waited for them are submitted again when they land.
-        self._clusters: dict[tuple[str, int], Clusters] = {}
-        self._clustering: dict[tuple[str, int], list[Command]] = {}
-        self._blend_incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
-        self.deck = self._deck(model, now=0.0)
+        self.bending = BendControl(
+            seed=config.seed,
+            catalog=self.catalog,
+            run_io=lambda work: self.start_io(work),  # read when used: a test may replace it
+            report=self.report,
+            resubmit=self.submit,
+        )
+        self.decks["a"].deck = self._deck(model, now=0.0, device=device)
         # Deck b: nothing until /deck/b/model/load or /deck/b/source (then it costs a render).
-        self.deck_b: Deck | None = None
-        self.deck_b_inputs = InputHub()
+        # On its own device where render.device_b names one that is there.
+        device_b, note = deck_device(config.device_b, device)
+        if note is not None:
+            logger.warning("%s", note)
+        self.decks["b"] = self._channel("b", device_b)
+        self.decks["b"].device_note = note
         self.mixer = Mixer(self.tempo)
         self._mix_work = Workspace()  # the mix's frame buffers, reused frame after frame
         self.master = Master()
@@ -253,24 +207,24 @@ class Engine:
         self.sources = Sources()
         self.sources_used: dict[str, float] = {}  # this frame's modulation inputs (the log)
         self._held: torch.Tensor | None = None  # the picture /output/freeze holds
+        self._rendering = "a"  # the deck a device error is laid to (see _fall_back)
         self._beat_seen: int | None = None
         self._patch_dirty = False
-        self.presets = PresetBank(presets)
-        self._presets_dirty = False
-        self._preset_imports: list[tuple[str, Preset]] = []  # from the event loop, under the lock
-        self._morphs: dict[str, FaderMorph] = {}  # a recall's faders gliding to their values
+        self.preset_control = PresetControl(
+            presets,
+            decks=self.decks,
+            apply=self._apply_batch,
+            answer=self._answer,
+            patch=self.patch.commands,
+        )
         self.thumbs = Thumbnails()
         self._thumbs_due: dict[int, bool] = dict.fromkeys(range(1, KEYFRAMES + 1), False)
         self._progress: tuple[int, float] = (0, 1.0)
         self._progress_sent = 0.0
-        self._fading: Deck | None = None  # the previous model, during a switch
-        self._fade_started = 0.0
         self._incoming: list[tuple[LoadedModel, Command | None]] = []
         self._imported: dict[str, dict[str, Any]] | None = None
-        self._loading: str | None = None
         self._show_dirty = False
         self._show_saved = 0.0
-        self._reaction_state: tuple[object, ...] = self._react_state(0.0)
         self._stop = threading.Event()
         self._wake = self.commands.wake
         self._thread: threading.Thread | None = None
@@ -280,6 +234,43 @@ class Engine:
         self._step_started: float | None = None
 
     # -- public, any thread -------------------------------------------------
+
+    @property
+    def deck(self) -> Deck:
+        """Deck a's generator (deck a always has one)."""
+        deck = self.decks["a"].deck
+        assert deck is not None  # set in __init__, only ever replaced
+        return deck
+
+    @property
+    def deck_b(self) -> Deck | None:
+        """Deck b's generator; None while nothing is loaded there."""
+        return self.decks["b"].deck
+
+    @property
+    def deck_b_inputs(self) -> InputHub:
+        """Deck b's own video (/deck/b/source)."""
+        return self.decks["b"].video
+
+    @property
+    def inputs(self) -> InputHub:
+        """Deck a's reaction input (/react/source; the camera page and WHIP feed it)."""
+        return self.decks["a"].inputs
+
+    @property
+    def reaction(self) -> Reaction:
+        """Deck a's reaction."""
+        return self.decks["a"].reaction
+
+    @property
+    def reactor(self) -> Reactor:
+        """Deck a's reaction work (pix2pix, mirror, feedback)."""
+        return self.decks["a"].reactor
+
+    @property
+    def presets(self) -> PresetBank:
+        """The stored presets."""
+        return self.preset_control.bank
 
     @property
     def model(self) -> LoadedModel:
@@ -305,6 +296,15 @@ class Engine:
         if self._native:
             return (self.deck.model.resolution, self.deck.model.resolution)
         return canvas_size(self.config.canvas, self.deck.model.resolution)
+
+    def deck_snapshots(self) -> dict[str, dict[str, Any]]:
+        """Every playing deck's show entry by its model's name (render thread, or a hook it
+        calls): deck a's wins where both decks play one model."""
+        return {
+            channel.deck.model.name: channel.deck.snapshot()
+            for channel in reversed(self.decks.values())
+            if channel.deck is not None
+        }
 
     def submit(self, batch: Batch) -> bool:
         """Queue commands to apply together before the next frame; False if the queue is full."""
@@ -333,14 +333,11 @@ class Engine:
 
     def import_preset(self, name: str, preset: Preset) -> None:
         """Store an imported preset (already checked) before the next frame (any thread)."""
-        with self._incoming_lock:
-            self._preset_imports.append((check_name(name), preset))
+        self.preset_control.import_preset(name, preset)
 
     def replace_presets(self, presets: dict[str, Preset]) -> None:
         """An imported show's presets replace them all before the next frame (any thread)."""
-        with self._incoming_lock:
-            self._preset_imports = [("", Preset(commands=()))]  # "": clear the bank first
-            self._preset_imports += [(check_name(n), p) for n, p in presets.items()]
+        self.preset_control.replace_all(presets)
 
     def offer_model(self, model: LoadedModel, command: Command | None = None) -> None:
         """Hand over a loaded model; the render thread crossfades to it (any thread)."""
@@ -349,7 +346,9 @@ class Engine:
 
     def set_deck_b(self, model: LoadedModel, now: float) -> None:
         """Put `model` on deck b at once (before start, or on the render thread: a replay)."""
-        self.deck_b = self._deck(model, now)
+        channel = self.decks["b"]
+        channel.deck = self._deck(model, now, channel.device)
+        channel.reactor.fit_generator(model)
 
     def start(self) -> None:
         """Start the render thread."""
@@ -374,8 +373,9 @@ class Engine:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.inputs.stop()
-        self.deck_b_inputs.stop()  # deck b's own video (an NDI receiver: its thread ends too)
+        for channel in self.decks.values():  # (an NDI receiver: its thread ends too)
+            channel.inputs.stop()
+            channel.video.stop()
         # A frame in progress gets this long to finish; a stuck one is left behind
         # (a daemon thread) and its readers are woken by the closed frame slot.
         self.stop(timeout=self.SHUTDOWN_GRACE_SECONDS)
@@ -404,7 +404,7 @@ class Engine:
             "path_verified": self.deck.path.verified,
             "path_notes": list(self.deck.path.notes),
             "faults": self.faults.names(),
-            "loading_model": self._loading,
+            "loading_model": self.decks["a"].loading,
             "render_errors": self.errors,
             "last_error": self._last_error,
             "dropped_batches": self.commands.dropped,
@@ -413,6 +413,11 @@ class Engine:
             "tempo_bpm": round(self.tempo.bpm, 2),
             "deck_b": self.deck_b.model.name if self.deck_b is not None else None,
             "deck_b_source": self.deck_b_inputs.source,
+            "deck_b_loading": self.decks["b"].loading,
+            "deck_b_device": str(self.decks["b"].device),
+            "deck_b_device_note": self.decks["b"].device_note,
+            "deck_b_reaction": self.decks["b"].reaction.status(now),
+            "deck_b_react_source": self.decks["b"].inputs.source,
             "crossfade": round(self.mixer.crossfade, 3),
             "render_lead_ms": round(self.tempo.lead_seconds * 1000.0, 1),
         }
@@ -427,54 +432,23 @@ class Engine:
 
     # -- render thread ------------------------------------------------------
 
-    def _deck(self, model: LoadedModel, now: float) -> Deck:
-        if model.kind != "unconditional" or model.z_dim is None:
-            raise ValueError(
-                f"{model.name} is a {model.kind} model; serve needs an unconditional generator"
-            )
-        module = place(model.module, self.device)
-        # The fast path (a StyleGAN's fp16 blocks, compile; a DCGAN's half precision)
-        # is proved against fp32 here, at load, or not used.
-        module, half, path = prepare(
+    def _channel(self, name: str, device: torch.device) -> Channel:
+        """A deck with nothing loaded, and its reaction."""
+        return new_channel(name, device, self.config, self._reaction_models)
+
+    def _deck(self, model: LoadedModel, now: float, device: torch.device) -> Deck:
+        """`model` placed and proved on `device`, with its show entry and its bends."""
+        deck, kept = build_deck(
             model,
-            module,
-            self.device,
-            half=self.config.half,
-            compile=self.config.compile,
-            compile_deadline_s=self.config.compile_deadline_s,
-            faults=self.faults,
-        )
-        logger.info("%s plays on %s: %s", model.name, path.describe(), "; ".join(path.notes))
-        space = space_for(model, module, half=half)
-        play = PlayState(
-            space=space,
-            seed=self.config.seed,
-            wander_speed=self.config.wander_speed,
+            now=now,
+            device=device,
+            config=self.config,
             tempo=self.tempo,
-            model_name=model.name,
-        )
-        saved = self.snapshots.get(model.name)
-        kept: list[Command] = []
-        if saved is not None:
-            try:
-                saved, kept = _split_engine_settings(saved)
-                play.restore(saved, now)
-            except Exception as exc:  # noqa: BLE001 - a bad show entry must not stop a model
-                logger.warning(
-                    "the show's state for %s is unusable (%s); starting fresh", model.name, exc
-                )
-        deck = Deck(
-            model=model,
-            module=module,
-            half=half,
-            play=play,
-            space=space,
-            path=path,
-            device=self.device,
             faults=self.faults,
+            saved=self.snapshots.get(model.name),
         )
         for command in kept:  # the model's bends, as the show kept them
-            for change in self._bend(deck, command):
+            for change in self.bending.apply(deck, command):
                 if change.address == ERROR_ADDRESS:
                     logger.warning("show setting skipped: %s: %s", *change.args)
         return deck
@@ -514,25 +488,13 @@ class Engine:
         changes: list[Change] = []
         changes.extend(self._take_models(now))
         applied_at = self._drain(now, changes)
-        changes.extend(self._take_presets())
-        changes.extend(self._advance_morphs(now))
-        seq, incoming = self.inputs.frames.latest()
-        live = incoming is not None and self.inputs.source is not None
-        input_age = now - incoming.arrived_at if live and incoming is not None else None
-        self.reaction.update(now, input_age=input_age, source_ended=self.inputs.ended_reason)
-        changes.extend(self._reaction_changes(now))
-        if not live:
-            incoming = None  # a stopped source's last frame is not live input
+        changes.extend(self.preset_control.take_imports())
+        changes.extend(self.preset_control.advance(now))
+        # Each deck's reaction input, and its reaction ending on time or with its source.
+        inputs = {name: channel.react_input(now) for name, channel in self.decks.items()}
+        for name, channel in self.decks.items():
+            changes.extend(self._on_deck(name, channel.reaction_changes(now)))
         width, height = self.canvas
-        # The network paints the canvas's shape (`native`) unless a reaction's
-        # square picture shows: then that frame is framed as FALLBACK is.
-        fill = effective_fill(self.fill, self.deck.module)
-        if fill == "native" and self.reaction.weight(now) > 0.0:
-            fill = FALLBACK
-        aspect = width / height if fill == "native" else 1.0
-        # Compose (blend, react, smooth) at the generator's own size; the frame is
-        # scaled to the canvas once, inside the colour conversion.
-        compose = max(self.deck.model.resolution, self.reactor.image_resolution(now))
         self._tempo_events(now)
         values = self.sources_used = self._source_values(now)
         bases = self._modulate(values, now)  # routes on top of the performer's values
@@ -543,26 +505,28 @@ class Engine:
         # The crossfader: at either end only that deck renders (the other costs nothing).
         x = self.mixer.position(now)
         changes.extend(self.mixer.take_changes())
+        b = self.decks["b"]
         b_on = self._deck_b_on()
-        pose_b = self.deck_b.play.pose(now, dt) if self.deck_b is not None else None
-        if self.deck_b is not None:
-            changes.extend(self._on_deck("b", self.deck_b.play.take_changes()))
+        pose_b = b.deck.play.pose(now, dt) if b.deck is not None else None
+        if b.deck is not None:
+            changes.extend(self._on_deck("b", b.deck.play.take_changes()))
         with torch.inference_mode():
             if held is not None:
                 framed = held  # commands still apply; the picture waits for release
             else:
-                framed_a = None
-                if not b_on or x < 1.0:
-                    latent_image = None
-                    if self.reactor.needs_latent_image(now):
-                        if self.deck.space.name == "z":  # mirror pulls z toward the encoded input
-                            z = self.reactor.latent(shown.to(self.device), now, seq, incoming)
-                            pose = replace(pose, latent=z)
-                        latent_image = self.deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
-                        latent_image = self._crossfade(latent_image, now, dt, compose, aspect)
-                    image = self.reactor.image(latent_image, now, seq, incoming, compose)
-                    framed_a = self._dim("a", fill_canvas(image, width, height, fill))
-                framed_b = self._render_b(pose_b, width, height) if b_on and x > 0.0 else None
+                a = self.decks["a"]
+                framed_a = (
+                    self._framed(a, pose, *inputs["a"], now, dt, (width, height))
+                    if not b_on or x < 1.0
+                    else None
+                )
+                self._rendering = "b"  # a device error from here on is deck b's
+                framed_b = (
+                    self._framed(b, pose_b, *inputs["b"], now, dt, (width, height))
+                    if b_on and x > 0.0
+                    else None
+                )
+                self._rendering = "a"
                 framed = self._mix(framed_a, framed_b, x)
                 self._held = framed
             grade = self.master.grade(now)
@@ -581,7 +545,7 @@ class Engine:
             applied_at=applied_at,
             latent=shown,
             input_at=incoming.arrived_at
-            if incoming is not None and self.reaction.weight(now) > 0
+            if (incoming := inputs["a"][1]) is not None and self.reaction.weight(now) > 0
             else None,
         )
         self._frame_ms = (
@@ -605,23 +569,50 @@ class Engine:
         """Whether deck b has anything to show: a model, or a live video source."""
         return self.deck_b is not None or self.deck_b_inputs.source is not None
 
-    def _render_b(self, pose: Pose | None, width: int, height: int) -> torch.Tensor | None:
-        """Deck b's picture framed for the canvas, through its fader; None: nothing yet."""
-        if self.deck_b_inputs.source is not None:  # a video source: the frame, fitted
-            _, incoming = self.deck_b_inputs.frames.latest()
-            if incoming is None:
+    def _framed(
+        self,
+        channel: Channel,
+        pose: Pose | None,
+        seq: int,
+        incoming: InputFrame | None,
+        now: float,
+        dt: float,
+        canvas: tuple[int, int],
+    ) -> torch.Tensor | None:
+        """A deck's picture framed for the canvas, through its reaction and its fader, on the
+        mixing device; None while it has nothing to show."""
+        width, height = canvas
+        if channel.video.source is not None:  # a video source: the frame, fitted
+            _, frame = channel.video.frames.latest()
+            if frame is None:
                 return None
-            image = _video_tensor(incoming, self.device)
-            framed = fill_canvas(image, width, height, "fit")
-        elif self.deck_b is not None and pose is not None:
-            deck = self.deck_b
-            fill = effective_fill(self.fill, deck.module)
-            aspect = width / height if fill == "native" else 1.0
-            image = deck.render(pose, deck.model.resolution, aspect)
-            framed = fill_canvas(image, width, height, fill)
-        else:
+            framed = fill_canvas(_video_tensor(frame, self.device), width, height, "fit")
+            return self._dim(channel.name, framed)
+        deck = channel.deck
+        if deck is None or pose is None:
             return None
-        return self._dim("b", framed)
+        reaction, reactor = channel.reaction, channel.reactor
+        # The network paints the canvas's shape (`native`) unless a reaction's
+        # square picture shows: then that frame is framed as FALLBACK is.
+        fill = effective_fill(self.fill, deck.module)
+        if fill == "native" and reaction.weight(now) > 0.0:
+            fill = FALLBACK
+        aspect = width / height if fill == "native" else 1.0
+        # Compose (blend, react, smooth) at the generator's own size; the frame is
+        # scaled to the canvas once, inside the colour conversion.
+        compose = max(deck.model.resolution, reactor.image_resolution(now))
+        latent_image = None
+        if reactor.needs_latent_image(now):
+            if deck.space.name == "z":  # mirror pulls z toward the encoded input
+                z = reactor.latent(pose.latent.to(deck.device), now, seq, incoming)
+                pose = replace(pose, latent=z)
+            latent_image = deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
+            latent_image = self._crossfade(channel, latent_image, now, dt, compose, aspect)
+        image = reactor.image(latent_image, now, seq, incoming, compose)
+        framed = fill_canvas(image, width, height, fill)
+        if framed.device != self.device:  # a deck on its own device: the one copy to the mix
+            framed = framed.to(self.device)
+        return self._dim(channel.name, framed)
 
     def _dim(self, deck: str, framed: torch.Tensor) -> torch.Tensor:
         """A deck's picture through its fader, into that deck's reused buffer."""
@@ -643,15 +634,21 @@ class Engine:
         return mix(a, b, x, self.mixer.curve, self.mixer.mode, self._mix_work)
 
     def _crossfade(
-        self, image: torch.Tensor, now: float, dt: float, size: int, aspect: float = 1.0
+        self,
+        channel: Channel,
+        image: torch.Tensor,
+        now: float,
+        dt: float,
+        size: int,
+        aspect: float = 1.0,
     ) -> torch.Tensor:
         """During a model switch, blend the outgoing model's picture into the new one."""
-        fading = self._fading
+        fading = channel.fading
         if fading is None:
             return image
-        t = (now - self._fade_started) / self.MODEL_FADE_SECONDS
+        t = (now - channel.fade_started) / self.MODEL_FADE_SECONDS
         if t >= 1.0:
-            self._fading = None
+            channel.fading = None
             return image
         paints = effective_fill("native", fading.module) == "native"
         old = fading.render(fading.play.pose(now, dt), size, aspect if paints else 1.0)
@@ -734,7 +731,7 @@ class Engine:
         if self.deck.play.handles(command):
             return self.deck.play.query(address).args[0]
         if command.name.startswith(("/bend/", "/blend/")):
-            return self._bend_query(self.deck, command)[0]
+            return self.bending.query(self.deck, command)[0]
         return self._query(command.name, now)[0]
 
     def _set_quietly(self, address: str, value: object, now: float) -> None:
@@ -776,8 +773,8 @@ class Engine:
         if self._patch_dirty and self.hooks.on_patch is not None:
             self._patch_dirty = False
             self.hooks.on_patch(self.patch.commands())
-        if self._presets_dirty and self.hooks.on_presets is not None:
-            self._presets_dirty = False
+        if self.preset_control.dirty and self.hooks.on_presets is not None:
+            self.preset_control.dirty = False
             self.hooks.on_presets(self.presets.to_json())
         if self._show_dirty and now - self._show_saved >= self.SHOW_SAVE_SECONDS:
             self._save_show(now)
@@ -786,19 +783,8 @@ class Engine:
         self._show_dirty = False
         self._show_saved = now
         if self.hooks.on_show is not None:
-            self.snapshots.update(self.bank_snapshots())  # deck b's keyframes too
+            self.snapshots.update(self.deck_snapshots())  # deck b's keyframes too
             self.hooks.on_show(dict(self.snapshots), self._show_settings(now))
-
-    def bank_snapshots(self) -> dict[str, dict[str, Any]]:
-        """Every deck's show entry by its model's name (render thread: the journal's).
-
-        Deck a's wins where both decks play one model, as in the show file.
-        """
-        snapshots = {}
-        if self.deck_b is not None:
-            snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
-        snapshots[self.deck.model.name] = self._snapshot(self.deck)
-        return snapshots
 
     def _show_settings(self, now: float) -> dict[str, list[object]]:
         """The show-wide settings as address -> args: the models, the master grade, the mixer."""
@@ -825,7 +811,7 @@ class Engine:
         for batch in coalesce([batch for batch, _ in drained]):
             for command in batch:  # a performer's own value ends a recall's glide to it
                 if not command.query:
-                    self._morphs.pop(command.address, None)
+                    self.preset_control.morphs.pop(command.address, None)
             changes.extend(self._apply_batch(batch, now))
         if self.hooks.on_applied is not None:
             # On disk before the frame renders, so before any answer goes out.
@@ -857,101 +843,12 @@ class Engine:
                 changes.append(error(command, str(exc)))
         return changes
 
-    # -- presets (render thread) ----------------------------------------------
-
     def _answer(self, address: str, now: float) -> tuple[object, ...] | None:
         """The "?" answer of a concrete address, through the same path as any query."""
         for change in self._apply_batch([parse(address, ["?"])], now):
             if change.address == address:
                 return change.args
         return None
-
-    def _positions(self, now: float) -> dict[str, Position]:
-        """Every deck's latent position, as a preset keeps it."""
-        deck = self.deck
-        values = tuple(float(v) for v in deck.play.position(now).tolist())
-        return {"a": Position(model=deck.model.name, space=deck.space.name, values=values)}
-
-    def _preset(self, command: Command, now: float) -> list[Change]:
-        """/preset/*: store, recall, delete, list."""
-        if command.query:  # /preset/list
-            return [Change(command.address, self.presets.names(), command.origin)]
-        name = str(command.args[0])
-        try:
-            if command.name == "/preset/store":
-                check_name(name)
-                answer = lambda address: self._answer(address, now)  # noqa: E731
-                preset = capture(answer, self.patch.commands(), self._positions(now))
-                self.presets.store(name, preset)
-            elif command.name == "/preset/delete":
-                self.presets.delete(name)
-            else:
-                seconds = float(command.args[1]) if len(command.args) > 1 else 0.0  # type: ignore[arg-type]
-                return self._recall(self.presets.get(name), now, seconds)
-        except PresetError as exc:
-            return [error(command, str(exc))]
-        self._presets_dirty = True
-        self._show_dirty = True
-        return [Change("/preset/list", self.presets.names())]
-
-    def _recall(self, preset: Preset, now: float, seconds: float) -> list[Change]:
-        """Cut every stored value in as one batch; glide the faders and the position."""
-        batch: list[Command] = [parse(CLEAR_PATCH, [])]
-        morphs: list[FaderMorph] = []
-        for address, args in preset.commands:
-            if seconds > 0.0 and morphable(address):
-                current = self._answer(address, now)
-                if current:
-                    start, end = float(current[0]), float(args[0])  # type: ignore[arg-type]
-                    morphs.append(FaderMorph(address, start, end, now, seconds))
-                    continue
-            batch.append(parse(address, list(args)))
-        self._patch_dirty = True
-        changes = []
-        for change in self._apply_batch(batch, now):
-            if change.address == ERROR_ADDRESS:
-                # A value this model cannot take (style mixing kept from a StyleGAN,
-                # now on a DCGAN): skipped, the rest of the preset still lands.
-                logger.info("preset value skipped: %s: %s", *change.args)
-            else:
-                changes.append(change)
-        for morph in morphs:
-            self._morphs[morph.address] = morph
-        position = preset.positions.get("a")
-        deck = self.deck
-        if position is not None and (position.model, position.space) == (
-            deck.model.name,
-            deck.space.name,
-        ):
-            deck.play.glide_to(torch.tensor(position.values), now, seconds)
-        return changes
-
-    def _advance_morphs(self, now: float) -> list[Change]:
-        """Move every gliding fader one frame on; a finished one lands on its value."""
-        if not self._morphs:
-            return []
-        batch = [parse(m.address, [m.value(now)]) for m in self._morphs.values()]
-        self._morphs = {a: m for a, m in self._morphs.items() if not m.done(now)}
-        return [c for c in self._apply_batch(batch, now) if c.address != ERROR_ADDRESS]
-
-    def _take_presets(self) -> list[Change]:
-        """Store the presets imported since the last frame."""
-        with self._incoming_lock:
-            imports, self._preset_imports = self._preset_imports, []
-        changes: list[Change] = []
-        for name, preset in imports:
-            if not name:
-                self.presets = PresetBank()
-                self._presets_dirty = True
-                continue
-            try:
-                self.presets.store(name, preset)
-            except PresetError as exc:
-                changes.append(Change(ERROR_ADDRESS, ("/preset/import", str(exc))))
-                continue
-            self._presets_dirty = True
-            changes.append(Change("/preset/list", self.presets.names()))
-        return changes
 
     # -- engine commands (render thread) -------------------------------------
 
@@ -971,10 +868,20 @@ class Engine:
         if owner == "master":
             return self.master.apply(command, now)
         if owner == "preset":
-            return self._preset(command, now)
+            answer = self.preset_control.apply(command, now)
+            if self.preset_control.dirty:  # stored or deleted: the show keeps the bank
+                self._show_dirty = True
+            recalled = not any(c.address == ERROR_ADDRESS for c in answer)
+            if command.name == "/preset/recall" and recalled:
+                self._patch_dirty = True  # a recall replaces the routes and triggers
+            return answer
         if name.startswith(("/bend/", "/blend/")):
             deck = self._deck_of(command)
-            return self._bend(deck, command) if deck is not None else [error(command, "no deck")]
+            return (
+                self.bending.apply(deck, command)
+                if deck is not None
+                else [error(command, "no deck")]
+            )
         if owner == "mixer":
             if command.name == "/source":
                 return [
@@ -985,32 +892,14 @@ class Engine:
             if not command.query:
                 self._patch_dirty = True
             return self.patch.apply(command, self._source_values(now) if command.query else None)
+        if name.startswith("/react/"):
+            return self._react(self.decks["a"], command, now)
         if command.query and name == "/keyframe/{n}/thumb":
             version = self.thumbs.version(command.index())
             return [Change(command.address, (version,), command.origin)]
         if command.query:
             return [Change(command.address, self._query(name, now), command.origin)]
-        if name == "/react/trigger":
-            why = self.reactor.available(self.reaction.mode)
-            if why is not None:
-                return [error(command, why)]
-            seconds = float(command.args[0]) if command.args else 0.0  # type: ignore[arg-type]
-            self.reaction.trigger(now, seconds or None)
-            return []  # _reaction_changes reports it
-        if name == "/react/stop":
-            self.reaction.stop(now)
-            return []
-        if name == "/react/mode":
-            self.reaction.set_mode(str(command.args[0]))
-        elif name == "/react/mix":
-            self.reaction.mix = float(command.args[0])  # type: ignore[arg-type]
-        elif name == "/react/smoothing":
-            self.reaction.smoothing = float(command.args[0])  # type: ignore[arg-type]
-        elif name == "/react/inject":
-            self.reaction.inject = float(command.args[0])  # type: ignore[arg-type]
-        elif name == "/react/source":
-            return self._source(command)
-        elif name == "/model/load":
+        if name == "/model/load":
             return self._load_model(command)
         elif name == "/canvas/fill":
             self.fill = str(command.args[0])
@@ -1020,7 +909,7 @@ class Engine:
         return [Change(command.address, self._query(name, now))]
 
     def _deck_b_command(self, command: Command, now: float) -> list[Change]:
-        """A command for deck b: its model, its latent state, its fader, its video source."""
+        """A command for deck b: its model, latent state, bends, reaction, fader, video."""
         name = command.name
         if name == "/dim":
             return self.mixer.apply(command, now)
@@ -1035,14 +924,18 @@ class Engine:
                 loaded = self.deck_b.model.name if self.deck_b is not None else "none"
                 return [Change(command.address, (loaded,), command.origin)]
             return self._load_model(command)
+        if name.startswith("/react/"):
+            return self._react(self.decks["b"], command, now)
         deck = self.deck_b
         if deck is not None and deck.play.handles(command):
             return self._on_deck("b", deck.play.apply(command, now))
         if deck is not None and name.startswith(("/bend/", "/blend/")):
-            return self._on_deck("b", self._bend(deck, command))
-        if deck is None and REGISTRY[name].owner == "play":
+            return self._on_deck("b", self.bending.apply(deck, command))
+        if deck is None and (
+            REGISTRY[name].owner == "play" or name.startswith(("/bend/", "/blend/"))
+        ):
             return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
-        return [error(command, f"{name} is not available on deck b yet (deck a only)")]
+        return [error(command, f"{name} is not a command deck b takes")]
 
     def _on_deck(self, deck: str, changes: list[Change]) -> list[Change]:
         """A deck's feedback under its own addresses: /latent/seed -> /deck/b/latent/seed."""
@@ -1074,18 +967,8 @@ class Engine:
         return []
 
     def _query(self, name: str, now: float) -> tuple[object, ...]:
-        if name == "/react/mode":
-            return (self.reaction.mode,)
-        if name == "/react/mix":
-            return (self.reaction.mix,)
-        if name == "/react/smoothing":
-            return (self.reaction.smoothing,)
-        if name == "/react/inject":
-            return (self.reaction.inject,)
-        if name == "/react/source":
-            return (self.inputs.source or "none",)
-        if name == "/react/state":
-            return self._react_state(now)
+        if name.startswith("/react/"):
+            return self.decks["a"].react_query(name, now)
         if name == "/model/load":
             return (self.deck.model.name,)
         if name == "/canvas/fill":
@@ -1098,33 +981,37 @@ class Engine:
             return self._progress
         return ()
 
-    def _react_state(self, now: float) -> tuple[object, ...]:
-        return (
-            int(self.reaction.active),
-            round(self.reaction.level(now), 3),
-            self.reaction.reason or "",
-        )
+    def _react(self, channel: Channel, command: Command, now: float) -> list[Change]:
+        """/react/* on a deck: its input opens here (io work); the rest is the deck's."""
+        if command.name == "/react/source" and not command.query:
+            return self._react_source(channel, command)
+        return channel.react(command, now)
 
-    def _reaction_changes(self, now: float) -> list[Change]:
-        """Report the reaction starting or ending (by command, timer or a lost source)."""
-        state = self._react_state(now)
-        if state[0] == self._reaction_state[0] and state[2] == self._reaction_state[2]:
-            return []
-        self._reaction_state = state
-        return [Change("/react/state", state)]
-
-    def _source(self, command: Command) -> list[Change]:
+    def _react_source(self, channel: Channel, command: Command) -> list[Change]:
+        """A deck's reaction input: deck a's from the media folder or the camera page."""
         spec = str(command.args[0])
+        hub = channel.inputs
         if spec == "none":
-            self.inputs.stop()
+            hub.stop()
             return [Change(command.address, ("none",))]
         if spec == "camera":
+            if channel.name != "a":
+                return [
+                    error(
+                        command,
+                        "the camera page and WHIP feed deck a's reaction (/react/source camera); "
+                        "deck b's takes file:NAME, v4l2:/dev/videoN or ndi:NAME",
+                    )
+                ]
             # The /camera page connects by itself; make room for it.
-            self.inputs.stop()
+            hub.stop()
             return [Change(command.address, ("camera",))]
 
         def open_it() -> None:
-            why = self.hooks.open_source(spec)
+            if channel.name == "a":
+                why = self.hooks.open_source(spec)
+            else:
+                why = self.hooks.open_deck_source(spec, hub)
             change = error(command, why) if why else Change(command.address, (spec,))
             self.report([change])
 
@@ -1133,19 +1020,21 @@ class Engine:
 
     def _load_model(self, command: Command) -> list[Change]:
         name = str(command.args[0])
-        playing = self.deck if command.deck == "a" else self.deck_b
+        channel = self.decks[command.deck]
+        playing = channel.deck
         if playing is not None and name == playing.model.name:
             return [Change(command.address, (name,))]
         try:  # a name, or a path (admin only: the edges refuse it from anyone else)
             path = self.catalog.resolve(name)
         except ModelNotFound as exc:
             return [error(command, f"{exc} (see GET /api/models)")]
-        if self._loading is not None:
-            return [error(command, f"still loading {self._loading}; try again in a moment")]
-        self._loading = name
+        if channel.loading is not None:
+            return [error(command, f"still loading {channel.loading}; try again in a moment")]
+        channel.loading = name
+        channel.recall = None  # a recall waiting for another model: this load replaces it
 
         def load() -> None:
-            # Whatever goes wrong, the load ends with an answer and clears `_loading`:
+            # Whatever goes wrong, the load ends with an answer and clears its deck's `loading`:
             # a file the checks did not foresee must not wedge /model/load.
             try:
                 model = self.catalog.load(path, device="cpu")
@@ -1161,9 +1050,9 @@ class Engine:
                 logger.exception("/model/load %s raised", name)
                 self._load_failed(command, name, f"{path.name}: cannot be loaded: {exc!r}"[:300])
                 return
-            no_room = memory_check(model, self.device, self.faults)
+            no_room = memory_check(model, channel.device, self.faults)
             if no_room is not None:  # refused before a byte moves: the playing model goes on
-                self._loading = None
+                channel.loading = None
                 logger.warning("/model/load %s refused: %s", name, no_room)
                 self.report([error(command, no_room)])
                 return
@@ -1174,7 +1063,7 @@ class Engine:
 
     def _load_failed(self, command: Command, name: str, message: str) -> None:
         """A model load that ended without a model: say why, and take loads again (io thread)."""
-        self._loading = None
+        self.decks[command.deck].loading = None
         logger.warning("/model/load %s failed: %s", name, message)
         self.report([error(command, message)])
 
@@ -1182,9 +1071,8 @@ class Engine:
         with self._incoming_lock:
             incoming, self._incoming = self._incoming, []
             imported, self._imported = self._imported, None
-            blends, self._blend_incoming = self._blend_incoming, []
         changes: list[Change] = []
-        changes.extend(self._take_blends(blends))
+        changes.extend(self.bending.take([c.deck for c in self.decks.values() if c.deck]))
         if imported is not None:
             self.snapshots = imported
             self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
@@ -1196,227 +1084,48 @@ class Engine:
                     logger.warning("imported show: %s unusable: %s", self.deck.model.name, exc)
                 changes.extend(self.deck.play.state())
         for model, command in incoming:
-            self._loading = None  # the load has ended, whatever follows
+            channel = self.decks[command.deck if command is not None else "a"]
+            channel.loading = None  # the load has ended, whatever follows
             try:
-                deck = self._deck(model, now)
+                deck = self._deck(model, now, channel.device)
             except Exception as exc:  # noqa: BLE001 - the playing model goes on
                 logger.warning("%s cannot be played: %s", model.name, exc)
                 if command is not None:
                     changes.append(error(command, str(exc) or type(exc).__name__))
                 continue
-            if command is not None and command.deck == "b":  # deck b cuts to its new model
-                if self.deck_b is not None:
-                    self.snapshots[self.deck_b.model.name] = self._snapshot(self.deck_b)
-                self.deck_b = deck
-                changes.append(Change(command.address, (model.name,)))
-                changes.extend(self._on_deck("b", deck.play.state()))
-                continue
-            # Keep the outgoing model's keyframes (and bends) for when it comes back.
-            self.snapshots[self.deck.model.name] = self._snapshot(self.deck)
-            self._fading, self.deck = self.deck, deck
-            self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
+            outgoing = channel.deck
+            if outgoing is not None:  # its keyframes (and bends) kept for when it comes back
+                self.snapshots[outgoing.model.name] = outgoing.snapshot()
+            # The outgoing model fades out over MODEL_FADE_SECONDS, on either deck.
+            channel.fading, channel.deck = outgoing, deck
+            channel.fade_started = now
+            if channel.name == "a":
+                self._thumbs_due = dict.fromkeys(range(1, KEYFRAMES + 1), False)
             try:
-                self.reactor.fit_generator(model)
+                channel.reactor.fit_generator(model)
             except Exception:  # mirror stays off for this model; the switch goes on
                 logger.exception("%s: cannot check the encoder against it", model.name)
-            self._fade_started = now
-            changes.append(Change("/model/load", (model.name,)))
-            changes.extend(deck.play.state())
+            loaded = [Change("/model/load", (model.name,)), *deck.play.state()]
+            changes.extend(self._on_deck(channel.name, loaded))
+            recall, channel.recall = channel.recall, None
+            if recall is not None and recall.model == model.name:  # a preset's values for it
+                changes.extend(self.preset_control.land(channel, recall, now))
         return changes
 
-    # -- network bending and model blending (render thread) ------------------------------
+    # -- decks (render thread) ----------------------------------------------------------
 
     def _deck_of(self, command: Command) -> Deck | None:
         """The deck a command addresses; None for deck b while nothing is loaded there."""
-        return self.deck if command.deck == "a" else self.deck_b
-
-    def _snapshot(self, deck: Deck) -> dict[str, Any]:
-        """A deck's show entry: the play state's, with its bends among the settings."""
-        snapshot = deck.play.snapshot()
-        settings: dict[str, object] = dict(snapshot.get("settings") or {})  # type: ignore[call-overload]
-        snapshot["settings"] = settings
-        for (layer, cluster), ops in deck.bends.items():
-            where = f"/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
-            for op, values in ops.items():
-                settings[f"{where}/{op}"] = list(values)
-        return snapshot
-
-    def _bend(self, deck: Deck, command: Command) -> list[Change]:
-        """Apply or answer a /bend or /blend command on a deck."""
-        name = command.name
-        if name.startswith("/blend/"):
-            return self._blend(deck, command)
-        if deck.bender is None:
-            deck.bender = Bender(deck.module)
-        layers = len(deck.bender.layers)
-        if name == "/bend/reset":
-            deck.bends.clear()
-            deck.bender.clear()
-            return [Change(command.address, ())]
-        layer = command.index("layer")
-        if layer > layers:
-            return [error(command, f"layer {layer}: {deck.model.name} has layers 1..{layers}")]
-        if command.query:
-            return [Change(command.address, self._bend_query(deck, command), command.origin)]
-        cluster = command.path.get("k", 0)
-        if cluster:
-            clusters = self._clusters_for(deck, command)
-            if clusters is None:
-                return []  # submitted again once the clusters are computed
-            count = len(clusters.of(layer))
-            if cluster > count:
-                return [error(command, f"cluster {cluster}: layer {layer} has clusters 1..{count}")]
-        op = name.rsplit("/", 1)[1]
-        values = tuple(float(v) for v in command.args)  # type: ignore[arg-type]
-        target = deck.bends.setdefault((layer, cluster), {})
-        if values == IDENTITY[op]:
-            target.pop(op, None)  # at rest: no operator at all
-            if not target:
-                del deck.bends[(layer, cluster)]
-        else:
-            target[op] = values
-        found = self._clusters.get((deck.digest or "", self.config.seed))
-        deck.bender.set(deck.bends, found.of if found is not None else None)
-        return [Change(command.address, values)]
-
-    def _bend_query(self, deck: Deck, command: Command) -> tuple[object, ...]:
-        """The current value of a /bend or /blend address."""
-        name = command.name
-        if name.startswith("/blend/"):
-            blend = deck.blend
-            if name == "/blend/model":
-                return (blend.name if blend is not None else "",)
-            layer = MAPPING if name == "/blend/mapping" else command.index("n")
-            return (blend.amounts.get(layer, 0.0) if blend is not None else 0.0,)
-        op = name.rsplit("/", 1)[1]
-        ops = deck.bends.get((command.index("layer"), command.path.get("k", 0)), {})
-        values = ops.get(op, IDENTITY[op])
-        return tuple(int(v) for v in values) if op == "flip" else values
-
-    def _clusters_for(self, deck: Deck, command: Command) -> Clusters | None:
-        """The deck's channel clusters, or None while they are computed (off this thread)."""
-        if deck.digest is None:
-            deck.digest = digest_state(deck.module)
-        key = (deck.digest, self.config.seed)
-        found = self._clusters.get(key)
-        if found is not None:
-            return found
-        waiting = self._clustering.get(key)
-        if waiting is not None:
-            waiting.append(command)
-            return None
-        self._clustering[key] = [command]
-        # A copy without hooks: the render thread keeps playing (and bending) the original.
-        twin = copy.deepcopy(deck.module).float()
-        for _, layer in Bender(twin).layers:
-            layer._forward_hooks.clear()
-        device, seed = deck.device, self.config.seed
-
-        def compute() -> None:
-            try:
-                clusters = compute_clusters(twin, k=BEND_CLUSTERS, seed=seed, device=device)
-            except Exception as exc:  # said to whoever asked; rendering goes on
-                logger.exception("clusters of %s failed", deck.model.name)
-                with self._incoming_lock:
-                    waited = self._clustering.pop(key, [])
-                self.report([error(c, f"cannot compute clusters: {exc}") for c in waited])
-                return
-            with self._incoming_lock:
-                self._clusters[key] = clusters
-                waited = self._clustering.pop(key, [])
-            self.submit(waited)  # applied now that the clusters exist
-
-        logger.info("computing channel clusters of %s (seed %d)", deck.model.name, seed)
-        self.start_io(compute)
-        return None
-
-    def _blend(self, deck: Deck, command: Command) -> list[Change]:
-        name = command.name
-        if command.query:
-            return [Change(command.address, self._bend_query(deck, command), command.origin)]
-        if name == "/blend/reset":
-            if deck.blend is not None:
-                deck.blend.restore()
-                deck.blend = None
-            return [Change(command.address, ())]
-        if name == "/blend/model":
-            return self._blend_model(deck, command)
-        blend = deck.blend
-        if blend is None:
-            return [error(command, "no blend partner: send /blend/model NAME first")]
-        amount = float(command.args[-1])  # type: ignore[arg-type]
-        if name == "/blend/mapping":
-            if not hasattr(blend.module, "mapping"):
-                return [error(command, f"{deck.model.name} has no mapping network")]
-            blend.set(MAPPING, amount)
-        elif name == "/blend/layers":
-            for layer in group_layers(blend.layers)[str(command.args[0])]:
-                blend.set(layer, amount)
-        else:
-            layer = command.index("n")
-            if layer > blend.layers:
-                return [
-                    error(command, f"layer {layer}: {deck.model.name} has layers 1..{blend.layers}")
-                ]
-            blend.set(layer, amount)
-        blend.apply()
-        return [Change(command.address, command.args)]
-
-    def _blend_model(self, deck: Deck, command: Command) -> list[Change]:
-        partner = str(command.args[0])
-        if not partner:
-            return self._blend(deck, replace(command, name="/blend/reset", address="/blend/reset"))
-        try:
-            path = self.catalog.resolve(partner)
-        except ModelNotFound as exc:
-            return [error(command, f"{exc} (see GET /api/models)")]
-
-        def load() -> None:
-            why: str | None = None
-            blend: Blend | None = None
-            try:
-                other = self.catalog.load(path, device="cpu")
-                why = mismatch(
-                    deck.module,
-                    other.module,
-                    arch=(deck.model.arch, other.arch),
-                    resolution=(deck.model.resolution, other.resolution),
-                )
-                if why is None:
-                    blend = Blend(deck.module, other.module, other.name)
-            except Exception as exc:  # noqa: BLE001 - any failure is the sender's answer
-                why = f"{path.name}: cannot be loaded: {exc}"[:300]
-            if why is not None:
-                why = f"{partner} cannot be blended with {deck.model.name}: {why}"
-            with self._incoming_lock:
-                self._blend_incoming.append((deck, blend, command, why))
-
-        self.start_io(load)
-        return []
-
-    def _take_blends(
-        self, blends: list[tuple[Deck, Blend | None, Command, str | None]]
-    ) -> list[Change]:
-        """Partners loaded off the render thread: the deck blends toward them from now."""
-        changes: list[Change] = []
-        for deck, blend, command, why in blends:
-            if why is not None or blend is None:
-                changes.append(error(command, why or "no partner"))
-                continue
-            if deck is not self.deck:  # the model changed meanwhile
-                changes.append(error(command, f"{deck.model.name} is no longer playing"))
-                continue
-            if deck.blend is not None:
-                deck.blend.restore()
-            deck.blend = blend
-            blend.apply()
-            changes.append(Change(command.address, (blend.name,)))
-        return changes
+        return self.decks[command.deck].deck
 
     def _fall_back(self, exc: BaseException) -> None:
-        """After a device error: the deck to its last good path (server.gpu_guard)."""
-        deck = self.deck
-        self._fading = None  # the outgoing model shares the device: let it go
+        """After a device error: the deck that was rendering to its last good path
+        (server.gpu_guard); deck a when the error came after the decks (the mix)."""
+        channel, self._rendering = self.decks[self._rendering], "a"
+        deck = channel.deck
+        if deck is None:
+            return
+        channel.fading = None  # the outgoing model shares the device: let it go
         self._held = None
         found = fall_back(deck.model, deck.module, deck.device, deck.path, deck.half, str(exc))
         if found is None:
@@ -1429,11 +1138,19 @@ class Engine:
         )
         if found.reloaded or isinstance(deck.space, ZSpace):
             deck.space = deck.play.space = space_for(deck.model, found.module)
-        if found.device.type == "cpu" and self.device.type != "cpu":
-            self.device = found.device  # later loads too: the GPU is not trusted until restart
-            self._native = True
-            torch.set_num_threads(cpu_threads(self.config.threads))
-        self.report([Change(ERROR_ADDRESS, ("/render", deck.path.notes[-1]))])
+        if found.device.type == "cpu" and channel.device.type != "cpu":
+            if channel.device != self.device:  # a deck on a device of its own leaves it alone
+                channel.device = found.device
+            else:
+                # Later loads too: the GPU is not trusted until restart (either deck's).
+                for each in self.decks.values():
+                    if each.device == self.device:
+                        each.device = found.device
+                self.device = found.device
+                self._native = True
+                torch.set_num_threads(cpu_threads(self.config.threads))
+        note = deck.path.notes[-1] if channel.name == "a" else f"deck b: {deck.path.notes[-1]}"
+        self.report([Change(ERROR_ADDRESS, ("/render", note))])
 
     def _report(self, exc: BaseException) -> None:
         self.errors += 1
@@ -1449,20 +1166,6 @@ class Engine:
                 exc_info=exc,
             )
         self._last_error = message
-
-
-def _split_engine_settings(
-    saved: dict[str, Any],
-) -> tuple[dict[str, Any], list[Command]]:
-    """A show entry without the engine's settings (bends), and those as commands."""
-    settings = saved.get("settings")
-    if not isinstance(settings, dict):
-        return saved, []
-    mine = {a: v for a, v in settings.items() if lookup(a)[0].persist == "engine"}
-    if not mine:
-        return saved, []
-    rest = {a: v for a, v in settings.items() if a not in mine}
-    return {**saved, "settings": rest}, [parse(a, v) for a, v in mine.items()]
 
 
 def _video_tensor(frame: InputFrame, device: torch.device) -> torch.Tensor:

@@ -238,7 +238,7 @@ async def running(
             on_presets=saver.save_presets_threadsafe,
             open_source=open_source,
             on_applied=lambda index, now, batches: journal.append(
-                index, now, batches, engine.bank_snapshots, engine.presets.to_json
+                index, now, batches, engine.deck_snapshots, engine.presets.to_json
             ),
             open_deck_source=open_deck_source,
         ),

@@ -10,7 +10,7 @@ latent position, which no single command sets.
 Recalling cuts the stored values in as one batch, between two frames, and
 morphs what can morph over `seconds`: the latent position, and every
 continuous fader (a coalescing command with one ranged number). This module
-is pure data and checks; the engine captures and applies (server/engine.py).
+is pure data and checks; server/preset_control.py captures and applies.
 """
 
 from __future__ import annotations

@@ -81,11 +81,14 @@ def osc_markdown() -> str:
         "",
     ]
     lines += [
-        "Two decks, a and b, each with its own model and latent state, meet in the",
-        "mixer (`/mix/*`). **Every command marked *deck* also exists under `/deck/a`",
+        "Two decks, a and b, each with its own model, latent state and reaction, meet in",
+        "the mixer (`/mix/*`). **Every command marked *deck* also exists under `/deck/a`",
         "and `/deck/b`**: `/deck/b/model/load NAME`, `/deck/b/keyframe/3/jump`,",
-        "`/deck/b/dim 0.5`. The bare address drives deck a. An unknown deck",
-        "(`/deck/c/...`) or a deck form of a command that is not a deck's is refused.",
+        "`/deck/b/react/trigger`, `/deck/b/dim 0.5`. The bare address drives deck a.",
+        "Deck b's reaction takes its own input (`/deck/b/react/source file:NAME`,",
+        "`v4l2:/dev/videoN` or `ndi:NAME`); the camera page and WHIP feed deck a's.",
+        "An unknown deck (`/deck/c/...`) or a deck form of a command that is not a",
+        "deck's is refused.",
         "",
     ]
     sections: dict[str, list[CommandSpec]] = {}

@@ -8,11 +8,12 @@ the encoder, blend, feed back, smooth.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from models.checkpoint import CheckpointError, LoadedModel, check_encoder_pair
 from models.framing import frame_tensor, trained_fit
@@ -34,8 +35,28 @@ def input_tensor(incoming: InputFrame, *, size: int, fit: str, device: torch.dev
     return frame_tensor(frame, size=size, fit=fit, device=device)
 
 
+def resident(module: nn.Module, device: torch.device, *, shared: bool) -> nn.Module:
+    """`module` for inference on `device`: moved there, or, when another deck's reactor
+    already holds it (`shared`) on another device, a copy of its own."""
+    found = next(module.parameters(), None)
+    if not shared or found is None or _same_device(found.device, device):
+        return module.to(device).eval()
+    return copy.deepcopy(module).to(device).eval()
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    if a.type != b.type:
+        return False
+    if a.type != "cuda":
+        return True
+    current = torch.cuda.current_device()
+    return (a.index if a.index is not None else current) == (
+        b.index if b.index is not None else current
+    )
+
+
 class Reactor:
-    """Pix2pix, mirror and feedback for one engine; used only on the render thread."""
+    """Pix2pix, mirror and feedback for one deck; used only on the render thread."""
 
     def __init__(
         self,
@@ -46,18 +67,22 @@ class Reactor:
         encoder: LoadedModel | None,
         feedback: LoadedModel | None = None,
         mirror_smoothing: float = 0.85,
+        shared: bool = False,
     ) -> None:
+        """`shared`: another deck's reactor holds the same reaction models (read only)."""
         self.reaction = reaction
         self.device = device
         self.pix2pix = pix2pix
         self.encoder = encoder
         self.mirror_smoothing = mirror_smoothing
-        self._pix2pix = pix2pix.module.to(device).eval() if pix2pix else None
-        self._encoder = encoder.module.to(device).eval() if encoder else None
+        self._pix2pix = resident(pix2pix.module, device, shared=shared) if pix2pix else None
+        self._encoder = resident(encoder.module, device, shared=shared) if encoder else None
         self._encoder_model = encoder  # kept while another generator plays
         # Feedback runs its own next-frame model where there is one, else pix2pix.
         self.feedback = feedback or pix2pix
-        self._feedback_module = feedback.module.to(device).eval() if feedback else self._pix2pix
+        self._feedback_module = (
+            resident(feedback.module, device, shared=shared) if feedback else self._pix2pix
+        )
         self._mirror_z: Tensor | None = None
         self._feedback: Tensor | None = None
         self._previous: Tensor | None = None

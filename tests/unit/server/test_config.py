@@ -33,6 +33,7 @@ ice_servers = ["stun:stun.example.org:3478"]
 [render]
 fps = 24
 device = "cuda:1"
+device_b = "cuda:0"
 size = 0
 [stream]
 codec = "h264"
@@ -43,7 +44,7 @@ bitrate_kbps = 12000
     assert config.server.port == 9999
     assert config.server.ice_servers == ("stun:stun.example.org:3478",)
     assert config.render.fps == 24.0 and isinstance(config.render.fps, float)
-    assert config.render.device == "cuda:1"
+    assert config.render.device == "cuda:1" and config.render.device_b == "cuda:0"
     assert config.render.size == 0
     assert config.stream.codec == "h264"
     assert config.limits == Config().limits
@@ -57,6 +58,8 @@ bitrate_kbps = 12000
         ("[render]\nfps = nan", ["render.fps", "finite"]),
         ("[render]\nsize = 33", ["render.size", "33", "even"]),
         ("[render]\ndevice = 'gpu'", ["render.device", "'gpu'", "cuda:N"]),
+        ("[render]\ndevice_b = 'cuda1'", ["render.device_b", "'cuda1'", "cuda:N"]),
+        ("[render]\ndevice_b = 'cuda:-1'", ["render.device_b", "'cuda:-1'", '""']),
         ("[server]\nport = 70000", ["server.port", "70000", "0..65535"]),
         ("[server]\nport = true", ["server.port", "True", "whole number"]),
         ("[server]\nice_servers = ['http://x']", ["server.ice_servers", "stun:"]),

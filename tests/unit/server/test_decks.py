@@ -160,3 +160,67 @@ def test_bad_input_is_refused_before_it_reaches_the_engine(
 ) -> None:
     with pytest.raises(CommandError):
         parse(address, args)
+
+
+def test_deck_b_crossfades_to_a_new_model_exactly_as_deck_a_does() -> None:
+    heard: list[Change] = []
+    times = [0.0, 0.1, 0.35, 0.6, 0.85, 1.1, 1.3]
+    switch_at = 0.1
+    on_a = engine(tiny_model(seed=1))
+    on_b = with_deck_b(engine(tiny_model(seed=0), heard), tiny_model(seed=1))
+    on_b.submit([parse("/mix/crossfade", [1.0])])
+    got_a, got_b = [], []
+    for i, t in enumerate(times):
+        if t == switch_at:  # the same switch, on deck a alone and on deck b alone
+            on_a.offer_model(tiny_model(seed=2), parse("/model/load", ["tiny"]))
+            on_b.offer_model(tiny_model(seed=2), parse("/deck/b/model/load", ["tiny"]))
+        dt = t - times[i - 1] if i else 0.0
+        got_a.append(on_a.render_at(t, dt).yuv)
+        got_b.append(on_b.render_at(t, dt).yuv)
+    old = frames(engine(tiny_model(seed=1)), times, {})
+    for t, a, b, before in zip(times, got_a, got_b, old, strict=True):
+        assert np.array_equal(a, b), t
+        if switch_at < t < switch_at + Engine.MODEL_FADE_SECONDS:
+            assert not np.array_equal(b, before), t  # the fade has begun: not a hold
+    assert on_b.decks["b"].fading is None  # the fade is over: the new model alone
+    assert not np.array_equal(got_b[-1], old[-1])
+    assert Change("/deck/b/model/load", ("tiny",)) in heard
+    assert Change("/model/load", ("tiny",)) not in heard
+
+
+def test_deck_b_plays_on_the_device_render_device_b_names() -> None:
+    # One device on this machine: the CPU, named for deck b as a second GPU would be.
+    on_cpu = Engine(
+        model=tiny_model(seed=0),
+        config=RenderConfig(size=64, fps=FPS, device_b="cpu"),
+        device=CPU,
+        tempo=TempoClock(bpm=120.0),
+    )
+    with_deck_b(on_cpu, tiny_model(seed=1))
+    got = frames(on_cpu, TIMES[:3], {0.0: [("/mix/crossfade", [1.0])]})
+    alone = frames(engine(tiny_model(seed=1)), TIMES[:3], {})
+    assert all(np.array_equal(g, a) for g, a in zip(got, alone, strict=True))
+    assert on_cpu.deck_b is not None and on_cpu.deck_b.device == CPU
+    status = on_cpu.stats()
+    assert status["deck_b_device"] == "cpu" and status["deck_b_device_note"] is None
+
+
+def test_a_named_device_that_is_absent_falls_back_to_the_main_one_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if torch.cuda.device_count() > 1:
+        pytest.skip("this machine has a second GPU: cuda:1 is there")
+    e = Engine(
+        model=tiny_model(seed=0),
+        config=RenderConfig(size=64, fps=FPS, device_b="cuda:1"),
+        device=CPU,
+        tempo=TempoClock(bpm=120.0),
+    )
+    note = e.stats()["deck_b_device_note"]
+    assert "render.device_b" in note and "'cuda:1'" in note and "deck b plays on cpu" in note
+    assert note in caplog.text
+    assert e.decks["b"].device == CPU
+    with_deck_b(e, tiny_model(seed=1))  # the show goes on: deck b loads and plays
+    got = frames(e, TIMES[:2], {0.0: [("/mix/crossfade", [1.0])]})
+    alone = frames(engine(tiny_model(seed=1)), TIMES[:2], {})
+    assert all(np.array_equal(g, a) for g, a in zip(got, alone, strict=True))

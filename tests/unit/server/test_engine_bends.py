@@ -122,7 +122,7 @@ def test_blending_toward_a_partner_and_back(tmp_path: Path) -> None:
 def test_bends_are_kept_in_the_show_and_come_back(tmp_path: Path) -> None:
     engine, _ = _engine(tmp_path)
     _send(engine, "/bend/2/rotate", 30.0)
-    snapshot = engine._snapshot(engine.deck)
+    snapshot = engine.deck.snapshot()
     assert snapshot["settings"]["/bend/2/rotate"] == [30.0]
     again = Engine(
         model=tiny_model(),

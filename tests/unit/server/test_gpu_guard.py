@@ -234,3 +234,30 @@ def test_device_errors_are_told_from_other_errors() -> None:
     assert is_device_error(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate"))
     assert not is_device_error(RuntimeError("shape mismatch"))
     assert not is_device_error(ValueError("CUDA error"))  # not raised by a device
+
+
+def test_a_device_error_on_deck_b_falls_back_deck_b_and_leaves_deck_a_alone() -> None:
+    heard: list[Change] = []
+    # Past the start's keyframe thumbnails (deck a's, one a frame, 16), so the error
+    # strikes a forward of deck b, the only deck rendering at crossfade 1.
+    faults = Faults.parse("device-error-after:40")
+    engine = Engine(
+        model=tiny_model(),
+        config=RenderConfig(size=32, fps=100, threads=1),
+        device=CPU,
+        faults=faults,
+        hooks=EngineHooks(on_changes=heard.extend),
+    )
+    engine.set_deck_b(flagged_stylegan(), 0.0)
+    assert engine.deck_b is not None and engine.deck_b.path.describe() == "fp16 x2+channels-last"
+    path_a = engine.deck.path.describe()
+    engine.submit([parse("/mix/crossfade", [1.0])])
+    with engine:
+        wait_for(lambda: engine.errors >= 1)
+        seen = engine.frames.latest()[0]
+        wait_for(lambda: engine.frames.latest()[0] > seen + 5)
+    assert engine.deck_b.path.describe() == "fp32"
+    assert "device error on fp16 x2+channels-last" in engine.deck_b.path.notes[-1]
+    assert engine.deck.path.describe() == path_a  # deck a was not the one that failed
+    fallbacks = [c for c in heard if c.address == ERROR_ADDRESS and c.args[0] == "/render"]
+    assert len(fallbacks) == 1 and str(fallbacks[0].args[1]).startswith("deck b: ")

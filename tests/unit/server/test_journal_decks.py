@@ -25,7 +25,7 @@ def journaled(path: Path, recovery: journal.Recovery, show: dict[str, dict]) -> 
     engines: list[Engine] = []
     hooks = EngineHooks(
         on_applied=lambda index, now, batches: log.append(
-            index, now, batches, engines[0].bank_snapshots, engines[0].presets.to_json
+            index, now, batches, engines[0].deck_snapshots, engines[0].presets.to_json
         )
     )
     recovery.apply_presets(show)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import LoadedModel
+from models.catalog import Catalog
+from models.checkpoint import LoadedModel, save_checkpoint
 from server import showfile
 from server.commands import ERROR_ADDRESS, REGISTRY, Change, lookup, parse, split_deck
 from server.config import RenderConfig
@@ -42,10 +43,8 @@ NOT_WALKED = {
     "models, and clusters are computed off the render thread (test_engine_bends.py)",
 }
 WALKED_BENDS = re.compile(r"/bend/1/[a-z]+")
-# Deck b's own values, each with why it is left out of the walk.
-NOT_ON_DECK_B = {
-    "/react/": "reactions play on deck a only so far (deck b answers /error for them)",
-}
+# Deck b's own values, each with why it is left out of the walk (none: deck b is a full deck).
+NOT_ON_DECK_B: dict[str, str] = {}
 
 
 def _bare(address: str) -> str:
@@ -84,6 +83,13 @@ class Rig:
         # Deck b plays its own copy of the model: a preset keeps both decks' values.
         self.engine.set_deck_b(copy.deepcopy(model), 0.0)
         self.now = 0.0
+
+    @classmethod
+    def on(cls, engine: Engine, changes: list[Change]) -> Rig:
+        """The same stepping and reading on an engine built by the test."""
+        rig = cls.__new__(cls)
+        rig.engine, rig.changes, rig.now = engine, changes, 0.0
+        return rig
 
     def send(self, batch: Sequence[tuple[str, Sequence[object]]], seconds: float = 5.0) -> None:
         """Submit one batch, render a frame, then let time pass (quantized jumps land)."""
@@ -310,3 +316,82 @@ def test_a_corrupt_preset_is_refused(data: object, why: str) -> None:
 def test_a_show_file_with_a_bad_preset_name_is_refused() -> None:
     with pytest.raises(showfile.ShowFileError, match="preset name"):
         showfile.validate({"version": showfile.VERSION, "presets": {"bad name": {}}})
+
+
+def _model_files(folder: Path) -> Catalog:
+    """Models alpha and beta: two tiny DCGAN files in the test's own models folder."""
+    for name, seed in (("alpha", 1), ("beta", 2)):
+        model = tiny_model(seed=seed)
+        save_checkpoint(
+            folder / f"{name}.safetensors",
+            arch="dcgan",
+            config=model.module.config,
+            weights=model.module,
+            training={},
+        )
+    return Catalog(user_dir=folder)
+
+
+def test_a_recall_that_loads_a_model_lands_each_decks_values_on_that_model(
+    tmp_path: Path,
+) -> None:
+    catalog = _model_files(tmp_path)
+    changes: list[Change] = []
+    engine = Engine(
+        model=catalog.load(catalog.resolve("alpha"), device="cpu"),
+        config=RenderConfig(size=32),
+        device=torch.device("cpu"),
+        catalog=catalog,
+        hooks=EngineHooks(on_changes=changes.extend),
+    )
+    engine.start_io = lambda work: work()  # a load runs inline; it lands the frame after
+    rig = Rig.on(engine, changes)
+    both = [("/model/load", ["beta"]), ("/deck/b/model/load", ["beta"])]
+    rig.send(both)
+    assert (engine.model.name, engine.deck_b and engine.deck_b.model.name) == ("beta", "beta")
+    stored = {
+        "/latent/wander": (0,),
+        "/latent/seed": (11,),
+        "/latent/truncation": (0.5,),
+        "/deck/b/latent/wander": (0,),
+        "/deck/b/latent/seed": (22,),
+        "/deck/b/latent/truncation": (0.75,),
+    }
+    rig.send([(a, list(v)) for a, v in stored.items()])
+    positions = (engine.deck.play.position(rig.now), engine.decks["b"].deck.play.position(rig.now))  # type: ignore[union-attr]
+    rig.send([("/preset/store", ["on-beta"])])
+    # Beta's values change, and beta's show entry keeps the changed ones; then alpha plays.
+    rig.send([(a, [33 if "seed" in a else 1.5 if "truncation" in a else 0]) for a in stored])
+    rig.send([("/model/load", ["alpha"]), ("/deck/b/model/load", ["alpha"])])
+    assert engine.model.name == "alpha"
+    rig.send([("/preset/recall", ["on-beta"])])
+    assert rig.errors() == set()
+    assert (engine.model.name, engine.deck_b and engine.deck_b.model.name) == ("beta", "beta")
+    assert rig.values(list(stored)) == stored  # on beta, not lost on alpha
+    assert torch.equal(engine.deck.play.position(rig.now), positions[0])
+    assert torch.equal(engine.decks["b"].deck.play.position(rig.now), positions[1])  # type: ignore[union-attr]
+    assert engine.decks["a"].recall is None and engine.decks["b"].recall is None
+
+
+def test_a_recall_whose_model_cannot_load_lands_its_values_on_the_playing_model(
+    tmp_path: Path,
+) -> None:
+    catalog = _model_files(tmp_path)
+    changes: list[Change] = []
+    engine = Engine(
+        model=catalog.load(catalog.resolve("alpha"), device="cpu"),
+        config=RenderConfig(size=32),
+        device=torch.device("cpu"),
+        catalog=catalog,
+        hooks=EngineHooks(on_changes=changes.extend),
+    )
+    engine.start_io = lambda work: work()
+    rig = Rig.on(engine, changes)
+    rig.send([("/model/load", ["beta"])])
+    rig.send([("/latent/wander", [0]), ("/latent/seed", [11])])
+    rig.send([("/preset/store", ["on-beta"])])
+    rig.send([("/model/load", ["alpha"])])
+    (tmp_path / "beta.safetensors").unlink()  # gone: the recall's load cannot begin
+    rig.send([("/latent/seed", [5]), ("/preset/recall", ["on-beta"])])
+    assert engine.model.name == "alpha" and engine.decks["a"].recall is None
+    assert rig.values(["/latent/seed"]) == {"/latent/seed": (11,)}
