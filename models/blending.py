@@ -112,6 +112,15 @@ class Blend:
         }
         self.amounts: dict[int, float] = {}  # layer (0: mapping) -> 0..1
 
+    def rebase(self) -> None:
+        """Take A's tensors again from the module as it is now (another blend just restored).
+
+        A Blend built while another was applied read A's tensors part-blended (and
+        on another thread than the one writing them): this reads the originals back.
+        """
+        live = self.module.state_dict()
+        self._a = {key: live[key].detach().clone() for key in self._layers}
+
     def set(self, layer: int, amount: float) -> None:
         """One layer's amount (0: A, 1: B); MAPPING for the mapping network."""
         if not 0 <= layer <= self.layers:

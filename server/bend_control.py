@@ -10,11 +10,19 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import replace
 
-from models.bending import IDENTITY, Bender, Clusters, compute_clusters, digest_state
+from models.bending import (
+    IDENTITY,
+    Bender,
+    Clusters,
+    compute_clusters,
+    digest_state,
+    synthesis_layers,
+    unwrap,
+)
 from models.blending import MAPPING, Blend, group_layers, mismatch
 from models.catalog import Catalog, ModelNotFound
 from server.command_queue import Batch
-from server.commands import BEND_CLUSTERS, Change, Command, error
+from server.commands import BEND_CLUSTERS, Change, Command, CommandError, error
 from server.deck import Deck
 
 logger = logging.getLogger(__name__)
@@ -44,6 +52,10 @@ class BendControl:
         self._clusters: dict[tuple[str, int], Clusters] = {}
         self._clustering: dict[tuple[str, int], list[Command]] = {}
         self._incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
+        # Per deck (by identity) whose partner is loading: the amounts sent meanwhile (a
+        # preset recall sends /blend/model and its amounts in one batch), applied on arrival.
+        self._waiting: dict[int, list[Command]] = {}
+        self._loads: dict[int, int] = {}  # per deck: partner loads in flight
 
     def apply(self, deck: Deck, command: Command) -> list[Change]:
         """Apply or answer a /bend or /blend command on a deck."""
@@ -90,7 +102,14 @@ class BendControl:
             blend = deck.blend
             if name == "/blend/model":
                 return (blend.name if blend is not None else "",)
+            # A layer this model lacks has no value (nor does a preset keep one for it).
+            module = unwrap(deck.module)
+            if name == "/blend/mapping" and not hasattr(module, "mapping"):
+                raise CommandError(f"{deck.model.name} has no mapping network")
             layer = MAPPING if name == "/blend/mapping" else command.index("n")
+            layers = blend.layers if blend is not None else len(synthesis_layers(module))
+            if layer > layers:
+                raise CommandError(f"layer {layer}: {deck.model.name} has layers 1..{layers}")
             return (blend.amounts.get(layer, 0.0) if blend is not None else 0.0,)
         op = name.rsplit("/", 1)[1]
         ops = deck.bends.get((command.index("layer"), command.path.get("k", 0)), {})
@@ -145,6 +164,10 @@ class BendControl:
             return [Change(command.address, ())]
         if name == "/blend/model":
             return self._blend_model(deck, command)
+        waiting = self._waiting.get(id(deck))
+        if waiting is not None:  # its partner is on the way: the amount lands with it
+            waiting.append(command)
+            return []
         blend = deck.blend
         if blend is None:
             return [error(command, "no blend partner: send /blend/model NAME first")]
@@ -170,6 +193,8 @@ class BendControl:
         partner = str(command.args[0])
         if not partner:
             return self._blend(deck, replace(command, name="/blend/reset", address="/blend/reset"))
+        if deck.blend is not None and deck.blend.name == partner and id(deck) not in self._waiting:
+            return [Change(command.address, (partner,))]  # already the partner: amounts kept
         try:
             path = self._catalog.resolve(partner)
         except ModelNotFound as exc:
@@ -195,6 +220,8 @@ class BendControl:
             with self._lock:
                 self._incoming.append((deck, blend, command, why))
 
+        self._waiting.setdefault(id(deck), [])
+        self._loads[id(deck)] = self._loads.get(id(deck), 0) + 1
         self._run_io(load)
         return []
 
@@ -204,15 +231,25 @@ class BendControl:
             blends, self._incoming = self._incoming, []
         changes: list[Change] = []
         for deck, blend, command, why in blends:
+            self._loads[id(deck)] -= 1
+            # The amounts wait for the last partner sent: a second /blend/model in flight
+            # would replace this one and start from 0 again.
+            last = self._loads[id(deck)] == 0
+            if last:
+                del self._loads[id(deck)]
+            waited = self._waiting.pop(id(deck), []) if last else []
+            if why is None and all(deck is not other for other in playing):
+                why = f"{deck.model.name} is no longer playing"  # the model changed meanwhile
             if why is not None or blend is None:
                 changes.append(error(command, why or "no partner"))
-                continue
-            if all(deck is not other for other in playing):  # the model changed meanwhile
-                changes.append(error(command, f"{deck.model.name} is no longer playing"))
+                changes.extend(error(c, f"no blend partner: {why}") for c in waited)
                 continue
             if deck.blend is not None:
                 deck.blend.restore()
+                blend.rebase()  # it read A's tensors with the old blend in them
             deck.blend = blend
             blend.apply()
             changes.append(Change(command.address, (blend.name,)))
+            for amount in waited:
+                changes.extend(self._blend(deck, amount))
         return changes

@@ -131,3 +131,27 @@ def test_bends_are_kept_in_the_show_and_come_back(tmp_path: Path) -> None:
         snapshots={"tiny": snapshot},
     )
     assert again.deck.bends == {(2, 0): {"rotate": (30.0,)}}
+
+
+def test_a_preset_brings_back_the_blend_partner_and_its_amounts(tmp_path: Path) -> None:
+    _save(tmp_path, "partner")
+    _save(tmp_path, "other", seed=3)
+    engine, changes = _engine(tmp_path)
+    _send(engine, "/latent/wander", 0)
+    _send(engine, "/blend/model", "partner")
+    engine.render_once()
+    blended = _send(engine, "/blend/layers", "fine", 0.75)
+    _send(engine, "/preset/store", "toon")
+    _send(engine, "/blend/model", "other")  # another partner, amounts back at 0
+    engine.render_once()
+    assert not np.array_equal(engine.render_once().yuv, blended)
+    # The recall sends the partner and its amounts in one batch: the amounts wait for it.
+    _send(engine, "/preset/recall", "toon")
+    engine.render_once()
+    assert np.array_equal(engine.render_once().yuv, blended)
+    engine.submit([parse("/blend/model", ["?"])])
+    engine.render_once()
+    assert Change("/blend/model", ("partner",)) in changes
+    assert _errors(changes) == []
+    # The same recall again keeps the partner that is there: no reload, the same picture.
+    assert np.array_equal(_send(engine, "/preset/recall", "toon"), blended)
