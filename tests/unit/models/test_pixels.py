@@ -148,3 +148,13 @@ def test_at_the_pictures_own_size_nothing_is_scaled() -> None:
     image = smooth_picture(32, 32)
     assert torch.equal(to_yuv420(image), scale_planes_torch(to_yuv(image), 32, 32))
     assert torch.equal(to_yuv420(image, 32), to_yuv420(image))
+
+
+def test_a_picture_on_another_device_is_converted_and_scaled_there() -> None:
+    # The GPU path, checked on a CPU-only machine with torch's `meta` device (shapes,
+    # no data): conversion and scaling stay on the picture's device, and what comes
+    # back is the one uint8 frame to copy (libswscale would need its data on the CPU).
+    picture = torch.zeros(1, 3, 128, 224, device="meta")
+    frame = to_yuv420(picture, (1920, 1080))
+    assert frame.device.type == "meta"
+    assert frame.shape == (1080 * 3 // 2, 1920) and frame.dtype == torch.uint8
