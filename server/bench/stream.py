@@ -1,11 +1,15 @@
 """`ganvj bench stream`: generator-only fps against fps delivered over WebRTC, and
 server CPU per second for encode-once against one encoder per viewer.
 
-With canvas sizes (`--sizes 1920x1080 3840x1080`): for each, the generator
-painting that canvas (`native`) against the frames a viewer gets, the
-encoder's ms/frame for every encoder and thread count this machine has, and
-the server's CPU with one viewer against four, with the encodes counted (four
-viewers of the one stream must cost no more encodes than one).
+With canvas sizes (`--sizes 1920x1080 3840x1080`): for each, every stage of
+one frame on one thread (generator, fill, RGB->YUV, the scaling by libswscale
+and by torch's bicubic with their PSNR, the copy, each encode; wall and CPU
+ms), the generator painting that canvas (`native`) against the frames a
+viewer gets, the encoder's ms/frame for every encoder and thread count this
+machine has, and the server's CPU with one viewer against four for each
+codec (`--codecs`), with the encodes counted (four viewers of the one stream
+must cost no more encodes than one) and the CPU per frame of the render
+thread, the encoder and the event loop.
 
 Everything runs side by side in one invocation on this machine. The server is
 a real `ganvj serve` subprocess; the viewers are real aiortc peers in this
