@@ -1,19 +1,25 @@
 """Generator output to pixels, on the generator's device: one resize, one uint8 conversion.
 
 The live engine and the offline renderer both make their frames here, so a
-render at the live size is the live frame: resize, RGB -> YUV 4:2:0 (BT.601
-limited range, what VP8 and H.264 expect), uint8. On CUDA all of it runs on
-the GPU and one small array is copied back per frame. (NVIDIA's own rounding,
-for parity with gen_images.py, is models.sampling.nvidia_uint8.)
+render at the live size is the live frame: RGB -> YUV (BT.601 limited range,
+what VP8 and H.264 expect) at the generator's own size, then the planes
+scaled to the frame, yuv420p uint8. On CUDA all of it runs on the GPU and one
+uint8 frame is copied back. On the CPU the scaling is libswscale's bicubic
+through PyAV (SIMD on uint8): a 128 x 224 picture to 1920 x 1080 in about
+1 ms on one core, where torch's float bicubic and the rounding of the big
+planes took 65 ms (server/bench/stream.py's stage table). (NVIDIA's own
+rounding, for parity with gen_images.py, is models.sampling.nvidia_uint8.)
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
+from av.video.reformatter import Interpolation
 from torch import Tensor
 
 
@@ -39,6 +45,9 @@ _RGB_TO_YUV = torch.tensor(
     ]
 )
 _YUV_OFFSET = torch.tensor([16.0, 128.0, 128.0])
+# libswscale's kernel for the CPU scaling: bicubic, as torch's on the GPU path.
+# ACCURATE_RND leaves the SIMD path (about 10x slower) for no visible gain.
+SWSCALE = Interpolation.BICUBIC
 
 
 def resize(image: Tensor, size: int | tuple[int, int]) -> Tensor:
@@ -91,8 +100,11 @@ def to_yuv420(
 
     Colour conversion is linear, so it runs at the generator's own size and
     only then are the planes scaled: Y to the frame, U and V straight to half
-    of it. For a 128 px model shown at 512 px that is a fraction of converting
-    at 512 px. The master grade (`grade`) is applied there too, on the same device.
+    of it. For a 128 px model shown at 1080p that is a fraction of converting
+    at 1080p. The master grade (`grade`) is applied there too, on the same
+    device. At the picture's own size nothing is scaled (the chroma halved);
+    otherwise a CPU picture is scaled by libswscale (`scale_planes_swscale`),
+    any other device's by torch on that device (`scale_planes_torch`).
     """
     _, _, height, width = image.shape
     if size is None:
@@ -103,15 +115,47 @@ def to_yuv420(
         out_w, out_h = size
     if out_w % 2 or out_h % 2:
         raise ValueError(f"yuv420p needs even sides, got {out_w}x{out_h}")
-    rgb = to_255(image)  # (1, 3, H, W) 0..255
+    yuv = to_yuv(image, grade)  # (1, 3, H, W) at the picture's size
+    if (out_w, out_h) != (width, height) and yuv.device.type == "cpu":
+        return scale_planes_swscale(yuv, out_w, out_h)
+    return scale_planes_torch(yuv, out_w, out_h)
+
+
+def to_yuv(image: Tensor, grade: Grade | None = None) -> Tensor:
+    """(B, 3, H, W) in [-1, 1] -> float YUV (BT.601 limited range, 0..255 scale), graded."""
+    rgb = to_255(image)  # (B, 3, H, W) 0..255
     if grade is not None and not grade.is_identity:
         rgb = apply_grade(rgb, grade)
     matrix = _RGB_TO_YUV.to(rgb.device)
     offset = _YUV_OFFSET.to(rgb.device)
-    yuv = torch.einsum("ij,bjhw->bihw", matrix, rgb) + offset[None, :, None, None]
-    luma = resize(yuv[:, :1], (out_h, out_w))  # (1, 1, h, w)
-    # Chroma straight to half size (averaging 2x2 blocks when downscaling,
-    # as the encoder's own downsampler would).
-    chroma = resize(yuv[:, 1:], (out_h // 2, out_w // 2))  # (1, 2, h/2, w/2)
+    return torch.einsum("ij,bjhw->bihw", matrix, rgb) + offset[None, :, None, None]
+
+
+def scale_planes_torch(yuv: Tensor, width: int, height: int) -> Tensor:
+    """(1, 3, H, W) float YUV -> (height * 3 // 2, width) uint8 yuv420p, on yuv's device.
+
+    Y to the frame, U and V straight to half of it (averaging 2x2 blocks when
+    downscaling, as the encoder's own downsampler would), with `resize`'s
+    kernels; rounded once at the end. The GPU path, and every path at the
+    picture's own size.
+    """
+    luma = resize(yuv[:, :1], (height, width))  # (1, 1, h, w)
+    chroma = resize(yuv[:, 1:], (height // 2, width // 2))  # (1, 2, h/2, w/2)
     planes = torch.cat([luma.reshape(-1), chroma.reshape(-1)])  # Y, then U, then V
-    return planes.round().clamp(0, 255).to(torch.uint8).reshape(out_h * 3 // 2, out_w)
+    return planes.round().clamp(0, 255).to(torch.uint8).reshape(height * 3 // 2, width)
+
+
+def scale_planes_swscale(yuv: Tensor, width: int, height: int) -> Tensor:
+    """(1, 3, H, W) float YUV on the CPU -> (height * 3 // 2, width) uint8 yuv420p by libswscale.
+
+    Rounded to yuv444p at the picture's size, then one SIMD pass scales Y to
+    the frame and U, V to half of it (bicubic: SWSCALE; chroma sited at the
+    centre, as `scale_planes_torch`). One thread, and a frame of its own per
+    call: a VideoFrame's scaler belongs to one thread (FIELD-NOTES).
+    """
+    planes = yuv[0].round().clamp(0, 255).to(torch.uint8).numpy()  # (3, H, W) yuv444p
+    small = av.VideoFrame.from_ndarray(planes, format="yuv444p")
+    scaled = small.reformat(
+        width=width, height=height, format="yuv420p", interpolation=SWSCALE, threads=1
+    )
+    return torch.from_numpy(scaled.to_ndarray())  # (h * 3 // 2, w)

@@ -1,11 +1,15 @@
 """`ganvj bench stream`: generator-only fps against fps delivered over WebRTC, and
 server CPU per second for encode-once against one encoder per viewer.
 
-With canvas sizes (`--sizes 1920x1080 3840x1080`): for each, the generator
-painting that canvas (`native`) against the frames a viewer gets, the
-encoder's ms/frame for every encoder and thread count this machine has, and
-the server's CPU with one viewer against four, with the encodes counted (four
-viewers of the one stream must cost no more encodes than one).
+With canvas sizes (`--sizes 1920x1080 3840x1080`): for each, every stage of
+one frame on one thread (generator, fill, RGB->YUV, the scaling by libswscale
+and by torch's bicubic with their PSNR, the copy, each encode; wall and CPU
+ms), the generator painting that canvas (`native`) against the frames a
+viewer gets, the encoder's ms/frame for every encoder and thread count this
+machine has, and the server's CPU with one viewer against four for each
+codec (`--codecs`), with the encodes counted (four viewers of the one stream
+must cost no more encodes than one) and the CPU per frame of the render
+thread, the encoder and the event loop.
 
 Everything runs side by side in one invocation on this machine. The server is
 a real `ganvj serve` subprocess; the viewers are real aiortc peers in this
@@ -20,11 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import math
 import os
+import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +41,7 @@ from websockets.asyncio.client import connect
 from models.canvas import effective_fill, place
 from models.catalog import default_model_path, load_model
 from models.device import cpu_threads
-from models.pixels import to_yuv420
+from models.pixels import resize, scale_planes_swscale, scale_planes_torch, to_yuv, to_yuv420
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.bench.outputs import janus_rows, output_rows
 from server.bench.peers import connect_viewer
@@ -155,6 +162,157 @@ def canvas_frames(model_path: Path, size: tuple[int, int], count: int) -> list[n
     return frames
 
 
+def stage_times(
+    model_path: Path, size: tuple[int, int], frames: int = 30
+) -> tuple[dict[str, tuple[float, float]], float]:
+    """Median (wall ms, CPU ms) of each stage of one frame at `size`, and the scaling's PSNR.
+
+    Single-threaded (one torch thread, one call at a time), each stage timed on
+    the same frame before the next frame starts, so every stage sees the same
+    load. CPU time is the process's (an encoder's own threads included); on a
+    shared machine it is the steadier figure. PSNR: the CPU frame (libswscale)
+    against the same frame scaled by torch's bicubic (the GPU path, and every
+    path before), in dB, median over the frames.
+    """
+    import av
+
+    from server.media.stream import encoder_threads as auto_threads
+    from server.media.stream import open_codec
+
+    model = load_model(model_path, device="cpu")
+    torch.set_num_threads(1)
+    width, height = size
+    fill = effective_fill("native", model.module)
+    kwargs = {"aspect": width / height} if fill == "native" and width != height else {}
+    z_dim = model.z_dim or 1
+    a, b = torch.randn(1, z_dim), torch.randn(1, z_dim)
+    encoders = {
+        f"encode {CODEC_LABELS[codec]} x{threads}": open_codec(
+            codec, width=width, height=height, bitrate=6_000_000, fps=30.0, threads=threads
+        )
+        for codec in ("vp8", "h264")
+        for threads in sorted({1, auto_threads(0, width, height, codec=codec)})
+    }
+    times: dict[str, list[tuple[float, float]]] = {}
+    psnrs: list[float] = []
+
+    @contextlib.contextmanager
+    def stage(name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        yield
+        took = (1000 * (time.perf_counter() - wall), 1000 * (time.process_time() - cpu))
+        times.setdefault(name, []).append(took)
+
+    with torch.inference_mode():
+        for i in range(frames + 2):  # the first two warm up (allocations, encoder start)
+            if i == 2:
+                times.clear()
+                psnrs.clear()
+            z = torch.lerp(a, b, i / (frames + 2))
+            with stage("generator forward"):
+                image = model.module(z, **kwargs).float()
+            r = model.resolution  # the engine's compose size, then the fill
+            with stage("fill"):
+                composed = resize(image, (r, round(r * image.shape[-1] / image.shape[-2])))
+                framed = place(composed, width, height, fill)
+            with stage("RGB->YUV at the model's size"):
+                yuv = to_yuv(framed)
+            with stage("scale: libswscale (now)"):
+                fast = scale_planes_swscale(yuv, width, height)
+            with stage("scale: torch bicubic (before)"):
+                slow = scale_planes_torch(yuv, width, height)
+            psnrs.append(psnr(fast.numpy(), slow.numpy()))
+            planes = fast.numpy()
+            for name, context in encoders.items():
+                with stage("copy into av.VideoFrame"):
+                    video = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+                video.pts = i * 3000
+                with stage(name):
+                    context.encode(video)
+    medians = {
+        stage: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+        for stage, got in times.items()
+    }
+    return medians, statistics.median(psnrs)
+
+
+CODEC_LABELS = {"vp8": "libvpx", "h264": "libx264"}
+RENDER_STAGES = ("generator forward", "fill", "RGB->YUV at the model's size")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of two uint8 pictures, in dB (inf when equal)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10.0 * math.log10(255.0**2 / mse) if mse else math.inf
+
+
+def stage_lines(model_path: Path, size: tuple[int, int], frames: int = 30) -> list[str]:
+    """The stage table: each stage's median ms, then what the two threads need per frame."""
+    medians, db = stage_times(model_path, size, frames)
+    lines = [f"{'stage (one thread)':>34} {'wall ms':>8} {'CPU ms':>7}"]
+    lines += [f"{stage:>34} {wall:>8.2f} {cpu:>7.2f}" for stage, (wall, cpu) in medians.items()]
+    lines.append(f"libswscale's frame against torch's bicubic: {db:.1f} dB PSNR (median)")
+
+    def cpu(*stages: str) -> float:
+        return sum(medians[stage][1] for stage in stages)
+
+    render = {
+        "now": cpu(*RENDER_STAGES, "scale: libswscale (now)"),
+        "before": cpu(*RENDER_STAGES, "scale: torch bicubic (before)"),
+    }
+    lines.append(
+        f"render thread, CPU ms per frame: {render['now']:.1f} now, "
+        f"{render['before']:.1f} before (generator + fill + RGB->YUV + scale)"
+    )
+    for stage in (s for s in medians if s.startswith("encode ")):
+        encode = cpu("copy into av.VideoFrame", stage)
+        ceiling = 1000.0 / max(render["now"], encode)
+        lines.append(
+            f"encoder thread, {stage[7:]}: {encode:.1f} CPU ms per frame; with the render "
+            f"thread on one core and the encoder on the other: at most {ceiling:.0f} fps "
+            f"(before: {1000.0 / max(render['before'], encode):.0f})"
+        )
+    return lines
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """Each thread of a process: its name (comm) and user + system CPU seconds, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        threads[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    return threads
+
+
+def thread_shares(
+    pid: int, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds between two `thread_cpu` readings, by role.
+
+    The main thread runs the event loop (network, packetizing); threads named
+    ganvj-encode are the encoder's (FFmpeg's own threads inherit the name of
+    the thread that opens the codec); the busiest other thread is the render
+    thread (Python 3.11 names no thread in the OS, and the engine's is not
+    named); the rest is `other`.
+    """
+    spent = {
+        tid: seconds - before.get(tid, (name, 0.0))[1] for tid, (name, seconds) in after.items()
+    }
+    shares = {"event loop": spent.pop(pid, 0.0), "encoder": 0.0, "render": 0.0, "other": 0.0}
+    for tid in [t for t in spent if after[t][0].startswith("ganvj-encode")]:
+        shares["encoder"] += spent.pop(tid)
+    if spent:
+        busiest = max(spent, key=lambda t: spent[t])
+        shares["render"] = spent.pop(busiest)
+    shares["other"] = sum(spent.values())
+    return shares
+
+
 def encoder_rows(model_path: Path, size: tuple[int, int], frames: int = 60) -> list[str]:
     """ms/frame of each encoder this PyAV has (and opens), at 1, 2, .. cores threads."""
     import av
@@ -194,39 +352,60 @@ def encoder_rows(model_path: Path, size: tuple[int, int], frames: int = 60) -> l
 
 
 async def canvas_table(
-    model: Path, size: tuple[int, int], seconds: float, fps: float, viewer_counts: Sequence[int]
+    model: Path,
+    size: tuple[int, int],
+    seconds: float,
+    fps: float,
+    viewer_counts: Sequence[int],
+    codecs: Sequence[str] = ("vp8", "h264"),
 ) -> None:
-    """One canvas size: generator vs delivered, the encoders, CPU with 1 viewer against 4."""
+    """One canvas size: the stages, generator vs delivered, the encoders, CPU with 1 viewer
+    against 4, for each codec."""
     label = f"{size[0]}x{size[1]}"
-    gen = canvas_generator_fps(model, size, seconds / 2)
     print()
     print(f"== canvas {label} (native fill) ==")
+    print(f"each stage of one frame ({label}, 30 frames of a wander), median:")
+    for line in stage_lines(model, size):
+        print(line)
+    gen = canvas_generator_fps(model, size, seconds / 2)
     print(f"generator painting the canvas + conversion: {gen:7.1f} fps")
     print(f"{'encoder':>12} {'threads':>8} {'ms/frame':>10}   ({label}, 60 frames of a wander)")
     for line in encoder_rows(model, size):
         print(line)
     print(
         f"server at {fps:g} fps, encode once (stream.encoder auto): CPU seconds per second, "
-        "frames rendered / encoded / received per second, encodes counted"
+        "frames rendered / encoded / received per second, encodes counted; the render "
+        "thread's frame_ms (wall); CPU ms per encoded frame by thread; load average (1 min)"
     )
     print(
-        f"{'viewers':>8} {'cpu/s':>6} {'rendered':>9} {'encoded':>8} {'received':>9} "
-        f"{'encodes':>8} {'encoder':>16} {'ms/frame':>9}"
+        f"{'codec':>5} {'viewers':>7} {'cpu/s':>6} {'rendered':>9} {'encoded':>8} "
+        f"{'received':>9} {'encodes':>8} {'encoder':>16} {'ms/frame':>9} {'frame_ms':>9} "
+        f"{'render':>7} {'encoder':>8} {'loop':>6} {'other':>6} {'load':>5}"
     )
-    for count in viewer_counts:
-        row = await canvas_cpu(model, count, seconds, fps, label)
-        print(
-            f"{count:>8} {row['cpu']:>6.2f} {row['rendered']:>9.1f} {row['encoded']:>8.1f} "
-            f"{row['received']:>9.1f} {row['encodes']:>8d} {row['encoder']:>16} "
-            f"{row['encode_ms']:>9.2f}"
-        )
+    for codec in codecs:
+        for count in viewer_counts:
+            row = await canvas_cpu(model, count, seconds, fps, label, codec)
+            shares = row["shares"]
+            assert isinstance(shares, dict)
+            print(
+                f"{codec:>5} {count:>7} {row['cpu']:>6.2f} {row['rendered']:>9.1f} "
+                f"{row['encoded']:>8.1f} {row['received']:>9.1f} {row['encodes']:>8d} "
+                f"{row['encoder']:>16} {row['encode_ms']:>9.2f} {row['frame_ms']:>9.2f} "
+                + " ".join(
+                    f"{shares[k]:>{w}.1f}"
+                    for k, w in (("render", 7), ("encoder", 8), ("event loop", 6), ("other", 6))
+                )
+                + f" {row['load']:>5.1f}"
+            )
 
 
 async def canvas_cpu(
-    model: Path, viewers: int, seconds: float, fps: float, size: str
+    model: Path, viewers: int, seconds: float, fps: float, size: str, codec: str = "vp8"
 ) -> dict[str, object]:
     """Server CPU and the encoder's counts over `seconds` with `viewers` on one stream."""
-    server = ServerProcess(model=model, fps=fps, shared_encoder=True, size=size)
+    server = ServerProcess(
+        model=model, fps=fps, shared_encoder=True, size=size, tables={"stream": {"codec": codec}}
+    )
     peers = []
     try:
         for _ in range(viewers):
@@ -237,9 +416,11 @@ async def canvas_cpu(
         await asyncio.sleep(1.0)
         before = server.status()
         cpu0, t0 = server.cpu(), time.monotonic()
+        threads0 = thread_cpu(server.process.pid)
         counts0 = [p.count for p in peers]
         await asyncio.sleep(seconds)
         cpu1, t1 = server.cpu(), time.monotonic()
+        threads1 = thread_cpu(server.process.pid)
         after = server.status()
         received = [(p.count - c) / (t1 - t0) for p, c in zip(peers, counts0, strict=True)]
     finally:
@@ -256,6 +437,13 @@ async def canvas_cpu(
         "encodes": int(float(after["encodes"]) - float(before["encodes"])),
         "encoder": f"{after.get('encoder')} x{threads}",
         "encode_ms": float(after.get("encode_ms") or 0.0),
+        "frame_ms": float(after.get("frame_ms") or 0.0),
+        # CPU ms per encoded frame, by thread.
+        "shares": {
+            role: 1000.0 * spent / max(1.0, float(after["encodes"]) - float(before["encodes"]))
+            for role, spent in thread_shares(server.process.pid, threads0, threads1).items()
+        },
+        "load": os.getloadavg()[0],
     }
 
 
@@ -350,6 +538,7 @@ async def canvas_run(
     seconds: float,
     fps: float,
     viewer_counts: Sequence[int],
+    codecs: Sequence[str] = ("vp8", "h264"),
 ) -> None:
     """The canvas tables, one per size (`--sizes WxH ...`)."""
     loaded = load_model(model)
@@ -361,7 +550,7 @@ async def canvas_run(
     for size in sizes:
         if size == (0, 0):
             size = (loaded.resolution, loaded.resolution)
-        await canvas_table(model, size, seconds, fps, counts)
+        await canvas_table(model, size, seconds, fps, counts, codecs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -390,6 +579,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--janus-size", type=int, default=128, help="output size for that row")
     parser.add_argument(
+        "--codecs",
+        nargs="+",
+        choices=("vp8", "h264"),
+        default=["vp8", "h264"],
+        help="stream.codec of the canvas tables' server rows",
+    )
+    parser.add_argument(
         "--no-outputs", action="store_true", help="skip the NDI and recording cost row"
     )
     args = parser.parse_args(argv)
@@ -401,7 +597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(f"--sizes: {exc}")
     if any("x" in text.lower() for text in args.sizes):
-        asyncio.run(canvas_run(model.resolve(), sizes, args.seconds, args.fps, args.viewers))
+        asyncio.run(
+            canvas_run(model.resolve(), sizes, args.seconds, args.fps, args.viewers, args.codecs)
+        )
         return 0
     asyncio.run(
         run(

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import av
 import numpy as np
@@ -61,6 +62,17 @@ def encoder_threads(
     cores = cores if cores is not None else (os.cpu_count() or 1)
     spare = min(8, cores - 1)
     return max(2 if codec == "h264" else 1, spare)
+
+
+def name_os_thread(name: str) -> None:
+    """Give the calling thread `name` in the OS too (top -H, /proc/PID/task/TID/comm), on Linux.
+
+    Python 3.11 names its threads only for itself. FFmpeg's own threads, started
+    by a codec this thread opens, inherit the name, so a profiler (and `ganvj
+    bench stream`) tells the encoder's CPU from the render thread's.
+    """
+    with contextlib.suppress(OSError):  # no /proc (not Linux): nothing to name
+        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(name[:15])
 
 
 def hardware_available(codec: str) -> str | None:
@@ -272,6 +284,7 @@ class StreamEncoder:
         self.stop()
 
     def _run(self) -> None:
+        name_os_thread("ganvj-encode")
         seen = 0
         last_encode = 0.0
         while not self._stop.is_set():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -187,3 +188,31 @@ def test_software_encoder_threads_follow_the_frame_size_and_the_setting() -> Non
     )
     assert encoder.encode(wide, time.monotonic()) is not None
     assert (encoder.encoder_name, encoder.encoder_threads) == ("libvpx", 2)
+
+
+def os_thread_names() -> list[str]:
+    """The names the OS gives this process's threads (/proc/self/task/TID/comm)."""
+    tasks = Path("/proc/self/task")
+    return [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_the_encoder_thread_and_ffmpegs_threads_carry_its_name_in_the_os() -> None:
+    # top -H and `ganvj bench stream` tell the encoder's CPU from the render thread's.
+    slot: LatestSlot[Frame] = LatestSlot()
+    got: list[EncodedFrame] = []
+    config = StreamConfig(codec="h264", encoder="software", encoder_threads=2)
+    encoder = StreamEncoder(frames=slot, config=config, fps=30, on_encoded=got.append)
+    before = os_thread_names().count("ganvj-encode")
+    encoder.start()
+    try:
+        slot.put(frame(1, size=128))
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert got and encoder.encoder_threads == 2
+        # The thread itself and x264's two slice threads it started.
+        assert os_thread_names().count("ganvj-encode") - before >= 3
+    finally:
+        slot.close()
+        encoder.stop()
