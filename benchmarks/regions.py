@@ -93,7 +93,10 @@ def rows(model: LoadedModel, aspect: float, *, device: torch.device, rounds: int
     def separate(count: int) -> list[Tensor]:
         return [space.render(p, **aspect_kwargs(aspect)) for p in poses[:count]]
 
-    fns = [*together, *(partial(separate, k) for k in REGION_COUNTS[1:])]
+    fns: list[Callable[[], object]] = [
+        *together,
+        *(partial(separate, k) for k in REGION_COUNTS[1:]),
+    ]
     medians = interleaved(fns, rounds, device)
     one = medians[0]
     label = f"{model.name} ({model.arch}, {model.resolution} px)"

@@ -174,6 +174,11 @@ def _stylegan2(
     def weights(width: int) -> Tensor:
         return ramps(count, edge_centres(width, ws.device), ramp)
 
+    def conv(layer: stylegan2.SynthesisLayer, x: Tensor, w: Tensor, gain: float = 1.0) -> Tensor:
+        return _sg2_layer(
+            layer, x, w, weights, noise_mode=noise_mode, noise_strength=noise_strength, gain=gain
+        )
+
     x: Tensor | None = None
     img: Tensor | None = None
     w_idx = 0
@@ -181,24 +186,20 @@ def _stylegan2(
         block_ws = ws[:, w_idx : w_idx + block.num_conv + block.num_torgb]  # (K, n, w_dim)
         w_idx += block.num_conv
         layer_ws = iter(block_ws.unbind(dim=1))
-        noise = {"noise_mode": noise_mode, "noise_strength": noise_strength}
         if block.in_channels == 0:
             x = block.const.float()
             if aspect != 1.0:
                 x = widen(x, *wide_shape(4, 4, aspect))
-            x = _sg2_layer(block.conv1, x[None], next(layer_ws), weights, **noise)
+            x = conv(block.conv1, x[None], next(layer_ws))  # (1, O, 4, w0)
         else:
             assert x is not None
             if block.architecture == "resnet":
                 y = block.skip(x, gain=math.sqrt(0.5))
-                x = _sg2_layer(block.conv0, x, next(layer_ws), weights, **noise)
-                x = _sg2_layer(
-                    block.conv1, x, next(layer_ws), weights, gain=math.sqrt(0.5), **noise
-                )
-                x = y + x
+                x = conv(block.conv0, x, next(layer_ws))
+                x = y + conv(block.conv1, x, next(layer_ws), gain=math.sqrt(0.5))
             else:
-                x = _sg2_layer(block.conv0, x, next(layer_ws), weights, **noise)
-                x = _sg2_layer(block.conv1, x, next(layer_ws), weights, **noise)
+                x = conv(block.conv0, x, next(layer_ws))
+                x = conv(block.conv1, x, next(layer_ws))
         if img is not None:
             img = upsample2d(img, block.resample_filter)
         if block.is_last or block.architecture == "skip":
