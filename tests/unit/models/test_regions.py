@@ -184,3 +184,20 @@ def test_a_widened_first_map_is_what_the_dcgan_regions_blend() -> None:
         first = module.project(z.reshape(1, 16, 1, 1))
         ours = torch.tanh(module.to_rgb(module.blocks(widen(first, 4, 7))))
         assert torch.equal(ours, module(z, aspect=16 / 9))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_tall_canvas_splits_its_width_too(kind: str) -> None:
+    """9:16: the network widens the height; the regions still run left to right."""
+    space = space_of(kind)
+    a, b = two_poses(space)
+    with torch.no_grad():
+        picture = render_regions(space, [a, b], 9 / 16)
+        only_a, only_b = space.render(a, 9 / 16), space.render(b, 9 / 16)
+    assert picture.shape == only_a.shape and picture.shape[-2] > picture.shape[-1]
+    w = picture.shape[-1]
+    left, right = picture[..., : w // 4], picture[..., -(w // 4) :]
+    assert (left - only_a[..., : w // 4]).abs().mean() < (left - only_b[..., : w // 4]).abs().mean()
+    assert (right - only_b[..., -(w // 4) :]).abs().mean() < (
+        right - only_a[..., -(w // 4) :]
+    ).abs().mean()
