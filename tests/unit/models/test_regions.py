@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from models.checkpoint import LoadedModel
-from models.latent_space import LatentSpace, Pose, space_for
+from models.latent_space import LatentSpace, Pose, WSpace, space_for
 from models.nets.ops import widen
+from models.nets.stylegan2 import StyleGAN2Config, StyleGAN2Generator
 from models.regions import (
     MAX_REGIONS,
     RAMP,
@@ -22,6 +23,7 @@ from models.regions import (
     supports_regions,
 )
 from tests.conftest import tiny_model, tiny_pix2pix
+from tests.support.stylegan_weights import fill_weights
 from tests.support.tiny_stylegan import tiny_stylegan
 
 KINDS = ["dcgan", "stylegan2", "stylegan3"]
@@ -201,3 +203,29 @@ def test_a_tall_canvas_splits_its_width_too(kind: str) -> None:
     assert (right - only_b[..., -(w // 4) :]).abs().mean() < (
         right - only_a[..., -(w // 4) :]
     ).abs().mean()
+
+
+@pytest.mark.parametrize("architecture", ["orig", "skip", "resnet"])
+def test_every_stylegan2_architecture_takes_the_region_path(architecture: str) -> None:
+    """orig (ToRGB at the end only), skip and resnet (a skip conv per block), clamped."""
+    config = StyleGAN2Config(
+        z_dim=16,
+        w_dim=16,
+        img_resolution=32,
+        mapping_layers=2,
+        channel_base=256,
+        channel_max=16,
+        architecture=architecture,
+        conv_clamp=256,
+    )
+    module = StyleGAN2Generator(config=config)
+    module.load_state_dict(fill_weights(module, 0))
+    space = WSpace(module.eval(), resolution=32)
+    a, b = two_poses(space)
+    with torch.no_grad():
+        today = space.render(a, 16 / 9)
+        ws = torch.stack([space.broadcast(a)] * 2)
+        drawn = _stylegan2(space.synthesis, ws, 16 / 9, "const", 1.0, RAMP)
+        assert (drawn - today).abs().max() < 1e-5
+        two = render_regions(space, [a, b], 16 / 9)
+    assert two.shape == today.shape and not torch.equal(two, today)
