@@ -275,7 +275,7 @@ class WSpace(LatentSpace):
         ws = self.broadcast(pose)
         style = pose.style
         if self.transformable:
-            self._set_transform(style)
+            self.transform_to(style)
         return self.synthesis(
             ws[None],
             noise_mode=style.noise_mode,
@@ -283,7 +283,8 @@ class WSpace(LatentSpace):
             **aspect_kwargs(aspect),
         )  # (1, C, R, R)
 
-    def _set_transform(self, style: Style) -> None:
+    def transform_to(self, style: Style) -> None:
+        """Set the SG3 input transform of a style (uploaded only when it changed)."""
         key = (style.angle, style.translate[0], style.translate[1], style.zoom)
         if key == self._transform:
             return  # unchanged: no upload

@@ -1116,6 +1116,40 @@ COMMANDS = (
 )
 
 
+# -- Per-region latents on a wide canvas (issue 19; engine-applied by server/regions.py) --
+MAX_REGIONS = 4  # /canvas/region/1 .. /4, left to right (models.regions.MAX_REGIONS)
+_REGION_COMMANDS = (
+    CommandSpec(
+        "/canvas/regions",
+        "Regions across the canvas's width, each painting its own keyframe, joined by soft "
+        "edges (native fill only): 1 off",
+        (ArgSpec("count", "i", "1..4", 1, MAX_REGIONS),),
+        owner="engine",
+        persist="show",  # the canvas's layout: kept by the show, captured by presets
+    ),
+    CommandSpec(
+        "/canvas/region/{n}/keyframe",
+        "Region N (1 = leftmost) shows keyframe k, 0 the live position; reached over `seconds`",
+        (
+            ArgSpec("k", "i", "0..16, 0 the live position", 0, KEYFRAMES),
+            ArgSpec(
+                "seconds",
+                "f",
+                "morph time, default 0 (a cut)",
+                0.0,
+                MAX_MORPH_SECONDS,
+                optional=True,
+            ),
+        ),
+        path={"n": (1, MAX_REGIONS)},
+        owner="engine",
+        persist="show",
+    ),
+)
+COMMANDS = (*COMMANDS, *_REGION_COMMANDS)
+# -- end of per-region latents -----------------------------------------------------------
+
+
 REGISTRY: dict[str, CommandSpec] = {spec.pattern: spec for spec in COMMANDS}
 
 _FIXED = {spec.pattern: spec for spec in COMMANDS if not spec.path and not spec.names}

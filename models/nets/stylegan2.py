@@ -349,19 +349,7 @@ class SynthesisLayer(nn.Module):
     ) -> Tensor:
         """x (B, I, r/up, r/up), w (B, w_dim) -> (B, O, r, r)."""
         styles = self.affine(w)  # (B, I)
-        noise = None
-        if self.use_noise and noise_mode != "none":
-            # A widened canvas (models.canvas) makes the maps wider than r x r.
-            height, width = x.shape[-2] * self.up, x.shape[-1] * self.up
-            if noise_mode == "random":
-                shape = [x.shape[0], 1, height, width]
-                noise = torch.randn(shape, device=x.device) * self.noise_strength
-            else:
-                # The fixed noise tiled (not mirrored: fine detail stays unmirrored).
-                noise_const = widen(self.noise_const, height, width, mode="wrap")
-                noise = noise_const * self.noise_strength  # (r, r), or as wide as x
-            if noise_strength != 1.0:
-                noise = noise * noise_strength
+        noise = self.noise(x, noise_mode=noise_mode, noise_strength=noise_strength)
         x = modulated_conv2d(
             x,
             self.weight,
@@ -377,6 +365,23 @@ class SynthesisLayer(nn.Module):
         return bias_act(
             x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp
         )
+
+    def noise(self, x: Tensor, *, noise_mode: str, noise_strength: float) -> Tensor | None:
+        """The per-pixel noise added to this layer's output for input x, or None."""
+        if not self.use_noise or noise_mode == "none":
+            return None
+        # A widened canvas (models.canvas) makes the maps wider than r x r.
+        height, width = x.shape[-2] * self.up, x.shape[-1] * self.up
+        if noise_mode == "random":
+            shape = [x.shape[0], 1, height, width]
+            noise = torch.randn(shape, device=x.device) * self.noise_strength
+        else:
+            # The fixed noise tiled (not mirrored: fine detail stays unmirrored).
+            noise_const = widen(self.noise_const, height, width, mode="wrap")
+            noise = noise_const * self.noise_strength  # (r, r), or as wide as x
+        if noise_strength != 1.0:
+            noise = noise * noise_strength
+        return noise
 
 
 class ToRGBLayer(nn.Module):
