@@ -4,6 +4,7 @@ it with everything else a deck owns (its reaction, its video, its device)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from models.fastpath import FastPath
 from models.faults import Faults
 from models.latent_space import LatentSpace, Pose, space_for
 from models.pixels import resize
+from models.regions import render_regions
 from server.commands import Change, Command, error, lookup, parse
 from server.config import RenderConfig
 from server.gpu_guard import place, prepare
@@ -50,14 +52,20 @@ class Deck:
     blend: Blend | None = None  # model blending toward a partner (models.blending)
     digest: str | None = None  # the weights' identity, for the cluster cache
 
-    def render(self, pose: Pose, size: int, aspect: float = 1.0) -> torch.Tensor:
+    def render(
+        self, pose: Pose, size: int, aspect: float = 1.0, regions: Sequence[Pose] = ()
+    ) -> torch.Tensor:
         """A pose -> image (1, 3, size, size), roughly [-1, 1], float32, on the device.
 
         `aspect` != 1 (a `native` canvas): the network paints about that shape,
-        `size` high (or wide, for a tall canvas), its own aspect kept.
+        `size` high (or wide, for a tall canvas), its own aspect kept. `regions`
+        (more than one): a pose per region across the width, in place of `pose`.
         """
         self.faults.before_forward()  # GANVJ_FAULTS=device-error-after:N strikes here
-        image = self.space.render(pose, **aspect_kwargs(aspect)).float()
+        if len(regions) > 1:  # per-region latents across the width (server/regions.py)
+            image = render_regions(self.space, regions, aspect).float()
+        else:
+            image = self.space.render(pose, **aspect_kwargs(aspect)).float()
         height, width = image.shape[-2], image.shape[-1]
         if height == width:
             return resize(image, size)

@@ -72,6 +72,7 @@ from server.presets import (
 )
 from server.react.reaction import Reaction
 from server.react.reactor import Reactor
+from server.regions import Regions
 from server.tempo import TempoClock
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ class Engine:
         self.catalog = catalog if catalog is not None else Catalog()
         self.render_rate = RateMeter()
         self.fill = config.fill  # /canvas/fill
+        self.regions = Regions()  # /canvas/regions, /canvas/region/N/keyframe (deck a)
         self._reaction_models = (pix2pix, encoder, feedback)
         self.decks: dict[str, Channel] = {"a": self._channel("a", device)}
         # Runs blocking work (opening files, loading models) off the render thread.
@@ -606,7 +608,12 @@ class Engine:
             if deck.space.name == "z":  # mirror pulls z toward the encoded input
                 z = reactor.latent(pose.latent.to(deck.device), now, seq, incoming)
                 pose = replace(pose, latent=z)
-            latent_image = deck.render(pose, compose, aspect)  # (1, 3, R, R·a)
+            regions = (
+                self.regions.poses(pose, deck.play, now)
+                if channel.name == "a" and fill == "native" and self.regions.active()
+                else ()
+            )
+            latent_image = deck.render(pose, compose, aspect, regions)  # (1, 3, R, R·a)
             latent_image = self._crossfade(channel, latent_image, now, dt, compose, aspect)
         image = reactor.image(latent_image, now, seq, incoming, compose)
         framed = fill_canvas(image, width, height, fill)
@@ -799,6 +806,7 @@ class Engine:
             model = deck.model if deck is not None else None
             if model is not None and self.catalog.find(model.name) is None:
                 settings[address] = [str(model.path)]  # not in the model folders: its path
+        settings.update(self.regions.settings())  # by address: the queries above lack the path
         return settings
 
     def _drain(self, now: float, changes: list[Change]) -> float | None:
@@ -894,6 +902,10 @@ class Engine:
             return self.patch.apply(command, self._source_values(now) if command.query else None)
         if name.startswith("/react/"):
             return self._react(self.decks["a"], command, now)
+        if name.startswith("/canvas/region"):
+            fill = effective_fill(self.fill, self.deck.module)
+            keyframes = self.deck.play.bank.shape[0]
+            return self.regions.apply(command, now, fill=fill, keyframes=keyframes)
         if command.query and name == "/keyframe/{n}/thumb":
             version = self.thumbs.version(command.index())
             return [Change(command.address, (version,), command.origin)]
