@@ -212,11 +212,10 @@ def frame_to_slice(mapping: OutputMapping, ow: int, oh: int) -> tuple[np.ndarray
         t[pixel[won]] = np.broadcast_to(ct, hit.shape)[hit][won]
         first = last
     inside = (taken < len(counts)).reshape(oh, ow)
-    s, t = s.reshape(oh, ow), t.reshape(oh, ow)
     if mapping.mask:
         uu, vv = np.meshgrid((np.arange(ow) + 0.5) / ow, (np.arange(oh) + 0.5) / oh)
         inside &= in_polygon(mapping.mask, uu, vv)
-    return s, t, inside
+    return s.reshape(oh, ow), t.reshape(oh, ow), inside
 
 
 def in_polygon(
