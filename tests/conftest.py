@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import LoadedModel
+from models.checkpoint import LoadedModel, save_checkpoint
 from models.nets.dcgan import DCGANConfig, DCGANGenerator
 from server.bench.netns import ADDRESS, has_address
 from server.config import Config
@@ -56,6 +56,15 @@ def tiny_model(resolution: int = 32, seed: int = 0) -> LoadedModel:
     with torch.no_grad():
         last[-1].weight.mul_(8.0)  # strong colours: pixel changes well above codec noise
     return in_memory(module, name="tiny", arch="dcgan", kind="unconditional", z_dim=config.z_dim)
+
+
+def save_tiny_model(path: Path, resolution: int = 32, seed: int = 0) -> Path:
+    """tiny_model(resolution, seed) written as a model file at `path` (a models folder's)."""
+    model = tiny_model(resolution=resolution, seed=seed)
+    save_checkpoint(
+        path, arch="dcgan", config=model.module.config, weights=model.module, training={}
+    )
+    return path
 
 
 def lively(module: torch.nn.Module) -> torch.nn.Module:

@@ -17,7 +17,7 @@ from models.checkpoint import save_checkpoint
 from server.config import Config
 from server.engine import Engine
 from server.lifecycle import Running, running
-from tests.conftest import server_config, tiny_model, tiny_pix2pix
+from tests.conftest import save_tiny_model, server_config, tiny_model, tiny_pix2pix
 from tests.integration.test_stylegan_live import reply_for
 
 HOST = "127.0.0.1"
@@ -27,14 +27,7 @@ HOST = "127.0.0.1"
 async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
     monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
     for name, seed, resolution in (("alpha", 1, 32), ("beta", 2, 64)):
-        model = tiny_model(resolution=resolution, seed=seed)
-        save_checkpoint(
-            tmp_path / f"{name}.safetensors",
-            arch="dcgan",
-            config=model.module.config,
-            weights=model.module,
-            training={},
-        )
+        save_tiny_model(tmp_path / f"{name}.safetensors", resolution=resolution, seed=seed)
     p2p = tiny_pix2pix()
     save_checkpoint(
         tmp_path / "p2p.safetensors",
@@ -56,14 +49,7 @@ def two_models_and_a_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> C
     config whose one state folder serves both starts of a restart test."""
     monkeypatch.setenv("GANVJ_MODELS_DIR", str(tmp_path))
     for name, seed in (("alpha", 1), ("beta", 2)):
-        model = tiny_model(resolution=32, seed=seed)
-        save_checkpoint(
-            tmp_path / f"{name}.safetensors",
-            arch="dcgan",
-            config=model.module.config,
-            weights=model.module,
-            training={},
-        )
+        save_tiny_model(tmp_path / f"{name}.safetensors", seed=seed)
     return server_config(HOST, size=64)
 
 

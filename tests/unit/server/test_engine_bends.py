@@ -8,11 +8,10 @@ import numpy as np
 import torch
 
 from models.catalog import Catalog
-from models.checkpoint import save_checkpoint
 from server.commands import ERROR_ADDRESS, Change, parse
 from server.config import RenderConfig
 from server.engine import Engine, EngineHooks
-from tests.conftest import tiny_model
+from tests.conftest import save_tiny_model, tiny_model
 
 
 def _engine(folder: Path) -> tuple[Engine, list[Change]]:
@@ -38,14 +37,7 @@ def _errors(changes: list[Change]) -> list[tuple[object, ...]]:
 
 
 def _save(folder: Path, name: str, resolution: int = 32, seed: int = 2) -> None:
-    model = tiny_model(resolution=resolution, seed=seed)
-    save_checkpoint(
-        folder / f"{name}.safetensors",
-        arch="dcgan",
-        config=model.module.config,
-        weights=model.module,
-        training={},
-    )
+    save_tiny_model(folder / f"{name}.safetensors", resolution=resolution, seed=seed)
 
 
 def test_a_bend_changes_the_picture_and_reset_restores_it_bit_for_bit(tmp_path: Path) -> None:

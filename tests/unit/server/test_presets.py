@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from models.catalog import Catalog
-from models.checkpoint import LoadedModel, save_checkpoint
+from models.checkpoint import LoadedModel
 from server import showfile
 from server.commands import ERROR_ADDRESS, REGISTRY, Change, lookup, parse, split_deck
 from server.config import RenderConfig
@@ -25,7 +25,7 @@ from server.presets import (
     value_addresses,
     value_bearing,
 )
-from tests.conftest import tiny_model
+from tests.conftest import save_tiny_model, tiny_model
 from tests.support.tiny_stylegan import tiny_stylegan
 
 # Values the walk cannot change in a unit test, each with why; everything else in
@@ -321,22 +321,12 @@ def test_a_show_file_with_a_bad_preset_name_is_refused() -> None:
 def _model_files(folder: Path) -> Catalog:
     """Models alpha and beta: two tiny DCGAN files in the test's own models folder."""
     for name, seed in (("alpha", 1), ("beta", 2)):
-        model = tiny_model(seed=seed)
-        save_checkpoint(
-            folder / f"{name}.safetensors",
-            arch="dcgan",
-            config=model.module.config,
-            weights=model.module,
-            training={},
-        )
+        save_tiny_model(folder / f"{name}.safetensors", seed=seed)
     return Catalog(user_dir=folder)
 
 
-def test_a_recall_that_loads_a_model_lands_each_decks_values_on_that_model(
-    tmp_path: Path,
-) -> None:
-    catalog = _model_files(tmp_path)
-    changes: list[Change] = []
+def _engine_on_alpha(catalog: Catalog, changes: list[Change]) -> Engine:
+    """An engine playing alpha from `catalog`, whose loads run inline (they land a frame later)."""
     engine = Engine(
         model=catalog.load(catalog.resolve("alpha"), device="cpu"),
         config=RenderConfig(size=32),
@@ -344,7 +334,16 @@ def test_a_recall_that_loads_a_model_lands_each_decks_values_on_that_model(
         catalog=catalog,
         hooks=EngineHooks(on_changes=changes.extend),
     )
-    engine.start_io = lambda work: work()  # a load runs inline; it lands the frame after
+    engine.start_io = lambda work: work()
+    return engine
+
+
+def test_a_recall_that_loads_a_model_lands_each_decks_values_on_that_model(
+    tmp_path: Path,
+) -> None:
+    catalog = _model_files(tmp_path)
+    changes: list[Change] = []
+    engine = _engine_on_alpha(catalog, changes)
     rig = Rig.on(engine, changes)
     both = [("/model/load", ["beta"]), ("/deck/b/model/load", ["beta"])]
     rig.send(both)
@@ -378,14 +377,7 @@ def test_a_recall_whose_model_cannot_load_lands_its_values_on_the_playing_model(
 ) -> None:
     catalog = _model_files(tmp_path)
     changes: list[Change] = []
-    engine = Engine(
-        model=catalog.load(catalog.resolve("alpha"), device="cpu"),
-        config=RenderConfig(size=32),
-        device=torch.device("cpu"),
-        catalog=catalog,
-        hooks=EngineHooks(on_changes=changes.extend),
-    )
-    engine.start_io = lambda work: work()
+    engine = _engine_on_alpha(catalog, changes)
     rig = Rig.on(engine, changes)
     rig.send([("/model/load", ["beta"])])
     rig.send([("/latent/wander", [0]), ("/latent/seed", [11])])
