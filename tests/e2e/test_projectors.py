@@ -465,6 +465,11 @@ async def frame_on_map(page: Page, name: str) -> Any:
 
 async def lit_matches_mask(page: Page, mask: list[float]) -> None:
     """The test card lights the projector page exactly inside `mask`, within 2 px."""
+    # The page's hint (full screen, status) fades 3 s after it opened: the picture alone.
+    await page.wait_for_function(
+        "() => getComputedStyle(document.getElementById('hint')).opacity === '0'",
+        timeout=10_000,
+    )
     shown = await picture(page)
     h, w = shown.shape[:2]
     ys, xs = np.mgrid[0:h, 0:w] + 0.5
@@ -526,7 +531,12 @@ async def test_mask_points_dragged_added_and_removed_on_the_map_page_reach_the_p
         )
         got = await osc_query(run, "/out/left/mask")
         assert got == pytest.approx(dragged, abs=0.01), got
-        await asyncio.sleep(0.5)  # the page draws its next frames with the new mask
+        # The page draws its next frames with the new mask (a loaded machine may take a
+        # while to draw three: counted, not slept on).
+        drawn = await projector.evaluate("() => window.ganvj.drawn")
+        await projector.wait_for_function(
+            "(then) => window.ganvj.drawn >= then + 3", arg=drawn, timeout=10_000
+        )
         await lit_matches_mask(projector, [float(v) for v in got])  # type: ignore[arg-type]
 
         # A double-click on the left edge adds a point there; the others keep their order.
