@@ -678,9 +678,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "/react/source",
-        "Incoming video: camera (the /camera page), file:NAME (in the media folder), "
-        "v4l2:/dev/videoN, or none",
-        (ArgSpec("source", "s", "camera | file:NAME | v4l2:/dev/videoN | none"),),
+        "Incoming video: camera (the /camera page or a WHIP publisher, which go to the input "
+        "that asked for them last), file:NAME (in the media folder), v4l2:/dev/videoN, "
+        "ndi:NAME, or none",
+        (ArgSpec("source", "s", "camera | file:NAME | v4l2:/dev/videoN | ndi:NAME | none"),),
         owner="engine",
         admin=True,
     ),
@@ -1061,9 +1062,10 @@ _DECK_COMMANDS = (
     ),
     CommandSpec(
         "/source",
-        "Show incoming video on this deck instead of its model (/deck/b/source): "
-        "file:NAME, v4l2:/dev/videoN, ndi:SOURCE NAME, or none (back to the model)",
-        (ArgSpec("source", "s", "file:NAME | v4l2:/dev/videoN | ndi:NAME | none"),),
+        "Show incoming video on this deck instead of its model (/deck/b/source): camera "
+        "(the /camera page or a WHIP publisher, moved here), file:NAME, v4l2:/dev/videoN, "
+        "ndi:SOURCE NAME, or none (back to the model)",
+        (ArgSpec("source", "s", "camera | file:NAME | v4l2:/dev/videoN | ndi:NAME | none"),),
         owner="mixer",
         admin=True,
         deck=True,

@@ -175,6 +175,8 @@ class Engine:
         self.regions = Regions()  # /canvas/regions, /canvas/region/N/keyframe (deck a)
         self._reaction_models = (pix2pix, encoder, feedback)
         self.decks: dict[str, Channel] = {"a": self._channel("a", device)}
+        # The input the camera page and WHIP feed; None: deck a's reaction input.
+        self._camera: InputHub | None = None
         # Runs blocking work (opening files, loading models) off the render thread.
         self.start_io: Callable[[Callable[[], None]], None] = _daemon_thread
         # Commands the registry gives to an output service (/record/*, /output/ndi),
@@ -256,8 +258,23 @@ class Engine:
 
     @property
     def inputs(self) -> InputHub:
-        """Deck a's reaction input (/react/source; the camera page and WHIP feed it)."""
+        """Deck a's reaction input (/react/source)."""
         return self.decks["a"].inputs
+
+    def camera_hub(self) -> InputHub:
+        """Where the camera page's and a WHIP publisher's frames go now (any thread): the
+        input last set to `camera` (/react/source, /deck/b/react/source, /deck/b/source);
+        deck a's reaction input until then."""
+        return self._camera if self._camera is not None else self.decks["a"].inputs
+
+    def _aim_camera(self, hub: InputHub, spec: str) -> None:
+        """A source set on `hub`: the camera goes there, or leaves it for deck a's input."""
+        if spec == "camera":
+            self._camera = hub
+            if hub.source not in ("camera", "whip"):  # already there: it stays
+                hub.stop()  # make room: the camera's frames move here at their next frame
+        elif hub is self._camera:
+            self._camera = None
 
     @property
     def reaction(self) -> Reaction:
@@ -966,9 +983,12 @@ class Engine:
     def _deck_b_source(self, command: Command) -> list[Change]:
         spec = str(command.args[0])
         hub = self.deck_b_inputs
+        self._aim_camera(hub, spec)
         if spec == "none":
             hub.stop()
             return [Change(command.address, ("none",))]
+        if spec == "camera":  # the /camera page (or a WHIP publisher) connects by itself
+            return [Change(command.address, ("camera",))]
 
         def open_it() -> None:
             why = self.hooks.open_deck_source(spec, hub)
@@ -1000,23 +1020,14 @@ class Engine:
         return channel.react(command, now)
 
     def _react_source(self, channel: Channel, command: Command) -> list[Change]:
-        """A deck's reaction input: deck a's from the media folder or the camera page."""
+        """A deck's reaction input: from the media folder, a device, NDI or the camera page."""
         spec = str(command.args[0])
         hub = channel.inputs
+        self._aim_camera(hub, spec)
         if spec == "none":
             hub.stop()
             return [Change(command.address, ("none",))]
-        if spec == "camera":
-            if channel.name != "a":
-                return [
-                    error(
-                        command,
-                        "the camera page and WHIP feed deck a's reaction (/react/source camera); "
-                        "deck b's takes file:NAME, v4l2:/dev/videoN or ndi:NAME",
-                    )
-                ]
-            # The /camera page connects by itself; make room for it.
-            hub.stop()
+        if spec == "camera":  # the /camera page (or a WHIP publisher) connects by itself
             return [Change(command.address, ("camera",))]
 
         def open_it() -> None:

@@ -197,25 +197,21 @@ async def running(
         on_saved=lambda covers: _in_executor(loop, journal.covered, covers),
     )
 
-    def open_source(spec: str) -> str | None:
-        # Closes over `engine`, built next: only its render thread calls this,
-        # and that starts once the engine exists.
-        try:
-            play_source(engine.inputs, media_source(config, spec))
-        except SourceError as exc:
-            return str(exc)  # names no server path, nor which paths exist
-        return None
-
     def open_deck_source(spec: str, hub: InputHub) -> str | None:
-        # A deck's own video (/deck/b/source): a file or device as above, or NDI in.
+        # An input: a file or device from the media folder and /dev, or NDI in.
         try:
             if spec.startswith("ndi:"):
                 play_ndi(hub, spec)
             else:
                 play_source(hub, media_source(config, spec))
         except SourceError as exc:
-            return str(exc)
+            return str(exc)  # names no server path, nor which paths exist
         return None
+
+    def open_source(spec: str) -> str | None:
+        # Deck a's reaction input. Closes over `engine`, built next: only its render
+        # thread calls this, and that starts once the engine exists.
+        return open_deck_source(spec, engine.inputs)
 
     engine = Engine(
         model=model,

@@ -179,7 +179,7 @@ class App:
             ice_servers=config.server.ice_servers,
             codec=config.stream.codec,
             max_viewers=config.server.max_viewers,
-            inputs=engine.inputs,
+            camera=engine.camera_hub,
             viewer_track=self._viewer_track,
             viewers_per_client=limits.viewers_per_client,
             connect_s=limits.peer_connect_s,

@@ -132,9 +132,15 @@ class InputHub:
         }
 
 
-async def pump_track(hub: InputHub, track: MediaStreamTrack, source: str) -> None:
-    """Feed frames of a received WebRTC track into the hub until it ends or is replaced."""
+async def pump_track(target: Callable[[], InputHub], track: MediaStreamTrack, source: str) -> None:
+    """Feed frames of a received WebRTC track into a hub until it ends or is replaced.
+
+    `target()` names the hub on every frame: the camera moves to the deck that
+    asked for it last (/react/source camera, /deck/b/source camera) without
+    the camera page or a WHIP publisher connecting again.
+    """
     stop = asyncio.Event()
+    hub = target()
     hub.begin(source, stop)
     reason = "the camera disconnected"
     stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
@@ -147,8 +153,14 @@ async def pump_track(hub: InputHub, track: MediaStreamTrack, source: str) -> Non
                 reason = "replaced by another source"
                 break
             frame = receive.result()  # MediaStreamError when the track ends
-            if isinstance(frame, av.VideoFrame):
-                hub.put(frame, source)
+            if not isinstance(frame, av.VideoFrame):
+                continue
+            moved = target()
+            if moved is not hub:
+                hub.end(source, "the camera moved to another deck")
+                hub = moved
+                hub.begin(source, stop)
+            hub.put(frame, source)
     except MediaStreamError:
         pass
     finally:

@@ -199,7 +199,7 @@ class PeerConnections:
         ice_servers: tuple[str, ...],
         codec: str,
         max_viewers: int,
-        inputs: InputHub,
+        camera: Callable[[], InputHub],
         viewer_track: Callable[[], ViewerTrack | FrameTrack],
         viewers_per_client: int | None = None,
         connect_s: float = 10.0,
@@ -211,7 +211,7 @@ class PeerConnections:
         self.connect_s = connect_s
         self.candidates = TokenBucket(rate=CANDIDATES_PER_S, max_keys=1)
         self.unconnected_closed = 0  # peers closed for not connecting in time
-        self.inputs = inputs  # where an incoming camera's frames go
+        self.camera = camera  # where an incoming camera's frames go now (the engine says)
         self.viewer_track = viewer_track  # a new viewer's track
         self.viewers: set[Peer] = set()
         self.incoming: set[Peer] = set()  # cameras, WHIP publishers and audio senders
@@ -229,7 +229,7 @@ class PeerConnections:
         @peer.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "video" and peer.pump is None:
-                peer.pump = asyncio.ensure_future(pump_track(self.inputs, track, source))
+                peer.pump = asyncio.ensure_future(pump_track(self.camera, track, source))
 
         def receives_video() -> str | None:
             if any(t.kind == "video" for t in peer.pc.getTransceivers()):

@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.bench.peers import PatternTrack, connect_camera, connect_viewer
+from server.commands import parse
 from server.engine import Engine
 from server.lifecycle import Running, running
 from tests.conftest import server_config, tiny_encoder, tiny_model, tiny_pix2pix
@@ -178,3 +179,36 @@ async def test_a_video_file_plays_in_a_loop_and_bad_files_are_refused(
         assert engine.inputs.source == "file:clip.mp4"  # the good source plays on
         await command(ws, "/react/source", "none")
         await until(lambda: engine.inputs.source is None)
+
+
+def hub_colour(hub: object) -> np.ndarray | None:
+    _, incoming = hub.frames.latest()  # type: ignore[attr-defined]
+    return None if incoming is None else incoming.rgb()[:, -1].mean(axis=0)
+
+
+async def test_the_camera_moves_to_the_deck_that_asks_for_it(server: Running) -> None:
+    """/deck/b/source camera: the camera page's frames go to deck b's video without the
+    camera connecting again; /react/source camera brings them back to deck a."""
+    engine = server.engine
+    track = PatternTrack()
+    track.colour = RED
+    camera = await connect_camera(url(server), track)
+    try:
+        await until(lambda: engine.inputs.source == "camera" and input_colour(engine) is not None)
+        engine.submit([parse("/deck/b/source", ["camera"]), parse("/mix/crossfade", [1.0])])
+        b = engine.deck_b_inputs
+        await until(lambda: b.source == "camera" and hub_colour(b) is not None)
+        assert engine.inputs.source is None  # it left deck a
+        await asyncio.sleep(0.3)  # deck b shows the camera's picture, fitted, at full crossfade
+        _, red = latest_yuv(engine)
+        track.colour = BLUE
+        await until(lambda: (c := hub_colour(b)) is not None and c[2] > c[0])
+        await asyncio.sleep(0.3)
+        _, blue = latest_yuv(engine)
+        # Deck a's model stands still (wander 0): the stream follows the camera on deck b.
+        assert np.abs(blue[64:] - red[64:]).mean() > 20  # the chroma planes
+        engine.submit([parse("/react/source", ["camera"])])
+        await until(lambda: engine.inputs.source == "camera" and b.source is None)
+        assert camera.pc.connectionState == "connected"  # the same connection all along
+    finally:
+        await camera.close()

@@ -121,14 +121,17 @@ def test_bad_reaction_input_on_deck_b_is_an_error_that_changes_nothing() -> None
     heard: list[Change] = []
     engine = rig(tiny_model(seed=0), heard)
     send(engine, 0.0, ("/deck/b/react/trigger", []))  # nothing loaded on deck b
-    send(engine, 0.1, ("/deck/b/react/source", ["camera"]))  # the camera feeds deck a
     send(engine, 0.2, ("/deck/b/react/source", ["bad:thing"]))
     send(engine, 0.3, ("/deck/b/bend/1/rotate", [90.0]))
     errors = [str(c.args[1]) for c in heard if c.address == ERROR_ADDRESS]
-    assert len(errors) == 4, errors
-    assert "no model" in errors[0] and "deck a" in errors[1] and "cannot open" in errors[2]
-    assert "no model" in errors[3]
+    assert len(errors) == 3, errors
+    assert "no model" in errors[0] and "cannot open" in errors[1] and "no model" in errors[2]
     b = engine.decks["b"]
+    assert engine.camera_hub() is engine.inputs  # a refused source does not take the camera
+    send(engine, 0.4, ("/deck/b/react/source", ["camera"]))  # the camera page moves to b
+    assert engine.camera_hub() is b.inputs
+    send(engine, 0.5, ("/deck/b/react/source", ["none"]))  # and comes back to deck a
+    assert engine.camera_hub() is engine.inputs
     assert b.inputs.source is None and not b.reaction.active
     assert b.deck is None and engine.deck_b is None  # still costs nothing
     # Without a pix2pix model, deck b's trigger says why, as deck a's does.
