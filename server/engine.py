@@ -16,6 +16,7 @@ mixer (server/mixer.py) and the master grade (server/media/master.py).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import threading
@@ -1202,5 +1203,27 @@ def _black(canvas: tuple[int, int], device: torch.device) -> torch.Tensor:
     return torch.full((1, 3, height, width), -1.0, device=device)
 
 
+# io threads (model and partner loads, channel clusters) still running; see _finish_io.
+_IO_THREADS: set[threading.Thread] = set()
+IO_EXIT_GRACE_S = 15.0  # how long the process waits for them as it exits
+
+
 def _daemon_thread(work: Callable[[], None]) -> None:
-    threading.Thread(target=work, name="ganvj-io", daemon=True).start()
+    thread = threading.Thread(target=work, name="ganvj-io", daemon=True)
+    _IO_THREADS.difference_update([t for t in _IO_THREADS if not t.is_alive()])
+    _IO_THREADS.add(thread)
+    thread.start()
+
+
+@atexit.register
+def _finish_io() -> None:
+    """Let io work still running finish (within a bound) before the interpreter goes down.
+
+    A daemon thread stopped in the middle of a torch op (a cluster computation,
+    a model load) while the interpreter finalizes ends the process with
+    "terminate called without an active exception" and SIGABRT: an exit code
+    of 134 after a clean shutdown. A thread that outlasts the bound is left.
+    """
+    deadline = time.monotonic() + IO_EXIT_GRACE_S
+    for thread in list(_IO_THREADS):
+        thread.join(max(0.0, deadline - time.monotonic()))
