@@ -318,15 +318,13 @@ def test_a_show_file_with_a_bad_preset_name_is_refused() -> None:
         showfile.validate({"version": showfile.VERSION, "presets": {"bad name": {}}})
 
 
-def _model_files(folder: Path) -> Catalog:
-    """Models alpha and beta: two tiny DCGAN files in the test's own models folder."""
+def _on_alpha(folder: Path) -> tuple[Engine, Rig]:
+    """Models alpha and beta as tiny DCGAN files in the test's own models folder, and an
+    engine playing alpha whose loads run inline (they land a frame later), with its rig."""
     for name, seed in (("alpha", 1), ("beta", 2)):
         save_tiny_model(folder / f"{name}.safetensors", seed=seed)
-    return Catalog(user_dir=folder)
-
-
-def _engine_on_alpha(catalog: Catalog, changes: list[Change]) -> Engine:
-    """An engine playing alpha from `catalog`, whose loads run inline (they land a frame later)."""
+    catalog = Catalog(user_dir=folder)
+    changes: list[Change] = []
     engine = Engine(
         model=catalog.load(catalog.resolve("alpha"), device="cpu"),
         config=RenderConfig(size=32),
@@ -335,16 +333,13 @@ def _engine_on_alpha(catalog: Catalog, changes: list[Change]) -> Engine:
         hooks=EngineHooks(on_changes=changes.extend),
     )
     engine.start_io = lambda work: work()
-    return engine
+    return engine, Rig.on(engine, changes)
 
 
 def test_a_recall_that_loads_a_model_lands_each_decks_values_on_that_model(
     tmp_path: Path,
 ) -> None:
-    catalog = _model_files(tmp_path)
-    changes: list[Change] = []
-    engine = _engine_on_alpha(catalog, changes)
-    rig = Rig.on(engine, changes)
+    engine, rig = _on_alpha(tmp_path)
     both = [("/model/load", ["beta"]), ("/deck/b/model/load", ["beta"])]
     rig.send(both)
     assert (engine.model.name, engine.deck_b and engine.deck_b.model.name) == ("beta", "beta")
@@ -375,10 +370,7 @@ def test_a_recall_that_loads_a_model_lands_each_decks_values_on_that_model(
 def test_a_recall_whose_model_cannot_load_lands_its_values_on_the_playing_model(
     tmp_path: Path,
 ) -> None:
-    catalog = _model_files(tmp_path)
-    changes: list[Change] = []
-    engine = _engine_on_alpha(catalog, changes)
-    rig = Rig.on(engine, changes)
+    engine, rig = _on_alpha(tmp_path)
     rig.send([("/model/load", ["beta"])])
     rig.send([("/latent/wander", [0]), ("/latent/seed", [11])])
     rig.send([("/preset/store", ["on-beta"])])
