@@ -81,11 +81,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Engine", "EngineHooks", "coalesce"]
 
 
-def _no_sources(spec: str) -> str | None:
-    return "no sources configured"
-
-
-def _no_deck_sources(spec: str, hub: InputHub) -> str | None:
+def _no_sources(spec: str, hub: InputHub) -> str | None:
     return "no sources configured"
 
 
@@ -102,12 +98,12 @@ class EngineHooks:
     on_show: Callable[[dict[str, dict[str, Any]], dict[str, list[object]]], None] | None = None
     on_patch: Callable[[list[list[object]]], None] | None = None  # the patch, as commands
     on_presets: Callable[[dict[str, dict[str, Any]]], None] | None = None  # every preset, JSON
-    open_source: Callable[[str], str | None] = _no_sources  # an input; why not, or None
     # (frame index, now, the batches applied before it), before that frame renders:
     # the write-ahead journal (server/journal.py).
     on_applied: Callable[[int, float, list[Batch]], None] | None = None
-    # A deck's own video source (/deck/b/source) into that deck's hub; why not, or None.
-    open_deck_source: Callable[[str, InputHub], str | None] = _no_deck_sources
+    # Open a video source (file:, v4l2:, ndi:) into an input: a deck's reaction input
+    # (/react/source) or its own video (/deck/b/source); why not, or None.
+    open_input: Callable[[str, InputHub], str | None] = _no_sources
 
 
 def coalesce(batches: Sequence[Batch]) -> list[list[Command]]:
@@ -982,22 +978,8 @@ class Engine:
         return out
 
     def _deck_b_source(self, command: Command) -> list[Change]:
-        spec = str(command.args[0])
-        hub = self.deck_b_inputs
-        self._aim_camera(hub, spec)
-        if spec == "none":
-            hub.stop()
-            return [Change(command.address, ("none",))]
-        if spec == "camera":  # the /camera page (or a WHIP publisher) connects by itself
-            return [Change(command.address, ("camera",))]
-
-        def open_it() -> None:
-            why = self.hooks.open_deck_source(spec, hub)
-            change = error(command, why) if why else Change(command.address, (spec,))
-            self.report([change])
-
-        self.start_io(open_it)
-        return []
+        """Deck b's own video, shown instead of its model."""
+        return self._open_input(self.deck_b_inputs, command)
 
     def _query(self, name: str, now: float) -> tuple[object, ...]:
         if name.startswith("/react/"):
@@ -1017,13 +999,13 @@ class Engine:
     def _react(self, channel: Channel, command: Command, now: float) -> list[Change]:
         """/react/* on a deck: its input opens here (io work); the rest is the deck's."""
         if command.name == "/react/source" and not command.query:
-            return self._react_source(channel, command)
+            return self._open_input(channel.inputs, command)
         return channel.react(command, now)
 
-    def _react_source(self, channel: Channel, command: Command) -> list[Change]:
-        """A deck's reaction input: from the media folder, a device, NDI or the camera page."""
+    def _open_input(self, hub: InputHub, command: Command) -> list[Change]:
+        """A source for an input (/react/source, /deck/b/source): none, the camera page, or a
+        file, device or NDI source opened off the render thread (answered when open)."""
         spec = str(command.args[0])
-        hub = channel.inputs
         self._aim_camera(hub, spec)
         if spec == "none":
             hub.stop()
@@ -1032,10 +1014,7 @@ class Engine:
             return [Change(command.address, ("camera",))]
 
         def open_it() -> None:
-            if channel.name == "a":
-                why = self.hooks.open_source(spec)
-            else:
-                why = self.hooks.open_deck_source(spec, hub)
+            why = self.hooks.open_input(spec, hub)
             change = error(command, why) if why else Change(command.address, (spec,))
             self.report([change])
 

@@ -197,7 +197,7 @@ async def running(
         on_saved=lambda covers: _in_executor(loop, journal.covered, covers),
     )
 
-    def open_deck_source(spec: str, hub: InputHub) -> str | None:
+    def open_input(spec: str, hub: InputHub) -> str | None:
         # An input: a file or device from the media folder and /dev, or NDI in.
         try:
             if spec.startswith("ndi:"):
@@ -207,11 +207,6 @@ async def running(
         except SourceError as exc:
             return str(exc)  # names no server path, nor which paths exist
         return None
-
-    def open_source(spec: str) -> str | None:
-        # Deck a's reaction input. Closes over `engine`, built next: only its render
-        # thread calls this, and that starts once the engine exists.
-        return open_deck_source(spec, engine.inputs)
 
     engine = Engine(
         model=model,
@@ -232,11 +227,10 @@ async def running(
             ),
             on_patch=saver.save_patch_threadsafe,
             on_presets=saver.save_presets_threadsafe,
-            open_source=open_source,
             on_applied=lambda index, now, batches: journal.append(
                 index, now, batches, engine.deck_snapshots, engine.presets.to_json
             ),
-            open_deck_source=open_deck_source,
+            open_input=open_input,
         ),
     )
     # The show-wide settings (the model last loaded, the master grade) and the

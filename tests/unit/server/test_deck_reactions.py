@@ -40,7 +40,7 @@ def rig(model: LoadedModel, heard: list[Change]) -> Engine:
         config=RenderConfig(size=32, react_fade_s=0.0, wander_speed=0.0),
         device=CPU,
         pix2pix=tiny_pix2pix(),
-        hooks=EngineHooks(on_changes=heard.extend, open_deck_source=open_into),
+        hooks=EngineHooks(on_changes=heard.extend, open_input=open_into),
     )
     engine.start_io = lambda work: work()  # io work (opening a source) at once, in order
     return engine
