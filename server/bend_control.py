@@ -52,10 +52,11 @@ class BendControl:
         self._clusters: dict[tuple[str, int], Clusters] = {}
         self._clustering: dict[tuple[str, int], list[Command]] = {}
         self._incoming: list[tuple[Deck, Blend | None, Command, str | None]] = []
-        # Per deck (by identity) whose partner is loading: the amounts sent meanwhile (a
-        # preset recall sends /blend/model and its amounts in one batch), applied on arrival.
+        # Per deck (by identity) whose partner is loading: the loads in flight, and the
+        # amounts sent meanwhile (a preset recall sends /blend/model and its amounts in
+        # one batch), applied when the last partner sent arrives.
+        self._loads: dict[int, int] = {}
         self._waiting: dict[int, list[Command]] = {}
-        self._loads: dict[int, int] = {}  # per deck: partner loads in flight
 
     def apply(self, deck: Deck, command: Command) -> list[Change]:
         """Apply or answer a /bend or /blend command on a deck."""
@@ -164,9 +165,8 @@ class BendControl:
             return [Change(command.address, ())]
         if name == "/blend/model":
             return self._blend_model(deck, command)
-        waiting = self._waiting.get(id(deck))
-        if waiting is not None:  # its partner is on the way: the amount lands with it
-            waiting.append(command)
+        if id(deck) in self._loads:  # its partner is on the way: the amount lands with it
+            self._waiting.setdefault(id(deck), []).append(command)
             return []
         blend = deck.blend
         if blend is None:
@@ -193,7 +193,7 @@ class BendControl:
         partner = str(command.args[0])
         if not partner:
             return self._blend(deck, replace(command, name="/blend/reset", address="/blend/reset"))
-        if deck.blend is not None and deck.blend.name == partner and id(deck) not in self._waiting:
+        if deck.blend is not None and deck.blend.name == partner and id(deck) not in self._loads:
             return [Change(command.address, (partner,))]  # already the partner: amounts kept
         try:
             path = self._catalog.resolve(partner)
@@ -220,7 +220,6 @@ class BendControl:
             with self._lock:
                 self._incoming.append((deck, blend, command, why))
 
-        self._waiting.setdefault(id(deck), [])
         self._loads[id(deck)] = self._loads.get(id(deck), 0) + 1
         self._run_io(load)
         return []
