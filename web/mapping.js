@@ -95,8 +95,8 @@ function meshWeights(grid) {
   return w.flat().some((v) => v <= 1e-6) ? grid.map((row) => row.map(() => 1)) : w;
 }
 
-// The warp as pieces, each carried by its own homography, as cells() in
-// server/outputs/mapping.py. A corner-pin is one piece. A mesh cell (r, c) covers the
+// The warp as pieces, each carried by its own homography, as pieces() in
+// server/outputs/warp.py. A corner-pin is one piece. A mesh cell (r, c) covers the
 // slice's [c/(cols-1), (c+1)/(cols-1)] x [r/(rows-1), (r+1)/(rows-1)] and is a
 // perspective-correct bilinear patch of its four points p_i with weights w_i:
 //   P(s, t) = sum_i b_i w_i p_i / sum_i b_i w_i,  b_i the cell's bilinear weights,

@@ -11,8 +11,9 @@ pinned to, cell by cell; and a `mask`, a polygon on its frame outside which it
 is black (even-odd rule: a point is inside when a ray from it crosses the
 polygon's edges an odd number of times). No torch, no I/O: the config, the show
 file, the command handler and the server-side NDI warp all use these
-functions, and web/mapping.js holds the same maths for the projector page
-(`homography(src, dst)`, `meshCells(mapping)`, `blendRamp(x, gamma)`).
+functions (the NDI warp's pieces, in numpy: server/outputs/warp.py), and
+web/mapping.js holds the same maths for the projector page (`homography(src,
+dst)`, `meshCells(mapping)`, `blendRamp(x, gamma)`).
 """
 
 from __future__ import annotations
@@ -228,15 +229,6 @@ def mesh_grid(rows: int, cols: int, corners: Quad = UNIT_QUAD) -> Mesh:
 MESH_STEPS = 8  # each mesh cell is drawn as MESH_STEPS x MESH_STEPS small quads
 
 
-@dataclass(frozen=True)
-class Cell:
-    """A piece of the warp: its part of the slice, its quad on the frame, and the way back."""
-
-    slice_box: tuple[float, float, float, float]  # s0, t0, s1, t1 on the slice (0..1)
-    quad: Quad  # where it lands on the output's frame, TL TR BR BL
-    to_slice: Matrix  # the frame -> slice homography inside this piece
-
-
 def point_weights(grid: Mesh) -> list[list[float]]:
     """Each mesh point's homogeneous weight: w of the outer corners' homography there."""
     rows, cols = len(grid), len(grid[0])
@@ -252,59 +244,6 @@ def point_weights(grid: Mesh) -> list[list[float]]:
     if min(min(row) for row in w) <= 1e-6:  # an outline no homography fits: plain bilinear
         return [[1.0] * cols for _ in range(rows)]
     return w
-
-
-def cells(mapping: OutputMapping) -> list[Cell]:
-    """The warp of an output as pieces, each carried by its own homography.
-
-    A corner-pin is one piece: the homography taking the slice's unit square onto
-    the corners. A mesh cell (r, c) covers the slice's [c/(cols-1), (c+1)/(cols-1)]
-    x [r/(rows-1), (r+1)/(rows-1)] and is a perspective-correct bilinear patch:
-    its four points in homogeneous form (w x, w y, w), w the weight of the
-    homography through the mesh's outer corners at that point, blended
-    bilinearly over (s, t) and divided by the blended w:
-        P(s, t) = sum_i b_i(s, t) w_i p_i / sum_i b_i(s, t) w_i
-    with b_i the bilinear weights (1-a)(1-b), a(1-b), ab, (1-a)b of the cell.
-    It is continuous across cells (a shared edge depends only on its two points)
-    and exact for a mesh laid through a corner-pin (mesh_grid): there (w x, w y, w)
-    is linear in (s, t), and blending a linear function bilinearly changes nothing.
-    Each cell is drawn as MESH_STEPS x MESH_STEPS small quads whose corners lie
-    on the patch, each with its own homography (a smooth patch's small quads are
-    within a fraction of a pixel of it). web/mapping.js's meshCells is the same.
-    """
-    if not mapping.mesh:
-        box: Quad = UNIT_QUAD
-        return [
-            Cell((0.0, 0.0, 1.0, 1.0), mapping.corners, invert(homography(box, mapping.corners)))
-        ]
-    grid = mapping.mesh
-    weights = point_weights(grid)
-    rows, cols = len(grid), len(grid[0])
-    steps = MESH_STEPS
-    found = []
-    for r in range(rows - 1):
-        for c in range(cols - 1):
-            pts = _cell(grid, r, c)
-            ws = (weights[r][c], weights[r][c + 1], weights[r + 1][c + 1], weights[r + 1][c])
-
-            def patch(a: float, b: float, pts: Quad = pts, ws: tuple[float, ...] = ws) -> Point:
-                bs = ((1 - a) * (1 - b), a * (1 - b), a * b, (1 - a) * b)
-                w = sum(bi * wi for bi, wi in zip(bs, ws, strict=True))
-                x = sum(bi * wi * p[0] for bi, wi, p in zip(bs, ws, pts, strict=True))
-                y = sum(bi * wi * p[1] for bi, wi, p in zip(bs, ws, pts, strict=True))
-                return (x / w, y / w)
-
-            on = [[patch(i / steps, j / steps) for i in range(steps + 1)] for j in range(steps + 1)]
-            for j in range(steps):
-                for i in range(steps):
-                    s0 = (c + i / steps) / (cols - 1)
-                    s1 = (c + (i + 1) / steps) / (cols - 1)
-                    t0 = (r + j / steps) / (rows - 1)
-                    t1 = (r + (j + 1) / steps) / (rows - 1)
-                    quad: Quad = (on[j][i], on[j][i + 1], on[j + 1][i + 1], on[j + 1][i])
-                    piece: Quad = ((s0, t0), (s1, t0), (s1, t1), (s0, t1))
-                    found.append(Cell((s0, t0, s1, t1), quad, invert(homography(piece, quad))))
-    return found
 
 
 def check_blend(value: object) -> tuple[float, float, float, float]:

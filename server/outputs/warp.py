@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.media.frame import Frame
-from server.outputs.mapping import MESH_STEPS, OutputMapping, cells, point_weights
+from server.outputs.mapping import MESH_STEPS, OutputMapping, point_weights
 
 Y_BLACK = 16.0  # limited-range BT.601, as models.pixels.to_yuv420 writes it
 Y_RANGE = 219.0
@@ -55,22 +55,35 @@ PAIRS_PER_PASS = 1 << 21
 
 
 def pieces(mapping: OutputMapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The warp's pieces as arrays: slice boxes (N, 4) s0 t0 s1 t1, quads (N, 4, 2) TL TR BR
-    BL on the frame, and frame -> slice homographies (N, 3, 3).
+    """The warp of an output as pieces, each carried by its own homography: slice boxes
+    (N, 4) s0 t0 s1 t1, quads (N, 4, 2) TL TR BR BL on the frame, and frame -> slice
+    homographies (N, 3, 3).
 
-    mapping.cells() in numpy: a mesh of 8 x 8 points is 3,136 pieces, whose
-    homographies one at a time in Python took seconds (a drag on /map reached an
-    NDI receiver in steps). The same patch points, and each piece's homography in
-    closed form (the unit square onto a quad, as Heckbert gives it, after the
-    piece's box onto the unit square): equal to cells() within float rounding.
+    A corner-pin is one piece: the slice's unit square onto the corners. A mesh
+    cell (r, c) covers the slice's [c/(cols-1), (c+1)/(cols-1)] x [r/(rows-1),
+    (r+1)/(rows-1)] and is a perspective-correct bilinear patch: its four points
+    in homogeneous form (w x, w y, w), w the weight of the homography through the
+    mesh's outer corners at that point (mapping.point_weights), blended
+    bilinearly over (s, t) and divided by the blended w:
+        P(s, t) = sum_i b_i(s, t) w_i p_i / sum_i b_i(s, t) w_i
+    with b_i the bilinear weights (1-a)(1-b), a(1-b), ab, (1-a)b of the cell.
+    It is continuous across cells (a shared edge depends only on its two points)
+    and exact for a mesh laid through a corner-pin (mesh_grid): there (w x, w y,
+    w) is linear in (s, t), and blending a linear function bilinearly changes
+    nothing. Each cell is MESH_STEPS x MESH_STEPS small quads whose corners lie
+    on the patch, each with its own homography (a smooth patch's small quads are
+    within a fraction of a pixel of it). web/mapping.js's meshCells is the same.
+
+    In numpy, every piece at once: an 8 x 8 mesh is 3,136 pieces, whose
+    homographies one at a time in Python took seconds on a loaded machine (a
+    drag on /map reached an NDI receiver in steps). Each piece's homography is
+    in closed form (the unit square onto a quad, as Heckbert gives it, after the
+    piece's box onto the unit square).
     """
     if not mapping.mesh:
-        (cell,) = cells(mapping)
-        return (
-            np.array([cell.slice_box], dtype=np.float64),
-            np.array([cell.quad], dtype=np.float64),
-            np.array([cell.to_slice], dtype=np.float64),
-        )
+        boxes = np.array([[0.0, 0.0, 1.0, 1.0]])
+        quads = np.array([mapping.corners], dtype=np.float64)
+        return boxes, quads, _to_slice(boxes, quads)
     grid = np.array(mapping.mesh, dtype=np.float64)  # (rows, cols, 2)
     weight = np.array(point_weights(mapping.mesh), dtype=np.float64)  # (rows, cols)
     rows, cols = weight.shape
@@ -91,7 +104,7 @@ def pieces(mapping: OutputMapping) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     quads = np.stack(
         [on[..., :-1, :-1, :], on[..., :-1, 1:, :], on[..., 1:, 1:, :], on[..., 1:, :-1, :]],
         axis=-2,
-    ).reshape(-1, 4, 2)  # pieces in cells()'s order: r, c, j, i
+    ).reshape(-1, 4, 2)  # pieces in the order r, c, j, i
     r, c, j, i = np.meshgrid(
         np.arange(rows - 1), np.arange(cols - 1), np.arange(steps), np.arange(steps), indexing="ij"
     )

@@ -23,8 +23,8 @@ from playwright.async_api import Browser, Page
 from controllers.osc_packet import encode, parse_packet
 from server.commands import parse
 from server.lifecycle import Running, running
-from server.outputs.mapping import OutputMapping, cells
-from server.outputs.warp import in_polygon
+from server.outputs.mapping import OutputMapping
+from server.outputs.warp import in_polygon, pieces
 from tests.conftest import server_config, tiny_model
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.browser]
@@ -363,14 +363,14 @@ async def test_a_mesh_warp_draws_each_cell_where_its_points_are(
         h, w = shown.shape[:2]
         ys, xs = np.mgrid[0:h, 0:w] + 0.5
         # Inside each cell, away from its edges: the pixel is the canvas at the slice
-        # point the cell's homography gives (server/outputs/mapping.py's cells()).
+        # point the piece's homography gives (server/outputs/warp.py's pieces()).
         errors_seen, outline = [], np.full(xs.shape, -np.inf)
-        for cell in cells(mapping):
-            quad = np.array(cell.quad) * [w, h]
+        _, quads, to_slice = pieces(mapping)
+        for corners, m in zip(quads, to_slice, strict=True):
+            quad = corners * [w, h]
             distance = inside_distance(quad, xs, ys)
             outline = np.maximum(outline, distance)
             inner = distance > 3
-            m = np.array(cell.to_slice)
             u, v = xs[inner] / w, ys[inner] / h
             den = m[2, 0] * u + m[2, 1] * v + m[2, 2]
             s = (m[0, 0] * u + m[0, 1] * v + m[0, 2]) / den

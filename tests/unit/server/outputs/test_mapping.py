@@ -16,7 +16,6 @@ from server.outputs.mapping import (
     OutputMapping,
     apply,
     blend_ramp,
-    cells,
     check_blend,
     check_corners,
     check_mask,
@@ -26,6 +25,7 @@ from server.outputs.mapping import (
     homography,
     invert,
     mesh_grid,
+    point_weights,
 )
 from server.outputs.rig import OutputRig
 from server.outputs.testcard import CardCache, card_frame
@@ -176,7 +176,7 @@ def test_a_mesh_laid_through_a_corner_pin_warps_as_that_corner_pin_within_a_pixe
     rect = (0.25, 0.0, 0.5, 1.0)
     pinned = OutputMapping(name="o", rect=rect, corners=PIN)
     meshed = OutputMapping(name="o", rect=rect, mesh=mesh_grid(4, 5, PIN))
-    assert len(cells(meshed)) == 3 * 4 * MESH_STEPS**2
+    assert len(pieces(meshed)[0]) == 3 * 4 * MESH_STEPS**2
     canvas, out = (400, 200), (200, 200)
     a, b = plane_map(pinned, canvas, out), plane_map(meshed, canvas, out)
     # Lit pixels: the same, but for pixel centres that lie on the quad's own edge.
@@ -303,7 +303,7 @@ def test_the_server_test_card_fills_the_slice_and_names_the_output() -> None:
     assert cache.frame(right, like).yuv is cache.frame(right, like).yuv
 
 
-def test_the_warps_pieces_in_numpy_are_mapping_cells() -> None:
+def test_each_piece_of_the_warp_is_the_homography_through_its_corners() -> None:
     mesh = [list(row) for row in mesh_grid(4, 5, PIN)]
     mesh[1][2] = (0.45, 0.42)  # a moved point: the pieces are no longer one homography
     for mapping in (
@@ -311,8 +311,28 @@ def test_the_warps_pieces_in_numpy_are_mapping_cells() -> None:
         OutputMapping(name="o", mesh=check_mesh(mesh)),
     ):
         boxes, quads, to_slice = pieces(mapping)
-        reference = cells(mapping)
-        assert len(reference) == len(boxes)
-        assert np.allclose(boxes, [c.slice_box for c in reference], rtol=0, atol=1e-12)
-        assert np.allclose(quads, [c.quad for c in reference], rtol=0, atol=1e-12)
-        assert np.allclose(to_slice, [c.to_slice for c in reference], rtol=1e-9, atol=1e-9)
+        for box, quad, m in zip(boxes, quads, to_slice, strict=True):
+            s0, t0, s1, t1 = box
+            slice_corners = ((s0, t0), (s1, t0), (s1, t1), (s0, t1))
+            # Each quad's corners go back to its box's corners...
+            for point, corner in zip(quad, slice_corners, strict=True):
+                back = apply(tuple(map(tuple, m)), (float(point[0]), float(point[1])))  # type: ignore[arg-type]
+                assert back == pytest.approx(corner, abs=1e-9)
+            # ...by the same map as the 8 x 8 Gaussian elimination (the JS page's).
+            expected = invert(homography(slice_corners, [tuple(p) for p in quad]))
+            assert np.allclose(m, expected, rtol=1e-9, atol=1e-9)
+    # The moved mesh's patch at the middle of cell (1, 1): the perspective-bilinear blend
+    # of its four points, each weighted by the outer corners' homography there.
+    weights = point_weights(check_mesh(mesh))
+    grid = check_mesh(mesh)
+    corners = [(1, 1), (1, 2), (2, 2), (2, 1)]
+    w = sum(0.25 * weights[r][c] for r, c in corners)
+    middle = tuple(
+        sum(0.25 * weights[r][c] * grid[r][c][k] for r, c in corners) / w for k in (0, 1)
+    )
+    _, quads, _ = pieces(OutputMapping(name="o", mesh=grid))
+    half = MESH_STEPS // 2
+    # Cell (1, 1) of 4 columns: pieces (r * 4 + c) * MESH_STEPS² on; its middle is the
+    # top-left corner of the piece at (j, i) = (half, half).
+    at = (1 * 4 + 1) * MESH_STEPS**2 + half * MESH_STEPS + half
+    assert tuple(quads[at][0]) == pytest.approx(middle, abs=1e-12)
