@@ -22,7 +22,10 @@ const ATTEMPT_SECONDS = Math.min(4, CONNECT_SECONDS);
 
 const state = {
   name: NAME, pc: null, ws: null, connected: false, retries: 0, lostAt: performance.now(),
-  mapping: null, testcard: false, drawn: 0, cardVersion: 0, lastFrames: 0, lastTime: 0, fps: 0,
+  mapping: null, testcard: false, cardVersion: 0, lastFrames: 0, lastTime: 0, fps: 0,
+  // Draws with a picture in them (a video frame or the test card): the draws before
+  // the first frame decodes show the black texture and do not count.
+  drawn: 0,
   // While the server is away the warp keeps drawing the last frame it had (the
   // texture is not updated): a projector never goes black. `thaw`: the new
   // stream's first frame is here; the held picture fades out over it.
@@ -146,7 +149,8 @@ function draw() {
     fadeHeldPicture(); // the buffer still holds the last frame drawn
   }
   const options = { video, fresh: !state.frozen, testcard: state.testcard, cardVersion: state.cardVersion };
-  if (warp.draw(m, options)) state.drawn += 1;
+  const picture = state.testcard || (video.readyState >= 2 && video.videoWidth > 0);
+  if (warp.draw(m, options) && picture) state.drawn += 1;
 }
 
 // -- the status overlay and full screen, as on / --------------------------------
