@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from models.fills import FILLS
 from models.nets.ops import widen
-from models.pixels import resize
+from models.pixels import Box, Grade, resize, to_yuv420
 
 FALLBACK = "crop"  # what `native` does where the network cannot paint the shape
 
@@ -77,21 +77,68 @@ def place(image: Tensor, width: int, height: int, fill: str) -> Tensor:
         left = (w - cols) // 2
         return image[..., :, left : left + cols]
     if fill == "fit":
-        scale = min(width / w, height / h)
-        inner_w = min(width, round(w * scale))
-        inner_h = min(height, round(h * scale))
-        inner = resize(image, (inner_h, inner_w))
-        canvas = torch.full(
-            (*image.shape[:-2], height, width), -1.0, dtype=image.dtype, device=image.device
-        )
-        top, left = (height - inner_h) // 2, (width - inner_w) // 2
-        canvas[..., top : top + inner_h, left : left + inner_w] = inner
-        return canvas
+        return pad(image, fit_box(w, h, width, height), width, height)
     if fill == "mirror":
         if width * h >= height * w:
             return widen(image, h, max(w, round(h * width / height)), mode="symmetric")
         return widen(image, max(h, round(w * height / width)), w, mode="symmetric")
     raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+
+
+def fit_box(w: int, h: int, width: int, height: int) -> Box:
+    """Where `fit` puts a w x h picture in a width x height frame: as large as fits, centred.
+
+    Sides and offsets are even (yuv420p's chroma is halved); a side that fills
+    the frame is the frame's own, odd or not.
+    """
+    scale = min(width / w, height / h)
+    inner_w = _even_within(w * scale, width)
+    inner_h = _even_within(h * scale, height)
+    return Box(
+        _even_floor((width - inner_w) / 2), _even_floor((height - inner_h) / 2), inner_w, inner_h
+    )
+
+
+def _even_within(length: float, full: int) -> int:
+    """`length` rounded to an even number of pixels, or `full` where it fills the frame."""
+    if round(length) >= full:
+        return full
+    return min(full, max(2, 2 * round(length / 2)))
+
+
+def _even_floor(length: float) -> int:
+    return 2 * int(length // 2)
+
+
+def pad(image: Tensor, box: Box, width: int, height: int) -> Tensor:
+    """The picture scaled into `box` of a black width x height picture: bars made in floats."""
+    inner = resize(image, (box.height, box.width))
+    canvas = torch.full(
+        (*image.shape[:-2], height, width), -1.0, dtype=image.dtype, device=image.device
+    )
+    canvas[..., box.top : box.top + box.height, box.left : box.left + box.width] = inner
+    return canvas
+
+
+def place_boxed(image: Tensor, width: int, height: int, fill: str) -> tuple[Tensor, Box | None]:
+    """`place`, with `fit`'s bars left to the frame conversion: the picture as it is, and its box.
+
+    The live frame and offline renders take this path: the letterbox is then
+    made on the uint8 planes (models.pixels.to_yuv420), with sharp edges and no
+    float work at the frame's size; `place`'s float bars are for thumbnails and
+    for a picture mixed with another deck's.
+    """
+    if fill == "fit":
+        return image, fit_box(image.shape[-1], image.shape[-2], width, height)
+    return place(image, width, height, fill), None
+
+
+def frame_yuv(
+    image: Tensor, width: int, height: int, fill: str, grade: Grade | None = None
+) -> Tensor:
+    """A picture framed by `fill` and converted to a width x height yuv420p frame (uint8)."""
+    placed, box = place_boxed(image, width, height, fill)
+    return to_yuv420(placed, (width, height), grade, box)
 
 
 def canvas_size(size: tuple[int, int], resolution: int) -> tuple[int, int]:

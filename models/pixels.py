@@ -13,6 +13,7 @@ rounding, for parity with gen_images.py, is models.sampling.nvidia_uint8.)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import av
@@ -34,6 +35,19 @@ class Grade(Protocol):
     def level(self) -> float: ...
     @property
     def is_identity(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Box:
+    """Where a picture lies in its frame, in the frame's pixels; outside it, black.
+
+    Every side even, so yuv420p's halved chroma planes cut along the same lines.
+    """
+
+    left: int
+    top: int
+    width: int
+    height: int
 
 
 # BT.601 limited range ("studio swing"): Y in 16..235, U and V in 16..240.
@@ -89,7 +103,10 @@ def apply_grade(rgb: Tensor, grade: Grade) -> Tensor:
 
 
 def to_yuv420(
-    image: Tensor, size: int | tuple[int, int] | None = None, grade: Grade | None = None
+    image: Tensor,
+    size: int | tuple[int, int] | None = None,
+    grade: Grade | None = None,
+    box: Box | None = None,
 ) -> Tensor:
     """(1, 3, H, W) in [-1, 1] -> (h * 3 // 2, w) uint8 planar yuv420p.
 
@@ -105,6 +122,11 @@ def to_yuv420(
     device. At the picture's own size nothing is scaled (the chroma halved);
     otherwise a CPU picture is scaled by libswscale (`scale_planes_swscale`),
     any other device's by torch on that device (`scale_planes_torch`).
+
+    `box`: the picture fills only that part of the frame and the rest is black
+    (the grade's black, as bars drawn into the picture would be): a letterbox
+    made on the uint8 planes, so its edges are sharp and the full-size frame
+    costs no float work.
     """
     _, _, height, width = image.shape
     if size is None:
@@ -115,10 +137,41 @@ def to_yuv420(
         out_w, out_h = size
     if out_w % 2 or out_h % 2:
         raise ValueError(f"yuv420p needs even sides, got {out_w}x{out_h}")
+    if box is not None:
+        inner = to_yuv420(image, (box.width, box.height), grade)
+        black = to_yuv(image.new_full((1, 3, 1, 1), -1.0), grade).round().clamp(0, 255)
+        return letterbox_planes(inner, black.flatten().to(torch.uint8), box, out_w, out_h)
     yuv = to_yuv(image, grade)  # (1, 3, H, W) at the picture's size
     if (out_w, out_h) != (width, height) and yuv.device.type == "cpu":
         return scale_planes_swscale(yuv, out_w, out_h)
     return scale_planes_torch(yuv, out_w, out_h)
+
+
+def letterbox_planes(inner: Tensor, black: Tensor, box: Box, width: int, height: int) -> Tensor:
+    """yuv420p `inner` (box-sized) at `box` in a width x height frame of `black` (Y, U, V)."""
+    if any(v % 2 for v in (box.left, box.top, box.width, box.height)):
+        raise ValueError(f"a letterbox needs even sides and offsets, got {box}")
+    if box.left < 0 or box.top < 0 or box.left + box.width > width or box.top + box.height > height:
+        raise ValueError(f"{box} does not lie inside a {width}x{height} frame")
+    out = inner.new_empty((height * 3 // 2, width))
+    pairs = zip(_planes(out, width, height), _planes(inner, box.width, box.height), strict=True)
+    for plane, (into, part) in enumerate(pairs):
+        step = 1 if plane == 0 else 2  # the chroma planes are halved each way
+        into.fill_(black[plane])
+        top, left = box.top // step, box.left // step
+        into[top : top + part.shape[0], left : left + part.shape[1]] = part
+    return out
+
+
+def _planes(yuv: Tensor, width: int, height: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Views of the Y, U and V planes of packed yuv420p (height * 3 // 2, width)."""
+    flat = yuv.view(-1)
+    luma, quarter = width * height, width * height // 4
+    return (
+        flat[:luma].view(height, width),
+        flat[luma : luma + quarter].view(height // 2, width // 2),
+        flat[luma + quarter : luma + 2 * quarter].view(height // 2, width // 2),
+    )
 
 
 def to_yuv(image: Tensor, grade: Grade | None = None) -> Tensor:

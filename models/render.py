@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from models.canvas import FILLS, canvas_size, effective_fill, place
+from models.canvas import FILLS, canvas_size, effective_fill, frame_yuv
 from models.catalog import resolve_model
 from models.checkpoint import LoadedModel
 from models.dataset import DatasetConfig, decode
@@ -26,7 +26,7 @@ from models.framing import fit_square
 from models.images import make_grid, write_png
 from models.keyframe_bank import BankError, read_banks
 from models.latent_maths import EASINGS, Wander, ease, interpolate, seed_latent
-from models.pixels import to_uint8, to_yuv420
+from models.pixels import to_uint8
 from models.sampling import (
     DEFAULT_SAMPLING,
     NOISE_MODES,
@@ -378,14 +378,13 @@ def render_images(
 def live_frame(image: Tensor, size: int | tuple[int, int], fill: str = "stretch") -> np.ndarray:
     """A generator picture (1, C, h, w) as the live engine sends it at `size`: yuv420p uint8.
 
-    The same framing (models.canvas.place) and conversion (models.pixels.to_yuv420:
+    The same framing (models.canvas.place_boxed) and conversion (models.pixels.to_yuv420:
     colour at the generator's size, then each plane scaled once) make the live
     frame, so a render at the live size is the live frame. `size`: (width,
     height) or one number for a square.
     """
     width, height = (size, size) if isinstance(size, int) else size
-    framed = place(rgb_tensor(image.float()), width, height, fill)
-    return to_yuv420(framed, (width, height)).cpu().numpy()  # (h * 3 // 2, w)
+    return frame_yuv(rgb_tensor(image.float()), width, height, fill).cpu().numpy()  # (h·3/2, w)
 
 
 def rgb(images: np.ndarray) -> np.ndarray:

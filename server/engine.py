@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from models.canvas import FALLBACK, canvas_size, effective_fill
+from models.canvas import FALLBACK, canvas_size, effective_fill, pad, place_boxed
 from models.canvas import place as fill_canvas
 from models.catalog import Catalog, ModelNotFound
 from models.checkpoint import CheckpointError, LoadedModel
@@ -37,7 +37,7 @@ from models.latent_maths import lerp
 from models.latent_space import Pose, ZSpace, space_for
 from models.mixing import Workspace, mix
 from models.mixing import dim as dim_deck
-from models.pixels import resize, to_rgb_uint8, to_yuv420
+from models.pixels import Box, resize, to_rgb_uint8, to_yuv420
 from server.bend_control import BendControl
 from server.command_queue import Batch, CommandQueue
 from server.commands import (
@@ -79,6 +79,10 @@ from server.tempo import TempoClock
 logger = logging.getLogger(__name__)
 
 __all__ = ["Engine", "EngineHooks", "coalesce"]
+
+# A deck's picture for the canvas, and the box `fit` letterboxes it into (None: the
+# picture fills the canvas at its aspect): the conversion scales it and draws the bars.
+Framed = tuple[torch.Tensor, Box | None]
 
 
 def _no_sources(spec: str, hub: InputHub) -> str | None:
@@ -207,7 +211,7 @@ class Engine:
         # Modulation sources (audio features); any thread writes, the render thread reads.
         self.sources = Sources()
         self.sources_used: dict[str, float] = {}  # this frame's modulation inputs (the log)
-        self._held: torch.Tensor | None = None  # the picture /output/freeze holds
+        self._held: Framed | None = None  # the picture /output/freeze holds
         self._rendering = "a"  # the deck a device error is laid to (see _fall_back)
         self._beat_seen: int | None = None
         self._patch_dirty = False
@@ -546,8 +550,9 @@ class Engine:
                 framed = self._mix(framed_a, framed_b, x)
                 self._held = framed
             grade = self.master.grade(now)
-            # The mix and the master grade ride the conversion: the one copy back per frame.
-            yuv = to_yuv420(framed, (width, height), grade).cpu().numpy()
+            # The mix, the master grade and fit's bars ride the conversion: the one copy back.
+            picture, box = framed
+            yuv = to_yuv420(picture, (width, height), grade, box).cpu().numpy()
         self._restore(bases, now)
         finished = time.monotonic()
         self._index += 1
@@ -594,16 +599,16 @@ class Engine:
         now: float,
         dt: float,
         canvas: tuple[int, int],
-    ) -> torch.Tensor | None:
+    ) -> Framed | None:
         """A deck's picture framed for the canvas, through its reaction and its fader, on the
-        mixing device; None while it has nothing to show."""
+        mixing device, with the box `fit` puts it in; None while it has nothing to show."""
         width, height = canvas
         if channel.video.source is not None:  # a video source: the frame, fitted
             _, frame = channel.video.frames.latest()
             if frame is None:
                 return None
-            framed = fill_canvas(_video_tensor(frame, self.device), width, height, "fit")
-            return self._dim(channel.name, framed)
+            boxed = place_boxed(_video_tensor(frame, self.device), width, height, "fit")
+            return self._dim(channel.name, boxed)
         deck = channel.deck
         if deck is None or pose is None:
             return None
@@ -630,29 +635,43 @@ class Engine:
             latent_image = deck.render(pose, compose, aspect, regions)  # (1, 3, R, R·a)
             latent_image = self._crossfade(channel, latent_image, now, dt, compose, aspect)
         image = reactor.image(latent_image, now, seq, incoming, compose)
-        framed = fill_canvas(image, width, height, fill)
+        framed, box = place_boxed(image, width, height, fill)
         if framed.device != self.device:  # a deck on its own device: the one copy to the mix
             framed = framed.to(self.device)
-        return self._dim(channel.name, framed)
+        return self._dim(channel.name, (framed, box))
 
-    def _dim(self, deck: str, framed: torch.Tensor) -> torch.Tensor:
-        """A deck's picture through its fader, into that deck's reused buffer."""
+    def _dim(self, deck: str, framed: Framed) -> Framed:
+        """A deck's picture through its fader, into that deck's reused buffer (bars stay black)."""
         level = self.mixer.dims[deck]
+        picture, box = framed
         if level >= 1.0:
             return framed
-        return dim_deck(framed, level, self._mix_work.get(f"dim {deck}", framed))
+        return dim_deck(picture, level, self._mix_work.get(f"dim {deck}", picture)), box
 
-    def _mix(self, a: torch.Tensor | None, b: torch.Tensor | None, x: float) -> torch.Tensor:
-        """The two decks' framed pictures at crossfade x (either alone when the other is absent)."""
+    def _mix(self, a: Framed | None, b: Framed | None, x: float) -> Framed:
+        """The two decks' framed pictures at crossfade x (either alone when the other is absent).
+
+        Mixed, a deck letterboxed by `fit` gets its bars in floats at the canvas
+        size, since the other deck's picture shows through them.
+        """
         if b is None:
             if a is None:  # deck b shows alone but has no frame yet: keep the last picture
-                return self._held if self._held is not None else _black(self.canvas, self.device)
+                return (
+                    self._held
+                    if self._held is not None
+                    else (_black(self.canvas, self.device), None)
+                )
             return a
         if a is None:
             return b
-        if b.shape != a.shape:
-            b = resize(b, (a.shape[-2], a.shape[-1]))
-        return mix(a, b, x, self.mixer.curve, self.mixer.mode, self._mix_work)
+        first, second = (self._padded(*framed) for framed in (a, b))
+        if second.shape != first.shape:
+            second = resize(second, (first.shape[-2], first.shape[-1]))
+        return mix(first, second, x, self.mixer.curve, self.mixer.mode, self._mix_work), None
+
+    def _padded(self, picture: torch.Tensor, box: Box | None) -> torch.Tensor:
+        """A framed picture with its bars in it, at the canvas size (itself when it has none)."""
+        return picture if box is None else pad(picture, box, *self.canvas)
 
     def _crossfade(
         self,
@@ -1178,8 +1197,9 @@ def _video_tensor(frame: InputFrame, device: torch.device) -> torch.Tensor:
 
 
 def _black(canvas: tuple[int, int], device: torch.device) -> torch.Tensor:
+    """A black picture at the canvas's aspect, tiny: the frame conversion scales it."""
     width, height = canvas
-    return torch.full((1, 3, height, width), -1.0, device=device)
+    return torch.full((1, 3, 2, max(2, round(2 * width / height))), -1.0, device=device)
 
 
 # io threads (model and partner loads, channel clusters) still running; see _finish_io.

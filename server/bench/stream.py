@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from websockets.asyncio.client import connect
 
-from models.canvas import effective_fill, place
+from models.canvas import effective_fill, frame_yuv, place
 from models.catalog import default_model_path, load_model
 from models.device import cpu_threads
-from models.pixels import resize, scale_planes_swscale, scale_planes_torch, to_yuv, to_yuv420
+from models.pixels import resize, scale_planes_swscale, scale_planes_torch, to_yuv
 from server.bench.netns import ADDRESS, in_namespace, reexec_in_namespace
 from server.bench.outputs import janus_rows, output_rows
 from server.bench.peers import connect_viewer
@@ -140,7 +140,7 @@ def canvas_generator_fps(model_path: Path, size: tuple[int, int], seconds: float
     with torch.inference_mode():
         while time.perf_counter() - started < seconds or count < 3:
             image = model.module(torch.randn(1, z_dim), **kwargs)
-            to_yuv420(place(image, width, height, fill), size)
+            frame_yuv(image, width, height, fill)
             count += 1
     return count / (time.perf_counter() - started)
 
@@ -158,7 +158,7 @@ def canvas_frames(model_path: Path, size: tuple[int, int], count: int) -> list[n
         for i in range(count):
             z = torch.lerp(a, b, i / count)
             image = model.module(z, **kwargs)
-            frames.append(to_yuv420(place(image, width, height, fill), size).numpy())
+            frames.append(frame_yuv(image, width, height, fill).numpy())
     return frames
 
 

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.canvas import FILLS, effective_fill, place
+from models.canvas import FILLS, effective_fill, fit_box, frame_yuv, place
 from models.catalog import load_model
 from models.checkpoint import LoadedModel
 from models.nets.ops import widen
-from models.pixels import resize, to_yuv420
+from models.pixels import Box, resize, to_yuv420
 from server.commands import lookup, parse
 from server.config import RenderConfig
 from server.engine import Engine
+from server.media.master import colour_grade
 from tests.conftest import tiny_model
 from tests.support.nvidia_pickles import (
     seeded_stylegan2,
@@ -143,6 +144,56 @@ def test_fit_letterboxes_with_black_bars_at_the_canvas_size() -> None:
     assert torch.equal(framed[..., :, 4:12], resize(picture, 8))
     tall = place(picture, 8, 16, "fit")
     assert torch.all(tall[..., :4, :] == -1.0) and torch.all(tall[..., 12:, :] == -1.0)
+
+
+def planes(yuv: torch.Tensor, box: Box, width: int, height: int) -> list[torch.Tensor]:
+    """Y, U and V of a yuv420p frame, each with the box's part cut out: (inside, outside)."""
+    y = yuv[:height]
+    u, v = yuv[height:].reshape(2, height // 2, width // 2)
+    found = []
+    for plane, step in ((y, 1), (u, 2), (v, 2)):
+        inside = torch.zeros_like(plane, dtype=torch.bool)
+        top, left = box.top // step, box.left // step
+        inside[top : top + box.height // step, left : left + box.width // step] = True
+        found += [plane[inside], plane[~inside]]
+    return found
+
+
+def test_fit_box_is_centred_as_large_as_fits_and_even() -> None:
+    assert fit_box(4, 4, 16, 8) == Box(4, 0, 8, 8)
+    assert fit_box(128, 128, 1920, 1080) == Box(420, 0, 1080, 1080)
+    assert fit_box(128, 128, 1080, 1920) == Box(0, 420, 1080, 1080)
+    assert fit_box(640, 480, 1920, 1080) == Box(240, 0, 1440, 1080)
+    box = fit_box(100, 37, 1366, 768)  # odd proportions: every side and offset even
+    assert all(v % 2 == 0 for v in (box.left, box.top, box.width, box.height))
+    assert box.width == 1366 and abs(box.height - 1366 * 37 / 100) <= 1
+
+
+@pytest.mark.parametrize("invert", [False, True])
+def test_fit_frame_is_the_picture_in_its_box_and_graded_black_around_it(invert: bool) -> None:
+    torch.manual_seed(3)
+    picture = torch.rand(1, 3, 16, 16) * 2 - 1
+    grade = colour_grade(hue=0.0, saturation=1.0, contrast=1.0, invert=invert, level=1.0)
+    frame = frame_yuv(picture, 64, 32, "fit", grade)
+    box = fit_box(16, 16, 64, 32)
+    assert frame.shape == (48, 64) and box == Box(16, 0, 32, 32)
+    inner = to_yuv420(picture, (32, 32), grade)
+    expected = planes(to_yuv420(torch.full((1, 3, 32, 64), -1.0), None, grade), box, 64, 32)
+    for index, (got, want) in enumerate(zip(planes(frame, box, 64, 32), expected, strict=True)):
+        if index % 2:  # the bars: black as the grade makes it (white, inverted)
+            assert torch.equal(got, want)
+    y, u, v = (planes(frame, box, 64, 32)[i] for i in (0, 2, 4))
+    inner_y, inner_u, inner_v = (planes(inner, Box(0, 0, 32, 32), 32, 32)[i] for i in (0, 2, 4))
+    assert torch.equal(y, inner_y) and torch.equal(u, inner_u) and torch.equal(v, inner_v)
+    assert planes(frame, box, 64, 32)[1][0] == (235 if invert else 16)
+
+
+def test_a_letterbox_needs_an_even_box_inside_the_frame() -> None:
+    picture = torch.zeros(1, 3, 4, 4)
+    with pytest.raises(ValueError, match="even"):
+        to_yuv420(picture, (16, 8), None, Box(3, 0, 8, 8))
+    with pytest.raises(ValueError, match="inside"):
+        to_yuv420(picture, (16, 8), None, Box(10, 0, 8, 8))
 
 
 def test_stretch_and_native_leave_the_picture_to_the_one_resize() -> None:

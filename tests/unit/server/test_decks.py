@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from models.canvas import frame_yuv, place
 from models.mixing import blend
 from models.nets.dcgan import DCGANConfig
 from models.pixels import to_yuv420
@@ -224,3 +225,20 @@ def test_a_named_device_that_is_absent_falls_back_to_the_main_one_and_says_so(
     got = frames(e, TIMES[:2], {0.0: [("/mix/crossfade", [1.0])]})
     alone = frames(engine(tiny_model(seed=1)), TIMES[:2], {})
     assert all(np.array_equal(g, a) for g, a in zip(got, alone, strict=True))
+
+
+def test_fit_letterboxes_on_the_planes_alone_and_in_floats_when_mixed() -> None:
+    light_a, light_b = (0.2, 0.6, 0.9), (0.7, 0.3, 0.5)
+    a = torch.tensor(light_a).reshape(1, 3, 1, 1).expand(1, 3, 32, 32) * 2 - 1
+    b = torch.tensor(light_b).reshape(1, 3, 1, 1).expand(1, 3, 32, 32) * 2 - 1
+    e = Engine(
+        model=flat(light_a), config=RenderConfig(size="64x32", fill="fit", fps=FPS), device=CPU
+    )
+    with_deck_b(e, flat(light_b))
+    alone = e.render_at(0.0, 0.0).yuv  # deck a alone: bars drawn on the uint8 planes
+    assert np.array_equal(alone, frame_yuv(a, 64, 32, "fit").numpy())
+    e.submit([parse("/mix/crossfade", [0.5])])
+    mixed = e.render_at(1 / FPS, 1 / FPS).yuv  # both: each deck's bars made in floats
+    expected = place(a * 0.5 + b * 0.5, 64, 32, "fit")
+    assert np.array_equal(mixed, to_yuv420(expected, (64, 32)).numpy())
+    assert (mixed[:32, :16] == 16).all() and (mixed[:32, 48:] == 16).all()
