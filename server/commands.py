@@ -1064,7 +1064,8 @@ _DECK_COMMANDS = (
         "/source",
         "Show incoming video on this deck instead of its model (/deck/b/source): camera "
         "(the /camera page or a WHIP publisher, moved here), file:NAME, v4l2:/dev/videoN, "
-        "ndi:SOURCE NAME, or none (back to the model)",
+        "ndi:SOURCE NAME, or none (back to the model); its reaction (pix2pix, feedback) "
+        "takes this video when it has no input of its own",
         (ArgSpec("source", "s", "camera | file:NAME | v4l2:/dev/videoN | ndi:NAME | none"),),
         owner="mixer",
         admin=True,

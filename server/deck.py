@@ -113,10 +113,18 @@ class Channel:
     reaction_state: tuple[object, ...] = (0, 0.0, "")  # the last /react/state reported
     device_note: str | None = None  # why it plays elsewhere than configured (None: as asked)
     recall: PendingRecall | None = None
+    on_film: bool = False  # its reaction was triggered on its own video (see reaction_hub)
+
+    @property
+    def reaction_hub(self) -> InputHub:
+        """The input its reaction takes: its own (/react/source), or, with none set when it
+        was triggered on a deck showing video (/deck/b/source), that video: pix2pix or
+        feedback on the deck's film, ending with it."""
+        return self.video if self.on_film and self.inputs.source is None else self.inputs
 
     def react_input(self, now: float) -> tuple[int, InputFrame | None]:
         """The newest live reaction input (None: none), the reaction updated by it."""
-        hub = self.inputs
+        hub = self.reaction_hub
         seq, incoming = hub.frames.latest()
         live = incoming is not None and hub.source is not None
         input_age = now - incoming.arrived_at if live and incoming is not None else None
@@ -131,12 +139,11 @@ class Channel:
         if command.query:
             return [Change(command.address, self.react_query(name, now), command.origin)]
         if name == "/react/trigger":
-            if self.deck is None:
-                return [error(command, "deck b has no model: send /deck/b/model/load NAME first")]
-            why = self.reactor.available(reaction.mode)
+            why = self.cannot_react(reaction.mode) or self.reactor.available(reaction.mode)
             if why is not None:
                 return [error(command, why)]
             seconds = float(command.args[0]) if command.args else 0.0  # type: ignore[arg-type]
+            self.on_film = self.video.source is not None
             reaction.trigger(now, seconds or None)
             return []  # reaction_changes reports it
         if name == "/react/stop":
@@ -153,6 +160,22 @@ class Channel:
         else:
             return [error(command, "not available in this server")]
         return [Change(command.address, self.react_query(name, now))]
+
+    def cannot_react(self, mode: str) -> str | None:
+        """Why this deck has nothing for a `mode` reaction to act on; None when it has."""
+        if self.video.source is not None:
+            if mode == "mirror":  # it moves a generator's latent, and the video hides that
+                return (
+                    f"mirror moves a generator's latent, and deck {self.name} shows its video: "
+                    f"send /deck/{self.name}/source none to show its model"
+                )
+            return None
+        if self.deck is None:
+            return (
+                f"deck {self.name} has nothing to react on: send /deck/{self.name}/model/load "
+                f"NAME or /deck/{self.name}/source SOURCE first"
+            )
+        return None
 
     def react_query(self, name: str, now: float) -> tuple[object, ...]:
         """The current value of this deck's /react/* address."""

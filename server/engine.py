@@ -607,6 +607,10 @@ class Engine:
             _, frame = channel.video.frames.latest()
             if frame is None:
                 return None
+            reacted = self._video_reacted(channel, frame, seq, incoming, now)
+            if reacted is not None:  # under a reaction: its square, framed as FALLBACK
+                boxed = place_boxed(reacted, width, height, FALLBACK)
+                return self._dim(channel.name, (boxed[0].to(self.device), boxed[1]))
             boxed = place_boxed(_video_tensor(frame, self.device), width, height, "fit")
             return self._dim(channel.name, boxed)
         deck = channel.deck
@@ -639,6 +643,23 @@ class Engine:
         if framed.device != self.device:  # a deck on its own device: the one copy to the mix
             framed = framed.to(self.device)
         return self._dim(channel.name, (framed, box))
+
+    def _video_reacted(
+        self,
+        channel: Channel,
+        frame: InputFrame,
+        seq: int,
+        incoming: InputFrame | None,
+        now: float,
+    ) -> torch.Tensor | None:
+        """A video deck's picture through its reaction (pix2pix, feedback) while one shows:
+        the video squared, the reaction's picture over it; None when none shows."""
+        reactor = channel.reactor
+        size = reactor.image_resolution(now)  # 0: no pix2pix or feedback showing
+        if channel.reaction.weight(now) <= 0.0 or size == 0:
+            return None
+        under = reactor.squared(frame, size) if reactor.needs_latent_image(now) else None
+        return reactor.image(under, now, seq, incoming, size)
 
     def _dim(self, deck: str, framed: Framed) -> Framed:
         """A deck's picture through its fader, into that deck's reused buffer (bars stay black)."""

@@ -154,6 +154,13 @@ class Reactor:
         model = {"pix2pix": self.pix2pix, "feedback": self.feedback}.get(self.reaction.mode)
         return model.resolution if model is not None else 0
 
+    def squared(self, frame: InputFrame, size: int) -> Tensor:
+        """A deck's own video frame as the square its reaction shows over: framed as the
+        reaction's model was trained, so pix2pix's picture lies on the video it came from."""
+        model = {"pix2pix": self.pix2pix, "feedback": self.feedback}.get(self.reaction.mode)
+        fit = trained_fit(model) if model is not None else "crop"
+        return input_tensor(frame, size=size, fit=fit, device=self.device)
+
     def needs_latent_image(self, now: float) -> bool:
         """False when pix2pix or feedback covers the whole frame (skip the generator)."""
         weight = self.reaction.weight(now)

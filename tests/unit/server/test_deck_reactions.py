@@ -85,6 +85,41 @@ def test_deck_b_reacts_with_its_own_input_exactly_as_deck_a_alone_does() -> None
     assert Change("/deck/b/react/state", (0, 0.0, "no input: the file ended")) in heard
 
 
+def test_a_video_deck_shows_its_film_plain_or_through_its_own_reaction() -> None:
+    alone = rig(tiny_model(seed=1), [])
+    alone.inputs.begin("file:clip.mp4", threading.Event())
+    alone.inputs.put(picture((255, 0, 0)), "file:clip.mp4")
+    send(alone, 0.0, ("/react/trigger", []))
+    expected = send(alone, 0.1)  # deck a's pix2pix on the film
+
+    heard: list[Change] = []
+    mixed = rig(tiny_model(seed=0), heard)
+    send(mixed, 0.0, ("/deck/b/source", ["file:clip.mp4"]), ("/mix/crossfade", [1.0]))
+    assert mixed.deck_b is None  # a video deck: no model on it
+    mixed.deck_b_inputs.put(picture((255, 0, 0)), "file:clip.mp4")
+    plain = send(mixed, 0.05)  # the film, fitted
+    heard.clear()
+    send(mixed, 0.05, ("/deck/b/react/mode", ["mirror"]), ("/deck/b/react/trigger", []))
+    errors = [str(c.args[1]) for c in heard if c.address == ERROR_ADDRESS]
+    assert len(errors) == 1 and "shows its video" in errors[0], errors
+    assert not mixed.decks["b"].reaction.active
+    send(mixed, 0.05, ("/deck/b/react/mode", ["pix2pix"]), ("/deck/b/react/trigger", []))
+    assert Change("/deck/b/react/state", (1, 1.0, "")) in heard
+    got = send(mixed, 0.1)
+    # No reaction input of its own: its reaction takes its film, as deck a's takes its input.
+    assert np.array_equal(got, expected)
+    assert not np.array_equal(got, plain)
+    assert not mixed.reaction.active  # deck a's reaction never started
+    send(mixed, 0.15, ("/deck/b/react/stop", []))
+    assert np.array_equal(send(mixed, 0.2), plain)  # the film alone again
+    # Through a reaction on the film, its end ends the reaction, with the reason.
+    send(mixed, 0.25, ("/deck/b/react/trigger", []))
+    mixed.deck_b_inputs.end("file:clip.mp4", "the file ended")
+    heard.clear()
+    send(mixed, 0.3)
+    assert Change("/deck/b/react/state", (0, 0.0, "no input: the file ended")) in heard
+
+
 def test_each_deck_keeps_its_own_reaction_settings_and_answers_them() -> None:
     heard: list[Change] = []
     engine = rig(tiny_model(seed=0), heard)
@@ -125,7 +160,8 @@ def test_bad_reaction_input_on_deck_b_is_an_error_that_changes_nothing() -> None
     send(engine, 0.3, ("/deck/b/bend/1/rotate", [90.0]))
     errors = [str(c.args[1]) for c in heard if c.address == ERROR_ADDRESS]
     assert len(errors) == 3, errors
-    assert "no model" in errors[0] and "cannot open" in errors[1] and "no model" in errors[2]
+    assert "nothing to react on" in errors[0] and "/deck/b/source" in errors[0]
+    assert "cannot open" in errors[1] and "no model" in errors[2]
     b = engine.decks["b"]
     assert engine.camera_hub() is engine.inputs  # a refused source does not take the camera
     send(engine, 0.4, ("/deck/b/react/source", ["camera"]))  # the camera page moves to b
