@@ -672,8 +672,10 @@ class Engine:
     def _mix(self, a: Framed | None, b: Framed | None, x: float) -> Framed:
         """The two decks' framed pictures at crossfade x (either alone when the other is absent).
 
-        Mixed, a deck letterboxed by `fit` gets its bars in floats at the canvas
-        size, since the other deck's picture shows through them.
+        Two pictures in one box (two generators under `fit`) mix as they are and
+        keep their bars for the conversion: black mixed with black is black in
+        every mode. A deck letterboxed otherwise gets its bars in floats at the
+        canvas size, since the other deck's picture shows through them.
         """
         if b is None:
             if a is None:  # deck b shows alone but has no frame yet: keep the last picture
@@ -685,6 +687,11 @@ class Engine:
             return a
         if a is None:
             return b
+        if a[1] is not None and a[1] == b[1]:
+            first, second = a[0], b[0]
+            if second.shape != first.shape:
+                second = resize(second, (first.shape[-2], first.shape[-1]))
+            return mix(first, second, x, self.mixer.curve, self.mixer.mode, self._mix_work), a[1]
         first, second = (self._padded(*framed) for framed in (a, b))
         if second.shape != first.shape:
             second = resize(second, (first.shape[-2], first.shape[-1]))

@@ -3,6 +3,9 @@ bit; a blend on known frames; a quantized cut lands on the beat; bad input chang
 
 from __future__ import annotations
 
+import threading
+
+import av
 import numpy as np
 import pytest
 import torch
@@ -15,6 +18,7 @@ from models.pixels import to_yuv420
 from server.commands import BLEND_MODES, ERROR_ADDRESS, Change, CommandError, parse
 from server.config import RenderConfig
 from server.engine import Engine, EngineHooks
+from server.media.inputs import InputHub
 from server.tempo import TempoClock
 from tests.conftest import in_memory, tiny_model
 
@@ -227,7 +231,7 @@ def test_a_named_device_that_is_absent_falls_back_to_the_main_one_and_says_so(
     assert all(np.array_equal(g, a) for g, a in zip(got, alone, strict=True))
 
 
-def test_fit_letterboxes_on_the_planes_alone_and_in_floats_when_mixed() -> None:
+def test_fit_keeps_its_bars_on_the_planes_mixing_two_generators_in_one_box() -> None:
     light_a, light_b = (0.2, 0.6, 0.9), (0.7, 0.3, 0.5)
     a = torch.tensor(light_a).reshape(1, 3, 1, 1).expand(1, 3, 32, 32) * 2 - 1
     b = torch.tensor(light_b).reshape(1, 3, 1, 1).expand(1, 3, 32, 32) * 2 - 1
@@ -237,8 +241,39 @@ def test_fit_letterboxes_on_the_planes_alone_and_in_floats_when_mixed() -> None:
     with_deck_b(e, flat(light_b))
     alone = e.render_at(0.0, 0.0).yuv  # deck a alone: bars drawn on the uint8 planes
     assert np.array_equal(alone, frame_yuv(a, 64, 32, "fit").numpy())
-    e.submit([parse("/mix/crossfade", [0.5])])
-    mixed = e.render_at(1 / FPS, 1 / FPS).yuv  # both: each deck's bars made in floats
-    expected = place(a * 0.5 + b * 0.5, 64, 32, "fit")
+    for mode in BLEND_MODES:  # both in one box: mixed as they are, the bars after
+        e.submit([parse("/mix/crossfade", [0.5]), parse("/mix/blend", [mode])])
+        mixed = e.render_at(1 / FPS, 1 / FPS).yuv
+        picture = a * 0.5 + blend(a, b, mode) * 0.5
+        assert np.array_equal(mixed, frame_yuv(picture, 64, 32, "fit").numpy()), mode
+
+
+def test_a_video_deck_in_another_box_shows_through_the_generator_decks_bars() -> None:
+    light = (0.2, 0.6, 0.9)
+    square = torch.tensor(light).reshape(1, 3, 1, 1).expand(1, 3, 32, 32) * 2 - 1
+    film = np.zeros((48, 64, 3), np.uint8)
+    film[:] = (200, 120, 40)
+
+    def open_into(spec: str, hub: InputHub) -> str | None:
+        hub.begin(spec, threading.Event())
+        return None
+
+    e = Engine(
+        model=flat(light),
+        config=RenderConfig(size="64x32", fill="fit", fps=FPS),
+        device=CPU,
+        hooks=EngineHooks(open_input=open_into),
+    )
+    e.start_io = lambda work: work()  # type: ignore[method-assign]
+    e.submit([parse("/deck/b/source", ["file:clip.mp4"]), parse("/mix/crossfade", [0.5])])
+    e.render_at(0.0, 0.0)
+    e.deck_b_inputs.put(av.VideoFrame.from_ndarray(film, format="rgb24"), "file:clip.mp4")
+    mixed = e.render_at(1 / FPS, 1 / FPS).yuv
+    # A 4:3 film fills more of the 2:1 canvas than the square: each deck's bars in floats.
+    _, shown = e.deck_b_inputs.frames.latest()  # the film as it came in (through yuv420p)
+    assert shown is not None
+    video = torch.from_numpy(shown.rgb()).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    expected = place(square, 64, 32, "fit") * 0.5 + place(video, 64, 32, "fit") * 0.5
     assert np.array_equal(mixed, to_yuv420(expected, (64, 32)).numpy())
-    assert (mixed[:32, :16] == 16).all() and (mixed[:32, 48:] == 16).all()
+    assert (mixed[:32, 12:14] > 40).all()  # the film through the square's bar
+    assert (mixed[:32, :8] == 16).all()  # both decks' bars: black
