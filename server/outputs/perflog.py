@@ -212,6 +212,10 @@ class PerfLog:
                 "tempo": tempo,
                 "snapshots": engine.snapshots,
                 "reaction": {"mode": engine.reaction.mode, "active": engine.reaction.active},
+                "reaction_b": {
+                    "mode": engine.decks["b"].reaction.mode,
+                    "active": engine.decks["b"].reaction.active,
+                },
                 # The master grade and the modulation routes (not triggers: what they
                 # fire is logged as batches) shape the picture too.
                 "master": {k: to_data(v, k) for k, v in vars(engine.master).items()},
@@ -260,8 +264,13 @@ class PerfLog:
             if sources != self._last_sources:
                 line["sources"] = sources
                 self._last_sources = sources
-        if engine.reaction.weight(now) > 0:
-            line["react"] = round(float(engine.reaction.weight(now)), 4)
+        # What a replay cannot show (live input): each deck's reaction, deck b's video.
+        for name, channel in engine.decks.items():
+            weight = float(channel.reaction.weight(now))
+            if weight > 0:
+                line["react" if name == "a" else f"react_{name}"] = round(weight, 4)
+        if engine.deck_b_inputs.source is not None:
+            line["video_b"] = engine.deck_b_inputs.source
         self._put(line)
         self.frames += 1
 

@@ -11,9 +11,10 @@ set played at 512.
 Replayed besides latent motion: the master grade (`/output/*`), modulation
 routes with the audio features logged per frame, and whatever triggers and
 MIDI fired (logged as batches). Ableton Link and tap tempo replay through the
-logged beat grid. Not replayed: reactions to incoming video (pix2pix, mirror,
-feedback); the log marks the frames that showed one, and the replay renders
-the latent picture there.
+logged beat grid. Not replayed: live input, that is either deck's reactions
+to incoming video (pix2pix, mirror, feedback) and deck b's own video; the log
+marks the frames that showed them, and the replay renders the decks' latent
+pictures there.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def resolve_model(start: dict[str, Any], find: Callable[[str], Path | None]) -> 
             )
         path = found
     return load_model(path, device="cpu")
+
+
+# Frame-line keys of what showed live input: deck a's and deck b's reactions, deck b's video.
+LIVE_ONLY = ("react", "react_b", "video_b")
 
 
 def replayed(command: Command) -> bool:
@@ -187,7 +192,7 @@ def replay(
                 perflog.restore_tempo(engine.tempo, line["tempo"])
             if "sources" in line:
                 engine.sources.update(line["sources"])
-            reacted += "react" in line
+            reacted += any(key in line for key in LIVE_ONLY)
             commands = _commands(line, engine)
             if commands:
                 engine.submit(commands)
@@ -197,7 +202,8 @@ def replay(
             on_frame(frame)
     if reacted:
         logger.warning(
-            "%d frames reacted to live input; reactions are not replayed (the latent picture is)",
+            "%d frames showed live input (a deck's reaction, deck b's video); they are not "
+            "replayed (the decks' latent pictures are)",
             reacted,
         )
     return count

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 import torch
 
@@ -12,10 +16,11 @@ from server.commands import parse
 from server.config import RenderConfig
 from server.engine import Engine, EngineHooks
 from server.media.frame import Frame
+from server.media.inputs import InputHub
 from server.outputs import perflog
 from server.outputs.recorder import Recorder
 from server.outputs.replay import ReplayError, replay
-from tests.conftest import tiny_model
+from tests.conftest import tiny_model, tiny_pix2pix
 
 FPS = 30.0
 
@@ -236,3 +241,55 @@ def test_replay_of_a_set_with_two_decks_and_the_mixer_is_bit_for_bit(tmp_path: P
     logged = [c[0] for line in lines for batch in line.get("batches", ()) for c in batch]
     assert "/deck/b/keyframe/4/jump" in logged and "/mix/cut" in logged
     assert engine.mixer.crossfade == 0.0  # the cut went to b, the fade came back to a
+
+
+def test_the_log_marks_each_decks_live_input_and_the_replay_says_what_it_left_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deck b showing a film through pix2pix: every such frame is marked in the log, and
+    the replay says how many frames it could not show."""
+
+    def open_into(spec: str, hub: InputHub) -> str | None:
+        hub.begin(spec, threading.Event())
+        return None
+
+    config = RenderConfig(size=32, fps=FPS, device="cpu", threads=1, react_fade_s=0.0)
+    engine = Engine(
+        model=tiny_model(),
+        config=config,
+        device=torch.device("cpu"),
+        pix2pix=tiny_pix2pix(),
+        hooks=EngineHooks(open_input=open_into),
+    )
+    engine.start_io = lambda work: work()  # type: ignore[method-assign]
+    recorder = Recorder(
+        engine=engine, folder=tmp_path / "recordings", codec="vp8", request_keyframe=None
+    )
+    film = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 90, np.uint8), format="rgb24")
+    script = {
+        2: [("/record/start", ["film"])],
+        4: [("/deck/b/source", ["file:clip.mp4"]), ("/mix/crossfade", [0.5])],
+        8: [("/deck/b/react/trigger", [])],
+        12: [("/deck/b/react/stop", [])],
+        14: [("/deck/b/source", ["none"])],
+        18: [("/record/stop", [])],
+    }
+    now = 1000.0
+    for i in range(1, 20):
+        for address, args in script.get(i, []):
+            assert engine.submit([parse(address, args)])
+        if engine.deck_b_inputs.source is not None:
+            engine.deck_b_inputs.put(film, "file:clip.mp4")
+        now += 1 / FPS
+        engine.render_at(now, 1 / FPS)
+    recorder.close()
+    log = tmp_path / "recordings" / "film.perf.jsonl"
+    start, lines = perflog.read(log)
+    assert start["reaction_b"] == {"mode": "pix2pix", "active": False}
+    marked = {line["i"] for line in lines if "video_b" in line}
+    reacting = {line["i"] for line in lines if "react_b" in line}
+    assert len(marked) == 10 and reacting and reacting < marked  # frames 4..13; 8..11
+    assert all("react" not in line for line in lines)  # deck a never reacted
+    with caplog.at_level(logging.WARNING, logger="server.outputs.replay"):
+        replay(log, size=32, model=tiny_model())
+    assert "10 frames showed live input" in caplog.text
