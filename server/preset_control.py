@@ -26,6 +26,7 @@ from server.presets import (
     check_name,
     morphable,
 )
+from server.regions import KEYFRAME_PATTERN as REGION_KEYFRAME
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,8 @@ class PresetControl:
         return found
 
     def _recall(self, preset: Preset, now: float, seconds: float) -> list[Change]:
-        """Cut every stored value in as one batch; glide the faders and the position.
+        """Cut every stored value in as one batch; glide the faders, the position and the
+        regions' keyframes.
 
         A deck whose stored model is not playing loads it (off this thread); that deck's
         values and position belong to that model, so they wait and land once it is in.
@@ -122,6 +124,10 @@ class PresetControl:
             command = parse(address, list(args))
             if command.deck in switching and _model_bound(command):
                 waiting[command.deck].append(command)
+                continue
+            if seconds > 0.0 and command.name == REGION_KEYFRAME:
+                # A region morphs to its keyframe over the recall, as the position glides.
+                batch.append(parse(address, [args[0], seconds]))
                 continue
             if seconds > 0.0 and morphable(address):
                 current = self._answer(address, now)

@@ -225,6 +225,28 @@ def test_recall_keeps_modulation_routes_and_morphs_faders() -> None:
     assert rig.engine.deck.play.truncation == 0.5
 
 
+def test_a_recall_morphs_each_regions_keyframe_over_its_seconds() -> None:
+    rig = Rig(tiny_model())
+    stored = [("/canvas/regions", [2]), ("/canvas/region/2/keyframe", [3])]
+    rig.send([*stored, ("/preset/store", ["wide"])])
+    rig.send([("/canvas/region/2/keyframe", [1])])
+    play, regions = rig.engine.deck.play, rig.engine.regions
+    one, three = play.keyframe_pose(1).latent, play.keyframe_pose(3).latent
+    rig.engine.submit([parse("/preset/recall", ["wide", 4.0])])
+    rig.now += 0.04
+    rig.engine.render_at(rig.now, 0.04)
+    assert regions.holds[1] == 3
+    halfway = regions.poses(play.pose(rig.now, 0.0), play, rig.now + 2.0)[1].latent
+    assert not torch.equal(halfway, one) and not torch.equal(halfway, three)  # morphing
+    landed = regions.poses(play.pose(rig.now, 0.0), play, rig.now + 4.0)[1].latent
+    assert torch.equal(landed, three)
+    # A recall without seconds cuts the region in.
+    rig.send([("/canvas/region/2/keyframe", [1])])
+    rig.send([("/preset/recall", ["wide"])], seconds=0.0)
+    now = regions.poses(play.pose(rig.now, 0.0), play, rig.now)[1].latent
+    assert torch.equal(now, three)
+
+
 def test_a_fader_moved_during_a_recall_wins() -> None:
     rig = Rig(tiny_model())
     rig.send([("/latent/truncation", [0.5]), ("/preset/store", ["p"])])
