@@ -715,6 +715,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (ArgSpec("level", "f", "0..1", 0.0, 1.0),),
         owner="master",
         persist="show",
+        coalesce=True,
     ),
     CommandSpec(
         "/output/blackout",
@@ -743,6 +744,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (ArgSpec("turns", "f", "0..1", 0.0, 1.0),),
         owner="master",
         persist="show",
+        coalesce=True,
     ),
     CommandSpec(
         "/output/saturation",
@@ -750,6 +752,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
         owner="master",
         persist="show",
+        coalesce=True,
     ),
     CommandSpec(
         "/output/contrast",
@@ -757,6 +760,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         (ArgSpec("amount", "f", "0..2", 0.0, 2.0),),
         owner="master",
         persist="show",
+        coalesce=True,
     ),
     CommandSpec(
         "/output/invert",

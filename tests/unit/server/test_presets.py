@@ -247,6 +247,18 @@ def test_a_recall_morphs_each_regions_keyframe_over_its_seconds() -> None:
     assert torch.equal(now, three)
 
 
+def test_a_recall_glides_the_master_grades_faders() -> None:
+    rig = Rig(tiny_model())
+    stored = {"/output/dim": 0.2, "/output/saturation": 1.8, "/output/contrast": 0.4}
+    rig.send([*((a, [v]) for a, v in stored.items()), ("/preset/store", ["grade"])])
+    rig.send([("/output/dim", [1.0]), ("/output/saturation", [1.0]), ("/output/contrast", [1.0])])
+    rig.send([("/preset/recall", ["grade", 4.0])], seconds=2.0)
+    master = rig.engine.master  # halfway: gliding, not cut
+    assert 0.2 < master.dim < 1.0 and 1.0 < master.saturation < 1.8 and 0.4 < master.contrast < 1.0
+    rig.send([], seconds=3.0)
+    assert (master.dim, master.saturation, master.contrast) == (0.2, 1.8, 0.4)
+
+
 def test_a_fader_moved_during_a_recall_wins() -> None:
     rig = Rig(tiny_model())
     rig.send([("/latent/truncation", [0.5]), ("/preset/store", ["p"])])
