@@ -913,8 +913,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec(
         "/preset/recall",
-        "Recall a preset: the latent position, continuous faders and each canvas region's "
-        "keyframe morph over `seconds` (default 0: a cut), the rest cuts",
+        "Recall a preset: the latent position, continuous faders (a translate's x y too) and "
+        "each canvas region's keyframe morph over `seconds` (default 0: a cut), the rest cuts",
         (
             _PRESET_NAME,
             ArgSpec("seconds", "f", "morph time in seconds", 0.0, MAX_MORPH_SECONDS, optional=True),

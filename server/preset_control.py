@@ -131,8 +131,9 @@ class PresetControl:
                 continue
             if seconds > 0.0 and morphable(address):
                 current = self._answer(address, now)
-                if current:
-                    start, end = float(current[0]), float(args[0])  # type: ignore[arg-type]
+                if current and len(current) >= len(args):
+                    start = tuple(float(v) for v in current[: len(args)])  # type: ignore[arg-type]
+                    end = tuple(float(v) for v in args)  # type: ignore[arg-type]
                     morphs.append(FaderMorph(address, start, end, now, seconds))
                     continue
             batch.append(command)
@@ -187,7 +188,7 @@ class PresetControl:
         """Move every gliding fader one frame on; a finished one lands on its value."""
         if not self.morphs:
             return []
-        batch = [parse(m.address, [m.value(now)]) for m in self.morphs.values()]
+        batch = [parse(m.address, list(m.value(now))) for m in self.morphs.values()]
         self.morphs = {a: m for a, m in self.morphs.items() if not m.done(now)}
         return [c for c in self._apply(batch, now) if c.address != ERROR_ADDRESS]
 

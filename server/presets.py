@@ -83,14 +83,30 @@ def value_addresses() -> list[str]:
     return [a for _, a in bare] + [deck_address("b", a) for spec, a in bare if spec.deck]
 
 
+# The XY pad moves the latent position, which a recall glides as a whole (Position):
+# gliding the pad too would pull the position two ways at once.
+_GLIDES_WITH_THE_POSITION = ("/latent/xy",)
+
+
 def morphable(address: str) -> bool:
-    """Whether a recall glides this value (a continuous fader) rather than cutting it."""
+    """Whether a recall glides this value (a continuous fader: one ranged number, or a
+    few, as a translate's x y) rather than cutting it."""
     try:
         parsed = parse(address, ["?"])
-        continuous_arg(address)
     except CommandError:
         return False
-    return next(s for s in COMMANDS if s.pattern == parsed.name).coalesce
+    spec = next(s for s in COMMANDS if s.pattern == parsed.name)
+    if not spec.coalesce or parsed.name in _GLIDES_WITH_THE_POSITION:
+        return False
+    try:
+        continuous_arg(address)
+        return True
+    except CommandError:
+        pass
+    required = [arg for arg in spec.args if not arg.optional]
+    return len(required) > 1 and all(
+        arg.type == "f" and arg.min is not None and arg.max is not None for arg in required
+    )
 
 
 @dataclass(frozen=True)
@@ -259,15 +275,17 @@ class FaderMorph:
     """A continuous value gliding from `start` to `end` over `seconds` (a recall's morph)."""
 
     address: str
-    start: float
-    end: float
+    start: tuple[float, ...]  # one number a fader, or a few (a translate's x y)
+    end: tuple[float, ...]
     began: float
     seconds: float
 
-    def value(self, now: float) -> float:
-        """The value at `now`: linear from start to end, then end."""
+    def value(self, now: float) -> tuple[float, ...]:
+        """The values at `now`: linear from start to end, then end."""
         t = 1.0 if self.seconds <= 0.0 else min(max((now - self.began) / self.seconds, 0.0), 1.0)
-        return self.end if t >= 1.0 else self.start + (self.end - self.start) * t
+        if t >= 1.0:
+            return self.end
+        return tuple(a + (b - a) * t for a, b in zip(self.start, self.end, strict=True))
 
     def done(self, now: float) -> bool:
         """True once the value has reached `end`."""

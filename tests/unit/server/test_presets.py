@@ -22,6 +22,7 @@ from server.presets import (
     PresetError,
     check_preset,
     check_presets,
+    morphable,
     value_addresses,
     value_bearing,
 )
@@ -257,6 +258,22 @@ def test_a_recall_glides_the_master_grades_faders() -> None:
     assert 0.2 < master.dim < 1.0 and 1.0 < master.saturation < 1.8 and 0.4 < master.contrast < 1.0
     rig.send([], seconds=3.0)
     assert (master.dim, master.saturation, master.contrast) == (0.2, 1.8, 0.4)
+
+
+def test_a_recall_glides_a_two_number_fader_and_leaves_the_xy_pad_to_the_position() -> None:
+    assert morphable("/bend/1/translate") and morphable("/deck/b/transform/translate")
+    assert not morphable("/latent/xy")  # the position glides as a whole
+    rig = Rig(tiny_model())
+    rig.send([("/bend/1/translate", [0.4, -0.2]), ("/preset/store", ["moved"])])
+    rig.send([("/bend/reset", [])])
+    rig.changes.clear()
+    rig.send([("/preset/recall", ["moved", 4.0])], seconds=2.0)
+    rig.send([("/bend/1/translate", ["?"])], seconds=0.0)
+    x, y = next(c.args for c in rig.changes if c.address == "/bend/1/translate")
+    assert 0.0 < x < 0.4 and -0.2 < y < 0.0  # halfway, both numbers
+    rig.send([], seconds=3.0)
+    rig.send([("/bend/1/translate", ["?"])], seconds=0.0)
+    assert [c.args for c in rig.changes if c.address == "/bend/1/translate"] == [(0.4, -0.2)]
 
 
 def test_a_fader_moved_during_a_recall_wins() -> None:
