@@ -24,6 +24,7 @@ from server.presets import (
     PresetError,
     capture,
     check_name,
+    circle,
     morphable,
 )
 from server.regions import KEYFRAME_PATTERN as REGION_KEYFRAME
@@ -134,7 +135,7 @@ class PresetControl:
                 if current and len(current) >= len(args):
                     start = tuple(float(v) for v in current[: len(args)])  # type: ignore[arg-type]
                     end = tuple(float(v) for v in args)  # type: ignore[arg-type]
-                    morphs.append(FaderMorph(address, start, end, now, seconds))
+                    morphs.append(FaderMorph(address, start, end, now, seconds, circle(address)))
                     continue
             batch.append(command)
         changes = self._landed(batch, now)

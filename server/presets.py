@@ -88,6 +88,17 @@ def value_addresses() -> list[str]:
 _GLIDES_WITH_THE_POSITION = ("/latent/xy",)
 
 
+def circle(address: str) -> tuple[float, float] | None:
+    """(lowest value, period) for a value on a circle, which a recall glides the short way
+    round: the hue in turns, a rotation in degrees; None for any other."""
+    name = parse(address, ["?"]).name
+    if name == "/output/hue":
+        return (0.0, 1.0)
+    if name.endswith("/rotate"):  # /transform/rotate, /bend/LAYER[/cluster/K]/rotate
+        return (-180.0, 360.0)
+    return None
+
+
 def morphable(address: str) -> bool:
     """Whether a recall glides this value (a continuous fader: one ranged number, or a
     few, as a translate's x y) rather than cutting it."""
@@ -279,13 +290,22 @@ class FaderMorph:
     end: tuple[float, ...]
     began: float
     seconds: float
+    circle: tuple[float, float] | None = None  # (lowest, period) of a value on a circle
 
     def value(self, now: float) -> tuple[float, ...]:
-        """The values at `now`: linear from start to end, then end."""
+        """The values at `now`: linear from start to end (the short way round a circle),
+        then end."""
         t = 1.0 if self.seconds <= 0.0 else min(max((now - self.began) / self.seconds, 0.0), 1.0)
         if t >= 1.0:
             return self.end
-        return tuple(a + (b - a) * t for a, b in zip(self.start, self.end, strict=True))
+        if self.circle is None:
+            return tuple(a + (b - a) * t for a, b in zip(self.start, self.end, strict=True))
+        low, period = self.circle
+        out = []
+        for a, b in zip(self.start, self.end, strict=True):
+            step = (b - a + period / 2) % period - period / 2  # -period/2 .. period/2
+            out.append((a + step * t - low) % period + low)
+        return tuple(out)
 
     def done(self, now: float) -> bool:
         """True once the value has reached `end`."""

@@ -276,6 +276,20 @@ def test_a_recall_glides_a_two_number_fader_and_leaves_the_xy_pad_to_the_positio
     assert [c.args for c in rig.changes if c.address == "/bend/1/translate"] == [(0.4, -0.2)]
 
 
+def test_a_recall_turns_the_hue_and_a_rotation_the_short_way_round() -> None:
+    rig = Rig(tiny_model())
+    rig.send([("/output/hue", [0.1]), ("/bend/1/rotate", [-170.0]), ("/preset/store", ["turn"])])
+    rig.send([("/output/hue", [0.9]), ("/bend/1/rotate", [170.0])])
+    rig.send([("/preset/recall", ["turn", 4.0])], seconds=2.0)
+    hue = rig.engine.master.hue
+    assert hue > 0.95 or hue < 0.05  # through red (0 = 1), not through 0.5, the opposite
+    rig.send([("/bend/1/rotate", ["?"])], seconds=0.0)
+    (degrees,) = next(c.args for c in rig.changes if c.address == "/bend/1/rotate")
+    assert abs(degrees) > 170.0  # through 180, not through 0
+    rig.send([], seconds=3.0)
+    assert rig.engine.master.hue == 0.1
+
+
 def test_a_fader_moved_during_a_recall_wins() -> None:
     rig = Rig(tiny_model())
     rig.send([("/latent/truncation", [0.5]), ("/preset/store", ["p"])])
