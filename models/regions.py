@@ -19,8 +19,9 @@ the canvas's coordinates, so the seams sit in the same place at every layer.
   (cheap) are made per region and blended.
 
 K = 1, or every region holding the same pose, is the network's own render
-(LatentSpace.render), bit for bit. This path always runs in float32 and does
-not run bending hooks (models/bending.py) on the StyleGAN layers.
+(LatentSpace.render), bit for bit. This path always runs in float32. A
+network bend (models/bending.py, forward hooks on the synthesis layers) bends
+each StyleGAN layer's output here as in the network's own forward (`_hooked`).
 """
 
 from __future__ import annotations
@@ -157,6 +158,16 @@ def _dcgan(module: DCGANGenerator, z: Tensor, aspect: float, ramp: float) -> Ten
     return torch.tanh(module.to_rgb(x))  # (1, 3, R, R * aspect)
 
 
+def _hooked(layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+    """`layer`'s forward hooks (a network bend's) on an output this path computed outside
+    the layer's own forward: the picture bends as the network's own render does."""
+    for hook in layer._forward_hooks.values():
+        result = hook(layer, inputs, output)
+        if result is not None:
+            output = result
+    return output
+
+
 # -- StyleGAN2 --------------------------------------------------------------------------
 
 
@@ -175,9 +186,10 @@ def _stylegan2(
         return ramps(count, edge_centres(width, ws.device), ramp)
 
     def conv(layer: stylegan2.SynthesisLayer, x: Tensor, w: Tensor, gain: float = 1.0) -> Tensor:
-        return _sg2_layer(
+        out = _sg2_layer(
             layer, x, w, weights, noise_mode=noise_mode, noise_strength=noise_strength, gain=gain
         )
+        return _hooked(layer, (x, w), out)
 
     x: Tensor | None = None
     img: Tensor | None = None
@@ -279,7 +291,7 @@ def _stylegan3(
     x = blend(x, weights_at(first.sampling_rate)(x.shape[-1]))
     for name, w in zip(synthesis.layer_names, w_list[1:], strict=True):
         layer = getattr(synthesis, name)
-        x = _sg3_layer(layer, x, w, weights_at(layer.plan.in_sampling_rate))
+        x = _hooked(layer, (x, w), _sg3_layer(layer, x, w, weights_at(layer.plan.in_sampling_rate)))
     if synthesis.output_scale != 1:
         x = x * synthesis.output_scale
     return x.float()

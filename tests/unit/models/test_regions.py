@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from models.bending import Bender
 from models.checkpoint import LoadedModel
 from models.latent_space import LatentSpace, Pose, WSpace, space_for
 from models.nets.ops import widen
@@ -109,6 +110,31 @@ def test_the_region_path_itself_with_one_latent_everywhere_is_the_native_picture
                     drawn = _stylegan3(synthesis, ws, aspect, RAMP)
             assert drawn.shape == today.shape, (kind, aspect)
             assert (drawn - today).abs().max() < 1e-5, (kind, aspect)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_network_bend_bends_the_region_path_as_it_bends_the_native_render(kind: str) -> None:
+    """Bends are forward hooks: the region path, which runs StyleGAN layers its own way,
+    runs them too, so a bent canvas with regions is the bent native picture."""
+    space = space_of(kind)
+    a, _ = two_poses(space)
+    bender = Bender(space.module)
+    with torch.no_grad():
+        plain = space.render(a, 16 / 9)
+        bender.set({(2, 0): {"rotate": (90.0,)}, (3, 0): {"gain": (0.5,)}})
+        bent = space.render(a, 16 / 9)
+        if kind == "dcgan":
+            drawn = _dcgan(space.module, torch.stack([a.latent] * 2), 16 / 9, RAMP)  # type: ignore[attr-defined, arg-type]
+        else:
+            ws = torch.stack([space.broadcast(a)] * 2)  # type: ignore[attr-defined]
+            synthesis = space.synthesis  # type: ignore[attr-defined]
+            if kind == "stylegan2":
+                drawn = _stylegan2(synthesis, ws, 16 / 9, "const", 1.0, RAMP)
+            else:
+                drawn = _stylegan3(synthesis, ws, 16 / 9, RAMP)
+        bender.clear()
+    assert (bent - plain).abs().max() > 0.05  # the bend shows
+    assert (drawn - bent).abs().max() < 1e-5
 
 
 @pytest.mark.parametrize("kind", KINDS)
