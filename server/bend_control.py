@@ -57,6 +57,15 @@ class BendControl:
         # one batch), applied when the last partner sent arrives.
         self._loads: dict[int, int] = {}
         self._waiting: dict[int, list[Command]] = {}
+        self._run_partner_load = run_io  # a partner's load (the replay holds it: replaying)
+
+    def replaying(self, hold_partner_load: Callable[[Callable[[], None]], None]) -> None:
+        """Offline replay (server/outputs/replay.py): the performance log holds the batch
+        each waiting cluster bend was submitted again in, so nothing is resubmitted; and
+        the frame each blend partner landed on, so `hold_partner_load` keeps a partner's
+        load until the replay reaches that frame."""
+        self._resubmit = lambda batch: True
+        self._run_partner_load = hold_partner_load
 
     def apply(self, deck: Deck, command: Command) -> list[Change]:
         """Apply or answer a /bend or /blend command on a deck."""
@@ -221,7 +230,7 @@ class BendControl:
                 self._incoming.append((deck, blend, command, why))
 
         self._loads[id(deck)] = self._loads.get(id(deck), 0) + 1
-        self._run_io(load)
+        self._run_partner_load(load)
         return []
 
     def take(self, playing: Collection[Deck]) -> list[Change]:

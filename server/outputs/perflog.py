@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import torch
 
+from models.blending import MAPPING
 from models.latent_maths import Wander
 from models.latent_space import WLoop
 from server import play as play_module
@@ -160,6 +161,36 @@ def command_data(command: Command) -> list[Any]:
     return [command.address, ["?"] if command.query else list(command.args), command.received]
 
 
+def partners(engine: Any) -> dict[str, str]:
+    """Each deck's blend partner by name ("": none)."""
+    found = {}
+    for name, channel in engine.decks.items():
+        deck = channel.deck
+        found[name] = deck.blend.name if deck is not None and deck.blend is not None else ""
+    return found
+
+
+def capture_values(engine: Any) -> list[list[Any]]:
+    """What the picture shows that the play state does not hold, as commands: each deck's
+    bends and blend (partner and amounts), and the canvas's regions."""
+    values: list[list[Any]] = []
+    for name, channel in engine.decks.items():
+        deck = channel.deck
+        if deck is None:
+            continue
+        prefix = "" if name == "a" else f"/deck/{name}"
+        for (layer, cluster), ops in deck.bends.items():
+            where = f"{prefix}/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
+            values.extend([f"{where}/{op}", list(args)] for op, args in ops.items())
+        if deck.blend is not None:
+            values.append([f"{prefix}/blend/model", [deck.blend.name]])
+            for layer, amount in sorted(deck.blend.amounts.items()):
+                where = "/blend/mapping" if layer == MAPPING else f"/blend/layer/{layer}"
+                values.append([prefix + where, [amount]])
+    values.extend([address, list(args)] for address, args in engine.regions.settings().items())
+    return values
+
+
 class PerfLog:
     """Writes one performance log on a thread of its own; fed from the render thread."""
 
@@ -167,6 +198,7 @@ class PerfLog:
         self.path = path
         self.frames = 0
         self.error: str | None = None
+        self._partners: dict[str, str] = {}  # each deck's blend partner at the last frame
         self._started = False
         self._last_model: str | None = None
         self._last_deck_b: str | None = None
@@ -222,8 +254,10 @@ class PerfLog:
                 "routes": [c for c in engine.patch.commands() if c[0] == "/mod/route"],
                 "mixer": capture_mixer(engine.mixer),
                 "deck_b": deck_b,
+                "values": capture_values(engine),
             }
         )
+        self._partners = partners(engine)
         self._started = True
 
     def _deck_b(self, engine: Any) -> dict[str, Any] | None:
@@ -271,6 +305,12 @@ class PerfLog:
                 line["react" if name == "a" else f"react_{name}"] = round(weight, 4)
         if engine.deck_b_inputs.source is not None:
             line["video_b"] = engine.deck_b_inputs.source
+        # A blend partner loads off the render thread: the frame it landed on, per deck.
+        now_partners = partners(engine)
+        for deck, partner in now_partners.items():
+            if partner and partner != self._partners.get(deck):
+                line["blend" if deck == "a" else f"blend_{deck}"] = partner
+        self._partners = now_partners
         self._put(line)
         self.frames += 1
 

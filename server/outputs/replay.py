@@ -9,12 +9,15 @@ on the first frame at or after its time. The size is free: 1024 px from a
 set played at 512.
 
 Replayed besides latent motion: the master grade (`/output/*`), modulation
-routes with the audio features logged per frame, and whatever triggers and
-MIDI fired (logged as batches). Ableton Link and tap tempo replay through the
-logged beat grid. Not replayed: live input, that is either deck's reactions
-to incoming video (pix2pix, mirror, feedback) and deck b's own video; the log
-marks the frames that showed them, and the replay renders the decks' latent
-pictures there.
+routes with the audio features logged per frame, whatever triggers and MIDI
+fired (logged as batches), the mixer, each deck's bends and blends, and the
+canvas (fill, regions). A blend partner, loaded off the render thread live,
+lands on the frame the log says it landed on; a cluster bend's clusters are
+computed inline and its command applies where the log has it applied.
+Ableton Link and tap tempo replay through the logged beat grid. Not
+replayed: live input, that is either deck's reactions to incoming video
+(pix2pix, mirror, feedback) and deck b's own video; the log marks the frames
+that showed them, and the replay renders the decks' latent pictures there.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch
 
 from models.catalog import Catalog, load_model
 from models.checkpoint import CheckpointError, LoadedModel
-from server.commands import REGISTRY, Command, CommandError, parse
+from server.commands import KEYFRAMES, REGISTRY, Command, CommandError, parse
 from server.config import RenderConfig, parse_size
 from server.engine import Engine
 from server.media.frame import Frame
@@ -62,11 +65,16 @@ def resolve_model(start: dict[str, Any], find: Callable[[str], Path | None]) -> 
 
 # Frame-line keys of what showed live input: deck a's and deck b's reactions, deck b's video.
 LIVE_ONLY = ("react", "react_b", "video_b")
+# Frame-line keys of a blend partner landing (loaded off the render thread live).
+PARTNER_LANDED = ("blend", "blend_b")
 
 
 def replayed(command: Command) -> bool:
-    """Engine commands that replay: the master grade and modulation routes."""
+    """Engine commands that replay: the master grade, modulation routes, the mixer, bends,
+    blends and the canvas (fill, regions)."""
     name = command.name
+    if name.startswith(("/bend/", "/blend/", "/canvas/")):
+        return True
     if name.startswith("/output/"):
         return REGISTRY[name].owner == "master"
     if REGISTRY[name].owner == "mixer":
@@ -86,6 +94,30 @@ def _commands(line: dict[str, Any], engine: Engine) -> list[Command]:
             if not command.query and (engine.play.handles(command) or replayed(command)):
                 out.append(command)
     return out
+
+
+def _land_partners(loads: list[Callable[[], None]]) -> None:
+    """Run the blend partners' loads held so far: the engine takes them at the next frame."""
+    held = list(loads)
+    loads.clear()
+    for load in held:
+        load()
+
+
+def _restore_values(
+    engine: Engine, values: list[Any], now: float, loads: list[Callable[[], None]]
+) -> None:
+    """The start line's bends, blends and regions, in place before the first frame."""
+    commands = [parse(address, list(args)) for address, args in values]
+    for _ in range(2):  # the first pass computes any clusters, the second bends with them
+        for command in commands:
+            deck = engine.decks[command.deck].deck
+            if command.name.startswith(("/bend/", "/blend/")) and deck is not None:
+                engine.bending.apply(deck, command)
+            elif command.name.startswith("/canvas/"):
+                engine.regions.apply(command, now, fill="native", keyframes=KEYFRAMES)
+        _land_partners(loads)
+        engine.bending.take([c.deck for c in engine.decks.values() if c.deck is not None])
 
 
 def timeline(
@@ -124,10 +156,12 @@ def replay(
     deck_b: LoadedModel | None = None,
     find_model: Callable[[str], Path | None] = lambda name: None,
     on_frame: Callable[[Frame], None] | None = None,
+    catalog: Catalog | None = None,
 ) -> int:
     """Render the log's frames, calling `on_frame` with each; returns how many.
 
     `deck_b`: the model deck b played (default: the log's, found as the main model is).
+    `catalog`: where blend partners are found by name (default: the model folders).
     """
     try:
         start, frames = perflog.read(log)
@@ -154,7 +188,13 @@ def replay(
         config=config,
         device=torch.device(device),
         snapshots=start.get("snapshots") or {},
+        catalog=catalog if catalog is not None else Catalog(),
     )
+    # Io work (clusters, a blend partner's load) runs inline; a partner's load waits for
+    # the frame the log says it landed on, and nothing is resubmitted (the log has it).
+    engine.start_io = lambda work: work()
+    partner_loads: list[Callable[[], None]] = []
+    engine.bending.replaying(partner_loads.append)
     try:
         perflog.restore_play(engine.deck.play, start["play"])
         perflog.restore_tempo(engine.tempo, start["tempo"])
@@ -176,6 +216,7 @@ def replay(
         routes = [parse(address, args) for address, args in start.get("routes", [])]
         if routes:
             engine.submit(routes)
+        _restore_values(engine, start.get("values", []), float(start["t"]), partner_loads)
     except (KeyError, TypeError, ValueError, CommandError) as exc:
         raise ReplayError(f"{log}: the start state cannot be restored: {exc}") from exc
     reacted = 0
@@ -193,6 +234,8 @@ def replay(
             if "sources" in line:
                 engine.sources.update(line["sources"])
             reacted += any(key in line for key in LIVE_ONLY)
+            if any(key in line for key in PARTNER_LANDED):
+                _land_partners(partner_loads)
             commands = _commands(line, engine)
             if commands:
                 engine.submit(commands)
@@ -300,6 +343,7 @@ def run(args: argparse.Namespace) -> int:
             model=model,
             find_model=catalog.find,
             on_frame=writer.write,
+            catalog=catalog,
         )
     finally:
         writer.close()
