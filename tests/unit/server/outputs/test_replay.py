@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from models.catalog import Catalog
+from models.checkpoint import LoadedModel
 from server.commands import parse
 from server.config import RenderConfig
 from server.engine import Engine, EngineHooks
@@ -297,13 +298,9 @@ def test_the_log_marks_each_decks_live_input_and_the_replay_says_what_it_left_ou
     assert "10 frames showed live input" in caplog.text
 
 
-def test_replay_of_a_set_with_bends_blends_and_the_canvas_is_bit_for_bit(tmp_path: Path) -> None:
-    """Bends (a whole layer, a cluster, deck b's), a blend partner loaded off the render
-    thread with amounts sent before it landed, regions and a fill change, with a bend and
-    regions already set when the recording starts: the replay gives the live pictures."""
-    models = tmp_path / "models"
+def bending_engine(tmp_path: Path, models: Path) -> tuple[Engine, Recorder]:
+    """A 2:1 live engine that finds the blend partner `partner` in `models`, recording."""
     save_tiny_model(models / "partner.safetensors", seed=2)
-    held: list[tuple[int, Callable[[], None]]] = []  # io work, done 3 frames later
     config = RenderConfig(size="64x32", fps=FPS, device="cpu", threads=1)
     engine = Engine(
         model=tiny_model(),
@@ -314,6 +311,58 @@ def test_replay_of_a_set_with_bends_blends_and_the_canvas_is_bit_for_bit(tmp_pat
     recorder = Recorder(
         engine=engine, folder=tmp_path / "recordings", codec="vp8", request_keyframe=None
     )
+    return engine, recorder
+
+
+def play_set(
+    engine: Engine, script: dict[int, list[tuple[str, list[object]]]], frames: int
+) -> dict[int, object]:
+    """Frames 1..frames-1 with the script sent before each; io work (a partner's load,
+    clusters) done 3 frames after it was asked, as an io thread would. The pictures."""
+    held: list[tuple[int, Callable[[], None]]] = []
+    pictures: dict[int, object] = {}
+    now = 1000.0
+    for i in range(1, frames):
+        due = [work for at, work in held if at == i]
+        held[:] = [(at, work) for at, work in held if at != i]
+        for work in due:
+            work()
+        engine.start_io = lambda work, at=i + 3: held.append((at, work))  # type: ignore[misc]
+        for address, args in script.get(i, []):
+            assert engine.submit([parse(address, args)])
+        now += 1.0 / FPS
+        frame = engine.render_at(now, 1.0 / FPS)
+        pictures[frame.index] = frame.yuv
+    return pictures
+
+
+def same_pictures(
+    log: Path, models: Path, pictures: dict[int, object], deck_b: LoadedModel | None = None
+) -> int:
+    """Replay `log` at the live size and check every frame against the live pictures."""
+    _, lines = perflog.read(log)
+    replayed: list[Frame] = []
+    replay(
+        log,
+        size="64x32",
+        model=tiny_model(),
+        deck_b=deck_b,
+        catalog=Catalog(user_dir=models),
+        on_frame=replayed.append,
+    )
+    assert len(replayed) == len(lines)
+    for line, frame in zip(lines, replayed, strict=True):
+        live = pictures[line["i"]]
+        assert (frame.yuv == live).all(), f"frame {line['i']} differs"  # type: ignore[union-attr]
+    return len(lines)
+
+
+def test_replay_of_a_set_with_bends_blends_and_the_canvas_is_bit_for_bit(tmp_path: Path) -> None:
+    """Bends (a whole layer, a cluster, deck b's), a blend partner loaded off the render
+    thread with amounts sent before it landed, regions and a fill change, with a bend and
+    regions already set when the recording starts: the replay gives the live pictures."""
+    models = tmp_path / "models"
+    engine, recorder = bending_engine(tmp_path, models)
     b = tiny_model(seed=1)
     engine.offer_model(b, parse("/deck/b/model/load", ["tiny"]))
     script: dict[int, list[tuple[str, list[object]]]] = {
@@ -326,19 +375,7 @@ def test_replay_of_a_set_with_bends_blends_and_the_canvas_is_bit_for_bit(tmp_pat
         30: [("/bend/reset", []), ("/blend/reset", [])],
         36: [("/record/stop", [])],
     }
-    pictures: dict[int, object] = {}
-    now = 1000.0
-    for i in range(1, 40):
-        due = [work for at, work in held if at == i]
-        held[:] = [(at, work) for at, work in held if at != i]
-        for work in due:
-            work()
-        engine.start_io = lambda work, at=i + 3: held.append((at, work))  # type: ignore[misc]
-        for address, args in script.get(i, []):
-            assert engine.submit([parse(address, args)])
-        now += 1.0 / FPS
-        frame = engine.render_at(now, 1.0 / FPS)
-        pictures[frame.index] = frame.yuv
+    pictures = play_set(engine, script, 40)
     recorder.close()
     log = tmp_path / "recordings" / "bent.perf.jsonl"
     start, lines = perflog.read(log)
@@ -346,16 +383,28 @@ def test_replay_of_a_set_with_bends_blends_and_the_canvas_is_bit_for_bit(tmp_pat
     assert ["/canvas/regions", [2]] in start["values"]
     landed = [line["i"] for line in lines if "blend" in line]
     assert len(landed) == 1 and landed[0] > 9  # the partner came frames after it was asked
-    replayed: list[Frame] = []
-    replay(
-        log,
-        size="64x32",
-        model=tiny_model(),
-        deck_b=tiny_model(seed=1),  # fresh: the live deck b's module still carries its bend
-        catalog=Catalog(user_dir=models),
-        on_frame=replayed.append,
-    )
-    assert len(replayed) == len(lines)
-    for line, frame in zip(lines, replayed, strict=True):
-        live = pictures[line["i"]]
-        assert (frame.yuv == live).all(), f"frame {line['i']} differs"  # type: ignore[union-attr]
+    # A fresh deck b: the live one's module still carries its bend.
+    assert same_pictures(log, models, pictures, deck_b=tiny_model(seed=1)) == len(lines)
+
+
+def test_a_blend_and_a_cluster_bend_set_before_the_recording_replay_from_its_start(
+    tmp_path: Path,
+) -> None:
+    models = tmp_path / "models"
+    engine, recorder = bending_engine(tmp_path, models)
+    script: dict[int, list[tuple[str, list[object]]]] = {
+        1: [("/blend/model", ["partner"]), ("/blend/layer/2", [0.6])],
+        2: [("/bend/2/cluster/2/gain", [0.0])],
+        10: [("/record/start", ["before"])],
+        14: [("/blend/layer/2", [0.2])],
+        18: [("/record/stop", [])],
+    }
+    pictures = play_set(engine, script, 20)
+    recorder.close()
+    log = tmp_path / "recordings" / "before.perf.jsonl"
+    start, lines = perflog.read(log)
+    assert ["/blend/model", ["partner"]] in start["values"]
+    assert ["/blend/layer/2", [0.6]] in start["values"]
+    assert ["/bend/2/cluster/2/gain", [0.0]] in start["values"]
+    assert not any("blend" in line for line in lines)  # it landed before the recording
+    assert same_pictures(log, models, pictures) == len(lines)
