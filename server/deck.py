@@ -78,11 +78,17 @@ class Deck:
         snapshot = self.play.snapshot()
         settings: dict[str, object] = dict(snapshot.get("settings") or {})  # type: ignore[call-overload]
         snapshot["settings"] = settings
+        settings.update(self.bend_settings())
+        return snapshot
+
+    def bend_settings(self) -> dict[str, list[float]]:
+        """Its bends as address -> values (/bend/LAYER[/cluster/K]/OP)."""
+        settings: dict[str, list[float]] = {}
         for (layer, cluster), ops in self.bends.items():
             where = f"/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
             for op, values in ops.items():
                 settings[f"{where}/{op}"] = list(values)
-        return snapshot
+        return settings
 
 
 @dataclass

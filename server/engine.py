@@ -656,7 +656,7 @@ class Engine:
         the video squared, the reaction's picture over it; None when none shows."""
         reactor = channel.reactor
         size = reactor.image_resolution(now)  # 0: no pix2pix or feedback showing
-        if channel.reaction.weight(now) <= 0.0 or size == 0:
+        if size == 0:
             return None
         under = reactor.squared(frame, size) if reactor.needs_latent_image(now) else None
         return reactor.image(under, now, seq, incoming, size)
@@ -687,15 +687,13 @@ class Engine:
             return a
         if a is None:
             return b
-        if a[1] is not None and a[1] == b[1]:
-            first, second = a[0], b[0]
-            if second.shape != first.shape:
-                second = resize(second, (first.shape[-2], first.shape[-1]))
-            return mix(first, second, x, self.mixer.curve, self.mixer.mode, self._mix_work), a[1]
-        first, second = (self._padded(*framed) for framed in (a, b))
+        if a[1] == b[1]:  # one box, or none: mixed as they are
+            (first, box), second = a, b[0]
+        else:
+            first, second, box = self._padded(*a), self._padded(*b), None
         if second.shape != first.shape:
             second = resize(second, (first.shape[-2], first.shape[-1]))
-        return mix(first, second, x, self.mixer.curve, self.mixer.mode, self._mix_work), None
+        return mix(first, second, x, self.mixer.curve, self.mixer.mode, self._mix_work), box
 
     def _padded(self, picture: torch.Tensor, box: Box | None) -> torch.Tensor:
         """A framed picture with its bars in it, at the canvas size (itself when it has none)."""

@@ -179,9 +179,7 @@ def capture_values(engine: Any) -> list[list[Any]]:
         if deck is None:
             continue
         prefix = "" if name == "a" else f"/deck/{name}"
-        for (layer, cluster), ops in deck.bends.items():
-            where = f"{prefix}/bend/{layer}" + (f"/cluster/{cluster}" if cluster else "")
-            values.extend([f"{where}/{op}", list(args)] for op, args in ops.items())
+        values.extend([prefix + address, args] for address, args in deck.bend_settings().items())
         if deck.blend is not None:
             values.append([f"{prefix}/blend/model", [deck.blend.name]])
             for layer, amount in sorted(deck.blend.amounts.items()):

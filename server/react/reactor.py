@@ -151,13 +151,17 @@ class Reactor:
         """The size pix2pix or feedback draws at while they show; 0 when they do not."""
         if self.reaction.weight(now) <= 0.0:
             return 0
-        model = {"pix2pix": self.pix2pix, "feedback": self.feedback}.get(self.reaction.mode)
+        model = self._image_model()
         return model.resolution if model is not None else 0
+
+    def _image_model(self) -> LoadedModel | None:
+        """The model drawing the reaction's picture (pix2pix, feedback); None for mirror."""
+        return {"pix2pix": self.pix2pix, "feedback": self.feedback}.get(self.reaction.mode)
 
     def squared(self, frame: InputFrame, size: int) -> Tensor:
         """A deck's own video frame as the square its reaction shows over: framed as the
         reaction's model was trained, so pix2pix's picture lies on the video it came from."""
-        model = {"pix2pix": self.pix2pix, "feedback": self.feedback}.get(self.reaction.mode)
+        model = self._image_model()
         fit = trained_fit(model) if model is not None else "crop"
         return input_tensor(frame, size=size, fit=fit, device=self.device)
 
